@@ -1,0 +1,22 @@
+# flat_add_isa(<isa> FLAGS <flags...>)
+# Compiles kernels/<isa>/{pack,qk,softmax,pv,table}.c, and only those, with the
+# ISA's flags into an object library, and records FLAT_HAVE_<ISA> for the
+# dispatcher. Every ISA folder holds the same file names (kernels/ukernel.h).
+set(FLAT_KERNEL_FILES pack.c qk.c softmax.c pv.c table.c)
+
+function(flat_add_isa isa)
+  cmake_parse_arguments(A "" "" "FLAGS" ${ARGN})
+  string(TOUPPER "${isa}" ISA)
+  list(TRANSFORM FLAT_KERNEL_FILES PREPEND "${PROJECT_SOURCE_DIR}/kernels/${isa}/"
+       OUTPUT_VARIABLE sources)
+  add_library(flat_kernels_${isa} OBJECT ${sources})
+  target_compile_options(flat_kernels_${isa} PRIVATE ${A_FLAGS})
+  target_include_directories(flat_kernels_${isa} PRIVATE
+      ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/kernels)
+  set_target_properties(flat_kernels_${isa} PROPERTIES
+      POSITION_INDEPENDENT_CODE ON C_VISIBILITY_PRESET hidden)
+  set_property(GLOBAL APPEND PROPERTY FLAT_KERNEL_OBJECTS
+               $<TARGET_OBJECTS:flat_kernels_${isa}>)
+  set_property(GLOBAL APPEND PROPERTY FLAT_ISA_DEFINES FLAT_HAVE_${ISA}=1)
+  set_property(GLOBAL APPEND PROPERTY FLAT_ISAS ${isa})
+endfunction()

@@ -1,0 +1,23 @@
+/* Scalar kernel declarations and register-block sizes. */
+#ifndef FLAT_SCALAR_KERNELS_H
+#define FLAT_SCALAR_KERNELS_H
+
+#include "../ukernel.h"
+
+#define FLAT_SCALAR_MR 4
+#define FLAT_SCALAR_NR 8
+#define FLAT_SCALAR_PV_MR 4
+
+void flat_pack_q__scalar(int m, int d, const float *const *rows, float scale,
+                         float *restrict qp);
+void flat_pack_k__scalar(int n, int d, const float *k, int64_t ld_k, float *restrict kp);
+void flat_qk_4x8__scalar(int d, int n_panels, const float *restrict qp,
+                         const float *restrict kp, float *restrict s, int64_t ld_s);
+float flat_row_max__scalar(int n, const float *s);
+float flat_exp2_row__scalar(int n, int width, float *s, float m);
+void flat_vexp2__scalar(int n, const float *x, float *y);
+void flat_pv_4__scalar(int m, int n, int dv, const float *restrict p, int64_t ld_p,
+                       const float *restrict v, int64_t ld_v, float *restrict o,
+                       int64_t ld_o, const float *restrict alpha);
+
+#endif

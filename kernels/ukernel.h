@@ -1,0 +1,132 @@
+/*
+ * The micro-kernel contract every ISA implements (scalar, avx2, avx512, neon).
+ *
+ * The runtime (runtime/) drives both dataflows through these functions only;
+ * it knows the register block (mr, nr, pv_mr) and the packing layouts below,
+ * nothing else of a kernel's insides.
+ *
+ * Common rules for every kernel:
+ *   - fp32 data, fp32 accumulation. Strides and sizes are in elements.
+ *   - Pointers marked restrict do not alias. No kernel reads or writes outside
+ *     the extents stated here (no over-reads: sanitizers stay quiet), and no
+ *     alignment is guaranteed beyond that of float.
+ *   - Scores are in base-2 units: pack_q folds scale * log2(e) into Q, so the
+ *     softmax uses exp2 and the runtime converts lse back with ln 2.
+ *   - exp2 of an argument below -126 is exactly 0 (never a denormal), so P V
+ *     never runs on denormal operands.
+ *
+ * Packing layouts (both zero-padded, so qk always runs whole register blocks):
+ *
+ *   Q panel (pack_q): mr rows of Q, dim-major           K panel (pack_k): nr keys, dim-major
+ *        qp[p][d][i] = scale * Q[p*mr + i][d]               kp[p][d][j] = K[p*nr + j][d]
+ *        d = 0 | q0 q1 ... q(mr-1) |                        d = 0 | k0 k1 ... k(nr-1) |
+ *        d = 1 | q0 q1 ... q(mr-1) |                        d = 1 | k0 k1 ... k(nr-1) |
+ *        ...                                                ...
+ *   a panel holds d*mr floats; rows past m are 0.      a panel holds d*nr floats; keys past n are 0.
+ */
+#ifndef FLAT_UKERNEL_H
+#define FLAT_UKERNEL_H
+
+#include <stdint.h>
+
+#include "flat.h"
+
+/* CPU feature bits a table requires (runtime/cpu.c fills a host mask). */
+enum {
+    FLAT_CPU_AVX2 = 1u << 0,
+    FLAT_CPU_FMA = 1u << 1,
+    FLAT_CPU_F16C = 1u << 2,
+    FLAT_CPU_AVX512F = 1u << 3,
+    FLAT_CPU_AVX512BW = 1u << 4,
+    FLAT_CPU_AVX512VL = 1u << 5,
+    FLAT_CPU_AVX512DQ = 1u << 6,
+    FLAT_CPU_NEON = 1u << 7,
+};
+
+/*
+ * pack_q: qp = panels of `m` query rows, each row scaled by `scale`.
+ *   rows[r] points at Q row r (d contiguous floats), r < m, m >= 1.
+ *   Writes ceil(m / mr) panels of d*mr floats; rows m.. of the last panel are 0.
+ */
+typedef void (*flat_pack_q_fn)(int m, int d, const float *const *rows, float scale,
+                               float *restrict qp);
+
+/*
+ * pack_k: kp = panels of `n` keys.
+ *   Key j is at k + j*ld_k (d contiguous floats), j < n, n >= 1.
+ *   Writes ceil(n / nr) panels of d*nr floats; keys n.. of the last panel are 0.
+ */
+typedef void (*flat_pack_k_fn)(int n, int d, const float *k, int64_t ld_k,
+                               float *restrict kp);
+
+/*
+ * qk: S[i][p*nr + j] = sum_d qp[d][i] * kp[p][d][j]
+ *   for one Q panel (i < mr) against `n_panels` consecutive K panels
+ *   (j < nr, p < n_panels). Row i of S starts at s + i*ld_s, and
+ *   ld_s >= n_panels*nr. Writes exactly mr x n_panels*nr floats.
+ */
+typedef void (*flat_qk_fn)(int d, int n_panels, const float *restrict qp,
+                           const float *restrict kp, float *restrict s, int64_t ld_s);
+
+/*
+ * row_max: max of s[0..n). Returns -inf when n == 0. NaN inputs may or may
+ * not propagate into the result; exp2_row then yields NaN for that row
+ * either way, which is all the runtime relies on.
+ */
+typedef float (*flat_row_max_fn)(int n, const float *s);
+
+/*
+ * exp2_row: s[j] = exp2(s[j] - m) for j < n, s[j] = 0 for n <= j < width;
+ *   returns the sum of the first n results. Preconditions: n <= width,
+ *   m >= every s[j] (j < n) and m finite whenever n > 0.
+ *   Accuracy: each exp2 within 2 ulp of the exact value (results below 2^-126
+ *   flush to exactly 0).
+ */
+typedef float (*flat_exp2_row_fn)(int n, int width, float *s, float m);
+
+/*
+ * pv: O[i][c] = a_i * O[i][c] + sum_{j<n} P[i][j] * V[j][c]   for i < m, c < dv,
+ *   where a_i = alpha[i], or, if alpha == NULL, O is not read (as if a_i = 0).
+ *   P row i at p + i*ld_p, V row j at v + j*ld_v, O row i at o + i*ld_o.
+ *   m >= 1 (any; the kernel blocks rows by pv_mr itself), n >= 0, dv >= 1.
+ *   V is read only for j < n, so masked keys (even NaN) never reach O.
+ */
+typedef void (*flat_pv_fn)(int m, int n, int dv, const float *restrict p, int64_t ld_p,
+                           const float *restrict v, int64_t ld_v, float *restrict o,
+                           int64_t ld_o, const float *restrict alpha);
+
+/* vexp2: y[j] = exp2(x[j]) for j < n, with exp2_row's accuracy and flushing.
+ * Exposed so tests measure the exp against SLEEF and the double reference. */
+typedef void (*flat_vexp2_fn)(int n, const float *x, float *y);
+
+/* One ISA's kernels and the constants they imply, selected whole. */
+typedef struct flat_ukernels {
+    flat_isa isa;
+    const char *name;  /* "scalar", "avx2", ... (flat_isa_name) */
+    uint32_t required; /* FLAT_CPU_* bits the host must have */
+    int mr;            /* query rows of a qk register block (Q panel height) */
+    int nr;            /* keys of a qk register block (K panel width) */
+    int pv_mr;         /* rows of a pv register block; the runtime groups
+                          rows with unequal masks by this */
+    flat_pack_q_fn pack_q;
+    flat_pack_k_fn pack_k;
+    flat_qk_fn qk;
+    flat_row_max_fn row_max;
+    flat_exp2_row_fn exp2_row;
+    flat_pv_fn pv;
+    flat_vexp2_fn vexp2;
+} flat_ukernels;
+
+/* The tables compiled into this build (FLAT_HAVE_<ISA> set by CMake). */
+extern const flat_ukernels flat_ukernels_scalar;
+#if defined(FLAT_HAVE_AVX2)
+extern const flat_ukernels flat_ukernels_avx2;
+#endif
+#if defined(FLAT_HAVE_AVX512)
+extern const flat_ukernels flat_ukernels_avx512;
+#endif
+#if defined(FLAT_HAVE_NEON)
+extern const flat_ukernels flat_ukernels_neon;
+#endif
+
+#endif /* FLAT_UKERNEL_H */

@@ -1,0 +1,56 @@
+/* flat_attention: validate, select the kernels, plan, run. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "dispatch.h"
+#include "error.h"
+#include "parallel.h"
+#include "plan.h"
+#include "problem.h"
+
+flat_tensor flat_tensor_bhsd(void *data, flat_dtype t, int64_t b, int64_t h, int64_t s,
+                             int64_t d)
+{
+    return (flat_tensor){data, t, b, h, s, d, h * s * d, s * d, d};
+}
+
+flat_tensor flat_tensor_bshd(void *data, flat_dtype t, int64_t b, int64_t s, int64_t h,
+                             int64_t d)
+{
+    return (flat_tensor){data, t, b, h, s, d, s * h * d, d, h * d};
+}
+
+static void explain(const flat_problem *p, const flat_ukernels *uk, const flat_plan *plan)
+{
+    const char *v = getenv("FLAT_VERBOSE");
+    if (!v || !*v || *v == '0')
+        return;
+    fprintf(stderr,
+            "flat: isa=%s dataflow=%s B=%lld Hq=%lld Hkv=%lld Nq=%lld Nk=%lld D=%lld Dv=%lld "
+            "causal=%d rows=%d (heads %d x positions %d) Bk=%d tasks=%lld threads=%d because %s\n",
+            uk->name, plan->dataflow == FLAT_DATAFLOW_FLAT ? "FLAT" : "FLASH",
+            (long long)p->batch, (long long)p->q_heads, (long long)p->kv_heads,
+            (long long)p->q_len, (long long)p->kv_len, (long long)p->dim,
+            (long long)p->v_dim, p->causal, plan->rows, plan->heads_per_task, plan->bq,
+            plan->bk, (long long)plan->tasks, plan->threads, plan->reason);
+}
+
+flat_status flat_attention(const flat_tensor *q, const flat_tensor *k, const flat_tensor *v,
+                           const flat_tensor *out, const flat_options *opt)
+{
+    static const flat_options defaults;
+    flat_error_clear();
+    if (!opt)
+        opt = &defaults;
+    flat_problem p;
+    flat_status s = flat_validate(q, k, v, out, opt, &p);
+    if (s != FLAT_OK)
+        return s;
+    const flat_ukernels *uk = flat_dispatch_select(opt->isa, &s);
+    if (!uk)
+        return s;
+    flat_plan plan;
+    flat_plan_choose(&p, uk, opt->dataflow, opt->num_threads, &plan);
+    explain(&p, uk, &plan);
+    return flat_parallel_run(&p, &plan, uk);
+}

@@ -1,0 +1,242 @@
+/* The two dataflows over one task's block of query rows.
+ *
+ * Rows of a task are the query heads of one GQA group (they share K and V)
+ * times a run of query positions. Every row sees a prefix [0, limit) of the
+ * keys (causal and kv_lens masks are both prefixes), so masking never needs
+ * a mask tensor: softmax stops at the limit and pv never reads past it. */
+#include <math.h>
+#include <string.h>
+
+#include "attend.h"
+
+#define LOG2E 1.44269504088896340736f
+#define LN2 0.69314718055994530942f
+
+static int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+int64_t flat_scratch_floats(const flat_problem *p, const flat_plan *plan)
+{
+    int64_t rp = plan->rows_pad, r = plan->rows;
+    int64_t n = rp * p->dim + rp * plan->s_cols + r * p->v_dim + 4 * r;
+    n += r * 4; /* limit (int) and rows (pointers), generously */
+    return round_up(n + 64, 16);
+}
+
+void flat_scratch_init(flat_scratch *ws, float *mem, const flat_problem *p,
+                       const flat_plan *plan)
+{
+    int64_t rp = plan->rows_pad, r = plan->rows;
+    float *at = mem;
+    ws->qp = at, at += round_up(rp * p->dim, 16);
+    ws->s = at, at += round_up(rp * plan->s_cols, 16);
+    ws->o = at, at += round_up(r * p->v_dim, 16);
+    ws->m = at, at += round_up(r, 16);
+    ws->l = at, at += round_up(r, 16);
+    ws->alpha = at, at += round_up(r, 16);
+    ws->ones = at, at += round_up(r, 16);
+    ws->limit = (int *)at, at += round_up(r, 16);
+    ws->rows = (const float **)at;
+    for (int64_t i = 0; i < r; i++)
+        ws->ones[i] = 1.0f;
+}
+
+flat_task flat_task_at(const flat_problem *p, const flat_plan *plan, int64_t t)
+{
+    int64_t group = p->q_heads / p->kv_heads;
+    int64_t head_tasks = (group + plan->heads_per_task - 1) / plan->heads_per_task;
+    int64_t q_blocks = (p->q_len + plan->bq - 1) / plan->bq;
+    int64_t per_block = p->batch * p->kv_heads * head_tasks;
+    /* Causal cost grows with the position, so hand out the last (heaviest)
+     * query blocks first: dynamic scheduling then balances the light tail. */
+    int64_t qb = q_blocks - 1 - t / per_block, rest = t % per_block;
+    flat_task task;
+    task.b = rest / (p->kv_heads * head_tasks);
+    task.kv_head = rest / head_tasks % p->kv_heads;
+    task.head0 = task.kv_head * group + rest % head_tasks * plan->heads_per_task;
+    task.heads = (int)imin(plan->heads_per_task, (task.kv_head + 1) * group - task.head0);
+    task.pos0 = qb * plan->bq;
+    task.positions = (int)imin(plan->bq, p->q_len - task.pos0);
+    return task;
+}
+
+/* Row r of the task is head head0 + r / positions at position pos0 + r % positions. */
+static int gather_rows(const flat_problem *p, const flat_task *t, flat_scratch *ws)
+{
+    int rows = t->heads * t->positions, kmax = 0;
+    for (int r = 0; r < rows; r++) {
+        int64_t h = t->head0 + r / t->positions, pos = t->pos0 + r % t->positions;
+        ws->rows[r] = p->q.data + t->b * p->q.sb + h * p->q.sh + pos * p->q.ss;
+        ws->limit[r] = (int)flat_visible_keys(p, t->b, pos);
+        kmax = ws->limit[r] > kmax ? ws->limit[r] : kmax;
+    }
+    return kmax;
+}
+
+static int max_limit(const int *limit, int r0, int r1)
+{
+    int m = 0;
+    for (int r = r0; r < r1; r++)
+        m = limit[r] > m ? limit[r] : m;
+    return m;
+}
+
+static int min_limit(const int *limit, int r0, int r1)
+{
+    int m = limit[r0];
+    for (int r = r0 + 1; r < r1; r++)
+        m = limit[r] < m ? limit[r] : m;
+    return m;
+}
+
+/* S[:, k0 .. k0+width) for every Q panel that has a row seeing past k0,
+ * walking K in L1-sized chunks of panels so each chunk serves all Q panels. */
+static void scores(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+                   const float *kp, int rows, int k0, int width, flat_scratch *ws,
+                   int64_t ld_s)
+{
+    int n_panels = (int)((width + uk->nr - 1) / uk->nr);
+    for (int c = 0; c < n_panels; c += plan->qk_panels) {
+        int c_end = (int)imin(n_panels, c + plan->qk_panels);
+        for (int r0 = 0; r0 < rows; r0 += uk->mr) {
+            int seen = max_limit(ws->limit, r0, (int)imin(rows, r0 + uk->mr)) - k0;
+            int need = (int)imin(c_end, (seen + uk->nr - 1) / uk->nr); /* causal: skip masked panels */
+            if (need <= c)
+                continue;
+            uk->qk((int)p->dim, need - c, ws->qp + (int64_t)r0 * p->dim,
+                   kp + ((int64_t)k0 / uk->nr + c) * p->dim * uk->nr,
+                   ws->s + (int64_t)r0 * ld_s + (int64_t)c * uk->nr, ld_s);
+        }
+    }
+}
+
+/* O += P[:, k0 .. k0+width) V, in chunks of keys so V rows stay in L1. Row
+ * groups of pv_mr share one register-blocked call up to the group's smallest
+ * limit; each row then finishes its own staircase tail, so no row ever
+ * multiplies a key it must not see (a NaN there must not leak in). */
+static void attend_values(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+                          const float *v, int rows, int k0, int width, const float *alpha,
+                          flat_scratch *ws, int64_t ld_s)
+{
+    int64_t ld_v = p->v.ss, dv = p->v_dim;
+    for (int c0 = 0; c0 < width; c0 += plan->pv_keys) {
+        int c1 = (int)imin(width, c0 + plan->pv_keys);
+        for (int r0 = 0; r0 < rows; r0 += uk->pv_mr) {
+            int r1 = (int)imin(rows, r0 + uk->pv_mr);
+            int full = (int)imax(0, imin(min_limit(ws->limit, r0, r1) - k0, c1) - c0);
+            const float *a = c0 > 0 ? ws->ones + r0 : alpha ? alpha + r0 : NULL;
+            float *o = ws->o + r0 * dv;
+            const float *s = ws->s + r0 * ld_s + c0;
+            uk->pv(r1 - r0, full, (int)dv, s, ld_s, v + (int64_t)(k0 + c0) * ld_v, ld_v, o, dv, a);
+            for (int r = r0; r < r1; r++) {
+                int extra = (int)imin(ws->limit[r] - k0, c1) - (c0 + full);
+                if (extra > 0)
+                    uk->pv(1, extra, (int)dv, ws->s + r * ld_s + c0 + full, ld_s,
+                           v + (int64_t)(k0 + c0 + full) * ld_v, ld_v, ws->o + r * dv, dv,
+                           ws->ones);
+            }
+        }
+    }
+}
+
+/* A row whose visible scores are all -inf or NaN read an Inf or NaN input:
+ * its softmax is undefined, so its output becomes NaN (via l), while its P
+ * entries become 0 so that the shared pv calls keep other rows clean. */
+static void poison_row(const flat_ukernels *uk, int n, float *s, flat_scratch *ws, int r)
+{
+    uk->exp2_row(0, n, s, 0.0f);
+    ws->l[r] = NAN;
+}
+
+/* FLAT: whole logit rows, exact softmax (true max, one exp per score), P V. */
+static void flat_rows(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+                      const float *kp, const float *v, int rows, int kmax, flat_scratch *ws)
+{
+    int64_t ld_s = plan->s_cols;
+    scores(p, plan, uk, kp, rows, 0, kmax, ws, ld_s);
+    for (int r = 0; r < rows; r++) {
+        float *s = ws->s + r * ld_s;
+        int n = ws->limit[r];
+        ws->m[r] = uk->row_max(n, s);
+        if (n > 0 && !(ws->m[r] > -INFINITY))
+            poison_row(uk, n, s, ws, r);
+        else
+            ws->l[r] = uk->exp2_row(n, n, s, ws->m[r]);
+    }
+    attend_values(p, plan, uk, v, rows, 0, kmax, NULL, ws, ld_s);
+}
+
+/* FLASH: key blocks of bk with a running max and sum; when the max grows,
+ * the partial output is rescaled by exp2(m_old - m_new) inside pv. */
+static void flash_rows(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+                       const float *kp, const float *v, int rows, int kmax, flat_scratch *ws)
+{
+    int64_t ld_s = plan->s_cols;
+    for (int r = 0; r < rows; r++) {
+        ws->m[r] = -INFINITY;
+        ws->l[r] = 0.0f;
+    }
+    for (int k0 = 0; k0 < kmax; k0 += plan->bk) {
+        int width = (int)imin(plan->bk, kmax - k0);
+        scores(p, plan, uk, kp, rows, k0, width, ws, ld_s);
+        for (int r = 0; r < rows; r++) {
+            int n = (int)imax(0, imin(ws->limit[r] - k0, width));
+            float *s = ws->s + r * ld_s;
+            float block_max = uk->row_max(n, s);
+            ws->alpha[r] = 1.0f; /* unless a new max rescales the row below */
+            if (n == 0)
+                continue;
+            if (!(block_max > -INFINITY)) {
+                poison_row(uk, n, s, ws, r);
+                continue;
+            }
+            float m_new = fmaxf(ws->m[r], block_max);
+            ws->alpha[r] = exp2f(ws->m[r] - m_new); /* 0 on the first block */
+            ws->l[r] = ws->l[r] * ws->alpha[r] + uk->exp2_row(n, n, s, m_new);
+            ws->m[r] = m_new;
+        }
+        attend_values(p, plan, uk, v, rows, k0, width, k0 == 0 ? NULL : ws->alpha, ws, ld_s);
+    }
+}
+
+/* out = O / l and lse = ln 2 * (m + log2 l); a row that saw nothing gets 0, -inf. */
+static void write_rows(const flat_problem *p, const flat_task *t, const flat_scratch *ws)
+{
+    int rows = t->heads * t->positions;
+    for (int r = 0; r < rows; r++) {
+        int64_t h = t->head0 + r / t->positions, pos = t->pos0 + r % t->positions;
+        float *out = p->out + t->b * p->out_sb + h * p->out_sh + pos * p->out_ss;
+        float l = ws->l[r];
+        const float *o = ws->o + (int64_t)r * p->v_dim;
+        if (l == 0.0f) {
+            memset(out, 0, (size_t)p->v_dim * sizeof *out);
+        } else {
+            float inv = 1.0f / l; /* NaN l (poisoned row) gives a NaN row */
+            for (int64_t c = 0; c < p->v_dim; c++)
+                out[c] = o[c] * inv;
+        }
+        if (p->lse)
+            p->lse[(t->b * p->q_heads + h) * p->q_len + pos] =
+                l == 0.0f ? -INFINITY : LN2 * (ws->m[r] + log2f(l));
+    }
+}
+
+void flat_attend_task(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+                      const float *kp, const flat_task *task, flat_scratch *ws)
+{
+    int rows = task->heads * task->positions;
+    int kmax = gather_rows(p, task, ws);
+    const float *v = p->v.data + task->b * p->v.sb + task->kv_head * p->v.sh;
+    if (kmax == 0) {
+        for (int r = 0; r < rows; r++)
+            ws->l[r] = 0.0f;
+    } else {
+        uk->pack_q(rows, (int)p->dim, ws->rows, p->scale * LOG2E, ws->qp);
+        if (plan->dataflow == FLAT_DATAFLOW_FLAT)
+            flat_rows(p, plan, uk, kp, v, rows, kmax, ws);
+        else
+            flash_rows(p, plan, uk, kp, v, rows, kmax, ws);
+    }
+    write_rows(p, task, ws);
+}

@@ -1,0 +1,42 @@
+/* One task of attention: a block of query rows against all its keys, in the
+ * FLAT or the FLASH dataflow, written only against kernels/ukernel.h. */
+#ifndef FLAT_ATTEND_H
+#define FLAT_ATTEND_H
+
+#include "plan.h"
+#include "problem.h"
+#include "ukernel.h"
+
+/* Per-thread scratch, carved from one allocation (see flat_workspace_floats). */
+typedef struct {
+    float *qp;     /* packed Q panels: rows_pad x dim */
+    float *s;      /* scores / probabilities: rows_pad x s_cols */
+    float *o;      /* unnormalised output rows: rows x v_dim */
+    float *m, *l;  /* running max (base-2 units) and sum per row */
+    float *alpha;  /* per-row rescale factors of the current key block */
+    float *ones;   /* rows ones: pv's "accumulate" */
+    int *limit;    /* keys visible to each row (a prefix) */
+    const float **rows; /* Q row pointers for pack_q */
+} flat_scratch;
+
+/* Floats one thread's scratch needs (pointer and int arrays included). */
+int64_t flat_scratch_floats(const flat_problem *p, const flat_plan *plan);
+
+/* Lays out a scratch over `mem` (flat_scratch_floats floats, 64-byte aligned). */
+void flat_scratch_init(flat_scratch *ws, float *mem, const flat_problem *p,
+                       const flat_plan *plan);
+
+/* The task's coordinates. */
+typedef struct {
+    int64_t b, kv_head, head0, pos0; /* first query head and position */
+    int heads, positions;
+} flat_task;
+
+/* Decodes task index t (heaviest causal blocks first). */
+flat_task flat_task_at(const flat_problem *p, const flat_plan *plan, int64_t t);
+
+/* Computes the task's output rows (and lse) with K packed in kp. */
+void flat_attend_task(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+                      const float *kp, const flat_task *task, flat_scratch *ws);
+
+#endif

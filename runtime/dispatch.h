@@ -1,0 +1,23 @@
+/* Kernel-table selection (the only place that chooses kernels). */
+#ifndef FLAT_DISPATCH_H
+#define FLAT_DISPATCH_H
+
+#include <stdint.h>
+
+#include "flat.h"
+#include "ukernel.h"
+
+/* The tables compiled into this build, best first; *count receives their
+ * number. Tests and benchmarks iterate this list. */
+const flat_ukernels *const *flat_dispatch_tables(int *count);
+
+/* Non-zero when the host CPU (and OS) can run table t. */
+int flat_dispatch_runnable(const flat_ukernels *t);
+
+/* The table for `isa` (AUTO: FLAT_ISA or the best runnable). On failure
+ * returns NULL after setting the thread's error message; *status receives
+ * FLAT_ERROR_UNSUPPORTED (ISA not built or not runnable here) or
+ * FLAT_ERROR_INVALID_ARGUMENT (not an ISA value, or FLAT_ISA unparsable). */
+const flat_ukernels *flat_dispatch_select(flat_isa isa, flat_status *status);
+
+#endif

@@ -1,0 +1,15 @@
+/* The OpenMP work split: K packing, then tasks over (batch, kv head, head
+ * group, query block). The only file with #pragma omp. */
+#ifndef FLAT_PARALLEL_H
+#define FLAT_PARALLEL_H
+
+#include "plan.h"
+#include "problem.h"
+#include "ukernel.h"
+
+/* Runs the planned call. All memory is allocated before any output is
+ * written, so FLAT_ERROR_OUT_OF_MEMORY leaves out untouched. */
+flat_status flat_parallel_run(const flat_problem *p, const flat_plan *plan,
+                              const flat_ukernels *uk);
+
+#endif

@@ -1,0 +1,81 @@
+/* Tile sizes and dataflow from the cache sizes.
+ *
+ * FLAT keeps rows x kv_len scores; it is chosen when that buffer fits the L2
+ * budget with enough rows to reuse each K panel across several Q panels.
+ * Otherwise FLASH streams key blocks of bk, whose buffer does not grow with
+ * kv_len. Both then walk K in chunks that fit L1. */
+#include <omp.h>
+#include <stdio.h>
+
+#include "cpu.h"
+#include "plan.h"
+
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+static int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* Rows a task aims for: enough Q panels to amortise each K panel load. */
+static int target_rows(const flat_ukernels *uk) { return (int)round_up(48, uk->mr); }
+
+static void choose_task_shape(const flat_problem *p, int rows, flat_plan *plan)
+{
+    int64_t group = p->q_heads / p->kv_heads;
+    if (group >= rows) {
+        plan->heads_per_task = rows;
+        plan->bq = 1;
+    } else {
+        plan->heads_per_task = (int)group;
+        plan->bq = (int)imin(p->q_len, imax(1, rows / group));
+    }
+}
+
+static int64_t count_tasks(const flat_problem *p, const flat_plan *plan)
+{
+    int64_t group = p->q_heads / p->kv_heads;
+    int64_t head_tasks = (group + plan->heads_per_task - 1) / plan->heads_per_task;
+    int64_t q_blocks = (p->q_len + plan->bq - 1) / plan->bq;
+    return p->batch * p->kv_heads * head_tasks * q_blocks;
+}
+
+void flat_plan_choose(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,
+                      int num_threads, flat_plan *plan)
+{
+    const flat_cpu_info *cpu = flat_cpu();
+    int threads = num_threads > 0 ? num_threads : omp_get_max_threads();
+    int64_t l2_budget = cpu->l2_bytes / 2; /* the other half: K/V panels streaming */
+    int64_t kv_pad = round_up(p->kv_len, uk->nr);
+    int rows = target_rows(uk);
+
+    /* FLAT's row buffer: rows_pad x kv_pad floats must fit the L2 budget. */
+    int64_t flat_rows = l2_budget / (kv_pad * 4) / uk->mr * uk->mr;
+    int64_t useful_rows = imin(rows, (p->q_heads / p->kv_heads) * p->q_len);
+    int flat_fits = flat_rows >= imin(useful_rows, 2 * uk->mr) && flat_rows >= uk->mr;
+    plan->dataflow = requested != FLAT_DATAFLOW_AUTO ? requested
+                     : flat_fits                     ? FLAT_DATAFLOW_FLAT
+                                                     : FLAT_DATAFLOW_FLASH;
+    if (plan->dataflow == FLAT_DATAFLOW_FLAT && flat_fits)
+        rows = (int)imin(rows, flat_rows);
+
+    choose_task_shape(p, rows, plan);
+    /* Small problems: halve the query block until every thread has work. */
+    while (count_tasks(p, plan) < 2 * threads && plan->bq > 1) {
+        plan->bq = (plan->bq + 1) / 2;
+    }
+    plan->rows = plan->heads_per_task * plan->bq;
+    plan->rows_pad = (int)round_up(plan->rows, uk->mr);
+    plan->tasks = count_tasks(p, plan);
+    plan->threads = (int)imin(threads, plan->tasks);
+    plan->k_panels = kv_pad / uk->nr;
+
+    plan->bk = (int)imin(kv_pad, round_up(256, uk->nr));
+    plan->s_cols = plan->dataflow == FLAT_DATAFLOW_FLAT ? kv_pad : plan->bk;
+    int64_t l1_half = cpu->l1d_bytes / 2;
+    plan->qk_panels = (int)imax(1, l1_half / (p->dim * uk->nr * 4));
+    plan->pv_keys = (int)imax(uk->nr, l1_half / (p->v_dim * 4) / uk->nr * uk->nr);
+
+    snprintf(plan->reason, sizeof plan->reason,
+             "%s: %s (FLAT rows fitting L2/2=%lldKiB at kv_len %lld: %lld)",
+             requested != FLAT_DATAFLOW_AUTO ? "requested" : "auto",
+             plan->dataflow == FLAT_DATAFLOW_FLAT ? "row buffer fits L2" : "row buffer too big for L2",
+             (long long)(l2_budget >> 10), (long long)p->kv_len, (long long)flat_rows);
+}

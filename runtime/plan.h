@@ -1,0 +1,27 @@
+/* The planner: dataflow, tile sizes and thread count for one call. */
+#ifndef FLAT_PLAN_H
+#define FLAT_PLAN_H
+
+#include "problem.h"
+#include "ukernel.h"
+
+typedef struct {
+    flat_dataflow dataflow; /* FLAT or FLASH, never AUTO */
+    int heads_per_task;     /* query heads of one GQA group stacked in a task */
+    int bq;                 /* query positions per task */
+    int rows;               /* heads_per_task * bq: Q rows a task holds */
+    int rows_pad;           /* rows rounded up to mr */
+    int bk;                 /* FLASH: keys per block (multiple of nr) */
+    int qk_panels;          /* K panels per qk call, sized so they stay in L1 */
+    int pv_keys;            /* keys per pv call, sized so V rows stay in L1 */
+    int64_t s_cols;         /* columns of the score buffer */
+    int64_t k_panels;       /* K panels per (batch, kv head): ceil(kv_len / nr) */
+    int64_t tasks;
+    int threads;
+    char reason[192];
+} flat_plan;
+
+void flat_plan_choose(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,
+                      int num_threads, flat_plan *plan);
+
+#endif

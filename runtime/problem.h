@@ -1,0 +1,40 @@
+/* One validated attention call, in the runtime's own terms. */
+#ifndef FLAT_PROBLEM_H
+#define FLAT_PROBLEM_H
+
+#include <stdint.h>
+
+#include "flat.h"
+
+typedef struct {
+    const float *data;
+    int64_t sb, sh, ss; /* strides of batch, head, seq, in elements */
+} flat_view;
+
+typedef struct {
+    flat_view q, k, v;
+    float *out;
+    int64_t out_sb, out_sh, out_ss;
+    float *lse; /* optional, [B, Hq, Nq] contiguous */
+    const int32_t *kv_lens;
+    int64_t batch, q_heads, kv_heads, q_len, kv_len, dim, v_dim;
+    int causal;
+    float scale; /* natural-log units; pack_q folds in log2(e) */
+} flat_problem;
+
+/* Checks every argument rule of flat.h before anything is written; on
+ * success fills *p. On failure returns the status with the message set. */
+flat_status flat_validate(const flat_tensor *q, const flat_tensor *k, const flat_tensor *v,
+                          const flat_tensor *out, const flat_options *opt, flat_problem *p);
+
+/* Keys row `pos` of batch b may see: a prefix [0, limit). */
+static inline int64_t flat_visible_keys(const flat_problem *p, int64_t b, int64_t pos)
+{
+    int64_t kvl = p->kv_lens ? p->kv_lens[b] : p->kv_len;
+    if (!p->causal)
+        return kvl;
+    int64_t lim = pos + (kvl - p->q_len) + 1; /* bottom-right aligned */
+    return lim < 0 ? 0 : lim > kvl ? kvl : lim;
+}
+
+#endif

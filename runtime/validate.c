@@ -1,0 +1,198 @@
+/* Argument rules of flat.h, checked before anything is written. Each
+ * failure names the first offending argument and its value. */
+#include <math.h>
+#include <string.h>
+
+#include "error.h"
+#include "problem.h"
+
+#define INVALID(...) flat_error(FLAT_ERROR_INVALID_ARGUMENT, __VA_ARGS__)
+
+static int mul_overflows(int64_t a, int64_t b, int64_t *r)
+{
+    return __builtin_mul_overflow(a, b, r);
+}
+
+static flat_status check_shape(const char *name, const flat_tensor *t)
+{
+    const int64_t dims[4] = {t->batch, t->heads, t->seq, t->dim};
+    static const char *dim_names[4] = {"batch", "heads", "seq", "dim"};
+    for (int i = 0; i < 4; i++)
+        if (dims[i] <= 0)
+            return INVALID("%s.%s (%lld) must be > 0", name, dim_names[i], (long long)dims[i]);
+    const int64_t strides[3] = {t->stride_batch, t->stride_head, t->stride_seq};
+    static const char *stride_names[3] = {"stride_batch", "stride_head", "stride_seq"};
+    for (int i = 0; i < 3; i++)
+        if (strides[i] < 0)
+            return INVALID("%s.%s (%lld) must be >= 0", name, stride_names[i],
+                           (long long)strides[i]);
+    int64_t n;
+    if (mul_overflows(t->batch, t->heads, &n) || mul_overflows(n, t->seq, &n) ||
+        mul_overflows(n, t->dim, &n) || mul_overflows(n, 4, &n))
+        return INVALID("%s size (%lld x %lld x %lld x %lld) overflows", name,
+                       (long long)t->batch, (long long)t->heads, (long long)t->seq,
+                       (long long)t->dim);
+    return FLAT_OK;
+}
+
+/* Offset of the last element; overflow-checked (the caller already knows
+ * every extent is positive and every stride non-negative). */
+static flat_status last_offset(const char *name, const flat_tensor *t, int64_t *last)
+{
+    int64_t a, b, c, sum;
+    if (mul_overflows(t->batch - 1, t->stride_batch, &a) ||
+        mul_overflows(t->heads - 1, t->stride_head, &b) ||
+        mul_overflows(t->seq - 1, t->stride_seq, &c) || __builtin_add_overflow(a, b, &sum) ||
+        __builtin_add_overflow(sum, c, &sum) || __builtin_add_overflow(sum, t->dim - 1, &sum) ||
+        mul_overflows(sum + 1, 4, &a))
+        return INVALID("%s strides address beyond the int64 range", name);
+    *last = sum;
+    return FLAT_OK;
+}
+
+/* out must be a one-to-one view: sorted by stride, each dimension must step
+ * past everything the inner ones cover, or threads would race on it. */
+static flat_status check_out_not_self_overlapping(const flat_tensor *t)
+{
+    struct { int64_t stride, extent; const char *name; } d[3] = {
+        {t->stride_batch, t->batch, "out.stride_batch"},
+        {t->stride_head, t->heads, "out.stride_head"},
+        {t->stride_seq, t->seq, "out.stride_seq"},
+    };
+    for (int i = 0; i < 3; i++) /* sort 3 by stride */
+        for (int j = i + 1; j < 3; j++)
+            if (d[j].stride < d[i].stride) {
+                __typeof__(d[0]) tmp = d[i];
+                d[i] = d[j];
+                d[j] = tmp;
+            }
+    int64_t covered = t->dim; /* elements spanned by the inner dimensions */
+    for (int i = 0; i < 3; i++) {
+        if (d[i].extent == 1)
+            continue;
+        if (d[i].stride < covered)
+            return INVALID("%s (%lld) makes out overlap itself (needs >= %lld)", d[i].name,
+                           (long long)d[i].stride, (long long)covered);
+        covered = d[i].stride * d[i].extent;
+    }
+    return FLAT_OK;
+}
+
+static int ranges_overlap(const void *a, int64_t a_bytes, const void *b, int64_t b_bytes)
+{
+    uintptr_t a0 = (uintptr_t)a, b0 = (uintptr_t)b;
+    return a0 < b0 + (uintptr_t)b_bytes && b0 < a0 + (uintptr_t)a_bytes;
+}
+
+static flat_status check_dtype(const char *name, const flat_tensor *t, const flat_tensor *q)
+{
+    if ((int)t->dtype < FLAT_F32 || (int)t->dtype > FLAT_BF16)
+        return INVALID("%s.dtype (%d) is not a flat_dtype value", name, (int)t->dtype);
+    if (t->dtype != q->dtype)
+        return INVALID("%s.dtype (%d) != q.dtype (%d)", name, (int)t->dtype, (int)q->dtype);
+    return FLAT_OK;
+}
+
+static flat_status check_tensors(const flat_tensor *q, const flat_tensor *k,
+                                 const flat_tensor *v, const flat_tensor *out)
+{
+    const flat_tensor *all[4] = {q, k, v, out};
+    static const char *names[4] = {"q", "k", "v", "out"};
+    for (int i = 0; i < 4; i++) {
+        if (!all[i])
+            return INVALID("%s is NULL", names[i]);
+        if (!all[i]->data)
+            return INVALID("%s.data is NULL", names[i]);
+    }
+    flat_status s;
+    for (int i = 0; i < 4; i++)
+        if ((s = check_dtype(names[i], all[i], q)) != FLAT_OK ||
+            (s = check_shape(names[i], all[i])) != FLAT_OK)
+            return s;
+    if (q->dtype != FLAT_F32)
+        return flat_error(FLAT_ERROR_UNSUPPORTED,
+                          "q.dtype (%d): only FLAT_F32 is computed by this release",
+                          (int)q->dtype);
+    if (k->batch != q->batch) return INVALID("k.batch (%lld) != q.batch (%lld)", (long long)k->batch, (long long)q->batch);
+    if (v->batch != q->batch) return INVALID("v.batch (%lld) != q.batch (%lld)", (long long)v->batch, (long long)q->batch);
+    if (out->batch != q->batch) return INVALID("out.batch (%lld) != q.batch (%lld)", (long long)out->batch, (long long)q->batch);
+    if (q->heads % k->heads != 0)
+        return INVALID("q.heads (%lld) is not a multiple of k.heads (%lld)", (long long)q->heads, (long long)k->heads);
+    if (v->heads != k->heads) return INVALID("v.heads (%lld) != k.heads (%lld)", (long long)v->heads, (long long)k->heads);
+    if (out->heads != q->heads) return INVALID("out.heads (%lld) != q.heads (%lld)", (long long)out->heads, (long long)q->heads);
+    if (k->dim != q->dim) return INVALID("k.dim (%lld) != q.dim (%lld)", (long long)k->dim, (long long)q->dim);
+    if (v->seq != k->seq) return INVALID("v.seq (%lld) != k.seq (%lld)", (long long)v->seq, (long long)k->seq);
+    if (out->seq != q->seq) return INVALID("out.seq (%lld) != q.seq (%lld)", (long long)out->seq, (long long)q->seq);
+    if (out->dim != v->dim) return INVALID("out.dim (%lld) != v.dim (%lld)", (long long)out->dim, (long long)v->dim);
+    if (q->seq > INT32_MAX || k->seq > INT32_MAX || q->dim > INT32_MAX || v->dim > INT32_MAX)
+        return INVALID("sequence lengths and head dims must be below 2^31");
+
+    int64_t last[4];
+    for (int i = 0; i < 4; i++)
+        if ((s = last_offset(names[i], all[i], &last[i])) != FLAT_OK)
+            return s;
+    if ((s = check_out_not_self_overlapping(out)) != FLAT_OK)
+        return s;
+    for (int i = 0; i < 3; i++)
+        if (ranges_overlap(out->data, (last[3] + 1) * 4, all[i]->data, (last[i] + 1) * 4))
+            return INVALID("out overlaps %s (out must not share memory with an input)",
+                           names[i]);
+    return FLAT_OK;
+}
+
+static flat_status check_options(const flat_options *o, const flat_tensor *q,
+                                 const flat_tensor *k, const flat_tensor *out)
+{
+    for (int i = 0; i < 8; i++)
+        if (o->reserved[i] != 0)
+            return INVALID("opt.reserved[%d] (%llu) must be 0", i,
+                           (unsigned long long)o->reserved[i]);
+    if (!isfinite(o->scale) || o->scale < 0)
+        return INVALID("opt.scale (%g) must be finite and >= 0", (double)o->scale);
+    if (o->num_threads < 0)
+        return INVALID("opt.num_threads (%d) must be >= 0", o->num_threads);
+    if (o->dataflow < FLAT_DATAFLOW_AUTO || o->dataflow > FLAT_DATAFLOW_FLASH)
+        return INVALID("opt.dataflow (%d) is not a flat_dataflow value", (int)o->dataflow);
+    if (o->kv_lens)
+        for (int64_t b = 0; b < q->batch; b++)
+            if (o->kv_lens[b] < 0 || o->kv_lens[b] > k->seq)
+                return INVALID("opt.kv_lens[%lld] (%d) outside [0, %lld]", (long long)b,
+                               (int)o->kv_lens[b], (long long)k->seq);
+    if (o->lse) {
+        int64_t lse_bytes = q->batch * q->heads * q->seq * 4, out_last;
+        last_offset("out", out, &out_last);
+        if (ranges_overlap(o->lse, lse_bytes, out->data, (out_last + 1) * 4))
+            return INVALID("opt.lse overlaps out");
+    }
+    return FLAT_OK;
+}
+
+flat_status flat_validate(const flat_tensor *q, const flat_tensor *k, const flat_tensor *v,
+                          const flat_tensor *out, const flat_options *opt, flat_problem *p)
+{
+    flat_status s = check_tensors(q, k, v, out);
+    if (s == FLAT_OK)
+        s = check_options(opt, q, k, out);
+    if (s != FLAT_OK)
+        return s;
+    memset(p, 0, sizeof *p);
+    p->q = (flat_view){q->data, q->stride_batch, q->stride_head, q->stride_seq};
+    p->k = (flat_view){k->data, k->stride_batch, k->stride_head, k->stride_seq};
+    p->v = (flat_view){v->data, v->stride_batch, v->stride_head, v->stride_seq};
+    p->out = out->data;
+    p->out_sb = out->stride_batch;
+    p->out_sh = out->stride_head;
+    p->out_ss = out->stride_seq;
+    p->lse = opt->lse;
+    p->kv_lens = opt->kv_lens;
+    p->batch = q->batch;
+    p->q_heads = q->heads;
+    p->kv_heads = k->heads;
+    p->q_len = q->seq;
+    p->kv_len = k->seq;
+    p->dim = q->dim;
+    p->v_dim = v->dim;
+    p->causal = opt->causal != 0;
+    p->scale = opt->scale != 0 ? opt->scale : 1.0f / sqrtf((float)q->dim);
+    return FLAT_OK;
+}

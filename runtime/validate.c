@@ -140,8 +140,24 @@ static flat_status check_tensors(const flat_tensor *q, const flat_tensor *k,
     return FLAT_OK;
 }
 
+/* lse is written, so like out it may share memory with nothing. */
+static flat_status check_lse(const float *lse, const flat_tensor *q, const flat_tensor *k,
+                             const flat_tensor *v, const flat_tensor *out)
+{
+    const flat_tensor *all[4] = {q, k, v, out};
+    static const char *names[4] = {"q", "k", "v", "out"};
+    int64_t lse_bytes = q->batch * q->heads * q->seq * 4, last;
+    for (int i = 0; i < 4; i++) {
+        last_offset(names[i], all[i], &last); /* already checked not to overflow */
+        if (ranges_overlap(lse, lse_bytes, all[i]->data, (last + 1) * 4))
+            return INVALID("opt.lse overlaps %s", names[i]);
+    }
+    return FLAT_OK;
+}
+
 static flat_status check_options(const flat_options *o, const flat_tensor *q,
-                                 const flat_tensor *k, const flat_tensor *out)
+                                 const flat_tensor *k, const flat_tensor *v,
+                                 const flat_tensor *out)
 {
     for (int i = 0; i < 8; i++)
         if (o->reserved[i] != 0)
@@ -158,13 +174,7 @@ static flat_status check_options(const flat_options *o, const flat_tensor *q,
             if (o->kv_lens[b] < 0 || o->kv_lens[b] > k->seq)
                 return INVALID("opt.kv_lens[%lld] (%d) outside [0, %lld]", (long long)b,
                                (int)o->kv_lens[b], (long long)k->seq);
-    if (o->lse) {
-        int64_t lse_bytes = q->batch * q->heads * q->seq * 4, out_last;
-        last_offset("out", out, &out_last);
-        if (ranges_overlap(o->lse, lse_bytes, out->data, (out_last + 1) * 4))
-            return INVALID("opt.lse overlaps out");
-    }
-    return FLAT_OK;
+    return o->lse ? check_lse(o->lse, q, k, v, out) : FLAT_OK;
 }
 
 flat_status flat_validate(const flat_tensor *q, const flat_tensor *k, const flat_tensor *v,
@@ -172,7 +182,7 @@ flat_status flat_validate(const flat_tensor *q, const flat_tensor *k, const flat
 {
     flat_status s = check_tensors(q, k, v, out);
     if (s == FLAT_OK)
-        s = check_options(opt, q, k, out);
+        s = check_options(opt, q, k, v, out);
     if (s != FLAT_OK)
         return s;
     memset(p, 0, sizeof *p);

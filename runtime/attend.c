@@ -16,29 +16,42 @@ static int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
+/* Lays the scratch regions out from `mem` (each 64-byte aligned) and returns
+ * how many floats they span. With mem == NULL it only measures, so the size
+ * and the layout can never disagree. */
+static int64_t scratch_layout(flat_scratch *ws, float *mem, const flat_problem *p,
+                              const flat_plan *plan)
+{
+    int64_t rp = plan->rows_pad, r = plan->rows, at = 0;
+#define CARVE(field, type, count)                                                      \
+    do {                                                                               \
+        ws->field = mem ? (type)(void *)(mem + at) : NULL;                             \
+        at += round_up((int64_t)(count) * (int64_t)sizeof(*ws->field) / 4 + 1, 16);    \
+    } while (0)
+    CARVE(qp, float *, rp * p->dim);
+    CARVE(s, float *, rp * plan->s_cols);
+    CARVE(o, float *, r * p->v_dim);
+    CARVE(m, float *, r);
+    CARVE(l, float *, r);
+    CARVE(alpha, float *, r);
+    CARVE(ones, float *, r);
+    CARVE(limit, int *, r);
+    CARVE(rows, const float **, r);
+#undef CARVE
+    return at;
+}
+
 int64_t flat_scratch_floats(const flat_problem *p, const flat_plan *plan)
 {
-    int64_t rp = plan->rows_pad, r = plan->rows;
-    int64_t n = rp * p->dim + rp * plan->s_cols + r * p->v_dim + 4 * r;
-    n += r * 4; /* limit (int) and rows (pointers), generously */
-    return round_up(n + 64, 16);
+    flat_scratch unused;
+    return scratch_layout(&unused, NULL, p, plan);
 }
 
 void flat_scratch_init(flat_scratch *ws, float *mem, const flat_problem *p,
                        const flat_plan *plan)
 {
-    int64_t rp = plan->rows_pad, r = plan->rows;
-    float *at = mem;
-    ws->qp = at, at += round_up(rp * p->dim, 16);
-    ws->s = at, at += round_up(rp * plan->s_cols, 16);
-    ws->o = at, at += round_up(r * p->v_dim, 16);
-    ws->m = at, at += round_up(r, 16);
-    ws->l = at, at += round_up(r, 16);
-    ws->alpha = at, at += round_up(r, 16);
-    ws->ones = at, at += round_up(r, 16);
-    ws->limit = (int *)at, at += round_up(r, 16);
-    ws->rows = (const float **)at;
-    for (int64_t i = 0; i < r; i++)
+    scratch_layout(ws, mem, p, plan);
+    for (int64_t i = 0; i < plan->rows; i++)
         ws->ones[i] = 1.0f;
 }
 
@@ -47,10 +60,12 @@ flat_task flat_task_at(const flat_problem *p, const flat_plan *plan, int64_t t)
     int64_t group = p->q_heads / p->kv_heads;
     int64_t head_tasks = (group + plan->heads_per_task - 1) / plan->heads_per_task;
     int64_t q_blocks = (p->q_len + plan->bq - 1) / plan->bq;
-    int64_t per_block = p->batch * p->kv_heads * head_tasks;
-    /* Causal cost grows with the position, so hand out the last (heaviest)
-     * query blocks first: dynamic scheduling then balances the light tail. */
-    int64_t qb = q_blocks - 1 - t / per_block, rest = t % per_block;
+    /* Consecutive tasks share a (batch, kv head, head group), so its K and V
+     * stay in L2/L3 while every query block streams them; walking heads
+     * first would pull all heads' K and V through L3 for every block. Within
+     * a head, causal cost grows with the position, so the last (heaviest)
+     * query blocks go first and dynamic scheduling balances the light tail. */
+    int64_t qb = q_blocks - 1 - t % q_blocks, rest = t / q_blocks;
     flat_task task;
     task.b = rest / (p->kv_heads * head_tasks);
     task.kv_head = rest / head_tasks % p->kv_heads;
@@ -140,9 +155,10 @@ static void attend_values(const flat_problem *p, const flat_plan *plan, const fl
     }
 }
 
-/* A row whose visible scores are all -inf or NaN read an Inf or NaN input:
- * its softmax is undefined, so its output becomes NaN (via l), while its P
- * entries become 0 so that the shared pv calls keep other rows clean. */
+/* A row whose block max is +-inf or NaN read an Inf or NaN input (or its dot
+ * product overflowed): its softmax is undefined, so its output becomes NaN
+ * (via l), while its P entries become 0 so the shared pv calls keep the
+ * other rows clean. */
 static void poison_row(const flat_ukernels *uk, int n, float *s, flat_scratch *ws, int r)
 {
     uk->exp2_row(0, n, s, 0.0f);
@@ -159,7 +175,7 @@ static void flat_rows(const flat_problem *p, const flat_plan *plan, const flat_u
         float *s = ws->s + r * ld_s;
         int n = ws->limit[r];
         ws->m[r] = uk->row_max(n, s);
-        if (n > 0 && !(ws->m[r] > -INFINITY))
+        if (n > 0 && !isfinite(ws->m[r]))
             poison_row(uk, n, s, ws, r);
         else
             ws->l[r] = uk->exp2_row(n, n, s, ws->m[r]);
@@ -187,7 +203,7 @@ static void flash_rows(const flat_problem *p, const flat_plan *plan, const flat_
             ws->alpha[r] = 1.0f; /* unless a new max rescales the row below */
             if (n == 0)
                 continue;
-            if (!(block_max > -INFINITY)) {
+            if (!isfinite(block_max)) {
                 poison_row(uk, n, s, ws, r);
                 continue;
             }
@@ -201,7 +217,8 @@ static void flash_rows(const flat_problem *p, const flat_plan *plan, const flat_
 }
 
 /* out = O / l and lse = ln 2 * (m + log2 l); a row that saw nothing gets 0, -inf. */
-static void write_rows(const flat_problem *p, const flat_task *t, const flat_scratch *ws)
+static void write_rows(const flat_problem *p, const flat_ukernels *uk, const flat_task *t,
+                       const flat_scratch *ws)
 {
     int rows = t->heads * t->positions;
     for (int r = 0; r < rows; r++) {
@@ -212,14 +229,31 @@ static void write_rows(const flat_problem *p, const flat_task *t, const flat_scr
         if (l == 0.0f) {
             memset(out, 0, (size_t)p->v_dim * sizeof *out);
         } else {
-            float inv = 1.0f / l; /* NaN l (poisoned row) gives a NaN row */
-            for (int64_t c = 0; c < p->v_dim; c++)
-                out[c] = o[c] * inv;
+            /* out = (1/l) * o as a one-key pv: the ISA's vector loop instead
+             * of a scalar one. NaN l (poisoned row) gives a NaN row. */
+            float inv = 1.0f / l;
+            uk->pv(1, 1, (int)p->v_dim, &inv, 1, o, p->v_dim, out, p->v_dim, NULL);
         }
         if (p->lse)
             p->lse[(t->b * p->q_heads + h) * p->q_len + pos] =
                 l == 0.0f ? -INFINITY : LN2 * (ws->m[r] + log2f(l));
     }
+}
+
+/* The next task in order (same heads, the query block below) finds its Q
+ * rows cold in memory, and pack_q's strided loads cannot hide that latency
+ * (it measured 10x slower than with warm rows). Ask for them now, after this
+ * task's pack_q, into L2 (and so L3 for whichever thread takes that task).
+ * always_inline: GCC deems a prefetch-only function const and deletes calls. */
+static inline __attribute__((always_inline)) void prefetch_next_q(const flat_problem *p, const flat_plan *plan, const flat_task *t)
+{
+    int64_t pos1 = t->pos0, pos0 = imax(0, pos1 - plan->bq);
+    for (int64_t h = t->head0; h < t->head0 + t->heads; h++)
+        for (int64_t pos = pos0; pos < pos1; pos++) {
+            const float *row = p->q.data + t->b * p->q.sb + h * p->q.sh + pos * p->q.ss;
+            for (int64_t c = 0; c < p->dim; c += 16)
+                __builtin_prefetch(row + c, 0, 2);
+        }
 }
 
 void flat_attend_task(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
@@ -233,10 +267,11 @@ void flat_attend_task(const flat_problem *p, const flat_plan *plan, const flat_u
             ws->l[r] = 0.0f;
     } else {
         uk->pack_q(rows, (int)p->dim, ws->rows, p->scale * LOG2E, ws->qp);
+        prefetch_next_q(p, plan, task);
         if (plan->dataflow == FLAT_DATAFLOW_FLAT)
             flat_rows(p, plan, uk, kp, v, rows, kmax, ws);
         else
             flash_rows(p, plan, uk, kp, v, rows, kmax, ws);
     }
-    write_rows(p, task, ws);
+    write_rows(p, uk, task, ws);
 }

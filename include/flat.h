@@ -130,7 +130,8 @@ typedef struct {
  * out = softmax(scale * q k^T + mask) v, per batch and query head.
  *
  * Shapes: q [B, Hq, Nq, D], k [B, Hkv, Nk, D], v [B, Hkv, Nk, Dv],
- * out [B, Hq, Nq, Dv], with Hq % Hkv == 0; query head h reads kv head
+ * out [B, Hq, Nq, Dv], with Hq % Hkv == 0, and Nq, Nk, D, Dv < 2^31;
+ * query head h reads kv head
  * h / (Hq / Hkv) (GQA; MQA when Hkv == 1). All four share one dtype.
  * A query row that sees no key gets a zero output row (and lse = -inf).
  *

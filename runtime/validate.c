@@ -124,8 +124,12 @@ static flat_status check_tensors(const flat_tensor *q, const flat_tensor *k,
     if (v->seq != k->seq) return INVALID("v.seq (%lld) != k.seq (%lld)", (long long)v->seq, (long long)k->seq);
     if (out->seq != q->seq) return INVALID("out.seq (%lld) != q.seq (%lld)", (long long)out->seq, (long long)q->seq);
     if (out->dim != v->dim) return INVALID("out.dim (%lld) != v.dim (%lld)", (long long)out->dim, (long long)v->dim);
-    if (q->seq > INT32_MAX || k->seq > INT32_MAX || q->dim > INT32_MAX || v->dim > INT32_MAX)
-        return INVALID("sequence lengths and head dims must be below 2^31");
+    /* Kernels index rows and columns with int. */
+    const int64_t extents[4] = {q->seq, k->seq, q->dim, v->dim};
+    static const char *extent_names[4] = {"q.seq", "k.seq", "q.dim", "v.dim"};
+    for (int i = 0; i < 4; i++)
+        if (extents[i] > INT32_MAX)
+            return INVALID("%s (%lld) must be < 2^31", extent_names[i], (long long)extents[i]);
 
     int64_t last[4];
     for (int i = 0; i < 4; i++)

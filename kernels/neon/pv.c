@@ -1,0 +1,127 @@
+#if !defined(__aarch64__)
+#error "kernels/neon/ is built for AArch64 only"
+#endif
+/* O = diag(alpha) O + P V: blocks of 4 rows x 16 columns (kernels.h). */
+#include <arm_neon.h>
+#include <assert.h>
+#include <math.h>
+#include <stddef.h>
+
+#include "../ukernel.h"
+#include "kernels.h"
+
+#define PV_MR FLAT_NEON_PV_MR
+#define PV_NV (FLAT_NEON_PV_NC / 4) /* vectors per row of a full tile */
+
+/* acc[i][0..nv) += p_i * V row j, with p_i broadcast: one key of the tile. */
+static inline __attribute__((always_inline)) void
+pv_key(int nv, float32x4_t acc[PV_MR][PV_NV], const float *vj, float32x4_t p0,
+       float32x4_t p1, float32x4_t p2, float32x4_t p3)
+{
+#pragma GCC unroll 4
+    for (int x = 0; x < nv; x++) {
+        float32x4_t vx = vld1q_f32(vj + 4 * x);
+        acc[0][x] = vfmaq_f32(acc[0][x], vx, p0);
+        acc[1][x] = vfmaq_f32(acc[1][x], vx, p1);
+        acc[2][x] = vfmaq_f32(acc[2][x], vx, p2);
+        acc[3][x] = vfmaq_f32(acc[3][x], vx, p3);
+    }
+}
+
+/*
+ * One tile: rows 0..3 (pr[i]; unused rows alias row 0 and are computed but
+ * never stored) by nv*4 columns at o. The accumulators start from alpha*O,
+ * or 0 without alpha (O unread), then take one key at a time, so the sum runs
+ * in the same order as the scalar kernel. Four keys share one load of each P
+ * row; the last n % 4 keys load P element by element, so P and V are read
+ * only for j < n.
+ */
+static inline __attribute__((always_inline)) void
+pv_tile(int nv, int rows, int n, const float *const pr[PV_MR], const float *restrict v,
+        int64_t ld_v, float *restrict o, int64_t ld_o, const float *restrict alpha)
+{
+    /* Every loop over the tile is fully unrolled, so all indices are
+     * constants and acc lives in registers. */
+    float32x4_t acc[PV_MR][PV_NV];
+#pragma GCC unroll 4
+    for (int i = 0; i < PV_MR; i++) {
+#pragma GCC unroll 4
+        for (int x = 0; x < nv; x++)
+            acc[i][x] = i < rows && alpha
+                            ? vmulq_n_f32(vld1q_f32(o + i * ld_o + 4 * x), alpha[i])
+                            : vdupq_n_f32(0.0f);
+    }
+
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        float32x4_t p0 = vld1q_f32(pr[0] + j), p1 = vld1q_f32(pr[1] + j);
+        float32x4_t p2 = vld1q_f32(pr[2] + j), p3 = vld1q_f32(pr[3] + j);
+        const float *vj = v + j * ld_v;
+        pv_key(nv, acc, vj, vdupq_laneq_f32(p0, 0), vdupq_laneq_f32(p1, 0),
+               vdupq_laneq_f32(p2, 0), vdupq_laneq_f32(p3, 0));
+        pv_key(nv, acc, vj + ld_v, vdupq_laneq_f32(p0, 1), vdupq_laneq_f32(p1, 1),
+               vdupq_laneq_f32(p2, 1), vdupq_laneq_f32(p3, 1));
+        pv_key(nv, acc, vj + 2 * ld_v, vdupq_laneq_f32(p0, 2), vdupq_laneq_f32(p1, 2),
+               vdupq_laneq_f32(p2, 2), vdupq_laneq_f32(p3, 2));
+        pv_key(nv, acc, vj + 3 * ld_v, vdupq_laneq_f32(p0, 3), vdupq_laneq_f32(p1, 3),
+               vdupq_laneq_f32(p2, 3), vdupq_laneq_f32(p3, 3));
+    }
+    for (; j < n; j++)
+        pv_key(nv, acc, v + j * ld_v, vld1q_dup_f32(pr[0] + j), vld1q_dup_f32(pr[1] + j),
+               vld1q_dup_f32(pr[2] + j), vld1q_dup_f32(pr[3] + j));
+
+#pragma GCC unroll 4
+    for (int i = 0; i < PV_MR; i++) {
+        if (i >= rows)
+            break;
+#pragma GCC unroll 4
+        for (int x = 0; x < nv; x++)
+            vst1q_f32(o + i * ld_o + 4 * x, acc[i][x]);
+    }
+}
+
+/* The last dv % 4 columns, element by element, in the same order. */
+static void pv_columns(int cols, int rows, int n, const float *const pr[PV_MR],
+                       const float *restrict v, int64_t ld_v, float *restrict o,
+                       int64_t ld_o, const float *restrict alpha)
+{
+    for (int i = 0; i < rows; i++) {
+        for (int c = 0; c < cols; c++) {
+            float acc = alpha ? alpha[i] * o[i * ld_o + c] : 0.0f;
+            for (int j = 0; j < n; j++)
+                acc = fmaf(pr[i][j], v[j * ld_v + c], acc);
+            o[i * ld_o + c] = acc;
+        }
+    }
+}
+
+/* Up to PV_MR rows across all dv columns: full tiles, then 4-wide, then
+ * single columns. */
+static void pv_rows(int rows, int n, int dv, const float *restrict p, int64_t ld_p,
+                    const float *restrict v, int64_t ld_v, float *restrict o,
+                    int64_t ld_o, const float *restrict alpha)
+{
+    const float *pr[PV_MR];
+    for (int i = 0; i < PV_MR; i++)
+        pr[i] = p + (i < rows ? i : 0) * ld_p;
+    int c = 0;
+    for (; c + FLAT_NEON_PV_NC <= dv; c += FLAT_NEON_PV_NC)
+        pv_tile(PV_NV, rows, n, pr, v + c, ld_v, o + c, ld_o, alpha);
+    for (; c + 4 <= dv; c += 4)
+        pv_tile(1, rows, n, pr, v + c, ld_v, o + c, ld_o, alpha);
+    if (c < dv)
+        pv_columns(dv - c, rows, n, pr, v + c, ld_v, o + c, ld_o, alpha);
+}
+
+void flat_pv_4x16__neon(int m, int n, int dv, const float *restrict p, int64_t ld_p,
+                        const float *restrict v, int64_t ld_v, float *restrict o,
+                        int64_t ld_o, const float *restrict alpha)
+{
+    assert(m >= 1 && n >= 0 && dv >= 1 && o);
+    assert(n == 0 || (p && v));
+    for (int r = 0; r < m; r += PV_MR) {
+        int rows = m - r < PV_MR ? m - r : PV_MR;
+        pv_rows(rows, n, dv, p + r * ld_p, ld_p, v, ld_v, o + r * ld_o, ld_o,
+                alpha ? alpha + r : NULL);
+    }
+}

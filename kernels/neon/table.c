@@ -1,0 +1,23 @@
+#if !defined(__aarch64__)
+#error "kernels/neon/ is built for AArch64 only"
+#endif
+/* The NEON kernel table. Advanced SIMD is part of the AArch64 base ISA, but
+ * the table still names its feature bit so dispatch treats it like any other. */
+#include "../ukernel.h"
+#include "kernels.h"
+
+const flat_ukernels flat_ukernels_neon = {
+    .isa = FLAT_ISA_NEON,
+    .name = "neon",
+    .required = FLAT_CPU_NEON,
+    .mr = FLAT_NEON_MR,
+    .nr = FLAT_NEON_NR,
+    .pv_mr = FLAT_NEON_PV_MR,
+    .pack_q = flat_pack_q_8__neon,
+    .pack_k = flat_pack_k_12__neon,
+    .qk = flat_qk_8x12__neon,
+    .row_max = flat_row_max__neon,
+    .exp2_row = flat_exp2_row__neon,
+    .pv = flat_pv_4x16__neon,
+    .vexp2 = flat_vexp2__neon,
+};

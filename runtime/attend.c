@@ -28,6 +28,7 @@ static int64_t scratch_layout(flat_scratch *ws, float *mem, const flat_problem *
         ws->field = mem ? (type)(void *)(mem + at) : NULL;                             \
         at += round_up((int64_t)(count) * (int64_t)sizeof(*ws->field) / 4 + 1, 16);    \
     } while (0)
+    CARVE(kp, float *, plan->k_floats);
     CARVE(qp, float *, rp * p->dim);
     CARVE(s, float *, rp * plan->s_cols);
     CARVE(o, float *, r * p->v_dim);
@@ -37,6 +38,7 @@ static int64_t scratch_layout(flat_scratch *ws, float *mem, const flat_problem *
     CARVE(ones, float *, r);
     CARVE(limit, int *, r);
     CARVE(rows, const float **, r);
+    CARVE(next_rows, const float **, r);
 #undef CARVE
     return at;
 }
@@ -51,6 +53,7 @@ void flat_scratch_init(flat_scratch *ws, float *mem, const flat_problem *p,
                        const flat_plan *plan)
 {
     scratch_layout(ws, mem, p, plan);
+    ws->kp_pair = -1;
     for (int64_t i = 0; i < plan->rows; i++)
         ws->ones[i] = 1.0f;
 }
@@ -77,12 +80,14 @@ flat_task flat_task_at(const flat_problem *p, const flat_plan *plan, int64_t t)
 }
 
 /* Row r of the task is head head0 + r / positions at position pos0 + r % positions. */
-static int gather_rows(const flat_problem *p, const flat_task *t, flat_scratch *ws)
+static int gather_rows(const flat_problem *p, const flat_plan *plan, const flat_task *t,
+                       flat_scratch *ws)
 {
     int rows = t->heads * t->positions, kmax = 0;
     for (int r = 0; r < rows; r++) {
         int64_t h = t->head0 + r / t->positions, pos = t->pos0 + r % t->positions;
         ws->rows[r] = p->q.data + t->b * p->q.sb + h * p->q.sh + pos * p->q.ss;
+        ws->next_rows[r] = pos >= plan->bq ? ws->rows[r] - plan->bq * p->q.ss : NULL;
         ws->limit[r] = (int)flat_visible_keys(p, t->b, pos);
         kmax = ws->limit[r] > kmax ? ws->limit[r] : kmax;
     }
@@ -105,8 +110,34 @@ static int min_limit(const int *limit, int r0, int r1)
     return m;
 }
 
+static float *o_row(const flat_scratch *ws, int r)
+{
+    return ws->o_base + r / ws->o_run * ws->o_ld_run + r % ws->o_run * ws->o_ld_row;
+}
+
+/* pv needs one stride per row group of pv_mr. Rows are (head, position)
+ * pairs; when no group straddles two heads, the output accumulates straight
+ * in `out` and normalising it is one pv call per group (write_rows), not a
+ * copy per row. Otherwise it accumulates in the scratch, one run of rows. */
+static void map_output(const flat_problem *p, const flat_ukernels *uk, const flat_task *t,
+                       flat_scratch *ws)
+{
+    ws->o_direct = t->heads == 1 || t->positions == 1 || t->positions % uk->pv_mr == 0;
+    if (ws->o_direct) {
+        ws->o_base = p->out + t->b * p->out_sb + t->head0 * p->out_sh + t->pos0 * p->out_ss;
+        ws->o_run = t->positions;
+        ws->o_ld_row = t->positions == 1 ? p->out_sh : p->out_ss;
+        ws->o_ld_run = p->out_sh;
+    } else {
+        ws->o_base = ws->o;
+        ws->o_run = t->heads * t->positions;
+        ws->o_ld_row = p->v_dim;
+        ws->o_ld_run = 0;
+    }
+}
+
 /* S[:, k0 .. k0+width) for every Q panel that has a row seeing past k0,
- * walking K in L1-sized chunks of panels so each chunk serves all Q panels. */
+ * walking K in L2-sized chunks of panels so each chunk serves all Q panels. */
 static void scores(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
                    const float *kp, int rows, int k0, int width, flat_scratch *ws,
                    int64_t ld_s)
@@ -126,13 +157,32 @@ static void scores(const flat_problem *p, const flat_plan *plan, const flat_uker
     }
 }
 
-/* O += P[:, k0 .. k0+width) V, in chunks of keys so V rows stay in L1. Row
- * groups of pv_mr share one register-blocked call up to the group's smallest
- * limit; each row then finishes its own staircase tail, so no row ever
- * multiplies a key it must not see (a NaN there must not leak in). */
+/* The next task in order (same heads, the query block below) would find its
+ * Q rows cold in memory, and pack_q cannot hide that latency (it ran 4-6x
+ * slower than with warm rows). The task's last pv pass asks for them a row
+ * group at a time: early enough to arrive, late enough to still be cached,
+ * and spread out so the requests never fill the miss queues at once (all
+ * at the start of a task measured half the benefit). always_inline: GCC
+ * deems a prefetch-only function const and deletes its calls. */
+static inline __attribute__((always_inline)) void prefetch_rows(const flat_problem *p,
+                                                                const float *const *rows,
+                                                                int r0, int r1)
+{
+    for (int r = r0; r < r1; r++)
+        if (rows[r])
+            for (int64_t c = 0; c < p->dim; c += 16)
+                __builtin_prefetch(rows[r] + c, 0, 2);
+}
+
+/* O += P[:, k0 .. k0+width) V, in chunks of pv_keys keys whose V rows stay in
+ * L2 across the row groups (plan.c). Row groups of pv_mr share one
+ * register-blocked call up to the group's smallest limit; each row then
+ * finishes its own staircase tail, so no row ever multiplies a key it must
+ * not see (a NaN there must not leak in). `last`: the task's last pv pass,
+ * which prefetches the next task's Q rows. */
 static void attend_values(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
                           const float *v, int rows, int k0, int width, const float *alpha,
-                          flat_scratch *ws, int64_t ld_s)
+                          flat_scratch *ws, int64_t ld_s, int last)
 {
     int64_t ld_v = p->v.ss, dv = p->v_dim;
     for (int c0 = 0; c0 < width; c0 += plan->pv_keys) {
@@ -141,15 +191,17 @@ static void attend_values(const flat_problem *p, const flat_plan *plan, const fl
             int r1 = (int)imin(rows, r0 + uk->pv_mr);
             int full = (int)imax(0, imin(min_limit(ws->limit, r0, r1) - k0, c1) - c0);
             const float *a = c0 > 0 ? ws->ones + r0 : alpha ? alpha + r0 : NULL;
-            float *o = ws->o + r0 * dv;
             const float *s = ws->s + r0 * ld_s + c0;
-            uk->pv(r1 - r0, full, (int)dv, s, ld_s, v + (int64_t)(k0 + c0) * ld_v, ld_v, o, dv, a);
+            if (last && c0 == 0)
+                prefetch_rows(p, ws->next_rows, r0, r1);
+            uk->pv(r1 - r0, full, (int)dv, s, ld_s, v + (int64_t)(k0 + c0) * ld_v, ld_v,
+                   o_row(ws, r0), ws->o_ld_row, a);
             for (int r = r0; r < r1; r++) {
                 int extra = (int)imin(ws->limit[r] - k0, c1) - (c0 + full);
                 if (extra > 0)
                     uk->pv(1, extra, (int)dv, ws->s + r * ld_s + c0 + full, ld_s,
-                           v + (int64_t)(k0 + c0 + full) * ld_v, ld_v, ws->o + r * dv, dv,
-                           ws->ones);
+                           v + (int64_t)(k0 + c0 + full) * ld_v, ld_v, o_row(ws, r),
+                           ws->o_ld_row, ws->ones);
             }
         }
     }
@@ -180,7 +232,7 @@ static void flat_rows(const flat_problem *p, const flat_plan *plan, const flat_u
         else
             ws->l[r] = uk->exp2_row(n, n, s, ws->m[r]);
     }
-    attend_values(p, plan, uk, v, rows, 0, kmax, NULL, ws, ld_s);
+    attend_values(p, plan, uk, v, rows, 0, kmax, NULL, ws, ld_s, 1);
 }
 
 /* FLASH: key blocks of bk with a running max and sum; when the max grows,
@@ -212,66 +264,76 @@ static void flash_rows(const flat_problem *p, const flat_plan *plan, const flat_
             ws->l[r] = ws->l[r] * ws->alpha[r] + uk->exp2_row(n, n, s, m_new);
             ws->m[r] = m_new;
         }
-        attend_values(p, plan, uk, v, rows, k0, width, k0 == 0 ? NULL : ws->alpha, ws, ld_s);
+        attend_values(p, plan, uk, v, rows, k0, width, k0 == 0 ? NULL : ws->alpha, ws, ld_s,
+                      k0 + plan->bk >= kmax);
     }
 }
 
-/* out = O / l and lse = ln 2 * (m + log2 l); a row that saw nothing gets 0, -inf. */
+/* out = O / l and lse = ln 2 * (m + log2 l); a row that saw nothing gets 0, -inf.
+ * Normalising is pv with no keys and alpha = 1/l (one vector loop per row
+ * group); l = 0 rows hold O = 0 from their first pv, so alpha 0 keeps them
+ * 0, and a NaN l (poisoned row) gives a NaN row. Scratch rows are copied out
+ * as a one-key pv with P = 1/l. */
 static void write_rows(const flat_problem *p, const flat_ukernels *uk, const flat_task *t,
-                       const flat_scratch *ws)
+                       flat_scratch *ws, int kmax)
 {
     int rows = t->heads * t->positions;
+    for (int r = 0; r < rows; r++)
+        ws->alpha[r] = ws->l[r] == 0.0f ? 0.0f : 1.0f / ws->l[r];
     for (int r = 0; r < rows; r++) {
         int64_t h = t->head0 + r / t->positions, pos = t->pos0 + r % t->positions;
         float *out = p->out + t->b * p->out_sb + h * p->out_sh + pos * p->out_ss;
-        float l = ws->l[r];
-        const float *o = ws->o + (int64_t)r * p->v_dim;
-        if (l == 0.0f) {
-            memset(out, 0, (size_t)p->v_dim * sizeof *out);
-        } else {
-            /* out = (1/l) * o as a one-key pv: the ISA's vector loop instead
-             * of a scalar one. NaN l (poisoned row) gives a NaN row. */
-            float inv = 1.0f / l;
-            uk->pv(1, 1, (int)p->v_dim, &inv, 1, o, p->v_dim, out, p->v_dim, NULL);
-        }
+        if (kmax == 0)
+            memset(out, 0, (size_t)p->v_dim * sizeof *out); /* O never written */
+        else if (!ws->o_direct)
+            uk->pv(1, 1, (int)p->v_dim, ws->alpha + r, 1, o_row(ws, r), p->v_dim, out,
+                   p->v_dim, NULL);
         if (p->lse)
             p->lse[(t->b * p->q_heads + h) * p->q_len + pos] =
-                l == 0.0f ? -INFINITY : LN2 * (ws->m[r] + log2f(l));
+                ws->l[r] == 0.0f ? -INFINITY : LN2 * (ws->m[r] + log2f(ws->l[r]));
     }
+    if (kmax > 0 && ws->o_direct)
+        for (int r0 = 0; r0 < rows; r0 += uk->pv_mr)
+            uk->pv((int)imin(uk->pv_mr, rows - r0), 0, (int)p->v_dim, ws->s, 1, p->v.data, 1,
+                   o_row(ws, r0), ws->o_ld_row, ws->alpha + r0);
 }
 
-/* The next task in order (same heads, the query block below) finds its Q
- * rows cold in memory, and pack_q's strided loads cannot hide that latency
- * (it measured 10x slower than with warm rows). Ask for them now, after this
- * task's pack_q, into L2 (and so L3 for whichever thread takes that task).
- * always_inline: GCC deems a prefetch-only function const and deletes calls. */
-static inline __attribute__((always_inline)) void prefetch_next_q(const flat_problem *p, const flat_plan *plan, const flat_task *t)
+/* K is packed per thread when its tasks move to the next (batch, kv head),
+ * not for all heads up front: tasks walk heads in order, so each thread packs
+ * each head once, the panels are still in L2 for the first task, and the
+ * workspace stays one head of K per thread (all heads at once measured ~5%
+ * of a llama-2k call in page faults on the fresh mapping alone). Batches
+ * whose kv_lens hide trailing keys pack only the visible ones. */
+static const float *packed_keys(const flat_problem *p, const flat_ukernels *uk,
+                                const flat_task *t, flat_scratch *ws)
 {
-    int64_t pos1 = t->pos0, pos0 = imax(0, pos1 - plan->bq);
-    for (int64_t h = t->head0; h < t->head0 + t->heads; h++)
-        for (int64_t pos = pos0; pos < pos1; pos++) {
-            const float *row = p->q.data + t->b * p->q.sb + h * p->q.sh + pos * p->q.ss;
-            for (int64_t c = 0; c < p->dim; c += 16)
-                __builtin_prefetch(row + c, 0, 2);
-        }
+    int64_t pair = t->b * p->kv_heads + t->kv_head;
+    if (ws->kp_pair != pair) {
+        int64_t n = p->kv_lens ? p->kv_lens[t->b] : p->kv_len;
+        uk->pack_k((int)n, (int)p->dim, p->k.data + t->b * p->k.sb + t->kv_head * p->k.sh,
+                   p->k.ss, ws->kp);
+        ws->kp_pair = pair;
+    }
+    return ws->kp;
 }
 
 void flat_attend_task(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
-                      const float *kp, const flat_task *task, flat_scratch *ws)
+                      const flat_task *task, flat_scratch *ws)
 {
     int rows = task->heads * task->positions;
-    int kmax = gather_rows(p, task, ws);
+    int kmax = gather_rows(p, plan, task, ws);
+    map_output(p, uk, task, ws);
     const float *v = p->v.data + task->b * p->v.sb + task->kv_head * p->v.sh;
     if (kmax == 0) {
         for (int r = 0; r < rows; r++)
             ws->l[r] = 0.0f;
     } else {
+        const float *kp = packed_keys(p, uk, task, ws);
         uk->pack_q(rows, (int)p->dim, ws->rows, p->scale * LOG2E, ws->qp);
-        prefetch_next_q(p, plan, task);
         if (plan->dataflow == FLAT_DATAFLOW_FLAT)
             flat_rows(p, plan, uk, kp, v, rows, kmax, ws);
         else
             flash_rows(p, plan, uk, kp, v, rows, kmax, ws);
     }
-    write_rows(p, uk, task, ws);
+    write_rows(p, uk, task, ws, kmax);
 }

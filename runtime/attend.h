@@ -9,14 +9,24 @@
 
 /* Per-thread scratch, carved from one allocation (see flat_workspace_floats). */
 typedef struct {
+    float *kp;     /* packed K of one (batch, kv head): k_floats */
+    int64_t kp_pair; /* which: b * kv_heads + kv_head, or -1 */
     float *qp;     /* packed Q panels: rows_pad x dim */
     float *s;      /* scores / probabilities: rows_pad x s_cols */
     float *o;      /* unnormalised output rows: rows x v_dim */
+    /* Where row r of the current task accumulates its unnormalised output:
+     * o_base + (r / o_run) * o_ld_run + (r % o_run) * o_ld_row (see o_row). */
+    float *o_base;
+    int64_t o_ld_row, o_ld_run;
+    int o_run;
+    int o_direct;  /* o_base is the task's rows of `out` itself */
     float *m, *l;  /* running max (base-2 units) and sum per row */
     float *alpha;  /* per-row rescale factors of the current key block */
     float *ones;   /* rows ones: pv's "accumulate" */
     int *limit;    /* keys visible to each row (a prefix) */
     const float **rows; /* Q row pointers for pack_q */
+    const float **next_rows; /* the same rows one query block lower (the next
+                                task in order), or NULL; prefetched during pv */
 } flat_scratch;
 
 /* Floats one thread's scratch needs (pointer and int arrays included). */
@@ -35,8 +45,9 @@ typedef struct {
 /* Decodes task index t (heaviest causal blocks first). */
 flat_task flat_task_at(const flat_problem *p, const flat_plan *plan, int64_t t);
 
-/* Computes the task's output rows (and lse) with K packed in kp. */
+/* Computes the task's output rows (and lse), packing the task's K into the
+ * thread's scratch first unless it holds that (batch, kv head) already. */
 void flat_attend_task(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
-                      const float *kp, const flat_task *task, flat_scratch *ws);
+                      const flat_task *task, flat_scratch *ws);
 
 #endif

@@ -1,4 +1,4 @@
-/* The OpenMP work split: K packing, then tasks over (batch, kv head, head
+/* The OpenMP work split: tasks over (batch, kv head, head
  * group, query block). The only file with #pragma omp. */
 #ifndef FLAT_PARALLEL_H
 #define FLAT_PARALLEL_H

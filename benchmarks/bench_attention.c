@@ -1,0 +1,298 @@
+/* Benchmark bodies: one flat_attention call, or one unfused baseline call,
+ * per iteration; counters from the shape's FLOPs and bytes and from the
+ * probes measured in this process. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "explain.h"
+#include "probes.h"
+#include "suite.h"
+#include "unfused.h"
+#include "workload.h"
+
+enum { CHECK_ROWS = 64, GIB = 1 << 30 };
+
+/* Below this a call lasts well under a second, so one untimed call first
+ * (thread pool start, first-touch of the workspace) is cheap; above it the
+ * first-call overhead is a negligible share of the call itself. */
+static const double WARMUP_MAX_FLOPS = 10e9;
+
+struct bench_run {
+    int index;
+    const bench_case *c;
+    workload *w;
+    flat_options opt;
+    float *scores; /* the baseline's per-thread score matrices */
+    double *calls; /* seconds of every timed call, for the summary's median */
+    int n_calls, calls_cap;
+    char label[32];
+    char error[256];
+};
+
+static double suite_start = -1;
+
+double suite_elapsed(void) { return suite_start < 0 ? 0 : bench_now() - suite_start; }
+
+/* The last shape's inputs stay allocated: the case table is ordered by shape,
+ * and refilling hundreds of MiB for every case would cost more than many of
+ * the cases themselves. */
+static workload cached;
+static int cached_shape = -1;
+
+static workload *workload_for(int shape)
+{
+    if (shape == cached_shape)
+        return &cached;
+    if (cached_shape >= 0)
+        workload_free(&cached);
+    cached_shape = -1;
+    if (workload_alloc(&cached, bench_shape_get(shape), 0x5eed0000u + (unsigned)shape) != 0)
+        return NULL;
+    cached_shape = shape;
+    return &cached;
+}
+
+static double timed_flat_call(bench_run *r)
+{
+    workload *w = r->w;
+    double t0 = bench_now();
+    flat_status st = flat_attention(&w->tq, &w->tk, &w->tv, &w->tout, &r->opt);
+    double t = bench_now() - t0;
+    if (st != FLAT_OK) {
+        snprintf(r->error, sizeof r->error, "flat_attention: %s: %s", flat_status_string(st),
+                 flat_last_error());
+        return -1;
+    }
+    return t;
+}
+
+static double timed_unfused_call(bench_run *r)
+{
+    double t0 = bench_now();
+    unfused_attention(r->w, r->c->threads, r->scores);
+    return bench_now() - t0;
+}
+
+/* The first AUTO call also asks the runtime which dataflow it chose. */
+static double call_explained(bench_run *r)
+{
+    double seconds;
+    char line[512], dataflow[16];
+    flat_status st = flat_call_explained(r->w, &r->opt, &seconds, line, sizeof line);
+    if (st != FLAT_OK) {
+        snprintf(r->error, sizeof r->error, "flat_attention: %s: %s", flat_status_string(st),
+                 flat_last_error());
+        return -1;
+    }
+    explain_field(line, "dataflow=", dataflow, sizeof dataflow);
+    snprintf(r->label, sizeof r->label, "AUTO->%s", dataflow);
+    return seconds;
+}
+
+static double run_once(bench_run *r)
+{
+    if (r->c->kind == BENCH_UNFUSED)
+        return timed_unfused_call(r);
+    if (r->c->dataflow == FLAT_DATAFLOW_AUTO && !r->label[0])
+        return call_explained(r);
+    return timed_flat_call(r);
+}
+
+static void remember_call(bench_run *r, double seconds)
+{
+    if (r->n_calls == r->calls_cap) {
+        int cap = r->calls_cap ? 2 * r->calls_cap : 64;
+        double *grown = realloc(r->calls, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return; /* the median then covers the calls kept so far */
+        r->calls = grown;
+        r->calls_cap = cap;
+    }
+    r->calls[r->n_calls++] = seconds;
+}
+
+double bench_iterate(bench_run *r)
+{
+    double seconds = run_once(r);
+    if (seconds >= 0)
+        remember_call(r, seconds);
+    return seconds;
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median timed call: a call that another process preempted (the cores
+ * are shared) moves the mean Google Benchmark reports, not the median. */
+static double median_call(bench_run *r, double fallback)
+{
+    if (r->n_calls == 0)
+        return fallback;
+    qsort(r->calls, (size_t)r->n_calls, sizeof r->calls[0], compare_doubles);
+    return r->calls[r->n_calls / 2];
+}
+
+/* The baseline's score matrices, within the memory budget, touched now so
+ * page faults stay out of the timed calls. */
+static int alloc_scores(bench_run *r, char *why, size_t why_len)
+{
+    double bytes = unfused_score_bytes(&r->w->shape, r->c->threads);
+    double budget = suite_config()->memory_budget_gib * GIB;
+    if (bytes > budget) {
+        snprintf(why, why_len, "baseline skipped: score matrices need %.1f GiB > budget %.1f GiB",
+                 bytes / GIB, budget / GIB);
+        return -1;
+    }
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (size_t)bytes) != 0) {
+        snprintf(why, why_len, "baseline skipped: %.1f GiB of scores: out of memory", bytes / GIB);
+        return -1;
+    }
+    memset(p, 0, (size_t)bytes);
+    r->scores = p;
+    return 0;
+}
+
+/* Measures the ceilings now, so no probe runs inside a timed loop. */
+static void probe_ceilings(const bench_case *c)
+{
+    probe_fma_peak(c->isa, c->threads);
+    if (shape_is_decode(bench_shape_get(c->shape)))
+        probe_triad_bandwidth(c->threads);
+}
+
+static bench_run *prepare_run(bench_run *r, char *why, size_t why_len)
+{
+    const bench_case *c = r->c;
+    r->w = workload_for(c->shape);
+    if (!r->w) {
+        snprintf(why, why_len, "inputs need %.1f GiB: out of memory",
+                 workload_bytes(bench_shape_get(c->shape)) / GIB);
+        return NULL;
+    }
+    workload_poison_output(r->w);
+    if (c->kind == BENCH_UNFUSED && alloc_scores(r, why, why_len) != 0)
+        return NULL;
+    r->opt = (flat_options){.causal = r->w->shape.causal, .num_threads = c->threads,
+                            .dataflow = c->dataflow, .isa = c->isa};
+    probe_ceilings(c);
+    if (shape_flops(&r->w->shape) <= WARMUP_MAX_FLOPS && run_once(r) < 0) {
+        snprintf(why, why_len, "%s", r->error);
+        return NULL;
+    }
+    return r;
+}
+
+/* The time guard of --flat_max_call_seconds, from the rate of earlier cases. */
+static int predicted_too_long(const bench_case *c, char *why, size_t why_len)
+{
+    double limit = suite_config()->max_call_seconds;
+    double rate = summary_recent_rate(c);
+    double predicted = rate > 0 ? shape_flops(bench_shape_get(c->shape)) / rate * 1e-9 : 0;
+    if (c->primary || limit <= 0 || predicted <= limit)
+        return 0;
+    snprintf(why, why_len,
+             "skipped: ~%.0f s per call predicted from the %.1f GFLOP/s of the previous shape "
+             "(--flat_max_call_seconds=%g)",
+             predicted, rate, limit);
+    return 1;
+}
+
+static bench_run *open_case(int index, char *why, size_t why_len)
+{
+    const bench_config *cfg = suite_config();
+    if (suite_start < 0)
+        suite_start = bench_now();
+    if (cfg->time_budget > 0 && suite_elapsed() > cfg->time_budget) {
+        snprintf(why, why_len, "skipped: suite time budget of %.0f s used up", cfg->time_budget);
+        return NULL;
+    }
+    if (predicted_too_long(bench_case_get(index), why, why_len))
+        return NULL;
+    bench_run *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(why, why_len, "out of memory");
+        return NULL;
+    }
+    r->index = index;
+    r->c = bench_case_get(index);
+    if (!prepare_run(r, why, why_len)) {
+        bench_close(r); /* records a failed call */
+        return NULL;
+    }
+    return r;
+}
+
+bench_run *bench_open(int index, char *why, size_t why_len)
+{
+    bench_run *r = open_case(index, why, why_len);
+    if (!r)
+        summary_skip(index, why);
+    return r;
+}
+
+const char *bench_error(const bench_run *r) { return r->error; }
+const char *bench_label(const bench_run *r) { return r->label; }
+
+static int put(bench_counter *out, int n, int max, const char *name, double value)
+{
+    if (n < max)
+        out[n] = (bench_counter){name, value};
+    return n < max ? n + 1 : n;
+}
+
+int bench_finish(bench_run *r, double seconds_per_call, bench_counter *out, int max)
+{
+    const bench_shape *s = &r->w->shape;
+    ref_check check = ref_check_rows(r->w, CHECK_ROWS);
+    summary_record(r->index, median_call(r, seconds_per_call), r->label, &check);
+
+    double gflops = shape_flops(s) / seconds_per_call * 1e-9;
+    const probe_result *peak = probe_fma_peak(r->c->isa, r->c->threads);
+    int n = put(out, 0, max, "GFLOP/s", gflops);
+    if (peak && peak->value > 0) {
+        n = put(out, n, max, "peak_GFLOP/s", peak->value);
+        n = put(out, n, max, "peak_frac", gflops / peak->value);
+    }
+    if (shape_is_decode(s)) {
+        double gbs = shape_kv_bytes(s) / seconds_per_call * 1e-9;
+        const probe_result *bw = probe_triad_bandwidth(r->c->threads);
+        n = put(out, n, max, "KV_GB/s", gbs);
+        if (bw && bw->value > 0)
+            n = put(out, n, max, "bw_frac", gbs / bw->value);
+    }
+    return put(out, n, max, "max_row_err", check.max_row_rel);
+}
+
+void bench_close(bench_run *r)
+{
+    if (r && r->error[0])
+        summary_fail(r->index, r->error); /* a call failed, warm-up or timed */
+    if (r) {
+        free(r->scores);
+        free(r->calls);
+    }
+    free(r);
+}
+
+/* The attention cases as a family for the shim. */
+static int family_count(void) { return bench_case_count(); }
+static const char *family_name(int index) { return bench_case_get(index)->name; }
+static void *family_open(int index, char *why, size_t n) { return bench_open(index, why, n); }
+static double family_iterate(void *run) { return bench_iterate(run); }
+static const char *family_error(const void *run) { return bench_error(run); }
+static const char *family_label(const void *run) { return bench_label(run); }
+static void family_close(void *run) { bench_close(run); }
+
+static int family_finish(void *run, double seconds, bench_counter *out, int max)
+{
+    return bench_finish(run, seconds, out, max);
+}
+
+const bench_family bench_attention_family = {family_count,  family_name,   family_open,
+                                             family_iterate, family_error, family_finish,
+                                             family_label,  family_close};

@@ -1,0 +1,116 @@
+/* The registration table: every case the suite offers, built from the shape
+ * set and the kernel tables this build has and this CPU runs (the XNNPACK
+ * bench/ pattern: a new ISA table is benchmarked without touching this file). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "dispatch.h"
+#include "suite.h"
+
+static bench_config config;
+static bench_shape *shapes;
+static int n_shapes;
+static bench_case *cases;
+static int n_cases, cases_cap;
+
+static const char *dataflow_name(flat_dataflow d)
+{
+    return d == FLAT_DATAFLOW_FLAT ? "FLAT" : d == FLAT_DATAFLOW_FLASH ? "FLASH" : "AUTO";
+}
+
+static int add_case(const bench_case *c)
+{
+    if (n_cases == cases_cap) {
+        int cap = cases_cap ? 2 * cases_cap : 64;
+        bench_case *grown = realloc(cases, (size_t)cap * sizeof *cases);
+        if (!grown)
+            return -1;
+        cases = grown;
+        cases_cap = cap;
+    }
+    cases[n_cases++] = *c;
+    return 0;
+}
+
+static int add_flat_cases(int shape, const flat_ukernels *table, int primary,
+                          const bench_config *cfg)
+{
+    static const flat_dataflow dataflows[] = {FLAT_DATAFLOW_FLAT, FLAT_DATAFLOW_FLASH,
+                                              FLAT_DATAFLOW_AUTO};
+    for (int d = 0; d < 3; d++) {
+        for (int t = 0; t < cfg->n_threads; t++) {
+            bench_case c = {.kind = BENCH_FLAT, .shape = shape, .isa = table->isa,
+                            .dataflow = dataflows[d], .threads = cfg->threads[t],
+                            .primary = primary};
+            snprintf(c.name, sizeof c.name, "flat/%s/%s/%s/t%d", shapes[shape].name, table->name,
+                     dataflow_name(c.dataflow), c.threads);
+            if (add_case(&c) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int add_baseline_cases(int shape, const bench_config *cfg)
+{
+    for (int t = 0; t < cfg->n_threads; t++) {
+        bench_case c = {.kind = BENCH_UNFUSED, .shape = shape, .isa = flat_isa_detect(),
+                        .threads = cfg->threads[t], .primary = 1};
+        snprintf(c.name, sizeof c.name, "openblas/%s/t%d", shapes[shape].name, c.threads);
+        if (add_case(&c) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Tables compiled in but not runnable here are not registered: say so once. */
+static void report_unrunnable_tables(const flat_ukernels *const *tables, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!flat_dispatch_runnable(tables[i]))
+            fprintf(stderr, "bench: kernel table %s is built but this CPU cannot run it\n",
+                    tables[i]->name);
+}
+
+/* Case order is run order. The best table with the baseline comes first,
+ * shape by shape: those cases make the summary table, so a time budget that
+ * runs out cuts the other tables, not them. */
+static int add_all_cases(const bench_config *cfg)
+{
+    int n_tables, first = 1;
+    const flat_ukernels *const *tables = flat_dispatch_tables(&n_tables);
+    report_unrunnable_tables(tables, n_tables);
+    for (int i = 0; i < n_tables; i++) {
+        if (!flat_dispatch_runnable(tables[i]))
+            continue;
+        for (int s = 0; s < n_shapes; s++) {
+            if (add_flat_cases(s, tables[i], first, cfg) != 0 ||
+                (first && add_baseline_cases(s, cfg) != 0))
+                return -1;
+        }
+        first = 0;
+    }
+    return 0;
+}
+
+int bench_cases_build(const bench_config *cfg)
+{
+    char err[256];
+    config = *cfg;
+    n_shapes = shapes_load(cfg->shapes_path, &shapes, err, sizeof err);
+    if (n_shapes < 0) {
+        fprintf(stderr, "bench: %s\n", err);
+        return -1;
+    }
+    if (add_all_cases(cfg) != 0) {
+        fprintf(stderr, "bench: out of memory listing cases\n");
+        return -1;
+    }
+    return n_cases;
+}
+
+int bench_case_count(void) { return n_cases; }
+const bench_case *bench_case_get(int index) { return &cases[index]; }
+int bench_shape_count(void) { return n_shapes; }
+const bench_shape *bench_shape_get(int index) { return &shapes[index]; }
+const bench_config *suite_config(void) { return &config; }

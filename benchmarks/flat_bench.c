@@ -1,0 +1,252 @@
+/*
+ * flat-bench: time flat_attention on one shape given on the command line and
+ * put the figure in context: GFLOP/s, % of this machine's FMA peak (probed
+ * now for the ISA and thread count used), and the error against a
+ * double-precision reference.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "explain.h"
+#include "probes.h"
+#include "refcheck.h"
+#include "workload.h"
+
+enum { MAX_REPS = 1000, OPT_HELP = 1000 };
+
+/* Reference work (multiply-adds) the check may spend: about a second. */
+static const double REFERENCE_BUDGET = 1e9;
+
+typedef struct {
+    bench_shape shape;
+    int threads, reps;
+    flat_isa isa;
+    flat_dataflow dataflow;
+} cli_options;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: flat-bench [options]\n"
+            "  --batch N        batch size (default 1)\n"
+            "  --heads N        query heads (default 8)\n"
+            "  --kv-heads N     key/value heads, dividing --heads (default: --heads)\n"
+            "  --q-len N        query positions (default 1024)\n"
+            "  --kv-len N       key positions (default: --q-len)\n"
+            "  --dim N          head dimension (default 64)\n"
+            "  --causal         causal mask, bottom-right aligned\n"
+            "  --threads N      threads (default: the OpenMP default)\n"
+            "  --isa NAME       auto, scalar, avx2, avx512, neon (default auto)\n"
+            "  --dataflow NAME  auto, flat, flash (default auto)\n"
+            "  --reps N         timed calls; the median is reported (default 5)\n"
+            "  --help           this text\n");
+}
+
+static int parse_int(const char *text, long min, long max, long *out)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_isa(const char *name, flat_isa *isa)
+{
+    for (flat_isa i = FLAT_ISA_AUTO; i <= FLAT_ISA_NEON; i++)
+        if (strcmp(name, flat_isa_name(i)) == 0) {
+            *isa = i;
+            return 0;
+        }
+    return -1;
+}
+
+static int parse_dataflow(const char *name, flat_dataflow *d)
+{
+    static const char *const names[] = {"auto", "flat", "flash"};
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, names[i]) == 0) {
+            *d = (flat_dataflow)i;
+            return 0;
+        }
+    return -1;
+}
+
+/* Applies one option; returns -1 when its value is invalid. */
+static int apply_option(int id, const char *arg, cli_options *o)
+{
+    long v = 0;
+    bench_shape *s = &o->shape;
+    if (id == 'i')
+        return parse_isa(arg, &o->isa);
+    if (id == 'f')
+        return parse_dataflow(arg, &o->dataflow);
+    if (parse_int(arg, 1, id == 't' ? 1024 : INT_MAX, &v) != 0)
+        return -1;
+    switch (id) {
+    case 'b': s->batch = v; break;
+    case 'h': s->q_heads = v; break;
+    case 'k': s->kv_heads = v; break;
+    case 'q': s->q_len = v; break;
+    case 'n': s->kv_len = v; break;
+    case 'd': s->head_dim = v; break;
+    case 't': o->threads = (int)v; break;
+    case 'r':
+        if (v > MAX_REPS)
+            return -1;
+        o->reps = (int)v;
+        break;
+    default: return -1;
+    }
+    return 0;
+}
+
+/* Returns 0 to run, 1 after --help, 2 on a bad command line. */
+static int parse_args(int argc, char **argv, cli_options *o)
+{
+    static const struct option longopts[] = {
+        {"batch", required_argument, 0, 'b'},  {"heads", required_argument, 0, 'h'},
+        {"kv-heads", required_argument, 0, 'k'}, {"q-len", required_argument, 0, 'q'},
+        {"kv-len", required_argument, 0, 'n'}, {"dim", required_argument, 0, 'd'},
+        {"causal", no_argument, 0, 'c'},       {"threads", required_argument, 0, 't'},
+        {"isa", required_argument, 0, 'i'},    {"dataflow", required_argument, 0, 'f'},
+        {"reps", required_argument, 0, 'r'},   {"help", no_argument, 0, OPT_HELP},
+        {0, 0, 0, 0}};
+    *o = (cli_options){.shape = {"cli", 1, 8, 0, 1024, 0, 64, 0}, .reps = 5};
+    int id;
+    while ((id = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (id == OPT_HELP)
+            return 1;
+        if (id == 'c')
+            o->shape.causal = 1;
+        else if (id == '?' || apply_option(id, optarg, o) != 0) {
+            if (id != '?')
+                fprintf(stderr, "flat-bench: invalid value \"%s\"\n", optarg);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "flat-bench: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    bench_shape *s = &o->shape;
+    s->kv_heads = s->kv_heads ? s->kv_heads : s->q_heads;
+    s->kv_len = s->kv_len ? s->kv_len : s->q_len;
+    if (s->q_heads % s->kv_heads != 0) {
+        fprintf(stderr, "flat-bench: --heads (%lld) is not a multiple of --kv-heads (%lld)\n",
+                (long long)s->q_heads, (long long)s->kv_heads);
+        return 2;
+    }
+    return 0;
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Times `reps` calls into t[] (sorted); returns 0 or the failing status. */
+static flat_status time_calls(const workload *w, const flat_options *opt, int reps, double *t)
+{
+    for (int i = 0; i < reps; i++) {
+        double t0 = bench_now();
+        flat_status st = flat_attention(&w->tq, &w->tk, &w->tv, &w->tout, opt);
+        t[i] = bench_now() - t0;
+        if (st != FLAT_OK)
+            return st;
+    }
+    qsort(t, (size_t)reps, sizeof t[0], compare_doubles);
+    return FLAT_OK;
+}
+
+static void print_rates(const cli_options *o, const char *isa_name, double seconds)
+{
+    const bench_shape *s = &o->shape;
+    double gflops = shape_flops(s) / seconds * 1e-9;
+    flat_isa isa = FLAT_ISA_AUTO;
+    parse_isa(isa_name, &isa);
+    const probe_result *peak = probe_fma_peak(isa, o->threads);
+    printf("rate:   %.1f GFLOP/s", gflops);
+    if (peak && peak->value > 0)
+        printf(" = %.1f%% of the %s FP32 FMA peak (%.1f GFLOP/s on %d thread(s), measured now)",
+               100 * gflops / peak->value, isa_name, peak->value, o->threads);
+    printf("\n");
+    if (shape_is_decode(s)) {
+        double gbs = shape_kv_bytes(s) / seconds * 1e-9;
+        const probe_result *bw = probe_triad_bandwidth(o->threads);
+        printf("memory: K and V read at %.1f GB/s = %.1f%% of STREAM triad (%.1f GB/s)\n", gbs,
+               100 * gbs / bw->value, bw->value);
+    }
+}
+
+static void print_error(const workload *w)
+{
+    const bench_shape *s = &w->shape;
+    double per_row = 2.0 * (double)s->kv_len * (double)s->head_dim;
+    int64_t max_rows = (int64_t)(REFERENCE_BUDGET / per_row);
+    ref_check c = ref_check_rows(w, max_rows < 64 ? 64 : max_rows);
+    printf("error:  max |out - ref| %.2e, max row relative 2-norm %.2e (bound 1e-5) against a "
+           "double-precision reference on ",
+           c.max_abs, c.max_row_rel);
+    if (c.rows_checked == c.rows_total)
+        printf("all %lld rows\n", (long long)c.rows_total);
+    else
+        printf("%lld of %lld rows, spread evenly (all rows would take ~%.1fx as long)\n",
+               (long long)c.rows_checked, (long long)c.rows_total,
+               (double)c.rows_total / (double)c.rows_checked);
+}
+
+static int run(cli_options *o)
+{
+    workload w;
+    if (workload_alloc(&w, &o->shape, 0x5eed) != 0) {
+        fprintf(stderr, "flat-bench: inputs need %.1f GiB: out of memory\n",
+                workload_bytes(&o->shape) / (1 << 30));
+        return 1;
+    }
+    flat_options opt = {.causal = o->shape.causal, .num_threads = o->threads,
+                        .dataflow = o->dataflow, .isa = o->isa};
+    double warmup, t[MAX_REPS];
+    char line[512], isa[16], dataflow[16];
+    flat_status st = flat_call_explained(&w, &opt, &warmup, line, sizeof line);
+    if (st == FLAT_OK)
+        st = time_calls(&w, &opt, o->reps, t);
+    if (st != FLAT_OK) {
+        fprintf(stderr, "flat-bench: %s: %s\n", flat_status_string(st), flat_last_error());
+        workload_free(&w);
+        return 1;
+    }
+    explain_field(line, "isa=", isa, sizeof isa);
+    explain_field(line, "dataflow=", dataflow, sizeof dataflow);
+    const bench_shape *s = &o->shape;
+    printf("shape:  B=%lld Hq=%lld Hkv=%lld Nq=%lld Nk=%lld D=%lld causal=%d; isa=%s dataflow=%s%s "
+           "threads=%d\n",
+           (long long)s->batch, (long long)s->q_heads, (long long)s->kv_heads,
+           (long long)s->q_len, (long long)s->kv_len, (long long)s->head_dim, s->causal, isa,
+           o->dataflow == FLAT_DATAFLOW_AUTO ? "AUTO->" : "", dataflow, o->threads);
+    printf("time:   %.3f ms (median of %d; min %.3f, max %.3f)\n", 1e3 * t[o->reps / 2], o->reps,
+           1e3 * t[0], 1e3 * t[o->reps - 1]);
+    print_rates(o, isa, t[o->reps / 2]);
+    print_error(&w);
+    workload_free(&w);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    cli_options o;
+    int parsed = parse_args(argc, argv, &o);
+    if (parsed != 0) {
+        usage(parsed == 1 ? stdout : stderr);
+        return parsed == 1 ? 0 : 2;
+    }
+    if (o.threads == 0)
+        o.threads = omp_get_max_threads();
+    return run(&o);
+}

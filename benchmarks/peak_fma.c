@@ -1,0 +1,109 @@
+/*
+ * FP32 FMA peak probe: the one file outside kernels/ that holds intrinsics
+ * (DESIGN.md). benchmarks/CMakeLists.txt compiles it once per kernel table,
+ * each time with that ISA's flags only and exactly one PEAK_FMA_<ISA>
+ * defined, which yields peak_fma_chains_<isa>(); probes.c times it.
+ *
+ * Template parameters, set per ISA below:
+ *   VEC, LANES     the vector type and its fp32 lanes
+ *   SET1(x)        broadcast
+ *   MADD(acc,a,b)  acc * a + b, one fused op where the ISA has FMA
+ *   STORE(p, v)    unaligned store of LANES floats
+ *   CHAINS         independent accumulators. An FMA's result is ready ~4
+ *                  cycles after issue and a core issues 2 per cycle, so at
+ *                  least 8 must be in flight; more cost nothing as long as
+ *                  they and the two constants fit the register file.
+ *   FN             the exported name
+ *
+ * The "scalar" table is portable C built for the baseline ISA, so its ceiling
+ * is the baseline's vector unit: SSE2 on x86-64 (4 lanes, separate multiply
+ * and add: no FMA in the baseline), NEON on AArch64.
+ */
+#include <stdint.h>
+
+#if defined(PEAK_FMA_AVX512)
+#include <immintrin.h>
+typedef __m512 VEC;
+#define LANES 16
+#define CHAINS 16 /* of 32 zmm */
+#define SET1(x) _mm512_set1_ps(x)
+#define MADD(acc, a, b) _mm512_fmadd_ps(acc, a, b)
+#define STORE(p, v) _mm512_storeu_ps(p, v)
+#define FN peak_fma_chains_avx512
+
+#elif defined(PEAK_FMA_AVX2)
+#include <immintrin.h>
+typedef __m256 VEC;
+#define LANES 8
+#define CHAINS 12 /* of 16 ymm */
+#define SET1(x) _mm256_set1_ps(x)
+#define MADD(acc, a, b) _mm256_fmadd_ps(acc, a, b)
+#define STORE(p, v) _mm256_storeu_ps(p, v)
+#define FN peak_fma_chains_avx2
+
+#elif defined(PEAK_FMA_BASELINE) && defined(__x86_64__)
+#include <emmintrin.h>
+typedef __m128 VEC;
+#define LANES 4
+#define CHAINS 12 /* of 16 xmm */
+#define SET1(x) _mm_set1_ps(x)
+#define MADD(acc, a, b) _mm_add_ps(_mm_mul_ps(acc, a), b)
+#define STORE(p, v) _mm_storeu_ps(p, v)
+#define FN peak_fma_chains_baseline
+
+#elif (defined(PEAK_FMA_BASELINE) || defined(PEAK_FMA_NEON)) && defined(__aarch64__)
+#include <arm_neon.h>
+typedef float32x4_t VEC;
+#define LANES 4
+#define CHAINS 24 /* of 32 q */
+#define SET1(x) vdupq_n_f32(x)
+#define MADD(acc, a, b) vfmaq_f32(b, acc, a)
+#define STORE(p, v) vst1q_f32(p, v)
+#if defined(PEAK_FMA_NEON)
+#define FN peak_fma_chains_neon
+#else
+#define FN peak_fma_chains_baseline
+#endif
+
+#elif defined(PEAK_FMA_BASELINE)
+/* Another architecture: plain C, whatever the compiler makes of it. */
+typedef float VEC;
+#define LANES 1
+#define CHAINS 8
+#define SET1(x) (x)
+#define MADD(acc, a, b) ((acc) * (a) + (b))
+#define STORE(p, v) (*(p) = (v))
+#define FN peak_fma_chains_baseline
+
+#else
+#error "define one PEAK_FMA_<ISA> (see benchmarks/CMakeLists.txt)"
+#endif
+
+/* Written once per probe so the compiler cannot drop the chains. */
+static volatile float sink;
+
+double FN(int64_t iters);
+
+/* Runs CHAINS recurrences acc = acc * a + b for `iters` steps and returns the
+ * FLOPs done (2 per lane per step). a < 1 makes each chain converge to
+ * b / (1 - a), so values stay normal: no overflow, no denormal slow path. */
+double FN(int64_t iters)
+{
+    const VEC a = SET1(0.999999f), b = SET1(1e-6f);
+    VEC acc[CHAINS];
+    for (int c = 0; c < CHAINS; c++)
+        acc[c] = SET1((float)c);
+    for (int64_t i = 0; i < iters; i++) {
+#pragma GCC unroll 32
+        for (int c = 0; c < CHAINS; c++)
+            acc[c] = MADD(acc[c], a, b);
+    }
+    float lanes[LANES], sum = 0;
+    for (int c = 0; c < CHAINS; c++) {
+        STORE(lanes, acc[c]);
+        for (int l = 0; l < LANES; l++)
+            sum += lanes[l];
+    }
+    sink = sum;
+    return (double)iters * CHAINS * LANES * 2;
+}

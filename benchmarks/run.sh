@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# flat benchmarks, from a fresh Debian 12 machine to a results table.
+#
+#   benchmarks/run.sh           full suite on benchmarks/shapes.csv (< 10 min on 2 cores),
+#                               then refreshes benchmarks/RESULTS.md and benchmarks/plots/*.png
+#   benchmarks/run.sh --quick   CI smoke run (< 1 min): small shapes, one repetition,
+#                               every kernel table; writes only under build/bench/quick
+#
+# Installs the Debian packages it needs when run as root (prints the apt-get
+# line and stops otherwise), builds in build/bench (Release), runs the Google
+# Benchmark suite (JSON in build/bench/.../results.json), the peak-memory sweep,
+# and gnuplot. Needs no terminal: works under CI=true with stdin closed.
+# FLAT_BENCH_BUILD_DIR moves build/bench elsewhere.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+build="${FLAT_BENCH_BUILD_DIR:-$repo/build/bench}"  # override: FLAT_BENCH_BUILD_DIR
+packages=(cmake gcc g++ make pkg-config libbenchmark-dev libopenblas-dev gnuplot-nox
+          libsleef-dev libcmocka-dev)
+
+usage() {  # the comment block at the top of this file
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
+}
+
+quick=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) quick=1 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "run.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+log() { printf '\n== %s\n' "$*"; }
+
+missing_packages() {
+    local p
+    for p in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+            || echo "$p"
+    done
+}
+
+ensure_packages() {
+    if ! command -v dpkg-query >/dev/null; then
+        echo "run.sh: not a Debian system; make sure these are installed: ${packages[*]}"
+        return
+    fi
+    local missing
+    missing=$(missing_packages | xargs)
+    [ -z "$missing" ] && return
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "run.sh: missing Debian packages. Install them with:" >&2
+        echo "  sudo apt-get install -y $missing" >&2
+        exit 1
+    fi
+    log "installing $missing"
+    export DEBIAN_FRONTEND=noninteractive
+    # An image without package lists (a fresh container) cannot install anything.
+    if ! apt-get install -y --no-install-recommends $missing </dev/null; then
+        apt-get update </dev/null
+        apt-get install -y --no-install-recommends $missing </dev/null
+    fi
+}
+
+build_suite() {
+    log "building in $build"
+    cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release \
+          -DFLAT_BUILD_BENCHMARKS=ON -DFLAT_BUILD_TESTS=OFF >/dev/null
+    cmake --build "$build" -j "$(nproc)" --target flat_benchmarks flat-bench flat-bench-memory \
+        >/dev/null
+}
+
+# The baseline should run OpenBLAS's best kernels for this CPU. An inherited
+# OPENBLAS_CORETYPE (some images pin one) would override that choice, so it
+# is dropped here; FLAT_BENCH_OPENBLAS_CORETYPE pins a core on purpose.
+choose_openblas_core() {
+    if [ -n "${FLAT_BENCH_OPENBLAS_CORETYPE:-}" ]; then
+        export OPENBLAS_CORETYPE="$FLAT_BENCH_OPENBLAS_CORETYPE"
+    elif [ -n "${OPENBLAS_CORETYPE:-}" ]; then
+        echo "run.sh: ignoring OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE from the environment" \
+             "(set FLAT_BENCH_OPENBLAS_CORETYPE to pin an OpenBLAS core)"
+        unset OPENBLAS_CORETYPE
+    fi
+}
+
+# The best kernel table is the first one the suite lists (tables go best-first).
+best_isa() {
+    "$build/benchmarks/flat_benchmarks" --flat_shapes="$shapes" --benchmark_list_tests=true \
+        | awk -F/ '$1 == "flat" && isa == "" { isa = $3 } END { print isa }'
+}
+
+run_suite() {
+    local isa filter
+    isa=$(best_isa)
+    if [ "$quick" = 1 ]; then
+        filter='.'  # everything: the point is to exercise every code path
+        suite_flags=(--benchmark_min_time=0.01 --flat_time_budget=25)
+    else
+        # Every dataflow of the best table and the baseline (they run first);
+        # the other tables with AUTO only, and not where the previous shape's
+        # speed predicts calls over 4 s (the scalar table on long shapes);
+        # every micro-kernel.
+        filter="^(flat/[^/]+/$isa/|flat/[^/]+/[^/]+/AUTO/|openblas/|ukernel/)"
+        suite_flags=(--benchmark_min_time=0.2 --benchmark_repetitions=3
+                     --benchmark_display_aggregates_only=true
+                     --flat_max_call_seconds=4 --flat_time_budget=420)
+    fi
+    log "suite: $shapes, filter $filter"
+    "$build/benchmarks/flat_benchmarks" --flat_shapes="$shapes" --flat_summary_dir="$out" \
+        --benchmark_filter="$filter" --benchmark_out="$out/results.json" \
+        --benchmark_out_format=json "${suite_flags[@]}" </dev/null
+}
+
+run_memory() {
+    log "peak memory, fused vs unfused"
+    local flags=(--dat "$out/memory.dat" --markdown "$out/memory.md" --threads "$(nproc)")
+    if [ "$quick" = 1 ]; then
+        flags+=(--max-len 4096 --full-rows-up-to 2048 --query-rows 256)
+    fi
+    "$build/benchmarks/flat-bench-memory" "${flags[@]}" </dev/null
+}
+
+machine() {
+    local model
+    model=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
+    echo "$model, $(nproc) cores"
+}
+
+plot() {
+    log "plots in $plots"
+    mkdir -p "$plots"
+    local threads isa
+    threads=$(sed -n 's/^# threads=\([0-9]*\).*/\1/p' "$out/gflops.dat" | tr '\n' ' ')
+    isa=$(sed -n 's/^# threads=[0-9]* isa=//p' "$out/gflops.dat" | head -1)
+    gnuplot -e "data='$out/gflops.dat'; out='$plots/gflops.png'; threads='${threads% }';
+                isa='$isa'; machine='$(machine)'" "$here/plot_gflops.gp"
+    gnuplot -e "data='$out/memory.dat'; out='$plots/memory.png'; budget_mib=8192;
+                machine='$(machine)'" "$here/plot_memory.gp"
+}
+
+write_results_md() {
+    local md="$here/RESULTS.md"
+    {
+        echo "# Benchmark results"
+        echo
+        echo "Latest full run of \`benchmarks/run.sh\` ($(date -u '+%Y-%m-%d %H:%M UTC'), commit" \
+             "$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown))."
+        echo "Machine: $(machine); L2 cache $(lscpu | sed -n 's/^L2 cache: *//p')," \
+             "L3 cache $(lscpu | sed -n 's/^L3 cache: *//p');" \
+             "$(free -g | awk '/^Mem:/ {print $2}') GiB RAM; $(. /etc/os-release && echo "$PRETTY_NAME")."
+        echo "Suite wall time: ${suite_seconds} s; the table is regenerated by every full run."
+        echo
+        echo "Reproduce: \`benchmarks/run.sh\` (this page), \`benchmarks/run.sh --quick\` (smoke)," \
+             "one shape: \`build/bench/benchmarks/flat-bench --q-len 4096 --heads 16 --causal\`," \
+             "one case: \`build/bench/benchmarks/flat_benchmarks --benchmark_filter=flat/s4k/\`."
+        echo
+        echo "## Speed"
+        echo
+        cat "$out/summary.md"
+        echo
+        echo "![GFLOP/s per shape](plots/gflops.png)"
+        echo
+        echo "## Memory"
+        echo
+        cat "$out/memory.md"
+        echo
+        echo "![Peak memory vs sequence length](plots/memory.png)"
+    } > "$md"
+    log "wrote $md"
+}
+
+start=$(date +%s)
+ensure_packages
+build_suite
+choose_openblas_core
+if [ "$quick" = 1 ]; then
+    shapes="$here/shapes_quick.csv"
+    out="$build/quick"
+    plots="$out"
+else
+    shapes="$here/shapes.csv"
+    out="$build"
+    plots="$here/plots"
+fi
+mkdir -p "$out"
+suite_start=$(date +%s)
+suite_status=0
+run_suite || suite_status=$?  # finish the report either way, fail at the end
+suite_seconds=$(( $(date +%s) - suite_start ))
+run_memory
+plot
+[ "$quick" = 1 ] || write_results_md
+log "done in $(( $(date +%s) - start )) s; JSON: $out/results.json"
+if [ "$suite_status" != 0 ]; then
+    echo "run.sh: the suite reported failures (exit $suite_status); see the summary above" >&2
+    exit 1
+fi

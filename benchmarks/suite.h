@@ -1,0 +1,41 @@
+/* What the suite's C modules share with each other (not with the shim). */
+#ifndef BENCH_SUITE_H
+#define BENCH_SUITE_H
+
+#include <stdio.h>
+
+#include "bench.h"
+#include "refcheck.h"
+
+/* The configuration bench_cases_build was given. */
+const bench_config *suite_config(void);
+
+/* Seconds since the first case was opened (0 before). */
+double suite_elapsed(void);
+
+/* One finished repetition of case `index`; the summary reports the median
+ * over repetitions. label: AUTO's choice or "". */
+void summary_record(int index, double seconds_per_call, const char *label,
+                    const ref_check *check);
+
+/* The GFLOP/s of the last finished case (in table order) of the same
+ * implementation, ISA, thread count and kind of shape (decode or not); 0 if
+ * none yet. The latest rather than the best: it also reflects how busy the
+ * machine is now, and a time guard had better err on the short side. */
+double summary_recent_rate(const bench_case *c);
+
+/* Case `index` did not run; why says so. */
+void summary_skip(int index, const char *why);
+
+/* Case `index` failed (flat_attention returned an error); it counts against
+ * the exit status like a wrong output. */
+void summary_fail(int index, const char *why);
+
+/* Appends the micro-kernel results (bench_ukernels.c) to a summary. */
+void ukernel_summary_print(FILE *f);
+
+/* A relative row error above this marks a result as wrong in the summary:
+ * flat.h promises 1e-5, the baseline's fp32 sgemm and expf stay near it. */
+#define SUMMARY_MAX_ERROR 1e-4
+
+#endif

@@ -1,0 +1,32 @@
+/* AVX-512 kernel declarations and register-block sizes. */
+#ifndef FLAT_AVX512_KERNELS_H
+#define FLAT_AVX512_KERNELS_H
+
+#include "../ukernel.h"
+
+/*
+ * 32 zmm registers. qk holds a 12x32 block in 24 accumulators, plus two K
+ * vectors and one Q broadcast (27 live, no spills). Per d step that is 24
+ * FMAs for 2 K loads + 12 broadcasts, so the K stream (the operand that comes
+ * from L2) costs one 64-byte line per 12 FMAs, half of what 6x64 would need;
+ * 24 independent chains are 3x the 2 pipes x 4 cycles of FMA latency.
+ * pv keeps 6 rows x 64 columns of O (24 accumulators); 6 divides 12, so a
+ * Q panel splits into whole pv row groups.
+ */
+#define FLAT_AVX512_MR 12
+#define FLAT_AVX512_NR 32
+#define FLAT_AVX512_PV_MR 6
+
+void flat_pack_q__avx512(int m, int d, const float *const *rows, float scale,
+                         float *restrict qp);
+void flat_pack_k__avx512(int n, int d, const float *k, int64_t ld_k, float *restrict kp);
+void flat_qk_12x32__avx512(int d, int n_panels, const float *restrict qp,
+                           const float *restrict kp, float *restrict s, int64_t ld_s);
+float flat_row_max__avx512(int n, const float *s);
+float flat_exp2_row__avx512(int n, int width, float *s, float m);
+void flat_vexp2__avx512(int n, const float *x, float *y);
+void flat_pv_6__avx512(int m, int n, int dv, const float *restrict p, int64_t ld_p,
+                       const float *restrict v, int64_t ld_v, float *restrict o,
+                       int64_t ld_o, const float *restrict alpha);
+
+#endif

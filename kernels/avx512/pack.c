@@ -1,0 +1,112 @@
+/* Q and K packing into the dim-major panels of kernels/ukernel.h. */
+#ifndef __AVX512F__
+#error "kernels/avx512 must be compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq"
+#endif
+
+#include <assert.h>
+#include <immintrin.h>
+
+#include "../ukernel.h"
+#include "exp.h"
+#include "kernels.h"
+
+#define MR FLAT_AVX512_MR
+#define NR FLAT_AVX512_NR
+
+/*
+ * Both packings are transposes (row-major rows -> dim-major panels), done
+ * 16x16 at a time in registers: 16 row loads, 64 in-register shuffles, 16
+ * panel stores, instead of 256 strided scalar moves. r[i] holds row i on
+ * entry and column i on return. Stage 1 transposes the 4x4 blocks inside each
+ * 128-bit lane; stages 2-3 move 128-bit lanes so that column 4L+k gathers
+ * lane L of the four row quads.
+ */
+static inline __attribute__((always_inline)) void transpose16(__m512 r[16])
+{
+    __m512 t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
+        t[k + 4] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xdd);
+        t[k + 8] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
+        t[k + 12] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xdd);
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+        r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xdd);
+        r[k + 4] = _mm512_shuffle_f32x4(t[k + 4], t[k + 12], 0x88);
+        r[k + 12] = _mm512_shuffle_f32x4(t[k + 4], t[k + 12], 0xdd);
+    }
+}
+
+/* Dims [c0, c0 + 16) of up to 16 rows (rows >= count are zero), transposed
+ * into dst + c*ld_dst, storing `lanes` floats for each dim c < d - c0. */
+static inline __attribute__((always_inline)) void
+pack_block(const float *const src[16], int count, int c0, int d, float scale,
+           float *restrict dst, int ld_dst, __mmask16 lanes)
+{
+    const int dims = d - c0 < 16 ? d - c0 : 16;
+    const __mmask16 dmask = flat_tail_mask_avx512(dims);
+    const __m512 vs = _mm512_set1_ps(scale);
+    __m512 r[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++)
+        r[i] = i < count ? _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(dmask, src[i] + c0))
+                         : _mm512_setzero_ps();
+    transpose16(r);
+#pragma GCC unroll 16
+    for (int c = 0; c < 16; c++)
+        if (c < dims)
+            _mm512_mask_storeu_ps(dst + (int64_t)(c0 + c) * ld_dst, lanes, r[c]);
+}
+
+void flat_pack_q__avx512(int m, int d, const float *const *rows, float scale,
+                         float *restrict qp)
+{
+    assert(m >= 1 && d >= 1 && rows != NULL);
+    for (int p = 0; p < m; p += MR) {
+        const float *src[16] = {0};
+        const int count = m - p < MR ? m - p : MR;
+        for (int i = 0; i < count; i++)
+            src[i] = rows[p + i];
+        for (int c0 = 0; c0 < d; c0 += 16)
+            pack_block(src, count, c0, d, scale, qp, MR, flat_tail_mask_avx512(MR));
+        qp += (int64_t)d * MR;
+    }
+}
+
+/* Scaling K by 1.0 is exact, so both packings share one block routine. */
+void flat_pack_k__avx512(int n, int d, const float *k, int64_t ld_k, float *restrict kp)
+{
+    assert(n >= 1 && d >= 1 && k != NULL);
+    for (int p = 0; p < n; p += NR) {
+        for (int h = 0; h < NR; h += 16) {
+            const float *src[16] = {0};
+            const int count = n - p - h < 0 ? 0 : n - p - h < 16 ? n - p - h : 16;
+            for (int i = 0; i < count; i++) {
+                src[i] = k + (int64_t)(p + h + i) * ld_k;
+                /* 16 row streams at once defeat the hardware prefetcher;
+                 * ask for the same rows of the next block (prefetches of
+                 * rows past n are harmless: they never fault). */
+                for (int c = 0; c < d; c += 16)
+                    _mm_prefetch((const char *)(src[i] + NR * ld_k + c), _MM_HINT_T0);
+            }
+            for (int c0 = 0; c0 < d; c0 += 16)
+                pack_block(src, count, c0, d, 1.0f, kp + h, NR, 0xffff);
+        }
+        kp += (int64_t)d * NR;
+    }
+}

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README's test command:
+#
+#   bash tests/run.sh
+#
+# On a fresh Debian 12 machine: installs (as root) or names (otherwise) the
+# Debian packages it needs, then
+#   1. builds in build/tests and runs ctest;
+#   2. builds with -DFLAT_SANITIZE=ON (ASan + UBSan) in build/asan and runs ctest;
+#   3. runs tests/aarch64.sh (NEON build under qemu-aarch64), when present;
+#   4. runs `benchmarks/run.sh --quick` as a smoke test, when present;
+# and prints a summary. Exits non-zero if any step fails (every step runs).
+# FLAT_REQUIRE_ISAS is set to the kernel tables this CPU can run (scalar, plus
+# avx2 / avx512 from /proc/cpuinfo), so a table that silently does not run
+# fails the suites. Works non-interactively (CI=true, no stdin).
+#
+# Environment:
+#   FLAT_JOBS            parallel build and test jobs (default: nproc)
+#   FLAT_SKIP_AARCH64=1  skip step 3;  FLAT_SKIP_BENCH=1  skip step 4
+set -uo pipefail
+exec </dev/null
+cd "$(dirname "$0")/.."
+root=$PWD
+jobs=${FLAT_JOBS:-$(nproc 2>/dev/null || echo 2)}
+start_all=$SECONDS
+
+# ---------------------------------------------------------------- packages
+pkgs=(cmake gcc g++ make pkg-config binutils libcmocka-dev libsleef-dev)
+
+installed() {
+    # native-architecture instance first (multiarch may hold an arm64 one too)
+    local arch
+    arch=$(dpkg --print-architecture)
+    dpkg-query -W -f='${Status}\n' "$1:$arch" 2>/dev/null | grep -q '^install ok installed$' ||
+        dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed$'
+}
+
+if command -v dpkg-query >/dev/null 2>&1; then
+    missing=()
+    for p in "${pkgs[@]}"; do
+        installed "$p" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" != 0 ]; then
+            echo "tests/run.sh: missing Debian packages: ${missing[*]}" >&2
+            echo "Install them with:" >&2
+            echo "  sudo apt-get install -y ${missing[*]}" >&2
+            exit 1
+        fi
+        echo "== installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
+            apt-get update -qq || exit 1
+        fi
+        if ! apt-get install -y -qq "${missing[@]}" >/dev/null; then
+            # stale package lists: refresh once and retry
+            apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null || {
+                echo "tests/run.sh: apt-get install ${missing[*]} failed" >&2
+                exit 1
+            }
+        fi
+    fi
+else
+    echo "note: no dpkg (not Debian?): assuming ${pkgs[*]} are installed"
+fi
+
+# ------------------------------------------------------------ required ISAs
+# The tables this CPU runs; the suites fail if one of them did not run.
+require=scalar
+case "$(uname -m)" in
+x86_64 | amd64)
+    flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
+    has() { [[ " $flags " == *" $1 "* ]]; }
+    if has avx2 && has fma; then require+=,avx2; fi
+    if has avx512f && has avx512bw && has avx512vl && has avx512dq; then require+=,avx512; fi
+    ;;
+aarch64 | arm64)
+    require+=,neon
+    ;;
+esac
+export FLAT_REQUIRE_ISAS=$require
+
+# ------------------------------------------------------------------- steps
+declare -a step_names step_results step_times step_notes
+failed=0
+
+# cmocka counts from a build's last ctest log: "<passed> passed, <failed> failed"
+cmocka_counts() {
+    local log=$1/Testing/Temporary/LastTest.log p f
+    [ -f "$log" ] || { echo "no ctest log"; return; }
+    p=$(grep -ho '\[  PASSED  \] [0-9]* test' "$log" | awk '{s += $4} END {print s + 0}')
+    f=$(grep -ho '\[  FAILED  \] [0-9]* test' "$log" | awk '{s += $4} END {print s + 0}')
+    echo "$(grep -c '^[0-9]*/[0-9]* Test:' "$log") ctests, $p cmocka tests passed, $f failed"
+}
+
+record() { # name rc seconds note
+    step_names+=("$1")
+    step_results+=("$([ "$2" = 0 ] && echo ok || echo "FAILED (exit $2)")")
+    step_times+=("$3")
+    step_notes+=("$4")
+    [ "$2" = 0 ] || failed=1
+}
+
+# build_and_test <name> <build dir> [cmake args...]
+build_and_test() {
+    local name=$1 dir=$2 t0=$SECONDS rc=0
+    shift 2
+    echo
+    echo "======== $name: $dir ========"
+    cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLAT_BUILD_TESTS=ON \
+        -DFLAT_BUILD_BENCHMARKS=OFF "$@" >"$dir.configure.log" 2>&1 ||
+        { cat "$dir.configure.log"; rc=1; }
+    if [ $rc = 0 ]; then
+        if cmake --build "$dir" -j "$jobs" >"$dir.build.log" 2>&1; then
+            grep -E 'warning:' "$dir.build.log" || true
+        else
+            tail -n 60 "$dir.build.log"
+            rc=1
+        fi
+    fi
+    if [ $rc = 0 ]; then
+        ctest --test-dir "$dir" --output-on-failure -j "$jobs" || rc=$?
+        grep -h ': ran:' "$dir/Testing/Temporary/LastTest.log" 2>/dev/null | sort -u || true
+    fi
+    record "$name" $rc $((SECONDS - t0)) "$(cmocka_counts "$dir")"
+}
+
+mkdir -p build
+echo "tests/run.sh: FLAT_REQUIRE_ISAS=$FLAT_REQUIRE_ISAS, $jobs jobs"
+
+build_and_test "plain" build/tests
+
+# ASan + UBSan. LeakSanitizer stays on: libgomp's thread pool is not reported
+# (checked), so no suppressions are needed. The ctest ENVIRONMENT of each test
+# sets the same options (tests/CMakeLists.txt); these cover anything else.
+export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_string_checks=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+build_and_test "asan+ubsan" build/asan -DFLAT_SANITIZE=ON
+unset ASAN_OPTIONS UBSAN_OPTIONS
+
+if [ -f tests/aarch64.sh ] && [ "${FLAT_SKIP_AARCH64:-0}" != 1 ]; then
+    echo
+    echo "======== aarch64 (tests/aarch64.sh) ========"
+    t0=$SECONDS
+    rc=0
+    out=$(mktemp)
+    bash tests/aarch64.sh 2>&1 | tee "$out" || rc=$?
+    record "aarch64 (qemu)" $rc $((SECONDS - t0)) "$(grep -h '^aarch64: [0-9]* passed' "$out" | tail -n 1)"
+    rm -f "$out"
+fi
+
+if [ -f benchmarks/run.sh ] && [ "${FLAT_SKIP_BENCH:-0}" != 1 ]; then
+    echo
+    echo "======== benchmarks smoke (benchmarks/run.sh --quick) ========"
+    t0=$SECONDS
+    rc=0
+    bash benchmarks/run.sh --quick || rc=$?
+    record "benchmarks --quick" $rc $((SECONDS - t0)) ""
+fi
+
+# ----------------------------------------------------------------- summary
+echo
+echo "======== summary ========"
+for i in "${!step_names[@]}"; do
+    printf '  %-20s %-18s %5ss  %s\n' "${step_names[$i]}" "${step_results[$i]}" \
+        "${step_times[$i]}" "${step_notes[$i]}"
+done
+echo "  total: $((SECONDS - start_all)) s; FLAT_REQUIRE_ISAS=$FLAT_REQUIRE_ISAS"
+if [ $failed != 0 ]; then
+    echo "tests/run.sh: FAILED"
+    exit 1
+fi
+echo "tests/run.sh: all passed"

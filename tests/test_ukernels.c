@@ -1,0 +1,734 @@
+/*
+ * Every micro-kernel of every kernel table the host runs, against double
+ * math (kernels/ukernel.h is the contract under test).
+ *
+ * The edge matrix comes from each table's own mr / nr / pv_mr, so a new ISA
+ * table is tested by being listed in flat_dispatch_tables(): sizes one below,
+ * at and above each register block, odd head dims, strided operands, zero
+ * padding, masked (-inf) columns, inputs that overflow exp unless the max is
+ * subtracted, and NaN where the contract says a kernel must not read.
+ *
+ * Buffers are allocated to their exact extent, so an over-read or over-write
+ * is an ASan report in the sanitizer build; where a layout has gaps (strides)
+ * the gaps hold a poison NaN and are checked to be untouched.
+ *
+ * Error bounds are the classical ones for fp32 dot products and sums
+ * (|err| <= (k+1) u sum|terms|, u = 2^-24, k terms): they hold for any
+ * summation order and with or without FMA, so they fail only on real bugs.
+ * exp2 is held to the contract's 2 ulp.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(FLAT_TEST_HAVE_SLEEF)
+#include <sleef.h>
+#endif
+
+#include "dispatch.h"
+#include "reference.h"
+#include "testutil.h"
+#include "ukernel.h"
+
+#define U (1.0 / 16777216.0) /* unit roundoff of fp32, 2^-24 */
+
+static const flat_ukernels *tables[8];
+static int ntables;
+
+static const int dims[] = {1, 7, 32, 64, 80, 96, 128, 256};
+#define NDIMS ((int)(sizeof dims / sizeof dims[0]))
+
+static float *falloc(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    assert_non_null(p);
+    return p;
+}
+
+static void fill_poison(float *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = tu_from_bits(TU_POISON_BITS);
+}
+
+static int is_poison(float f)
+{
+    return tu_bits(f) == TU_POISON_BITS;
+}
+
+/* The n-values of the edge matrix for a block width w. */
+static int edge_ns(int w, int *out)
+{
+    int cand[] = {1, w - 1, w, w + 1, 2 * w + 3}, n = 0;
+    for (int i = 0; i < 5; i++) {
+        int dup = 0;
+        for (int j = 0; j < n; j++)
+            dup |= out[j] == cand[i];
+        if (cand[i] >= 1 && !dup)
+            out[n++] = cand[i];
+    }
+    return n;
+}
+
+/* Distance in ulps of float y from the exact value r (r > 0, normal). */
+static double ulp_err(float y, double r)
+{
+    int e;
+    frexp(r, &e); /* r = f * 2^e, f in [0.5, 1) */
+    double ulp = ldexp(1.0, e - 24);
+    if (ulp < ldexp(1.0, -149))
+        ulp = ldexp(1.0, -149);
+    return fabs((double)y - r) / ulp;
+}
+
+static int is_subnormal(float f)
+{
+    return fpclassify(f) == FP_SUBNORMAL;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_tables_sane(void **state)
+{
+    (void)state;
+    assert_true(ntables >= 1);
+    /* scalar runs everywhere and is always built */
+    int have_scalar = 0;
+    for (int t = 0; t < ntables; t++) {
+        const flat_ukernels *k = tables[t];
+        have_scalar |= k->isa == FLAT_ISA_SCALAR;
+        assert_string_equal(k->name, flat_isa_name(k->isa));
+        assert_true(k->mr >= 1 && k->mr <= 64);
+        assert_true(k->nr >= 1 && k->nr <= 256);
+        assert_true(k->pv_mr >= 1 && k->pv_mr <= 64);
+        assert_non_null(k->pack_q);
+        assert_non_null(k->pack_k);
+        assert_non_null(k->qk);
+        assert_non_null(k->row_max);
+        assert_non_null(k->exp2_row);
+        assert_non_null(k->pv);
+        assert_non_null(k->vexp2);
+        printf("  %-7s mr=%d nr=%d pv_mr=%d\n", k->name, k->mr, k->nr, k->pv_mr);
+    }
+    assert_true(have_scalar);
+    /* The list is what flat_isa_detect() chooses from: the first runnable. */
+    assert_int_equal(flat_isa_detect(), tables[0]->isa);
+}
+
+/* pack_q: panels of mr rows, dim-major, scaled; rows past m are 0. Rows come
+ * through a pointer array, here in a scrambled order with a gap between. */
+static void test_pack_q(void **state)
+{
+    (void)state;
+    tu_rng rng = {1};
+    for (int t = 0; t < ntables; t++) {
+        const flat_ukernels *k = tables[t];
+        for (int m = 1; m <= 2 * k->mr + 1; m++)
+            for (int di = 0; di < NDIMS; di++) {
+                const int d = dims[di], ld = d + 5;
+                float *q = falloc((size_t)m * ld);
+                fill_poison(q, (size_t)m * ld);
+                const float **rows = malloc(sizeof(float *) * (size_t)m);
+                for (int r = 0; r < m; r++) {
+                    rows[r] = q + (size_t)((r * 7 + 3) % m) * ld; /* a permutation when gcd(7,m)=1 */
+                    if (m % 7 == 0)
+                        rows[r] = q + (size_t)(m - 1 - r) * ld;
+                    for (int c = 0; c < d; c++)
+                        ((float *)rows[r])[c] = tu_uniform(&rng, -2.0f, 2.0f);
+                }
+                const float scale = tu_uniform(&rng, 0.05f, 1.5f);
+                const int panels = (m + k->mr - 1) / k->mr;
+                const size_t nqp = (size_t)panels * d * k->mr;
+                float *qp = falloc(nqp);
+                fill_poison(qp, nqp);
+                k->pack_q(m, d, rows, scale, qp);
+                for (int p = 0; p < panels; p++)
+                    for (int c = 0; c < d; c++)
+                        for (int i = 0; i < k->mr; i++) {
+                            const int r = p * k->mr + i;
+                            const float got = qp[((size_t)p * d + c) * k->mr + i];
+                            const float want = r < m ? scale * rows[r][c] : 0.0f;
+                            if (tu_bits(got) != tu_bits(want) && !(got == 0.0f && want == 0.0f))
+                                fail_msg("%s pack_q m=%d d=%d: qp[%d][%d][%d] = %a, want %a",
+                                         k->name, m, d, p, c, i, got, want);
+                        }
+                free(qp);
+                free(rows);
+                free(q);
+            }
+    }
+}
+
+/* pack_k: panels of nr keys, dim-major; keys past n are 0; rows strided. */
+static void test_pack_k(void **state)
+{
+    (void)state;
+    tu_rng rng = {2};
+    for (int t = 0; t < ntables; t++) {
+        const flat_ukernels *k = tables[t];
+        int ns[8], nn = edge_ns(k->nr, ns);
+        ns[nn++] = 100;
+        for (int ni = 0; ni < nn; ni++)
+            for (int di = 0; di < NDIMS; di++)
+                for (int ldpad = 0; ldpad <= 3; ldpad += 3) {
+                    const int n = ns[ni], d = dims[di], ld = d + ldpad;
+                    const size_t nk = (size_t)(n - 1) * ld + d;
+                    float *kk = falloc(nk);
+                    fill_poison(kk, nk);
+                    for (int j = 0; j < n; j++)
+                        for (int c = 0; c < d; c++)
+                            kk[(size_t)j * ld + c] = tu_uniform(&rng, -2.0f, 2.0f);
+                    const int panels = (n + k->nr - 1) / k->nr;
+                    const size_t nkp = (size_t)panels * d * k->nr;
+                    float *kp = falloc(nkp);
+                    fill_poison(kp, nkp);
+                    k->pack_k(n, d, kk, ld, kp);
+                    for (int p = 0; p < panels; p++)
+                        for (int c = 0; c < d; c++)
+                            for (int j = 0; j < k->nr; j++) {
+                                const int key = p * k->nr + j;
+                                const float got = kp[((size_t)p * d + c) * k->nr + j];
+                                const float want = key < n ? kk[(size_t)key * ld + c] : 0.0f;
+                                if (tu_bits(got) != tu_bits(want) &&
+                                    !(got == 0.0f && want == 0.0f))
+                                    fail_msg("%s pack_k n=%d d=%d ld=%d: kp[%d][%d][%d] = %a, "
+                                             "want %a",
+                                             k->name, n, d, ld, p, c, j, got, want);
+                            }
+                    free(kp);
+                    free(kk);
+                }
+    }
+}
+
+/* qk: S = Qp Kp^T for one Q panel and 1..3 K panels, into a strided S. */
+static void test_qk(void **state)
+{
+    (void)state;
+    tu_rng rng = {3};
+    for (int t = 0; t < ntables; t++) {
+        const flat_ukernels *k = tables[t];
+        const int mr = k->mr, nr = k->nr;
+        for (int di = 0; di < NDIMS; di++)
+            for (int np = 1; np <= 3; np++)
+                for (int gap = 0; gap <= 5; gap += 5) {
+                    const int d = dims[di], w = np * nr;
+                    const int64_t ld_s = w + gap;
+                    float *qp = falloc((size_t)d * mr), *kp = falloc((size_t)np * d * nr);
+                    for (int i = 0; i < d * mr; i++)
+                        qp[i] = tu_uniform(&rng, -1.0f, 1.0f);
+                    for (int i = 0; i < np * d * nr; i++)
+                        kp[i] = tu_uniform(&rng, -1.0f, 1.0f);
+                    const size_t ns = (size_t)(mr - 1) * ld_s + w; /* exact extent */
+                    float *s = falloc(ns);
+                    fill_poison(s, ns);
+                    k->qk(d, np, qp, kp, s, ld_s);
+                    for (int i = 0; i < mr; i++) {
+                        for (int p = 0; p < np; p++)
+                            for (int j = 0; j < nr; j++) {
+                                double ref = 0, mag = 0;
+                                for (int c = 0; c < d; c++) {
+                                    double x = (double)qp[c * mr + i] *
+                                               kp[((size_t)p * d + c) * nr + j];
+                                    ref += x, mag += fabs(x);
+                                }
+                                const float got = s[i * ld_s + p * nr + j];
+                                if (!(fabs(got - ref) <= (d + 1) * U * mag))
+                                    fail_msg("%s qk d=%d n_panels=%d ld_s=%lld: S[%d][%d] = %.9g, "
+                                             "want %.9g",
+                                             k->name, d, np, (long long)ld_s, i, p * nr + j, got,
+                                             ref);
+                            }
+                        for (int j = w; j < ld_s && i < mr - 1; j++)
+                            if (!is_poison(s[i * ld_s + j]))
+                                fail_msg("%s qk d=%d n_panels=%d: wrote S[%d][%d] past the block",
+                                         k->name, d, np, i, j);
+                    }
+                    free(s);
+                    free(kp);
+                    free(qp);
+                }
+    }
+}
+
+/* row_max: exact max; -inf for n == 0 (without reading s); -inf columns. */
+static void test_row_max(void **state)
+{
+    (void)state;
+    tu_rng rng = {4};
+    for (int t = 0; t < ntables; t++) {
+        const flat_ukernels *k = tables[t];
+        float *one = falloc(1);
+        one[0] = INFINITY; /* a kernel reading s at n == 0 would return +inf */
+        float r0 = k->row_max(0, one);
+        if (!(isinf(r0) && r0 < 0))
+            fail_msg("%s row_max(n=0) = %g, want -inf", k->name, r0);
+        free(one);
+        int ns[300], nn = 0;
+        for (int n = 1; n <= 3 * k->nr + 5 && nn < 290; n++)
+            ns[nn++] = n;
+        ns[nn++] = 100, ns[nn++] = 1000;
+        for (int ni = 0; ni < nn; ni++) {
+            const int n = ns[ni];
+            for (int trial = 0; trial < 4; trial++) {
+                float *s = falloc((size_t)n);
+                for (int j = 0; j < n; j++)
+                    s[j] = tu_uniform(&rng, -50.0f, 50.0f);
+                int pos = trial == 0 ? 0 : trial == 1 ? n - 1 : (int)(tu_next(&rng) % (unsigned)n);
+                if (trial == 3) /* masked columns */
+                    for (int j = 0; j < n; j++)
+                        s[j] = (j % 3 == 1) ? -INFINITY : s[j];
+                s[pos] = 60.0f + (float)trial;
+                const float got = k->row_max(n, s);
+                if (got != s[pos])
+                    fail_msg("%s row_max n=%d max at %d: got %g want %g", k->name, n, pos, got,
+                             s[pos]);
+                /* all -inf (a fully masked row) */
+                for (int j = 0; j < n; j++)
+                    s[j] = -INFINITY;
+                const float all = k->row_max(n, s);
+                if (!(isinf(all) && all < 0))
+                    fail_msg("%s row_max n=%d all -inf: got %g", k->name, n, all);
+                free(s);
+            }
+        }
+    }
+}
+
+/* Checks one exp2_row result against the contract; returns the max ulp. */
+static double check_exp2_row(const flat_ukernels *k, int n, int width, const float *in,
+                             const float *out, float sum, float m, const char *what)
+{
+    double maxulp = 0, ref_sum = 0;
+    for (int j = 0; j < n; j++) {
+        const float arg = in[j] - m; /* the argument as fp32 computes it */
+        const float y = out[j];
+        if (is_subnormal(y))
+            fail_msg("%s exp2_row %s n=%d: s[%d] = %a is subnormal", k->name, what, n, j, y);
+        if (arg < -126.0f) {
+            if (y != 0.0f)
+                fail_msg("%s exp2_row %s n=%d: exp2(%a) = %a, want exactly 0", k->name, what, n,
+                         (double)arg, y);
+        } else {
+            const double r = exp2((double)arg);
+            const double e = ulp_err(y, r);
+            if (!(e <= 2.0))
+                fail_msg("%s exp2_row %s n=%d: exp2(%.9g) = %.9g, want %.9g (%.2f ulp)",
+                         k->name, what, n, (double)arg, y, r, e);
+            maxulp = e > maxulp ? e : maxulp;
+        }
+        ref_sum += y;
+    }
+    for (int j = n; j < width; j++)
+        if (tu_bits(out[j]) != 0)
+            fail_msg("%s exp2_row %s n=%d width=%d: s[%d] = %a, want +0", k->name, what, n,
+                     width, j, out[j]);
+    if (!(fabs(sum - ref_sum) <= (n + 1) * U * ref_sum))
+        fail_msg("%s exp2_row %s n=%d: returned sum %.9g, sum of results %.9g", k->name, what,
+                 n, sum, ref_sum);
+    return maxulp;
+}
+
+/* exp2_row: exp2(s - m), zero fill to width, sum; masked columns; inputs
+ * that only fit after subtracting the max; results below 2^-126 are 0. */
+static void test_exp2_row(void **state)
+{
+    (void)state;
+    tu_rng rng = {5};
+    for (int t = 0; t < ntables; t++) {
+        const flat_ukernels *k = tables[t];
+        double maxulp = 0;
+        int ns[600], nn = 0;
+        for (int n = 0; n <= 2 * k->nr + 3 && nn < 590; n++)
+            ns[nn++] = n;
+        ns[nn++] = 64, ns[nn++] = 100, ns[nn++] = 1000;
+        for (int ni = 0; ni < nn; ni++) {
+            const int n = ns[ni];
+            const int rn = (n + k->nr - 1) / k->nr * k->nr;
+            const int widths[] = {n, n + 1, rn, rn + k->nr};
+            for (int wi = 0; wi < 4; wi++) {
+                const int width = widths[wi];
+                if (width == 0 || (wi > 0 && width == widths[wi - 1]))
+                    continue;
+                for (int kind = 0; kind < 4; kind++) {
+                    float *in = falloc((size_t)width), *s = falloc((size_t)width);
+                    float m = -INFINITY;
+                    for (int j = 0; j < n; j++) {
+                        switch (kind) {
+                        case 0: /* 90..100: exp2 overflows unless m is subtracted */
+                            in[j] = tu_uniform(&rng, 90.0f, 100.0f);
+                            break;
+                        case 1: /* crosses the flush threshold */
+                            in[j] = tu_uniform(&rng, -140.0f, 0.0f);
+                            break;
+                        case 2: /* masked columns */
+                            in[j] = (j % 2) ? -INFINITY : tu_uniform(&rng, -20.0f, 20.0f);
+                            break;
+                        default: /* m above the max (a running max) */
+                            in[j] = tu_uniform(&rng, -30.0f, 5.0f);
+                            break;
+                        }
+                        m = in[j] > m ? in[j] : m;
+                    }
+                    if (kind == 1 && n > 0)
+                        in[n - 1] = 0.0f, m = m > 0.0f ? m : 0.0f; /* exp2(-126..) boundaries */
+                    if (kind == 3 && n > 0)
+                        m += 7.5f;
+                    for (int j = n; j < width; j++)
+                        in[j] = tu_from_bits(TU_POISON_BITS); /* not to be read */
+                    memcpy(s, in, sizeof(float) * (size_t)width);
+                    const float sum = k->exp2_row(n, width, s, m);
+                    char what[32];
+                    snprintf(what, sizeof what, "kind=%d width=%d", kind, width);
+                    double e = check_exp2_row(k, n, width, in, s, sum, m, what);
+                    maxulp = e > maxulp ? e : maxulp;
+                    free(in);
+                    free(s);
+                }
+            }
+        }
+        /* The flush threshold itself: s - m lands on and around -126. */
+        {
+            const int n = 2 * k->nr + 3;
+            float *in = falloc((size_t)n), *s = falloc((size_t)n);
+            for (int j = 0; j < n; j++)
+                in[j] = -126.0f + (float)(j - n / 2) * 0x1p-10f;
+            in[0] = 0.0f;
+            memcpy(s, in, sizeof(float) * (size_t)n);
+            const float sum = k->exp2_row(n, n, s, 0.0f);
+            double e = check_exp2_row(k, n, n, in, s, sum, 0.0f, "threshold");
+            maxulp = e > maxulp ? e : maxulp;
+            free(in);
+            free(s);
+        }
+        printf("  %-7s exp2_row: max error %.3f ulp\n", k->name, maxulp);
+    }
+}
+
+/* The dense sweep of [-126, 0]: a uniform grid plus every float around the
+ * points where range reductions switch (integers and half-integers). */
+static float *sweep_points(size_t *count)
+{
+    const int quick = tu_quick();
+    const size_t grid = quick ? (1u << 16) : (1u << 22);
+    const int around = quick ? 64 : 512;
+    const size_t nbreak = 2 * 126 + 1 + 6;
+    float *x = falloc(grid + 1 + nbreak * 2 * (size_t)around);
+    size_t n = 0;
+    for (size_t i = 0; i <= grid; i++)
+        x[n++] = (float)(-126.0 * (double)i / (double)grid);
+    for (size_t b = 0; b < nbreak; b++) {
+        float c = b < 2 * 126 + 1 ? -(float)b * 0.5f : -(float)(b - 2 * 126 - 1 + 1) * 1e-3f;
+        float lo = c, hi = c;
+        for (int j = 0; j < around; j++) {
+            lo = nextafterf(lo, -INFINITY);
+            hi = nextafterf(hi, INFINITY);
+            if (lo >= -126.0f)
+                x[n++] = lo;
+            if (hi <= 0.0f)
+                x[n++] = hi;
+        }
+    }
+    *count = n;
+    return x;
+}
+
+/* vexp2 against double exp2 over [-126, 0]: the contract's 2 ulp. */
+static void test_vexp2_ulp(void **state)
+{
+    (void)state;
+    size_t n;
+    float *x = sweep_points(&n);
+    float *y = falloc(n);
+    for (int t = 0; t < ntables; t++) {
+        const flat_ukernels *k = tables[t];
+        fill_poison(y, n);
+        /* in chunks of odd length, so every tail path runs */
+        for (size_t i = 0; i < n;) {
+            int len = (int)((n - i) < 1021 ? (n - i) : 1021);
+            k->vexp2(len, x + i, y + i);
+            i += (size_t)len;
+        }
+        double maxulp = 0;
+        float worst = 0;
+        for (size_t i = 0; i < n; i++) {
+            const double r = exp2((double)x[i]);
+            const double e = ulp_err(y[i], r);
+            if (is_subnormal(y[i]))
+                fail_msg("%s vexp2(%a) = %a is subnormal", k->name, (double)x[i], y[i]);
+            if (!(e <= maxulp))
+                maxulp = e, worst = x[i];
+        }
+        printf("  %-7s vexp2 vs double exp2 over [-126, 0] (%zu points): max %.3f ulp at x = %.9g\n",
+               k->name, n, maxulp, (double)worst);
+        if (!(maxulp <= 2.0))
+            fail_msg("%s vexp2: max error %.3f ulp at x = %a > 2 ulp", k->name, maxulp,
+                     (double)worst);
+    }
+    free(y);
+    free(x);
+}
+
+/* vexp2 against SLEEF's exp2f (1.0-ulp): the measured difference. */
+static void test_vexp2_sleef(void **state)
+{
+    (void)state;
+#if defined(FLAT_TEST_HAVE_SLEEF)
+    size_t n;
+    float *x = sweep_points(&n);
+    float *y = falloc(n);
+    double sleef_max = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = ulp_err(Sleef_exp2f_u10(x[i]), exp2((double)x[i]));
+        sleef_max = e > sleef_max ? e : sleef_max;
+    }
+    printf("  sleef   Sleef_exp2f_u10 vs double exp2: max %.3f ulp\n", sleef_max);
+    for (int t = 0; t < ntables; t++) {
+        const flat_ukernels *k = tables[t];
+        k->vexp2((int)n, x, y);
+        int64_t maxd = 0;
+        float worst = 0;
+        for (size_t i = 0; i < n; i++) {
+            const float s = Sleef_exp2f_u10(x[i]);
+            int64_t d = (int64_t)tu_bits(y[i]) - (int64_t)tu_bits(s); /* both > 0 */
+            d = d < 0 ? -d : d;
+            if (d > maxd)
+                maxd = d, worst = x[i];
+        }
+        printf("  %-7s vexp2 vs Sleef_exp2f_u10: max difference %lld ulp (x = %.9g)\n", k->name,
+               (long long)maxd, (double)worst);
+        /* within 2 ulp of exact and SLEEF within 1: at most 3 apart */
+        if (maxd > 3)
+            fail_msg("%s vexp2 differs from SLEEF by %lld ulp at x = %a", k->name,
+                     (long long)maxd, (double)worst);
+    }
+    free(y);
+    free(x);
+#else
+    printf("  SLEEF not found at build time: no SLEEF comparison (install libsleef-dev)\n");
+#endif
+}
+
+/* vexp2: every length (tails), flushing below -126, -inf, exact extents. */
+static void test_vexp2_edges(void **state)
+{
+    (void)state;
+    tu_rng rng = {6};
+    for (int t = 0; t < ntables; t++) {
+        const flat_ukernels *k = tables[t];
+        for (int n = 1; n <= 67; n++) {
+            float *x = falloc((size_t)n), *y = falloc((size_t)n + 3);
+            for (int j = 0; j < n; j++)
+                x[j] = tu_uniform(&rng, -200.0f, 0.0f);
+            x[n - 1] = -INFINITY;
+            if (n > 1)
+                x[n / 2] = -126.0f;
+            fill_poison(y, (size_t)n + 3);
+            k->vexp2(n, x, y);
+            for (int j = 0; j < n; j++) {
+                if (is_subnormal(y[j]))
+                    fail_msg("%s vexp2(%a) = %a is subnormal", k->name, (double)x[j], y[j]);
+                if (x[j] < -126.0f) {
+                    if (tu_bits(y[j]) != 0)
+                        fail_msg("%s vexp2(%a) = %a, want +0", k->name, (double)x[j], y[j]);
+                } else if (!(ulp_err(y[j], exp2((double)x[j])) <= 2.0))
+                    fail_msg("%s vexp2(%a) = %a, want %a", k->name, (double)x[j], y[j],
+                             exp2((double)x[j]));
+            }
+            for (int j = n; j < n + 3; j++)
+                if (!is_poison(y[j]))
+                    fail_msg("%s vexp2 n=%d wrote y[%d]", k->name, n, j);
+            free(x);
+            free(y);
+        }
+    }
+}
+
+/* One pv call on fresh operands, checked; `use_alpha` selects the alpha form. */
+static void run_pv(const flat_ukernels *k, tu_rng *rng, int m, int n, int dv, int use_alpha)
+{
+    const int64_t ld_p = n + 3, ld_v = dv + 5, ld_o = dv + 2;
+    const size_t np = (size_t)m * ld_p, nv = (size_t)(n + 2) * ld_v;
+    const size_t no = (size_t)(m - 1) * ld_o + dv;
+    float *p = falloc(np), *v = falloc(nv), *o = falloc(no), *o0 = falloc(no);
+    float *alpha = use_alpha ? falloc((size_t)m) : NULL;
+    /* P columns j >= n and V rows j >= n are NaN: pv must not read them. */
+    for (size_t i = 0; i < np; i++)
+        p[i] = NAN;
+    for (size_t i = 0; i < nv; i++)
+        v[i] = NAN;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++)
+            p[i * ld_p + j] = tu_uniform(rng, 0.0f, 1.0f);
+    for (int j = 0; j < n; j++)
+        for (int c = 0; c < dv; c++)
+            v[j * ld_v + c] = tu_uniform(rng, -1.0f, 1.0f);
+    fill_poison(o, no);
+    for (int i = 0; i < m; i++)
+        for (int c = 0; c < dv; c++)
+            /* without alpha, O is write-only: NaN there must not leak */
+            o[i * ld_o + c] = use_alpha ? tu_uniform(rng, -1.0f, 1.0f) : NAN;
+    if (alpha)
+        for (int i = 0; i < m; i++)
+            alpha[i] = i % 4 == 0 ? 0.0f : i % 4 == 1 ? 1.0f : tu_uniform(rng, 0.0f, 1.0f);
+    memcpy(o0, o, no * sizeof(float));
+    k->pv(m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha);
+    for (int i = 0; i < m; i++) {
+        for (int c = 0; c < dv; c++) {
+            double ref = 0, mag = 0;
+            if (alpha) {
+                ref = (double)alpha[i] * o0[i * ld_o + c];
+                mag = fabs(ref);
+            }
+            for (int j = 0; j < n; j++) {
+                double x = (double)p[i * ld_p + j] * v[j * ld_v + c];
+                ref += x, mag += fabs(x);
+            }
+            const float got = o[i * ld_o + c];
+            if (!(fabs(got - ref) <= (n + 2) * U * mag))
+                fail_msg("%s pv m=%d n=%d dv=%d alpha=%s: O[%d][%d] = %.9g, want %.9g", k->name,
+                         m, n, dv, alpha ? "yes" : "NULL", i, c, got, ref);
+        }
+        for (int c = dv; c < ld_o && i < m - 1; c++)
+            if (!is_poison(o[i * ld_o + c]))
+                fail_msg("%s pv m=%d n=%d dv=%d: wrote the gap O[%d][%d]", k->name, m, n, dv, i,
+                         c);
+    }
+    free(alpha);
+    free(o0);
+    free(o);
+    free(v);
+    free(p);
+}
+
+/* pv: O = diag(alpha) O + P V over the edge matrix of pv_mr and nr. */
+static void test_pv(void **state)
+{
+    (void)state;
+    tu_rng rng = {7};
+    const int quick = tu_quick();
+    for (int t = 0; t < ntables; t++) {
+        const flat_ukernels *k = tables[t];
+        int ns[16], nn = 0;
+        ns[nn++] = 0, ns[nn++] = 1, ns[nn++] = 7;
+        int e[8], ne = edge_ns(k->nr, e);
+        for (int i = 0; i < ne; i++)
+            if (e[i] != 1 && e[i] != 7)
+                ns[nn++] = e[i];
+        ns[nn++] = 64;
+        for (int m = 1; m <= 2 * k->pv_mr + 1; m++)
+            for (int ni = 0; ni < nn; ni++)
+                for (int di = 0; di < NDIMS; di++) {
+                    if (quick && m % k->pv_mr > 1 && m != k->pv_mr - 1 && di % 2)
+                        continue;
+                    for (int a = 0; a < 2; a++)
+                        run_pv(k, &rng, m, ns[ni], dims[di], a);
+                }
+    }
+}
+
+/*
+ * The kernels composed the way the runtime composes them (one FLAT row
+ * block): pack_q with scale*log2(e), pack_k, qk, row_max, exp2_row, pv, then
+ * divide by the sum; compared with the reference attention of the same rows.
+ */
+static void test_pipeline(void **state)
+{
+    (void)state;
+    tu_rng rng = {8};
+    const double log2e = 1.4426950408889634;
+    for (int t = 0; t < ntables; t++) {
+        const flat_ukernels *k = tables[t];
+        const int ms[] = {1, k->mr, k->mr + 1}, nkeys[] = {1, k->nr + 1, 200};
+        const int ds[] = {7, 64, 80};
+        for (int mi = 0; mi < 3; mi++)
+            for (int ni = 0; ni < 3; ni++)
+                for (int di = 0; di < 3; di++) {
+                    const int m = ms[mi], n = nkeys[ni], d = ds[di], dv = d == 64 ? 96 : d;
+                    tu_tensor q, kk, vv;
+                    tu_tensor_alloc(&q, TU_BHSD, 1, 1, m, d);
+                    tu_tensor_alloc(&kk, TU_PADDED, 1, 1, n, d);
+                    tu_tensor_alloc(&vv, TU_PADDED, 1, 1, n, dv);
+                    tu_tensor_fill(&q, &rng, 1.0f);
+                    tu_tensor_fill(&kk, &rng, 1.0f);
+                    tu_tensor_fill(&vv, &rng, 1.0f);
+                    double *ref = malloc(sizeof(double) * (size_t)m * dv);
+                    ref_attention(&q.t, &kk.t, &vv.t, NULL, ref, NULL, NULL);
+
+                    const float scale = (float)(1.0 / sqrt((double)d) * log2e);
+                    const int mp = (m + k->mr - 1) / k->mr, npan = (n + k->nr - 1) / k->nr;
+                    const int64_t ld_s = (int64_t)npan * k->nr;
+                    float *qp = falloc((size_t)mp * d * k->mr);
+                    float *kp = falloc((size_t)npan * d * k->nr);
+                    float *s = falloc((size_t)mp * k->mr * ld_s);
+                    float *o = falloc((size_t)m * dv);
+                    const float **rows = malloc(sizeof(float *) * (size_t)m);
+                    for (int i = 0; i < m; i++)
+                        rows[i] = ref_row(&q.t, 0, 0, i);
+                    k->pack_q(m, d, rows, scale, qp);
+                    k->pack_k(n, d, ref_row(&kk.t, 0, 0, 0), kk.t.stride_seq, kp);
+                    float *sums = falloc((size_t)m);
+                    for (int p = 0; p < mp; p++)
+                        k->qk(d, npan, qp + (size_t)p * d * k->mr, kp,
+                              s + (size_t)p * k->mr * ld_s, ld_s);
+                    for (int i = 0; i < m; i++) {
+                        float mx = k->row_max(n, s + i * ld_s);
+                        sums[i] = k->exp2_row(n, (int)ld_s, s + i * ld_s, mx);
+                    }
+                    k->pv(m, n, dv, s, ld_s, ref_row(&vv.t, 0, 0, 0), vv.t.stride_seq, o, dv,
+                          NULL);
+                    for (int i = 0; i < m; i++) {
+                        double num = 0, den = 0;
+                        for (int c = 0; c < dv; c++) {
+                            double x = o[i * dv + c] / sums[i] - ref[i * dv + c];
+                            num += x * x, den += ref[i * dv + c] * ref[i * dv + c];
+                        }
+                        if (!(sqrt(num) <= 1e-5 * sqrt(den)))
+                            fail_msg("%s pipeline m=%d n=%d d=%d dv=%d: row %d rel err %.3g",
+                                     k->name, m, n, d, dv, i, sqrt(num / den));
+                    }
+                    free(sums);
+                    free(rows);
+                    free(o);
+                    free(s);
+                    free(kp);
+                    free(qp);
+                    free(ref);
+                    tu_tensor_free(&q);
+                    tu_tensor_free(&kk);
+                    tu_tensor_free(&vv);
+                }
+    }
+}
+
+static void test_required_isas(void **state)
+{
+    (void)state;
+    assert_int_equal(tu_check_required_isas("test_ukernels"), 0);
+}
+
+int main(void)
+{
+    const char *filter = getenv("FLAT_TEST_FILTER"); /* cmocka's glob, for debugging */
+    if (filter && *filter)
+        cmocka_set_test_filter(filter);
+    ntables = tu_runnable_tables("test_ukernels", tables, 8);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tables_sane),  cmocka_unit_test(test_pack_q),
+        cmocka_unit_test(test_pack_k),       cmocka_unit_test(test_qk),
+        cmocka_unit_test(test_row_max),      cmocka_unit_test(test_exp2_row),
+        cmocka_unit_test(test_vexp2_ulp),    cmocka_unit_test(test_vexp2_sleef),
+        cmocka_unit_test(test_vexp2_edges),  cmocka_unit_test(test_pv),
+        cmocka_unit_test(test_pipeline),     cmocka_unit_test(test_required_isas),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

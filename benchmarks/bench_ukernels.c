@@ -251,7 +251,7 @@ void ukernel_summary_print(FILE *f)
         const uk_case *c = &cases[i];
         const probe_result *peak = probe_fma_peak(c->table->isa, 1);
         if (c->kernel == UK_EXP2)
-            fprintf(f, "| %-28s | %7.2f Gelem/s  | %6s |\n", c->name, rates[i], "-");
+            fprintf(f, "| %-28s | %7.2f Gelem/s | %6s |\n", c->name, rates[i], "-");
         else
             fprintf(f, "| %-28s | %7.1f GFLOP/s | %6.1f |\n", c->name, rates[i],
                     peak ? 100 * rates[i] / peak->value : 0);

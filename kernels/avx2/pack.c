@@ -9,8 +9,8 @@
 #include "../ukernel.h"
 #include "kernels.h"
 
-/* Packing is O((m + n) d) against O(m n d) for qk, so plain loops serve;
- * the destination is written sequentially and padding rows are zeroed. */
+/* pack_q is O(m d) against O(m n d) for qk, so a plain loop serves; the
+ * destination is written sequentially and padding rows are zeroed. */
 void flat_pack_q__avx2(int m, int d, const float *const *rows, float scale,
                        float *restrict qp)
 {

@@ -76,6 +76,7 @@ flat_task flat_task_at(const flat_problem *p, const flat_plan *plan, int64_t t)
     task.heads = (int)imin(plan->heads_per_task, (task.kv_head + 1) * group - task.head0);
     task.pos0 = qb * plan->bq;
     task.positions = (int)imin(plan->bq, p->q_len - task.pos0);
+    task.index = t;
     return task;
 }
 
@@ -174,6 +175,20 @@ static inline __attribute__((always_inline)) void prefetch_rows(const flat_probl
                 __builtin_prefetch(rows[r] + c, 0, 2);
 }
 
+/* Part g of G of this task's slice of the next K and V (see next_keys). */
+static inline __attribute__((always_inline)) void prefetch_keys(const flat_problem *p,
+                                                                const flat_scratch *ws,
+                                                                int g, int groups)
+{
+    int64_t j0 = ws->next_k_rows * g / groups, j1 = ws->next_k_rows * (g + 1) / groups;
+    for (int64_t j = j0; j < j1; j++) {
+        for (int64_t c = 0; c < p->dim; c += 16)
+            __builtin_prefetch(ws->next_k + j * p->k.ss + c, 0, 2);
+        for (int64_t c = 0; c < p->v_dim; c += 16)
+            __builtin_prefetch(ws->next_v + j * p->v.ss + c, 0, 2);
+    }
+}
+
 /* O += P[:, k0 .. k0+width) V, in chunks of pv_keys keys whose V rows stay in
  * L2 across the row groups (plan.c). Row groups of pv_mr share one
  * register-blocked call up to the group's smallest limit; each row then
@@ -192,8 +207,10 @@ static void attend_values(const flat_problem *p, const flat_plan *plan, const fl
             int full = (int)imax(0, imin(min_limit(ws->limit, r0, r1) - k0, c1) - c0);
             const float *a = c0 > 0 ? ws->ones + r0 : alpha ? alpha + r0 : NULL;
             const float *s = ws->s + r0 * ld_s + c0;
-            if (last && c0 == 0)
+            if (last && c0 == 0) {
                 prefetch_rows(p, ws->next_rows, r0, r1);
+                prefetch_keys(p, ws, r0 / uk->pv_mr, (rows + uk->pv_mr - 1) / uk->pv_mr);
+            }
             uk->pv(r1 - r0, full, (int)dv, s, ld_s, v + (int64_t)(k0 + c0) * ld_v, ld_v,
                    o_row(ws, r0), ws->o_ld_row, a);
             for (int r = r0; r < r1; r++) {
@@ -317,12 +334,34 @@ static const float *packed_keys(const flat_problem *p, const flat_ukernels *uk,
     return ws->kp;
 }
 
+/* pack_k streams K from memory at DRAM speed (1-2% of a call), and the first
+ * pv pass over a new head's V does too. The thread's next (batch, kv head)
+ * is most likely `threads` pairs on (whole pairs per thread, plan.c), so each
+ * task of the current pair prefetches its share of that pair's K and V rows,
+ * spread over its last pv pass like the Q rows. */
+static void next_keys(const flat_problem *p, const flat_plan *plan, const flat_task *t,
+                      flat_scratch *ws)
+{
+    int64_t pairs = p->batch * p->kv_heads, per_pair = plan->tasks / pairs;
+    int64_t next = t->b * p->kv_heads + t->kv_head + plan->threads;
+    ws->next_k_rows = 0;
+    if (next >= pairs)
+        return;
+    int64_t b = next / p->kv_heads, h = next % p->kv_heads;
+    int64_t n = p->kv_lens ? p->kv_lens[b] : p->kv_len, i = t->index % per_pair;
+    int64_t j0 = n * i / per_pair, j1 = n * (i + 1) / per_pair;
+    ws->next_k = p->k.data + b * p->k.sb + h * p->k.sh + j0 * p->k.ss;
+    ws->next_v = p->v.data + b * p->v.sb + h * p->v.sh + j0 * p->v.ss;
+    ws->next_k_rows = j1 - j0;
+}
+
 void flat_attend_task(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
                       const flat_task *task, flat_scratch *ws)
 {
     int rows = task->heads * task->positions;
     int kmax = gather_rows(p, plan, task, ws);
     map_output(p, uk, task, ws);
+    next_keys(p, plan, task, ws);
     const float *v = p->v.data + task->b * p->v.sb + task->kv_head * p->v.sh;
     if (kmax == 0) {
         for (int r = 0; r < rows; r++)

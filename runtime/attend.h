@@ -27,6 +27,10 @@ typedef struct {
     const float **rows; /* Q row pointers for pack_q */
     const float **next_rows; /* the same rows one query block lower (the next
                                 task in order), or NULL; prefetched during pv */
+    const float *next_k;     /* this task's slice of the K (and V) rows the
+                                thread uses next, also prefetched during pv: */
+    const float *next_v;
+    int64_t next_k_rows;     /* rows at next_k (next_v), stride k.ss (v.ss) */
 } flat_scratch;
 
 /* Floats one thread's scratch needs (pointer and int arrays included). */
@@ -39,6 +43,7 @@ void flat_scratch_init(flat_scratch *ws, float *mem, const flat_problem *p,
 /* The task's coordinates. */
 typedef struct {
     int64_t b, kv_head, head0, pos0; /* first query head and position */
+    int64_t index;                   /* t of flat_task_at */
     int heads, positions;
 } flat_task;
 

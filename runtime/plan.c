@@ -1,7 +1,7 @@
 /* Tile sizes and dataflow from the cache sizes.
  *
  * FLAT keeps rows x kv_len scores; it is chosen when that buffer fits the L2
- * budget with enough rows to reuse each K panel across several Q panels.
+ * budget with a whole task's rows, so each K panel serves several Q panels.
  * Otherwise FLASH streams key blocks of bk, whose buffer does not grow with
  * kv_len. Both then walk K and V in chunks that stay in L2. */
 #include <omp.h>
@@ -49,7 +49,11 @@ void flat_plan_choose(const flat_problem *p, const flat_ukernels *uk, flat_dataf
     /* FLAT's row buffer: rows_pad x kv_pad floats must fit the L2 budget. */
     int64_t flat_rows = l2_budget / (kv_pad * 4) / uk->mr * uk->mr;
     int64_t useful_rows = imin(rows, (p->q_heads / p->kv_heads) * p->q_len);
-    int flat_fits = flat_rows >= imin(useful_rows, 2 * uk->mr) && flat_rows >= uk->mr;
+    /* FLAT only when its buffer holds the whole block of rows: with fewer
+     * rows per task K and V stream through L2 more often, and FLASH with
+     * L2-sized key blocks then wins (s4k: 24-row FLAT ~3% behind 48-row
+     * FLASH). */
+    int flat_fits = flat_rows >= useful_rows && flat_rows >= uk->mr;
     plan->dataflow = requested != FLAT_DATAFLOW_AUTO ? requested
                      : flat_fits                     ? FLAT_DATAFLOW_FLAT
                                                      : FLAT_DATAFLOW_FLASH;
@@ -75,14 +79,20 @@ void flat_plan_choose(const flat_problem *p, const flat_ukernels *uk, flat_dataf
     plan->k_panels = kv_pad / uk->nr;
     plan->k_floats = kv_pad * p->dim;
 
-    plan->bk = (int)imin(kv_pad, round_up(256, uk->nr));
+    /* FLASH's score block: at most a quarter of L2, like the K and V chunks
+     * below, split evenly over kv_len. Long blocks amortise the per-block
+     * row max, rescale and pv O reload (1024 keys measured ~5% faster than
+     * 256 on s4k, 2-4% on bert and s1k). */
+    int64_t l2_quarter = cpu->l2_bytes / 4;
+    int64_t bk_max = imax(uk->nr, l2_quarter / (plan->rows_pad * 4) / uk->nr * uk->nr);
+    int64_t blocks = (kv_pad + bk_max - 1) / bk_max;
+    plan->bk = (int)round_up((kv_pad + blocks - 1) / blocks, uk->nr);
     plan->s_cols = plan->dataflow == FLAT_DATAFLOW_FLAT ? kv_pad : plan->bk;
     /* K and V chunks are re-read by every Q panel / pv row group of the task.
      * The kernels prefetch K panels and V rows ahead, so the chunks need only
      * stay in L2 (a quarter each, next to the score buffer), not in L1: long
      * chunks amortise each pv call's O load/rescale/store (pv with 96-key
      * L1 chunks measured 3-5% slower end to end than with 1024-key ones). */
-    int64_t l2_quarter = cpu->l2_bytes / 4;
     plan->qk_panels = (int)imax(1, l2_quarter / (p->dim * uk->nr * 4));
     plan->pv_keys = (int)imax(uk->nr, l2_quarter / (p->v_dim * 4) / uk->nr * uk->nr);
 

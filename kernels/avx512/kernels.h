@@ -10,8 +10,10 @@
  * FMAs for 2 K loads + 12 broadcasts, so the K stream (the operand that comes
  * from L2) costs one 64-byte line per 12 FMAs, half of what 6x64 would need;
  * 24 independent chains are 3x the 2 pipes x 4 cycles of FMA latency.
- * pv keeps 6 rows x 64 columns of O (24 accumulators); 6 divides 12, so a
- * Q panel splits into whole pv row groups.
+ * pv keeps 6 rows x 64 columns of O (24 accumulators, 4 V vectors, one P
+ * broadcast); dv = 128 takes two column passes, since 3 x 128 would need 33
+ * registers (it spilled and measured 25% slower). 6 divides 12, so a Q panel
+ * splits into whole pv row groups.
  */
 #define FLAT_AVX512_MR 12
 #define FLAT_AVX512_NR 32

@@ -137,22 +137,57 @@ static void map_output(const flat_problem *p, const flat_ukernels *uk, const fla
     }
 }
 
+/* K is packed per thread when its tasks move to the next (batch, kv head),
+ * not for all heads up front: tasks walk heads in order, so each thread packs
+ * each head once, the panels are still in L2 for the first task, and the
+ * workspace stays one head of K per thread (all heads at once measured ~5%
+ * of a llama-2k call in page faults on the fresh mapping alone). Batches
+ * whose kv_lens hide trailing keys pack only the visible ones. */
+static const float *packed_keys(const flat_problem *p, const flat_ukernels *uk,
+                                const flat_task *t, flat_scratch *ws)
+{
+    int64_t pair = t->b * p->kv_heads + t->kv_head;
+    if (ws->kp_pair != pair) {
+        int64_t n = p->kv_lens ? p->kv_lens[t->b] : p->kv_len;
+        uk->pack_k((int)n, (int)p->dim, p->k.data + t->b * p->k.sb + t->kv_head * p->k.sh,
+                   p->k.ss, ws->kp);
+        ws->kp_pair = pair;
+    }
+    return ws->kp;
+}
+
+/* Packed panels for keys [j0, j0 + n) (j0 a multiple of nr): a slice of the
+ * head's panels, or, when K streams (plan.c: one task per kv head), those
+ * keys packed now into the chunk buffer, which qk then reads from L2. */
+static const float *chunk_keys(const flat_problem *p, const flat_plan *plan,
+                               const flat_ukernels *uk, const flat_task *t, int j0, int n,
+                               flat_scratch *ws)
+{
+    if (!plan->stream_k)
+        return packed_keys(p, uk, t, ws) + (int64_t)j0 * p->dim;
+    uk->pack_k(n, (int)p->dim,
+               p->k.data + t->b * p->k.sb + t->kv_head * p->k.sh + (int64_t)j0 * p->k.ss,
+               p->k.ss, ws->kp);
+    return ws->kp;
+}
+
 /* S[:, k0 .. k0+width) for every Q panel that has a row seeing past k0,
  * walking K in L2-sized chunks of panels so each chunk serves all Q panels. */
 static void scores(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
-                   const float *kp, int rows, int k0, int width, flat_scratch *ws,
+                   const flat_task *t, int rows, int k0, int width, flat_scratch *ws,
                    int64_t ld_s)
 {
     int n_panels = (int)((width + uk->nr - 1) / uk->nr);
     for (int c = 0; c < n_panels; c += plan->qk_panels) {
         int c_end = (int)imin(n_panels, c + plan->qk_panels);
+        const float *kp = chunk_keys(p, plan, uk, t, k0 + c * uk->nr,
+                                     (int)imin(width, c_end * uk->nr) - c * uk->nr, ws);
         for (int r0 = 0; r0 < rows; r0 += uk->mr) {
             int seen = max_limit(ws->limit, r0, (int)imin(rows, r0 + uk->mr)) - k0;
             int need = (int)imin(c_end, (seen + uk->nr - 1) / uk->nr); /* causal: skip masked panels */
             if (need <= c)
                 continue;
-            uk->qk((int)p->dim, need - c, ws->qp + (int64_t)r0 * p->dim,
-                   kp + ((int64_t)k0 / uk->nr + c) * p->dim * uk->nr,
+            uk->qk((int)p->dim, need - c, ws->qp + (int64_t)r0 * p->dim, kp,
                    ws->s + (int64_t)r0 * ld_s + (int64_t)c * uk->nr, ld_s);
         }
     }
@@ -236,10 +271,10 @@ static void poison_row(const flat_ukernels *uk, int n, float *s, flat_scratch *w
 
 /* FLAT: whole logit rows, exact softmax (true max, one exp per score), P V. */
 static void flat_rows(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
-                      const float *kp, const float *v, int rows, int kmax, flat_scratch *ws)
+                      const flat_task *t, const float *v, int rows, int kmax, flat_scratch *ws)
 {
     int64_t ld_s = plan->s_cols;
-    scores(p, plan, uk, kp, rows, 0, kmax, ws, ld_s);
+    scores(p, plan, uk, t, rows, 0, kmax, ws, ld_s);
     for (int r = 0; r < rows; r++) {
         float *s = ws->s + r * ld_s;
         int n = ws->limit[r];
@@ -255,7 +290,7 @@ static void flat_rows(const flat_problem *p, const flat_plan *plan, const flat_u
 /* FLASH: key blocks of bk with a running max and sum; when the max grows,
  * the partial output is rescaled by exp2(m_old - m_new) inside pv. */
 static void flash_rows(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
-                       const float *kp, const float *v, int rows, int kmax, flat_scratch *ws)
+                       const flat_task *t, const float *v, int rows, int kmax, flat_scratch *ws)
 {
     int64_t ld_s = plan->s_cols;
     for (int r = 0; r < rows; r++) {
@@ -264,7 +299,7 @@ static void flash_rows(const flat_problem *p, const flat_plan *plan, const flat_
     }
     for (int k0 = 0; k0 < kmax; k0 += plan->bk) {
         int width = (int)imin(plan->bk, kmax - k0);
-        scores(p, plan, uk, kp, rows, k0, width, ws, ld_s);
+        scores(p, plan, uk, t, rows, k0, width, ws, ld_s);
         for (int r = 0; r < rows; r++) {
             int n = (int)imax(0, imin(ws->limit[r] - k0, width));
             float *s = ws->s + r * ld_s;
@@ -315,25 +350,6 @@ static void write_rows(const flat_problem *p, const flat_ukernels *uk, const fla
                    o_row(ws, r0), ws->o_ld_row, ws->alpha + r0);
 }
 
-/* K is packed per thread when its tasks move to the next (batch, kv head),
- * not for all heads up front: tasks walk heads in order, so each thread packs
- * each head once, the panels are still in L2 for the first task, and the
- * workspace stays one head of K per thread (all heads at once measured ~5%
- * of a llama-2k call in page faults on the fresh mapping alone). Batches
- * whose kv_lens hide trailing keys pack only the visible ones. */
-static const float *packed_keys(const flat_problem *p, const flat_ukernels *uk,
-                                const flat_task *t, flat_scratch *ws)
-{
-    int64_t pair = t->b * p->kv_heads + t->kv_head;
-    if (ws->kp_pair != pair) {
-        int64_t n = p->kv_lens ? p->kv_lens[t->b] : p->kv_len;
-        uk->pack_k((int)n, (int)p->dim, p->k.data + t->b * p->k.sb + t->kv_head * p->k.sh,
-                   p->k.ss, ws->kp);
-        ws->kp_pair = pair;
-    }
-    return ws->kp;
-}
-
 /* pack_k streams K from memory at DRAM speed (1-2% of a call), and the first
  * pv pass over a new head's V does too. The thread's next (batch, kv head)
  * is most likely `threads` pairs on (whole pairs per thread, plan.c), so each
@@ -367,12 +383,11 @@ void flat_attend_task(const flat_problem *p, const flat_plan *plan, const flat_u
         for (int r = 0; r < rows; r++)
             ws->l[r] = 0.0f;
     } else {
-        const float *kp = packed_keys(p, uk, task, ws);
         uk->pack_q(rows, (int)p->dim, ws->rows, p->scale * LOG2E, ws->qp);
         if (plan->dataflow == FLAT_DATAFLOW_FLAT)
-            flat_rows(p, plan, uk, kp, v, rows, kmax, ws);
+            flat_rows(p, plan, uk, task, v, rows, kmax, ws);
         else
-            flash_rows(p, plan, uk, kp, v, rows, kmax, ws);
+            flash_rows(p, plan, uk, task, v, rows, kmax, ws);
     }
     write_rows(p, uk, task, ws, kmax);
 }

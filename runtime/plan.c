@@ -77,7 +77,6 @@ void flat_plan_choose(const flat_problem *p, const flat_ukernels *uk, flat_dataf
     int64_t pairs = p->batch * p->kv_heads;
     plan->task_chunk = pairs % plan->threads == 0 ? plan->tasks / pairs : 1;
     plan->k_panels = kv_pad / uk->nr;
-    plan->k_floats = kv_pad * p->dim;
 
     /* FLASH's score block: at most a quarter of L2, like the K and V chunks
      * below, split evenly over kv_len. Long blocks amortise the per-block
@@ -95,10 +94,18 @@ void flat_plan_choose(const flat_problem *p, const flat_ukernels *uk, flat_dataf
      * L1 chunks measured 3-5% slower end to end than with 1024-key ones). */
     plan->qk_panels = (int)imax(1, l2_quarter / (p->dim * uk->nr * 4));
     plan->pv_keys = (int)imax(uk->nr, l2_quarter / (p->v_dim * 4) / uk->nr * uk->nr);
+    /* A (batch, kv head) with one task (decode) reads its K once: packing all
+     * of it first would write it out past L2 and read it back, three passes
+     * over memory for one. Packing each qk chunk just before use keeps it one. */
+    plan->stream_k = plan->tasks == pairs;
+    plan->k_floats = plan->stream_k ? imin(kv_pad, (int64_t)plan->qk_panels * uk->nr) * p->dim
+                                    : kv_pad * p->dim;
 
+    const char *why = requested != FLAT_DATAFLOW_AUTO ? "requested by opt.dataflow"
+                      : flat_fits ? "FLAT row buffer fits L2"
+                                  : "FLAT row buffer too big for L2";
     snprintf(plan->reason, sizeof plan->reason,
-             "%s: %s (FLAT rows fitting L2/2=%lldKiB at kv_len %lld: %lld)",
-             requested != FLAT_DATAFLOW_AUTO ? "requested" : "auto",
-             plan->dataflow == FLAT_DATAFLOW_FLAT ? "row buffer fits L2" : "row buffer too big for L2",
-             (long long)(l2_budget >> 10), (long long)p->kv_len, (long long)flat_rows);
+             "%s (rows fitting L2/2=%lldKiB at kv_len %lld: %lld of %lld)%s", why,
+             (long long)(l2_budget >> 10), (long long)p->kv_len, (long long)flat_rows,
+             (long long)useful_rows, plan->stream_k ? "; K packed per chunk (one task per kv head)" : "");
 }

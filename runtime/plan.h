@@ -16,7 +16,10 @@ typedef struct {
     int pv_keys;            /* keys per pv call, sized so V rows stay in L1 */
     int64_t s_cols;         /* columns of the score buffer */
     int64_t k_panels;       /* K panels per (batch, kv head): ceil(kv_len / nr) */
-    int64_t k_floats;       /* one (batch, kv head)'s packed K: k_panels * nr * dim */
+    int64_t k_floats;       /* packed K a thread holds: one (batch, kv head), or one
+                               qk chunk when stream_k */
+    int stream_k;           /* each (batch, kv head) has a single task (decode):
+                               pack K chunk by chunk just before qk reads it */
     int64_t tasks;
     int64_t task_chunk;     /* consecutive tasks a thread takes at once */
     int threads;

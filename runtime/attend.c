@@ -77,6 +77,7 @@ flat_task flat_task_at(const flat_problem *p, const flat_plan *plan, int64_t t)
     task.pos0 = qb * plan->bq;
     task.positions = (int)imin(plan->bq, p->q_len - task.pos0);
     task.index = t;
+    task.split = 0;
     return task;
 }
 
@@ -120,10 +121,11 @@ static float *o_row(const flat_scratch *ws, int r)
  * pairs; when no group straddles two heads, the output accumulates straight
  * in `out` and normalising it is one pv call per group (write_rows), not a
  * copy per row. Otherwise it accumulates in the scratch, one run of rows. */
-static void map_output(const flat_problem *p, const flat_ukernels *uk, const flat_task *t,
-                       flat_scratch *ws)
+static void map_output(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+                       const flat_task *t, flat_scratch *ws)
 {
-    ws->o_direct = t->heads == 1 || t->positions == 1 || t->positions % uk->pv_mr == 0;
+    ws->o_direct = plan->splits == 1 &&
+                   (t->heads == 1 || t->positions == 1 || t->positions % uk->pv_mr == 0);
     if (ws->o_direct) {
         ws->o_base = p->out + t->b * p->out_sb + t->head0 * p->out_sh + t->pos0 * p->out_ss;
         ws->o_run = t->positions;
@@ -290,14 +292,15 @@ static void flat_rows(const flat_problem *p, const flat_plan *plan, const flat_u
 /* FLASH: key blocks of bk with a running max and sum; when the max grows,
  * the partial output is rescaled by exp2(m_old - m_new) inside pv. */
 static void flash_rows(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
-                       const flat_task *t, const float *v, int rows, int kmax, flat_scratch *ws)
+                       const flat_task *t, const float *v, int rows, int kbeg, int kmax,
+                       flat_scratch *ws)
 {
     int64_t ld_s = plan->s_cols;
     for (int r = 0; r < rows; r++) {
         ws->m[r] = -INFINITY;
         ws->l[r] = 0.0f;
     }
-    for (int k0 = 0; k0 < kmax; k0 += plan->bk) {
+    for (int k0 = kbeg; k0 < kmax; k0 += plan->bk) {
         int width = (int)imin(plan->bk, kmax - k0);
         scores(p, plan, uk, t, rows, k0, width, ws, ld_s);
         for (int r = 0; r < rows; r++) {
@@ -316,7 +319,7 @@ static void flash_rows(const flat_problem *p, const flat_plan *plan, const flat_
             ws->l[r] = ws->l[r] * ws->alpha[r] + uk->exp2_row(n, n, s, m_new);
             ws->m[r] = m_new;
         }
-        attend_values(p, plan, uk, v, rows, k0, width, k0 == 0 ? NULL : ws->alpha, ws, ld_s,
+        attend_values(p, plan, uk, v, rows, k0, width, k0 == kbeg ? NULL : ws->alpha, ws, ld_s,
                       k0 + plan->bk >= kmax);
     }
 }
@@ -361,7 +364,7 @@ static void next_keys(const flat_problem *p, const flat_plan *plan, const flat_t
     int64_t pairs = p->batch * p->kv_heads, per_pair = plan->tasks / pairs;
     int64_t next = t->b * p->kv_heads + t->kv_head + plan->threads;
     ws->next_k_rows = 0;
-    if (next >= pairs)
+    if (next >= pairs || plan->splits > 1) /* splits: threads share one head */
         return;
     int64_t b = next / p->kv_heads, h = next % p->kv_heads;
     int64_t n = p->kv_lens ? p->kv_lens[b] : p->kv_len, i = t->index % per_pair;
@@ -371,23 +374,99 @@ static void next_keys(const flat_problem *p, const flat_plan *plan, const flat_t
     ws->next_k_rows = j1 - j0;
 }
 
+/* Key range [*kbeg, *kend) of split task->split: equal shares of the
+ * task's visible keys, cut at K panel boundaries. */
+static void split_range(const flat_plan *plan, const flat_ukernels *uk, const flat_task *t,
+                        int kmax, int *kbeg, int *kend)
+{
+    int64_t share = round_up((kmax + plan->splits - 1) / plan->splits, uk->nr);
+    *kbeg = (int)imin(kmax, t->split * share);
+    *kend = (int)imin(kmax, *kbeg + share);
+}
+
+int64_t flat_split_floats(const flat_problem *p, const flat_plan *plan)
+{
+    return (int64_t)plan->rows * (p->v_dim + 2);
+}
+
+/* A split's rows as they stand: O unnormalised, then m and l. A split that
+ * saw no key has l = 0 and is skipped by the merge (its O is never read). */
+static void write_partial(const flat_problem *p, const flat_task *t, const flat_scratch *ws,
+                          float *part)
+{
+    int rows = t->heads * t->positions;
+    for (int r = 0; r < rows; r++) {
+        float *row = part + (int64_t)r * (p->v_dim + 2);
+        if (ws->l[r] != 0.0f)
+            memcpy(row, o_row(ws, r), (size_t)p->v_dim * sizeof *row);
+        row[p->v_dim] = ws->m[r];
+        row[p->v_dim + 1] = ws->l[r];
+    }
+}
+
 void flat_attend_task(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
-                      const flat_task *task, flat_scratch *ws)
+                      const flat_task *task, flat_scratch *ws, float *part)
 {
     int rows = task->heads * task->positions;
     int kmax = gather_rows(p, plan, task, ws);
-    map_output(p, uk, task, ws);
+    int kbeg = 0, kend = kmax;
+    if (part)
+        split_range(plan, uk, task, kmax, &kbeg, &kend);
+    map_output(p, plan, uk, task, ws);
     next_keys(p, plan, task, ws);
     const float *v = p->v.data + task->b * p->v.sb + task->kv_head * p->v.sh;
-    if (kmax == 0) {
-        for (int r = 0; r < rows; r++)
-            ws->l[r] = 0.0f;
-    } else {
+    for (int r = 0; r < rows; r++) {
+        ws->m[r] = -INFINITY;
+        ws->l[r] = 0.0f;
+    }
+    if (kend > kbeg) {
         uk->pack_q(rows, (int)p->dim, ws->rows, p->scale * LOG2E, ws->qp);
         if (plan->dataflow == FLAT_DATAFLOW_FLAT)
             flat_rows(p, plan, uk, task, v, rows, kmax, ws);
         else
-            flash_rows(p, plan, uk, task, v, rows, kmax, ws);
+            flash_rows(p, plan, uk, task, v, rows, kbeg, kend, ws);
     }
-    write_rows(p, uk, task, ws, kmax);
+    if (part)
+        write_partial(p, task, ws, part);
+    else
+        write_rows(p, uk, task, ws, kmax);
+}
+
+/* out = sum_s 2^(m_s - m) O_s / sum_s 2^(m_s - m) l_s with m = max_s m_s over
+ * the splits that saw keys; lse likewise. A NaN l (poisoned split) makes the
+ * row NaN, as it would without splitting. */
+void flat_merge_splits(const flat_problem *p, const flat_plan *plan, int64_t t,
+                       const float *parts)
+{
+    flat_task task = flat_task_at(p, plan, t);
+    int rows = task.heads * task.positions;
+    int64_t stride = (int64_t)rows * (p->v_dim + 2);
+    for (int r = 0; r < rows; r++) {
+        int64_t h = task.head0 + r / task.positions, pos = task.pos0 + r % task.positions;
+        float *out = p->out + task.b * p->out_sb + h * p->out_sh + pos * p->out_ss;
+        float m = -INFINITY, l = 0.0f;
+        for (int s = 0; s < plan->splits; s++) {
+            const float *row = parts + s * stride + (int64_t)r * (p->v_dim + 2);
+            if (row[p->v_dim + 1] != 0.0f)
+                m = fmaxf(m, row[p->v_dim]);
+        }
+        memset(out, 0, (size_t)p->v_dim * sizeof *out);
+        for (int s = 0; s < plan->splits; s++) {
+            const float *row = parts + s * stride + (int64_t)r * (p->v_dim + 2);
+            if (row[p->v_dim + 1] == 0.0f)
+                continue;
+            float w = exp2f(row[p->v_dim] - m);
+            l += w * row[p->v_dim + 1];
+            for (int64_t c = 0; c < p->v_dim; c++)
+                out[c] += w * row[c];
+        }
+        if (l != 0.0f) {
+            float inv = 1.0f / l;
+            for (int64_t c = 0; c < p->v_dim; c++)
+                out[c] *= inv;
+        }
+        if (p->lse)
+            p->lse[(task.b * p->q_heads + h) * p->q_len + pos] =
+                l == 0.0f ? -INFINITY : LN2 * (m + log2f(l));
+    }
 }

@@ -45,14 +45,25 @@ typedef struct {
     int64_t b, kv_head, head0, pos0; /* first query head and position */
     int64_t index;                   /* t of flat_task_at */
     int heads, positions;
+    int split;                       /* which key range, when plan->splits > 1 */
 } flat_task;
+
+/* Floats of one split's partial rows: rows x (v_dim + 2), (O, m, l) per row. */
+int64_t flat_split_floats(const flat_problem *p, const flat_plan *plan);
 
 /* Decodes task index t (heaviest causal blocks first). */
 flat_task flat_task_at(const flat_problem *p, const flat_plan *plan, int64_t t);
 
 /* Computes the task's output rows (and lse), packing the task's K into the
- * thread's scratch first unless it holds that (batch, kv head) already. */
+ * thread's scratch first unless it holds that (batch, kv head) already.
+ * With plan->splits > 1 it covers only key range task->split and writes its
+ * unnormalised rows to `part` (flat_split_floats floats) instead of out. */
 void flat_attend_task(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
-                      const flat_task *task, flat_scratch *ws);
+                      const flat_task *task, flat_scratch *ws, float *part);
+
+/* Merges the plan->splits partial results of task t (parts of every split,
+ * consecutive) into out and lse, weighting each by 2^(m_split - m). */
+void flat_merge_splits(const flat_problem *p, const flat_plan *plan, int64_t t,
+                       const float *parts);
 
 #endif

@@ -10,6 +10,10 @@
 #include "cpu.h"
 #include "plan.h"
 
+/* Keys a split-KV range holds at least: below that, merging costs more
+ * than the parallelism brings. */
+#define SPLIT_MIN_KEYS 512
+
 static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 static int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -68,14 +72,25 @@ void flat_plan_choose(const flat_problem *p, const flat_ukernels *uk, flat_dataf
     plan->rows = plan->heads_per_task * plan->bq;
     plan->rows_pad = (int)round_up(plan->rows, uk->mr);
     plan->tasks = count_tasks(p, plan);
-    plan->threads = (int)imin(threads, plan->tasks);
+    /* Too few tasks for the threads (decode at small batch x kv heads):
+     * split each task's keys into ranges of at least SPLIT_MIN_KEYS, run
+     * them as FLASH (a key range is what FLASH walks anyway) and merge the
+     * partial rows by their log-sum-exp. */
+    plan->splits = 1;
+    if (plan->tasks < threads && requested != FLAT_DATAFLOW_FLAT) {
+        int64_t want = (threads + plan->tasks - 1) / plan->tasks;
+        plan->splits = (int)imax(1, imin(want, p->kv_len / SPLIT_MIN_KEYS));
+        if (plan->splits > 1)
+            plan->dataflow = FLAT_DATAFLOW_FLASH;
+    }
+    plan->threads = (int)imin(threads, plan->tasks * plan->splits);
     /* Tasks come grouped by (batch, kv head) (flat_task_at). When those
      * groups split evenly over the threads, a thread takes a whole group at
      * once: it alone packs that K and streams that V, instead of every thread
      * packing every head (bert at 2 threads: 2x the packing, ~4% of the run).
      * Otherwise single tasks, so dynamic scheduling balances the tail. */
     int64_t pairs = p->batch * p->kv_heads;
-    plan->task_chunk = pairs % plan->threads == 0 ? plan->tasks / pairs : 1;
+    plan->task_chunk = pairs % plan->threads == 0 && plan->splits == 1 ? plan->tasks / pairs : 1;
     plan->k_panels = kv_pad / uk->nr;
 
     /* FLASH's score block: at most a quarter of L2, like the K and V chunks
@@ -97,15 +112,16 @@ void flat_plan_choose(const flat_problem *p, const flat_ukernels *uk, flat_dataf
     /* A (batch, kv head) with one task (decode) reads its K once: packing all
      * of it first would write it out past L2 and read it back, three passes
      * over memory for one. Packing each qk chunk just before use keeps it one. */
-    plan->stream_k = plan->tasks == pairs;
+    plan->stream_k = plan->tasks == pairs || plan->splits > 1;
     plan->k_floats = plan->stream_k ? imin(kv_pad, (int64_t)plan->qk_panels * uk->nr) * p->dim
                                     : kv_pad * p->dim;
 
-    const char *why = requested != FLAT_DATAFLOW_AUTO ? "requested by opt.dataflow"
+    const char *why = plan->splits > 1 ? "split-KV: fewer tasks than threads"
+                      : requested != FLAT_DATAFLOW_AUTO ? "requested by opt.dataflow"
                       : flat_fits ? "FLAT row buffer fits L2"
                                   : "FLAT row buffer too big for L2";
     snprintf(plan->reason, sizeof plan->reason,
              "%s (rows fitting L2/2=%lldKiB at kv_len %lld: %lld of %lld)%s", why,
              (long long)(l2_budget >> 10), (long long)p->kv_len, (long long)flat_rows,
-             (long long)useful_rows, plan->stream_k ? "; K packed per chunk (one task per kv head)" : "");
+             (long long)useful_rows, plan->stream_k ? "; K packed chunk by chunk (read once)" : "");
 }

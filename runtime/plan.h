@@ -21,6 +21,8 @@ typedef struct {
     int stream_k;           /* each (batch, kv head) has a single task (decode):
                                pack K chunk by chunk just before qk reads it */
     int64_t tasks;
+    int splits;             /* key ranges per task (split-KV, > 1 only when tasks
+                               alone cannot occupy the threads); merged by lse */
     int64_t task_chunk;     /* consecutive tasks a thread takes at once */
     int threads;
     char reason[192];

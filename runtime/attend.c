@@ -12,9 +12,6 @@
 #define LOG2E 1.44269504088896340736f
 #define LN2 0.69314718055994530942f
 
-static int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
-static int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
-static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 /* Lays the scratch regions out from `mem` (each 64-byte aligned) and returns
  * how many floats they span. With mem == NULL it only measures, so the size
@@ -26,7 +23,7 @@ static int64_t scratch_layout(flat_scratch *ws, float *mem, const flat_problem *
 #define CARVE(field, type, count)                                                      \
     do {                                                                               \
         ws->field = mem ? (type)(void *)(mem + at) : NULL;                             \
-        at += round_up((int64_t)(count) * (int64_t)sizeof(*ws->field) / 4 + 1, 16);    \
+        at += flat_round_up((int64_t)(count) * (int64_t)sizeof(*ws->field) / 4 + 1, 16);    \
     } while (0)
     CARVE(kp, float *, plan->k_floats);
     CARVE(qp, float *, rp * p->dim);
@@ -73,9 +70,9 @@ flat_task flat_task_at(const flat_problem *p, const flat_plan *plan, int64_t t)
     task.b = rest / (p->kv_heads * head_tasks);
     task.kv_head = rest / head_tasks % p->kv_heads;
     task.head0 = task.kv_head * group + rest % head_tasks * plan->heads_per_task;
-    task.heads = (int)imin(plan->heads_per_task, (task.kv_head + 1) * group - task.head0);
+    task.heads = (int)flat_min(plan->heads_per_task, (task.kv_head + 1) * group - task.head0);
     task.pos0 = qb * plan->bq;
-    task.positions = (int)imin(plan->bq, p->q_len - task.pos0);
+    task.positions = (int)flat_min(plan->bq, p->q_len - task.pos0);
     task.index = t;
     task.split = 0;
     return task;
@@ -181,12 +178,12 @@ static void scores(const flat_problem *p, const flat_plan *plan, const flat_uker
 {
     int n_panels = (int)((width + uk->nr - 1) / uk->nr);
     for (int c = 0; c < n_panels; c += plan->qk_panels) {
-        int c_end = (int)imin(n_panels, c + plan->qk_panels);
+        int c_end = (int)flat_min(n_panels, c + plan->qk_panels);
         const float *kp = chunk_keys(p, plan, uk, t, k0 + c * uk->nr,
-                                     (int)imin(width, c_end * uk->nr) - c * uk->nr, ws);
+                                     (int)flat_min(width, c_end * uk->nr) - c * uk->nr, ws);
         for (int r0 = 0; r0 < rows; r0 += uk->mr) {
-            int seen = max_limit(ws->limit, r0, (int)imin(rows, r0 + uk->mr)) - k0;
-            int need = (int)imin(c_end, (seen + uk->nr - 1) / uk->nr); /* causal: skip masked panels */
+            int seen = max_limit(ws->limit, r0, (int)flat_min(rows, r0 + uk->mr)) - k0;
+            int need = (int)flat_min(c_end, (seen + uk->nr - 1) / uk->nr); /* causal: skip masked panels */
             if (need <= c)
                 continue;
             uk->qk((int)p->dim, need - c, ws->qp + (int64_t)r0 * p->dim, kp,
@@ -238,10 +235,10 @@ static void attend_values(const flat_problem *p, const flat_plan *plan, const fl
 {
     int64_t ld_v = p->v.ss, dv = p->v_dim;
     for (int c0 = 0; c0 < width; c0 += plan->pv_keys) {
-        int c1 = (int)imin(width, c0 + plan->pv_keys);
+        int c1 = (int)flat_min(width, c0 + plan->pv_keys);
         for (int r0 = 0; r0 < rows; r0 += uk->pv_mr) {
-            int r1 = (int)imin(rows, r0 + uk->pv_mr);
-            int full = (int)imax(0, imin(min_limit(ws->limit, r0, r1) - k0, c1) - c0);
+            int r1 = (int)flat_min(rows, r0 + uk->pv_mr);
+            int full = (int)flat_max(0, flat_min(min_limit(ws->limit, r0, r1) - k0, c1) - c0);
             const float *a = c0 > 0 ? ws->ones + r0 : alpha ? alpha + r0 : NULL;
             const float *s = ws->s + r0 * ld_s + c0;
             if (last && c0 == 0) {
@@ -251,7 +248,7 @@ static void attend_values(const flat_problem *p, const flat_plan *plan, const fl
             uk->pv(r1 - r0, full, (int)dv, s, ld_s, v + (int64_t)(k0 + c0) * ld_v, ld_v,
                    o_row(ws, r0), ws->o_ld_row, a);
             for (int r = r0; r < r1; r++) {
-                int extra = (int)imin(ws->limit[r] - k0, c1) - (c0 + full);
+                int extra = (int)flat_min(ws->limit[r] - k0, c1) - (c0 + full);
                 if (extra > 0)
                     uk->pv(1, extra, (int)dv, ws->s + r * ld_s + c0 + full, ld_s,
                            v + (int64_t)(k0 + c0 + full) * ld_v, ld_v, o_row(ws, r),
@@ -301,10 +298,10 @@ static void flash_rows(const flat_problem *p, const flat_plan *plan, const flat_
         ws->l[r] = 0.0f;
     }
     for (int k0 = kbeg; k0 < kmax; k0 += plan->bk) {
-        int width = (int)imin(plan->bk, kmax - k0);
+        int width = (int)flat_min(plan->bk, kmax - k0);
         scores(p, plan, uk, t, rows, k0, width, ws, ld_s);
         for (int r = 0; r < rows; r++) {
-            int n = (int)imax(0, imin(ws->limit[r] - k0, width));
+            int n = (int)flat_max(0, flat_min(ws->limit[r] - k0, width));
             float *s = ws->s + r * ld_s;
             float block_max = uk->row_max(n, s);
             ws->alpha[r] = 1.0f; /* unless a new max rescales the row below */
@@ -349,7 +346,7 @@ static void write_rows(const flat_problem *p, const flat_ukernels *uk, const fla
     }
     if (kmax > 0 && ws->o_direct)
         for (int r0 = 0; r0 < rows; r0 += uk->pv_mr)
-            uk->pv((int)imin(uk->pv_mr, rows - r0), 0, (int)p->v_dim, ws->s, 1, p->v.data, 1,
+            uk->pv((int)flat_min(uk->pv_mr, rows - r0), 0, (int)p->v_dim, ws->s, 1, p->v.data, 1,
                    o_row(ws, r0), ws->o_ld_row, ws->alpha + r0);
 }
 
@@ -379,9 +376,9 @@ static void next_keys(const flat_problem *p, const flat_plan *plan, const flat_t
 static void split_range(const flat_plan *plan, const flat_ukernels *uk, const flat_task *t,
                         int kmax, int *kbeg, int *kend)
 {
-    int64_t share = round_up((kmax + plan->splits - 1) / plan->splits, uk->nr);
-    *kbeg = (int)imin(kmax, t->split * share);
-    *kend = (int)imin(kmax, *kbeg + share);
+    int64_t share = flat_round_up((kmax + plan->splits - 1) / plan->splits, uk->nr);
+    *kbeg = (int)flat_min(kmax, t->split * share);
+    *kend = (int)flat_min(kmax, *kbeg + share);
 }
 
 int64_t flat_split_floats(const flat_problem *p, const flat_plan *plan)

@@ -27,6 +27,10 @@ typedef struct {
 flat_status flat_validate(const flat_tensor *q, const flat_tensor *k, const flat_tensor *v,
                           const flat_tensor *out, const flat_options *opt, flat_problem *p);
 
+static inline int64_t flat_min(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t flat_max(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline int64_t flat_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
 /* Keys row `pos` of batch b may see: a prefix [0, limit). */
 static inline int64_t flat_visible_keys(const flat_problem *p, int64_t b, int64_t pos)
 {

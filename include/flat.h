@@ -93,9 +93,13 @@ typedef enum {
 } flat_isa;
 
 typedef enum {
-    FLAT_DATAFLOW_AUTO = 0, /* the planner picks (FLAT when its rows fit L2) */
+    FLAT_DATAFLOW_AUTO = 0, /* the planner picks: DECODE for few query rows per kv
+                               head, else FLAT when its rows fit L2, else FLASH */
     FLAT_DATAFLOW_FLAT,     /* exact softmax over whole logit rows */
-    FLAT_DATAFLOW_FLASH     /* online softmax over key blocks */
+    FLAT_DATAFLOW_FLASH,    /* online softmax over key blocks */
+    FLAT_DATAFLOW_DECODE    /* (0.2) online softmax over key blocks, K and V read in
+                               place: all query rows of a kv head (its GQA group x
+                               q.seq) in one task, so each K/V byte is read once */
 } flat_dataflow;
 
 /* Per-call options. A zero-initialised struct means all defaults. */

@@ -5,6 +5,12 @@
  * it knows the register block (mr, nr, pv_mr) and the packing layouts below,
  * nothing else of a kernel's insides.
  *
+ * Two ways to reach K: the GEMM-shaped path packs it into panels once per
+ * (batch, kv head) and qk reuses them for every query block (prefill); the
+ * decode path's qk_rows reads K rows where they lie, for the few query rows
+ * that share them (decode, speculative verification). pv reads V rows in place
+ * on both paths.
+ *
  * Common rules for every kernel:
  *   - fp32 data, fp32 accumulation. Strides and sizes are in elements.
  *   - Pointers marked restrict do not alias. No kernel reads or writes outside
@@ -69,6 +75,19 @@ typedef void (*flat_qk_fn)(int d, int n_panels, const float *restrict qp,
                            const float *restrict kp, float *restrict s, int64_t ld_s);
 
 /*
+ * qk_rows: S[i][j] = sum_c qp[c*mr + i] * K[j][c]   for i < m, j < n
+ *   The decode path's qk: one Q panel (pack_q's layout, rows >= m ignored)
+ *   against n keys read where they lie, key j at k + j*ld_k (d contiguous
+ *   floats). No packing and no padding: each K byte crosses the memory bus
+ *   once per call, whatever the number of query rows sharing it.
+ *   1 <= m <= mr, d >= 1, n >= 0. Writes exactly m x n floats, row i at
+ *   s + i*ld_s (ld_s >= n); reads no key at or past n. Accuracy as qk (an
+ *   fp32 dot product of d terms, any summation order).
+ */
+typedef void (*flat_qk_rows_fn)(int m, int d, int n, const float *restrict qp, const float *k,
+                                int64_t ld_k, float *restrict s, int64_t ld_s);
+
+/*
  * row_max: max of s[0..n). Returns -inf when n == 0. NaN inputs may or may
  * not propagate into the result; exp2_row then yields NaN for that row
  * either way, which is all the runtime relies on.
@@ -111,6 +130,7 @@ typedef struct flat_ukernels {
     flat_pack_q_fn pack_q;
     flat_pack_k_fn pack_k;
     flat_qk_fn qk;
+    flat_qk_rows_fn qk_rows;
     flat_row_max_fn row_max;
     flat_exp2_row_fn exp2_row;
     flat_pv_fn pv;

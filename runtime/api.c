@@ -27,12 +27,17 @@ static void explain(const flat_problem *p, const flat_ukernels *uk, const flat_p
         return;
     fprintf(stderr,
             "flat: isa=%s dataflow=%s B=%lld Hq=%lld Hkv=%lld Nq=%lld Nk=%lld D=%lld Dv=%lld "
-            "causal=%d rows=%d (heads %d x positions %d) Bk=%d tasks=%lld threads=%d because %s\n",
-            uk->name, plan->dataflow == FLAT_DATAFLOW_FLAT ? "FLAT" : "FLASH",
+            "causal=%d visible=%lld rows=%d (heads %d x positions %d) Bk=%d tasks=%lld splits=%d "
+            "threads=%d because %s\n",
+            uk->name,
+            plan->k_in_place                       ? "DECODE"
+            : plan->dataflow == FLAT_DATAFLOW_FLAT ? "FLAT"
+                                                   : "FLASH",
             (long long)p->batch, (long long)p->q_heads, (long long)p->kv_heads,
             (long long)p->q_len, (long long)p->kv_len, (long long)p->dim,
-            (long long)p->v_dim, p->causal, plan->rows, plan->heads_per_task, plan->bq,
-            plan->bk, (long long)plan->tasks, plan->threads, plan->reason);
+            (long long)p->v_dim, p->causal, (long long)p->kv_visible, plan->rows,
+            plan->heads_per_task, plan->bq, plan->bk, (long long)plan->tasks, plan->splits,
+            plan->threads, plan->reason);
 }
 
 flat_status flat_attention(const flat_tensor *q, const flat_tensor *k, const flat_tensor *v,

@@ -1,5 +1,6 @@
 /* One task of attention: a block of query rows against all its keys, in the
- * FLAT or the FLASH dataflow, written only against kernels/ukernel.h. */
+ * FLAT or the FLASH dataflow (the decode path is FLASH with K read in place),
+ * written only against kernels/ukernel.h. */
 #ifndef FLAT_ATTEND_H
 #define FLAT_ATTEND_H
 
@@ -30,7 +31,8 @@ typedef struct {
     const float *next_k;     /* this task's slice of the K (and V) rows the
                                 thread uses next, also prefetched during pv: */
     const float *next_v;
-    int64_t next_k_rows;     /* rows at next_k (next_v), stride k.ss (v.ss) */
+    int64_t next_k_ld, next_v_ld; /* their row strides */
+    int64_t next_k_rows;     /* rows at next_k (next_v) */
 } flat_scratch;
 
 /* Floats one thread's scratch needs (pointer and int arrays included). */

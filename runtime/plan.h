@@ -18,17 +18,28 @@ typedef struct {
     int64_t k_panels;       /* K panels per (batch, kv head): ceil(kv_len / nr) */
     int64_t k_floats;       /* packed K a thread holds: one (batch, kv head), or one
                                qk chunk when stream_k */
-    int stream_k;           /* each (batch, kv head) has a single task (decode):
-                               pack K chunk by chunk just before qk reads it */
+    int stream_k;           /* each (batch, kv head) has a single task: pack K
+                               chunk by chunk just before qk reads it */
+    int k_in_place;         /* the decode path: no packing, qk_rows reads K rows
+                               where they lie (dataflow is then FLASH) */
     int64_t tasks;
     int splits;             /* key ranges per task (split-KV, > 1 only when tasks
                                alone cannot occupy the threads); merged by lse */
     int64_t task_chunk;     /* consecutive tasks a thread takes at once */
     int threads;
-    char reason[192];
+    char reason[320];
 } flat_plan;
+
+/* Query rows per kv head (GQA group x q_len) up to which AUTO takes the
+ * decode path (plan.c says how it was measured). */
+#define FLAT_DECODE_MAX_ROWS 16
 
 void flat_plan_choose(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,
                       int num_threads, flat_plan *plan);
+
+/* Sets the split-KV count (>= 1) and what follows from it (threads, task
+ * chunks, dataflow). flat_plan_choose calls it with its own choice; tests
+ * call it again to force any count on a valid plan. */
+void flat_plan_set_splits(const flat_problem *p, flat_plan *plan, int splits, int threads);
 
 #endif

@@ -18,6 +18,8 @@ typedef struct {
     float *lse; /* optional, [B, Hq, Nq] contiguous */
     const int32_t *kv_lens;
     int64_t batch, q_heads, kv_heads, q_len, kv_len, dim, v_dim;
+    int64_t kv_visible; /* max over batches of the visible keys (kv_lens), <= kv_len:
+                           the planner sizes by it, never by the cache's capacity */
     int causal;
     float scale; /* natural-log units; pack_q folds in log2(e) */
 } flat_problem;

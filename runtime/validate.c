@@ -171,7 +171,7 @@ static flat_status check_options(const flat_options *o, const flat_tensor *q,
         return INVALID("opt.scale (%g) must be finite and >= 0", (double)o->scale);
     if (o->num_threads < 0)
         return INVALID("opt.num_threads (%d) must be >= 0", o->num_threads);
-    if (o->dataflow < FLAT_DATAFLOW_AUTO || o->dataflow > FLAT_DATAFLOW_FLASH)
+    if (o->dataflow < FLAT_DATAFLOW_AUTO || o->dataflow > FLAT_DATAFLOW_DECODE)
         return INVALID("opt.dataflow (%d) is not a flat_dataflow value", (int)o->dataflow);
     if (o->kv_lens)
         for (int64_t b = 0; b < q->batch; b++)
@@ -204,6 +204,12 @@ flat_status flat_validate(const flat_tensor *q, const flat_tensor *k, const flat
     p->kv_heads = k->heads;
     p->q_len = q->seq;
     p->kv_len = k->seq;
+    p->kv_visible = k->seq;
+    if (opt->kv_lens) {
+        p->kv_visible = 0;
+        for (int64_t b = 0; b < q->batch; b++)
+            p->kv_visible = opt->kv_lens[b] > p->kv_visible ? opt->kv_lens[b] : p->kv_visible;
+    }
     p->dim = q->dim;
     p->v_dim = v->dim;
     p->causal = opt->causal != 0;

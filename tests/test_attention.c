@@ -1,7 +1,7 @@
 /*
  * End-to-end: flat_attention against the double-precision reference, for
  * every kernel table the host runs (opt.isa) and AUTO, times the dataflows
- * AUTO, FLAT and FLASH, times num_threads 1 and 2.
+ * AUTO, FLAT, FLASH and DECODE, times num_threads 1 and 2.
  *
  * Tolerance (the one flat.h documents): for every output row,
  *     ||out_row - ref_row||_2 <= 1e-5 * ||ref_row||_2,
@@ -81,7 +81,10 @@ typedef struct {
 
 static const char *df_name(flat_dataflow d)
 {
-    return d == FLAT_DATAFLOW_FLAT ? "FLAT" : d == FLAT_DATAFLOW_FLASH ? "FLASH" : "AUTO";
+    return d == FLAT_DATAFLOW_FLAT     ? "FLAT"
+           : d == FLAT_DATAFLOW_FLASH  ? "FLASH"
+           : d == FLAT_DATAFLOW_DECODE ? "DECODE"
+                                       : "AUTO";
 }
 
 /* kv_lens pattern for batch b: partial, 0, full, 1, ... */
@@ -252,7 +255,7 @@ static void run_case(const acase *c)
     for (int ti = 0; ti <= ntables; ti++) {
         const flat_isa isa = ti < ntables ? tables[ti]->isa : FLAT_ISA_AUTO;
         const char *isa_name = ti < ntables ? tables[ti]->name : "auto";
-        for (int di = 0; di < 3; di++) {
+        for (int di = 0; di <= FLAT_DATAFLOW_DECODE; di++) {
             const flat_dataflow df = (flat_dataflow)di;
             int thread_set[4], nthr = 0;
             if (c->threads_both)

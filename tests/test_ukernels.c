@@ -113,6 +113,7 @@ static void test_tables_sane(void **state)
         assert_non_null(k->pack_q);
         assert_non_null(k->pack_k);
         assert_non_null(k->qk);
+        assert_non_null(k->qk_rows);
         assert_non_null(k->row_max);
         assert_non_null(k->exp2_row);
         assert_non_null(k->pv);
@@ -255,6 +256,67 @@ static void test_qk(void **state)
                     }
                     free(s);
                     free(kp);
+                    free(qp);
+                }
+    }
+}
+
+/* qk_rows: one Q panel against K rows in place, for every row count m <= mr
+ * and key counts around every vector width (16, 8, 4 keys per block in the
+ * SIMD tables); K rows past n are NaN and the buffer ends right after the
+ * last one read, so an over-read shows (NaN, or an ASan report); S gaps hold
+ * poison that must survive. */
+static void test_qk_rows(void **state)
+{
+    (void)state;
+    tu_rng rng = {31};
+    static const int ns[] = {0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 100};
+    const int nns = (int)(sizeof ns / sizeof ns[0]);
+    for (int t = 0; t < ntables; t++) {
+        const flat_ukernels *k = tables[t];
+        const int mr = k->mr;
+        for (int m = 1; m <= mr; m++)
+            for (int ni = 0; ni < nns; ni++)
+                for (int di = 0; di < NDIMS; di++) {
+                    if (tu_quick() && (m + ni + di) % 3)
+                        continue;
+                    const int n = ns[ni], d = dims[di], ld_k = d + (ni % 2) * 3;
+                    const int64_t ld_s = n + 2;
+                    float *qp = falloc((size_t)d * mr);
+                    for (int i = 0; i < d * mr; i++)
+                        qp[i] = tu_uniform(&rng, -1.0f, 1.0f);
+                    const size_t nk = (size_t)(n + 1) * ld_k; /* one NaN row past n */
+                    float *kk = falloc(nk);
+                    for (size_t i = 0; i < nk; i++)
+                        kk[i] = NAN;
+                    for (int j = 0; j < n; j++)
+                        for (int c = 0; c < d; c++)
+                            kk[(size_t)j * ld_k + c] = tu_uniform(&rng, -1.0f, 1.0f);
+                    const size_t nsz = (size_t)(m - 1) * ld_s + (n ? n : 1);
+                    float *sc = falloc(nsz);
+                    fill_poison(sc, nsz);
+                    k->qk_rows(m, d, n, qp, kk, ld_k, sc, ld_s);
+                    for (int i = 0; i < m; i++) {
+                        for (int j = 0; j < n; j++) {
+                            double ref = 0, mag = 0;
+                            for (int c = 0; c < d; c++) {
+                                double x = (double)qp[c * mr + i] * kk[(size_t)j * ld_k + c];
+                                ref += x, mag += fabs(x);
+                            }
+                            const float got = sc[i * ld_s + j];
+                            if (!(fabs(got - ref) <= (d + 1) * U * mag))
+                                fail_msg("%s qk_rows m=%d d=%d n=%d: S[%d][%d] = %.9g, want %.9g",
+                                         k->name, m, d, n, i, j, got, ref);
+                        }
+                        for (int j = n; j < ld_s && i < m - 1; j++)
+                            if (!is_poison(sc[i * ld_s + j]))
+                                fail_msg("%s qk_rows m=%d d=%d n=%d: wrote S[%d][%d] past n",
+                                         k->name, m, d, n, i, j);
+                    }
+                    if (n == 0 && !is_poison(sc[0]))
+                        fail_msg("%s qk_rows n=0 wrote S", k->name);
+                    free(sc);
+                    free(kk);
                     free(qp);
                 }
     }
@@ -725,6 +787,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tables_sane),  cmocka_unit_test(test_pack_q),
         cmocka_unit_test(test_pack_k),       cmocka_unit_test(test_qk),
+        cmocka_unit_test(test_qk_rows),
         cmocka_unit_test(test_row_max),      cmocka_unit_test(test_exp2_row),
         cmocka_unit_test(test_vexp2_ulp),    cmocka_unit_test(test_vexp2_sleef),
         cmocka_unit_test(test_vexp2_edges),  cmocka_unit_test(test_pv),

@@ -503,7 +503,7 @@ static void test_bad_scale(void **state)
 static void test_unknown_dataflow(void **state)
 {
     (void)state;
-    { FRESH(); opt.dataflow = (flat_dataflow)3; REJECT("opt.dataflow"); }
+    { FRESH(); opt.dataflow = (flat_dataflow)(FLAT_DATAFLOW_DECODE + 1); REJECT("opt.dataflow"); }
     { FRESH(); opt.dataflow = (flat_dataflow)-1; REJECT("opt.dataflow"); }
 }
 

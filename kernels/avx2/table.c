@@ -16,6 +16,7 @@ const flat_ukernels flat_ukernels_avx2 = {
     .pack_q = flat_pack_q__avx2,
     .pack_k = flat_pack_k__avx2,
     .qk = flat_qk_6x16__avx2,
+    .qk_rows = flat_qk_rows__avx2,
     .row_max = flat_row_max__avx2,
     .exp2_row = flat_exp2_row__avx2,
     .pv = flat_pv_6__avx2,

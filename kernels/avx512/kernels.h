@@ -2,6 +2,8 @@
 #ifndef FLAT_AVX512_KERNELS_H
 #define FLAT_AVX512_KERNELS_H
 
+#include <immintrin.h>
+
 #include "../ukernel.h"
 
 /*
@@ -27,8 +29,47 @@ void flat_qk_12x32__avx512(int d, int n_panels, const float *restrict qp,
 float flat_row_max__avx512(int n, const float *s);
 float flat_exp2_row__avx512(int n, int width, float *s, float m);
 void flat_vexp2__avx512(int n, const float *x, float *y);
+void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const float *k,
+                          int64_t ld_k, float *restrict s, int64_t ld_s);
 void flat_pv_6__avx512(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                        const float *restrict v, int64_t ld_v, float *restrict o,
                        int64_t ld_o, const float *restrict alpha);
+
+/*
+ * 16x16 transpose in registers (pack_k, pack_q and qk_rows): r[i] holds row i
+ * on entry and column i on return. Stage 1 transposes the 4x4 blocks inside
+ * each 128-bit lane; stages 2-3 move 128-bit lanes so that column 4L+k
+ * gathers lane L of the four row quads. 64 shuffles for 256 floats.
+ */
+static inline __attribute__((always_inline)) void flat_transpose16_avx512(__m512 r[16])
+{
+    __m512 t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
+        t[k + 4] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xdd);
+        t[k + 8] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
+        t[k + 12] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xdd);
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+        r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xdd);
+        r[k + 4] = _mm512_shuffle_f32x4(t[k + 4], t[k + 12], 0x88);
+        r[k + 12] = _mm512_shuffle_f32x4(t[k + 4], t[k + 12], 0xdd);
+    }
+}
 
 #endif

@@ -13,45 +13,10 @@
 #define MR FLAT_AVX512_MR
 #define NR FLAT_AVX512_NR
 
-/*
- * Both packings are transposes (row-major rows -> dim-major panels), done
- * 16x16 at a time in registers: 16 row loads, 64 in-register shuffles, 16
- * panel stores, instead of 256 strided scalar moves. r[i] holds row i on
- * entry and column i on return. Stage 1 transposes the 4x4 blocks inside each
- * 128-bit lane; stages 2-3 move 128-bit lanes so that column 4L+k gathers
- * lane L of the four row quads.
- */
-static inline __attribute__((always_inline)) void transpose16(__m512 r[16])
-{
-    __m512 t[16];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-        r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
-        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
-    }
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) {
-        t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
-        t[k + 4] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xdd);
-        t[k + 8] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
-        t[k + 12] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xdd);
-    }
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) {
-        r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
-        r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xdd);
-        r[k + 4] = _mm512_shuffle_f32x4(t[k + 4], t[k + 12], 0x88);
-        r[k + 12] = _mm512_shuffle_f32x4(t[k + 4], t[k + 12], 0xdd);
-    }
-}
-
+/* Both packings are transposes (row-major rows -> dim-major panels), done
+ * 16x16 at a time in registers (flat_transpose16_avx512, kernels.h): 16 row
+ * loads, 64 in-register shuffles, 16 panel stores, instead of 256 strided
+ * scalar moves. */
 /* Dims [c0, c0 + 16) of up to 16 rows (rows >= count are zero), transposed
  * into dst + c*ld_dst, storing `lanes` floats for each dim c < d - c0. */
 static inline __attribute__((always_inline)) void
@@ -66,7 +31,7 @@ pack_block(const float *const src[16], int count, int c0, int d, float scale,
     for (int i = 0; i < 16; i++)
         r[i] = i < count ? _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(dmask, src[i] + c0))
                          : _mm512_setzero_ps();
-    transpose16(r);
+    flat_transpose16_avx512(r);
 #pragma GCC unroll 16
     for (int c = 0; c < 16; c++)
         if (c < dims)

@@ -12,39 +12,43 @@
 
 #define PV_MR FLAT_AVX512_PV_MR
 #define PV_NV 4 /* zmm vectors of O per row in a block: 64 columns */
+/* Blocks of 1 or 2 rows (decode: few query rows per kv head) hold up to 8
+ * vectors, 128 columns, per row: V rows are then read in one pass, not two
+ * half-row passes that each stream V from memory. */
+#define PV_NV_NARROW 8
 /* V prefetch distance in keys: ~200 cycles of L3 latency at 12 cycles per
  * key of a 6 x 64 block (48 measured 6% slower end to end). */
 #define PV_PREFETCH 16
 
 /*
- * One block: rows < 6 of O, columns [0, 16*nv) where the last vector keeps
- * only the lanes of `last` when `masked`. Each key j broadcasts P[i][j] for
- * the 6 rows and FMAs it against V row j held in nv registers, so V is read
+ * One block: rows < mb (6, or 1-2 for the narrow decode blocks) of O, columns
+ * [0, 16*nv) where the last vector keeps only the lanes of `last` when
+ * `masked`. Each key j broadcasts P[i][j] for the mb rows and FMAs it against V row j held in nv registers, so V is read
  * once per block and P once per column chunk.
  *
- * A short block (rows < 6) reads row rows-1 of P in place of the missing
+ * A short block (rows < mb) reads row rows-1 of P in place of the missing
  * rows and never stores them: one code path, no out-of-bounds access.
  * With nv <= 2 there are only 6 or 12 accumulators, too few to cover the
  * 2 x 4-cycle FMA latency, so even and odd keys go to separate sets that are
  * added at the end.
  */
 static inline __attribute__((always_inline)) void
-pv_block(const int nv, const int masked, __mmask16 last, int rows, int n,
+pv_block(const int mb, const int nv, const int masked, __mmask16 last, int rows, int n,
          const float *restrict p, int64_t ld_p, const float *restrict v, int64_t ld_v,
          float *restrict o, int64_t ld_o, const float *restrict alpha)
 {
     const int split = nv <= 2 ? 2 : 1;
     const float *pr[PV_MR];
 #pragma GCC unroll 6
-    for (int i = 0; i < PV_MR; i++)
+    for (int i = 0; i < mb; i++)
         pr[i] = p + (i < rows ? i : rows - 1) * ld_p;
 
-    __m512 acc[2][PV_MR][PV_NV];
+    __m512 acc[2][PV_MR][PV_NV_NARROW];
 #pragma GCC unroll 2
     for (int s = 0; s < split; s++)
 #pragma GCC unroll 6
-        for (int i = 0; i < PV_MR; i++)
-#pragma GCC unroll 4
+        for (int i = 0; i < mb; i++)
+#pragma GCC unroll 8
             for (int c = 0; c < nv; c++)
                 acc[s][i][c] = _mm512_setzero_ps();
 
@@ -53,21 +57,21 @@ pv_block(const int nv, const int masked, __mmask16 last, int rows, int n,
 #pragma GCC unroll 2
         for (int s = 0; s < split; s++) {
             const float *vj = v + (int64_t)(j + s) * ld_v;
-            __m512 vv[PV_NV];
+            __m512 vv[PV_NV_NARROW];
             /* V rows come from L2/L3 on the first row block of a chunk:
              * fetch PV_PREFETCH keys ahead. Past j = n this only touches
              * cache lines, never registers: prefetches do not fault. */
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int c = 0; c < nv; c++)
                 _mm_prefetch((const char *)(vj + PV_PREFETCH * ld_v + 16 * c), _MM_HINT_T0);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int c = 0; c < nv; c++)
                 vv[c] = masked && c == nv - 1 ? _mm512_maskz_loadu_ps(last, vj + 16 * c)
                                               : _mm512_loadu_ps(vj + 16 * c);
 #pragma GCC unroll 6
-            for (int i = 0; i < PV_MR; i++) {
+            for (int i = 0; i < mb; i++) {
                 const __m512 b = _mm512_set1_ps(pr[i][j + s]);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
                 for (int c = 0; c < nv; c++)
                     acc[s][i][c] = _mm512_fmadd_ps(b, vv[c], acc[s][i][c]);
             }
@@ -76,9 +80,9 @@ pv_block(const int nv, const int masked, __mmask16 last, int rows, int n,
     if (split == 2 && j < n) {
         const float *vj = v + (int64_t)j * ld_v;
 #pragma GCC unroll 6
-        for (int i = 0; i < PV_MR; i++) {
+        for (int i = 0; i < mb; i++) {
             const __m512 b = _mm512_set1_ps(pr[i][j]);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int c = 0; c < nv; c++) {
                 const __m512 vc = masked && c == nv - 1 ? _mm512_maskz_loadu_ps(last, vj + 16 * c)
                                                         : _mm512_loadu_ps(vj + 16 * c);
@@ -88,11 +92,11 @@ pv_block(const int nv, const int masked, __mmask16 last, int rows, int n,
     }
 
 #pragma GCC unroll 6
-    for (int i = 0; i < PV_MR; i++) {
+    for (int i = 0; i < mb; i++) {
         if (i >= rows)
             break;
         float *oi = o + i * ld_o;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int c = 0; c < nv; c++) {
             const __mmask16 k = masked && c == nv - 1 ? last : 0xffff;
             __m512 r = acc[0][i][c];
@@ -120,15 +124,15 @@ static void pv_columns(int cols, int m, int n, const float *restrict p, int64_t 
         float *ob = o + r * ld_o;
         const float *ab = alpha ? alpha + r : NULL;
         if (cols == 16 * PV_NV)
-            pv_block(4, 0, 0xffff, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
+            pv_block(PV_MR, 4, 0, 0xffff, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
         else if (nv == 4)
-            pv_block(4, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
+            pv_block(PV_MR, 4, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
         else if (nv == 3)
-            pv_block(3, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
+            pv_block(PV_MR, 3, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
         else if (nv == 2)
-            pv_block(2, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
+            pv_block(PV_MR, 2, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
         else
-            pv_block(1, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
+            pv_block(PV_MR, 1, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
     }
 }
 
@@ -138,6 +142,28 @@ static void pv_columns(int cols, int m, int n, const float *restrict p, int64_t 
  * the first block prefetches V ahead), and P (m x n) is re-read once per 64
  * columns.
  */
+/* m <= 2 rows, columns [0, cols) with 64 < cols <= 128, in one pass. */
+static void pv_narrow(int cols, int m, int n, const float *restrict p, int64_t ld_p,
+                      const float *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
+                      const float *restrict alpha)
+{
+    const int nv = (cols + 15) / 16;
+    const __mmask16 last = flat_tail_mask_avx512(cols - 16 * (nv - 1));
+    const int masked = cols != 16 * nv;
+#define NARROW(mb, nvc) pv_block(mb, nvc, masked, last, m, n, p, ld_p, v, ld_v, o, ld_o, alpha)
+    switch (nv + 8 * (m - 1)) {
+    case 5: NARROW(1, 5); break;
+    case 6: NARROW(1, 6); break;
+    case 7: NARROW(1, 7); break;
+    case 8: NARROW(1, 8); break;
+    case 13: NARROW(2, 5); break;
+    case 14: NARROW(2, 6); break;
+    case 15: NARROW(2, 7); break;
+    default: NARROW(2, 8); break;
+    }
+#undef NARROW
+}
+
 void flat_pv_6__avx512(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                        const float *restrict v, int64_t ld_v, float *restrict o,
                        int64_t ld_o, const float *restrict alpha)
@@ -145,6 +171,10 @@ void flat_pv_6__avx512(int m, int n, int dv, const float *restrict p, int64_t ld
     assert(m >= 1 && n >= 0 && dv >= 1);
     assert(n == 0 || (p != NULL && v != NULL));
     assert(o != NULL);
+    if (m <= 2 && dv > 16 * PV_NV && dv <= 16 * PV_NV_NARROW) {
+        pv_narrow(dv, m, n, p, ld_p, v, ld_v, o, ld_o, alpha);
+        return;
+    }
     for (int c0 = 0; c0 < dv; c0 += 16 * PV_NV) {
         const int cols = dv - c0 < 16 * PV_NV ? dv - c0 : 16 * PV_NV;
         pv_columns(cols, m, n, p, ld_p, v + c0, ld_v, o + c0, ld_o, alpha);

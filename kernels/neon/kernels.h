@@ -28,6 +28,8 @@ void flat_qk_8x12__neon(int d, int n_panels, const float *restrict qp,
 float flat_row_max__neon(int n, const float *s);
 float flat_exp2_row__neon(int n, int width, float *s, float m);
 void flat_vexp2__neon(int n, const float *x, float *y);
+void flat_qk_rows__neon(int m, int d, int n, const float *restrict qp, const float *k,
+                        int64_t ld_k, float *restrict s, int64_t ld_s);
 void flat_pv_4x16__neon(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                         const float *restrict v, int64_t ld_v, float *restrict o,
                         int64_t ld_o, const float *restrict alpha);

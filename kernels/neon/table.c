@@ -16,6 +16,7 @@ const flat_ukernels flat_ukernels_neon = {
     .pack_q = flat_pack_q_8__neon,
     .pack_k = flat_pack_k_12__neon,
     .qk = flat_qk_8x12__neon,
+    .qk_rows = flat_qk_rows__neon,
     .row_max = flat_row_max__neon,
     .exp2_row = flat_exp2_row__neon,
     .pv = flat_pv_4x16__neon,

@@ -16,6 +16,8 @@ void flat_qk_4x8__scalar(int d, int n_panels, const float *restrict qp,
 float flat_row_max__scalar(int n, const float *s);
 float flat_exp2_row__scalar(int n, int width, float *s, float m);
 void flat_vexp2__scalar(int n, const float *x, float *y);
+void flat_qk_rows__scalar(int m, int d, int n, const float *restrict qp, const float *k,
+                          int64_t ld_k, float *restrict s, int64_t ld_s);
 void flat_pv_4__scalar(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                        const float *restrict v, int64_t ld_v, float *restrict o,
                        int64_t ld_o, const float *restrict alpha);

@@ -11,6 +11,7 @@ const flat_ukernels flat_ukernels_scalar = {
     .pack_q = flat_pack_q__scalar,
     .pack_k = flat_pack_k__scalar,
     .qk = flat_qk_4x8__scalar,
+    .qk_rows = flat_qk_rows__scalar,
     .row_max = flat_row_max__scalar,
     .exp2_row = flat_exp2_row__scalar,
     .pv = flat_pv_4__scalar,

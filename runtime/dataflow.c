@@ -1,0 +1,150 @@
+/* The two dataflows over a task's rows: softmax and P V.
+ *
+ * Rows of a task are the query heads of one GQA group (they share K and V)
+ * times a run of query positions. Every row sees a prefix [0, limit) of the
+ * keys (causal and kv_lens masks are both prefixes), so masking never needs
+ * a mask tensor: softmax stops at the limit and pv never reads past it. */
+#include <math.h>
+#include <stddef.h>
+
+#include "tile.h"
+
+/* The next task in order (same heads, the query block below) would find its
+ * Q rows cold in memory, and pack_q cannot hide that latency (it ran 4-6x
+ * slower than with warm rows). The task's last pv pass asks for them a row
+ * group at a time: early enough to arrive, late enough to still be cached,
+ * and spread out so the requests never fill the miss queues at once (all
+ * at the start of a task measured half the benefit). always_inline: GCC
+ * deems a prefetch-only function const and deletes its calls. */
+static inline __attribute__((always_inline)) void prefetch_rows(const flat_problem *p,
+                                                                const float *const *rows,
+                                                                int r0, int r1)
+{
+    for (int r = r0; r < r1; r++)
+        if (rows[r])
+            for (int64_t c = 0; c < p->dim; c += 16)
+                __builtin_prefetch(rows[r] + c, 0, 2);
+}
+
+/* Part g of G of this task's slice of the next K and V (attend.c, next_keys). */
+static inline __attribute__((always_inline)) void prefetch_keys(const flat_problem *p,
+                                                                const flat_scratch *ws,
+                                                                int g, int groups)
+{
+    int64_t j0 = ws->next_k_rows * g / groups, j1 = ws->next_k_rows * (g + 1) / groups;
+    for (int64_t j = j0; j < j1; j++) {
+        for (int64_t c = 0; c < p->dim; c += 16)
+            __builtin_prefetch(ws->next_k + j * ws->next_k_ld + c, 0, 2);
+        for (int64_t c = 0; c < p->v_dim; c += 16)
+            __builtin_prefetch(ws->next_v + j * ws->next_v_ld + c, 0, 2);
+    }
+}
+
+/* pv of m rows over keys [j0, j0 + n), V walked run by run: the first run
+ * applies alpha, later ones accumulate. */
+static void pv_range(const flat_problem *p, const flat_ukernels *uk, const flat_task *t, int m,
+                     int64_t j0, int64_t n, const float *s, int64_t ld_s, float *o,
+                     int64_t ld_o, const float *alpha, const float *ones)
+{
+    int64_t j = 0;
+    do {
+        flat_run r = flat_value_run(p, t, j0 + j);
+        int64_t here = flat_min(r.count, n - j);
+        uk->pv(m, (int)here, (int)p->v_dim, s + j, ld_s, r.row, r.ld, o, ld_o,
+               j == 0 ? alpha : ones);
+        j += here;
+    } while (j < n);
+}
+
+/* O += P[:, k0 .. k0+width) V, in chunks of pv_keys keys whose V rows stay in
+ * L2 across the row groups (plan.c). Row groups of pv_mr share one
+ * register-blocked call up to the group's smallest limit; each row then
+ * finishes its own staircase tail, so no row ever multiplies a key it must
+ * not see (a NaN there must not leak in). `last`: the task's last pv pass,
+ * which prefetches the next task's Q rows. */
+static void attend_values(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+                          const flat_task *t, int rows, int k0, int width, const float *alpha,
+                          flat_scratch *ws, int64_t ld_s, int last)
+{
+    for (int c0 = 0; c0 < width; c0 += plan->pv_keys) {
+        int c1 = (int)flat_min(width, c0 + plan->pv_keys);
+        for (int r0 = 0; r0 < rows; r0 += uk->pv_mr) {
+            int r1 = (int)flat_min(rows, r0 + uk->pv_mr);
+            int full =
+                (int)flat_max(0, flat_min(flat_min_limit(ws->limit, r0, r1) - k0, c1) - c0);
+            const float *a = c0 > 0 ? ws->ones + r0 : alpha ? alpha + r0 : NULL;
+            const float *s = ws->s + r0 * ld_s + c0;
+            if (last && c0 == 0) {
+                prefetch_rows(p, ws->next_rows, r0, r1);
+                prefetch_keys(p, ws, r0 / uk->pv_mr, (rows + uk->pv_mr - 1) / uk->pv_mr);
+            }
+            pv_range(p, uk, t, r1 - r0, k0 + c0, full, s, ld_s, flat_o_row(ws, r0),
+                     ws->o_ld_row, a, ws->ones);
+            for (int r = r0; r < r1; r++) {
+                int extra = (int)flat_min(ws->limit[r] - k0, c1) - (c0 + full);
+                if (extra > 0)
+                    pv_range(p, uk, t, 1, k0 + c0 + full, extra, ws->s + r * ld_s + c0 + full,
+                             ld_s, flat_o_row(ws, r), ws->o_ld_row, ws->ones, ws->ones);
+            }
+        }
+    }
+}
+
+/* A row whose block max is +-inf or NaN read an Inf or NaN input (or its dot
+ * product overflowed): its softmax is undefined, so its output becomes NaN
+ * (via l), while its P entries become 0 so the shared pv calls keep the
+ * other rows clean. */
+static void poison_row(const flat_ukernels *uk, int n, float *s, flat_scratch *ws, int r)
+{
+    uk->exp2_row(0, n, s, 0.0f);
+    ws->l[r] = NAN;
+}
+
+/* FLAT: whole logit rows, exact softmax (true max, one exp per score), P V. */
+void flat_rows_flat(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+                    const flat_task *t, int rows, int kmax, flat_scratch *ws)
+{
+    int64_t ld_s = plan->s_cols;
+    flat_scores(p, plan, uk, t, rows, 0, kmax, ws, ld_s);
+    for (int r = 0; r < rows; r++) {
+        float *s = ws->s + r * ld_s;
+        int n = ws->limit[r];
+        ws->m[r] = uk->row_max(n, s);
+        if (n > 0 && !isfinite(ws->m[r]))
+            poison_row(uk, n, s, ws, r);
+        else
+            ws->l[r] = uk->exp2_row(n, n, s, ws->m[r]);
+    }
+    attend_values(p, plan, uk, t, rows, 0, kmax, NULL, ws, ld_s, 1);
+}
+
+/* FLASH (and the decode path, which differs only in flat_scores): key blocks
+ * of bk with a running max and sum; when the max grows, the partial output is
+ * rescaled by exp2(m_old - m_new) inside pv. */
+void flat_rows_flash(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+                     const flat_task *t, int rows, int kbeg, int kend, flat_scratch *ws)
+{
+    int64_t ld_s = plan->s_cols;
+    for (int k0 = kbeg; k0 < kend; k0 += plan->bk) {
+        int width = (int)flat_min(plan->bk, kend - k0);
+        flat_scores(p, plan, uk, t, rows, k0, width, ws, ld_s);
+        for (int r = 0; r < rows; r++) {
+            int n = (int)flat_max(0, flat_min(ws->limit[r] - k0, width));
+            float *s = ws->s + r * ld_s;
+            float block_max = uk->row_max(n, s);
+            ws->alpha[r] = 1.0f; /* unless a new max rescales the row below */
+            if (n == 0)
+                continue;
+            if (!isfinite(block_max)) {
+                poison_row(uk, n, s, ws, r);
+                continue;
+            }
+            float m_new = fmaxf(ws->m[r], block_max);
+            ws->alpha[r] = exp2f(ws->m[r] - m_new); /* 0 on the first block */
+            ws->l[r] = ws->l[r] * ws->alpha[r] + uk->exp2_row(n, n, s, m_new);
+            ws->m[r] = m_new;
+        }
+        attend_values(p, plan, uk, t, rows, k0, width, k0 == kbeg ? NULL : ws->alpha, ws, ld_s,
+                      k0 + plan->bk >= kend);
+    }
+}

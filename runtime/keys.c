@@ -1,0 +1,114 @@
+/* Where a task's key rows are, and its scores against them.
+ *
+ * K and V of one (batch, kv head) are walked as runs of rows (flat_run);
+ * nothing else in the runtime computes a K or V address. The GEMM-shaped
+ * path packs K into the contract's panels and qk reuses them for every query
+ * block; the decode path hands K rows to qk_rows where they lie. */
+#include "tile.h"
+
+flat_run flat_key_run(const flat_problem *p, const flat_task *t, int64_t j)
+{
+    return (flat_run){p->k.data + t->b * p->k.sb + t->kv_head * p->k.sh + j * p->k.ss, p->k.ss,
+                      p->kv_len - j};
+}
+
+flat_run flat_value_run(const flat_problem *p, const flat_task *t, int64_t j)
+{
+    return (flat_run){p->v.data + t->b * p->v.sb + t->kv_head * p->v.sh + j * p->v.ss, p->v.ss,
+                      p->kv_len - j};
+}
+
+/* pack_k over keys [j0, j0 + n) run by run, into consecutive panels. A run
+ * that ended inside a panel would need pack_k to start mid-panel; contiguous
+ * tensors are a single run, so that case does not arise yet. */
+static void pack_range(const flat_problem *p, const flat_ukernels *uk, const flat_task *t,
+                       int64_t j0, int64_t n, float *kp)
+{
+    for (int64_t j = j0; j < j0 + n;) {
+        flat_run r = flat_key_run(p, t, j);
+        int64_t here = flat_min(r.count, j0 + n - j);
+        uk->pack_k((int)here, (int)p->dim, r.row, r.ld, kp + (j - j0) * p->dim);
+        j += here;
+    }
+}
+
+/* K is packed per thread when its tasks move to the next (batch, kv head),
+ * not for all heads up front: tasks walk heads in order, so each thread packs
+ * each head once, the panels are still in L2 for the first task, and the
+ * workspace stays one head of K per thread (all heads at once measured ~5%
+ * of a llama-2k call in page faults on the fresh mapping alone). Batches
+ * whose kv_lens hide trailing keys pack only the visible ones. */
+static const float *packed_keys(const flat_problem *p, const flat_ukernels *uk,
+                                const flat_task *t, flat_scratch *ws)
+{
+    int64_t pair = t->b * p->kv_heads + t->kv_head;
+    if (ws->kp_pair != pair) {
+        pack_range(p, uk, t, 0, p->kv_lens ? p->kv_lens[t->b] : p->kv_len, ws->kp);
+        ws->kp_pair = pair;
+    }
+    return ws->kp;
+}
+
+/* Packed panels for keys [j0, j0 + n) (j0 a multiple of nr): a slice of the
+ * head's panels, or, when K streams (plan.c: one task per kv head), those
+ * keys packed now into the chunk buffer, which qk then reads from L2. */
+static const float *chunk_keys(const flat_problem *p, const flat_plan *plan,
+                               const flat_ukernels *uk, const flat_task *t, int j0, int n,
+                               flat_scratch *ws)
+{
+    if (!plan->stream_k)
+        return packed_keys(p, uk, t, ws) + (int64_t)j0 * p->dim;
+    pack_range(p, uk, t, j0, n, ws->kp);
+    return ws->kp;
+}
+
+/* GEMM-shaped: K in L2-sized chunks of panels, each chunk serving all Q panels. */
+static void scores_packed(const flat_problem *p, const flat_plan *plan,
+                          const flat_ukernels *uk, const flat_task *t, int rows, int k0,
+                          int width, flat_scratch *ws, int64_t ld_s)
+{
+    int n_panels = (int)((width + uk->nr - 1) / uk->nr);
+    for (int c = 0; c < n_panels; c += plan->qk_panels) {
+        int c_end = (int)flat_min(n_panels, c + plan->qk_panels);
+        const float *kp = chunk_keys(p, plan, uk, t, k0 + c * uk->nr,
+                                     (int)flat_min(width, c_end * uk->nr) - c * uk->nr, ws);
+        for (int r0 = 0; r0 < rows; r0 += uk->mr) {
+            int seen = flat_max_limit(ws->limit, r0, (int)flat_min(rows, r0 + uk->mr)) - k0;
+            int need = (int)flat_min(c_end, (seen + uk->nr - 1) / uk->nr); /* causal: skip masked panels */
+            if (need <= c)
+                continue;
+            uk->qk((int)p->dim, need - c, ws->qp + (int64_t)r0 * p->dim, kp,
+                   ws->s + (int64_t)r0 * ld_s + (int64_t)c * uk->nr, ld_s);
+        }
+    }
+}
+
+/* Decode: each Q panel against the key rows it sees, run by run. With one
+ * panel (rows <= mr) each K row is read once; further panels find the block
+ * in L1/L2 (plan.c sizes bk for that). */
+static void scores_in_place(const flat_problem *p, const flat_ukernels *uk,
+                            const flat_task *t, int rows, int k0, int width, flat_scratch *ws,
+                            int64_t ld_s)
+{
+    for (int r0 = 0; r0 < rows; r0 += uk->mr) {
+        int r1 = (int)flat_min(rows, r0 + uk->mr);
+        int64_t n = flat_min(width, flat_max_limit(ws->limit, r0, r1) - k0);
+        for (int64_t j = 0; j < n;) {
+            flat_run r = flat_key_run(p, t, k0 + j);
+            int64_t here = flat_min(r.count, n - j);
+            uk->qk_rows(r1 - r0, (int)p->dim, (int)here, ws->qp + (int64_t)r0 * p->dim, r.row,
+                        r.ld, ws->s + (int64_t)r0 * ld_s + j, ld_s);
+            j += here;
+        }
+    }
+}
+
+void flat_scores(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+                 const flat_task *t, int rows, int k0, int width, flat_scratch *ws,
+                 int64_t ld_s)
+{
+    if (plan->k_in_place)
+        scores_in_place(p, uk, t, rows, k0, width, ws, ld_s);
+    else
+        scores_packed(p, plan, uk, t, rows, k0, width, ws, ld_s);
+}

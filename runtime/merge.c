@@ -1,0 +1,74 @@
+/* Split-KV: a task's keys in ranges run in parallel, each leaving its
+ * unnormalised rows with their running max and sum, merged by log-sum-exp. */
+#include <math.h>
+#include <string.h>
+
+#include "tile.h"
+
+/* Equal shares of the task's visible keys, cut at K panel boundaries. */
+void flat_split_range(const flat_plan *plan, const flat_ukernels *uk, const flat_task *t,
+                      int kmax, int *kbeg, int *kend)
+{
+    int64_t share = flat_round_up((kmax + plan->splits - 1) / plan->splits, uk->nr);
+    *kbeg = (int)flat_min(kmax, t->split * share);
+    *kend = (int)flat_min(kmax, *kbeg + share);
+}
+
+int64_t flat_split_floats(const flat_problem *p, const flat_plan *plan)
+{
+    return (int64_t)plan->rows * (p->v_dim + 2);
+}
+
+/* O unnormalised, then m and l. A split that saw no key has l = 0 and is
+ * skipped by the merge (its O is never read). */
+void flat_write_partial(const flat_problem *p, const flat_task *t, const flat_scratch *ws,
+                        float *part)
+{
+    int rows = t->heads * t->positions;
+    for (int r = 0; r < rows; r++) {
+        float *row = part + (int64_t)r * (p->v_dim + 2);
+        if (ws->l[r] != 0.0f)
+            memcpy(row, flat_o_row(ws, r), (size_t)p->v_dim * sizeof *row);
+        row[p->v_dim] = ws->m[r];
+        row[p->v_dim + 1] = ws->l[r];
+    }
+}
+
+/* out = sum_s 2^(m_s - m) O_s / sum_s 2^(m_s - m) l_s with m = max_s m_s over
+ * the splits that saw keys; lse likewise. A NaN l (poisoned split) makes the
+ * row NaN, as it would without splitting. */
+void flat_merge_splits(const flat_problem *p, const flat_plan *plan, int64_t t,
+                       const float *parts)
+{
+    flat_task task = flat_task_at(p, plan, t);
+    int rows = task.heads * task.positions;
+    int64_t stride = flat_split_floats(p, plan); /* a short last block uses fewer rows */
+    for (int r = 0; r < rows; r++) {
+        int64_t h = task.head0 + r / task.positions, pos = task.pos0 + r % task.positions;
+        float *out = p->out + task.b * p->out_sb + h * p->out_sh + pos * p->out_ss;
+        float m = -INFINITY, l = 0.0f;
+        for (int s = 0; s < plan->splits; s++) {
+            const float *row = parts + s * stride + (int64_t)r * (p->v_dim + 2);
+            if (row[p->v_dim + 1] != 0.0f)
+                m = fmaxf(m, row[p->v_dim]);
+        }
+        memset(out, 0, (size_t)p->v_dim * sizeof *out);
+        for (int s = 0; s < plan->splits; s++) {
+            const float *row = parts + s * stride + (int64_t)r * (p->v_dim + 2);
+            if (row[p->v_dim + 1] == 0.0f)
+                continue;
+            float w = exp2f(row[p->v_dim] - m);
+            l += w * row[p->v_dim + 1];
+            for (int64_t c = 0; c < p->v_dim; c++)
+                out[c] += w * row[c];
+        }
+        if (l != 0.0f) {
+            float inv = 1.0f / l;
+            for (int64_t c = 0; c < p->v_dim; c++)
+                out[c] *= inv;
+        }
+        if (p->lse)
+            p->lse[(task.b * p->q_heads + h) * p->q_len + pos] =
+                l == 0.0f ? -INFINITY : FLAT_LN2 * (m + log2f(l));
+    }
+}

@@ -1,0 +1,66 @@
+/* The steps one task runs over its block of query rows, shared by the files
+ * that implement them: attend.c (a task's rows and output), keys.c (where the
+ * key rows are and the scores against them), dataflow.c (FLAT and FLASH
+ * softmax and P V) and merge.c (split-KV partial rows and their merge). */
+#ifndef FLAT_TILE_H
+#define FLAT_TILE_H
+
+#include "attend.h"
+
+#define FLAT_LOG2E 1.44269504088896340736f
+#define FLAT_LN2 0.69314718055994530942f
+
+/* A run of `count` key (or value) rows from `row`, each `ld` floats apart:
+ * the unit in which K and V are walked. A contiguous tensor is one run per
+ * (batch, kv head). */
+typedef struct {
+    const float *row;
+    int64_t ld, count;
+} flat_run;
+
+/* The run of task t's K (V) rows that starts at key j. */
+flat_run flat_key_run(const flat_problem *p, const flat_task *t, int64_t j);
+flat_run flat_value_run(const flat_problem *p, const flat_task *t, int64_t j);
+
+/* S[:, k0 .. k0+width) of every Q panel that has a row seeing past k0: from
+ * the packed K panels (GEMM-shaped path) or from K rows in place (decode). */
+void flat_scores(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+                 const flat_task *t, int rows, int k0, int width, flat_scratch *ws,
+                 int64_t ld_s);
+
+/* The two dataflows over keys [kbeg, kend) of the task's rows. */
+void flat_rows_flat(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+                    const flat_task *t, int rows, int kmax, flat_scratch *ws);
+void flat_rows_flash(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+                     const flat_task *t, int rows, int kbeg, int kend, flat_scratch *ws);
+
+/* Key range [*kbeg, *kend) of split t->split (merge.c). */
+void flat_split_range(const flat_plan *plan, const flat_ukernels *uk, const flat_task *t,
+                      int kmax, int *kbeg, int *kend);
+/* A split's rows as they stand, into `part` (flat_split_floats floats). */
+void flat_write_partial(const flat_problem *p, const flat_task *t, const flat_scratch *ws,
+                        float *part);
+
+static inline int flat_max_limit(const int *limit, int r0, int r1)
+{
+    int m = 0;
+    for (int r = r0; r < r1; r++)
+        m = limit[r] > m ? limit[r] : m;
+    return m;
+}
+
+static inline int flat_min_limit(const int *limit, int r0, int r1)
+{
+    int m = limit[r0];
+    for (int r = r0 + 1; r < r1; r++)
+        m = limit[r] < m ? limit[r] : m;
+    return m;
+}
+
+/* Where row r of the task accumulates its unnormalised output. */
+static inline float *flat_o_row(const flat_scratch *ws, int r)
+{
+    return ws->o_base + r / ws->o_run * ws->o_ld_run + r % ws->o_run * ws->o_ld_row;
+}
+
+#endif

@@ -4,6 +4,7 @@
 
 #include "dispatch.h"
 #include "error.h"
+#include "fork.h"
 #include "parallel.h"
 #include "plan.h"
 #include "problem.h"
@@ -27,12 +28,14 @@ static void explain(const flat_problem *p, const flat_ukernels *uk, const flat_p
         return;
     fprintf(stderr,
             "flat: isa=%s dataflow=%s B=%lld Hq=%lld Hkv=%lld Nq=%lld Nk=%lld D=%lld Dv=%lld "
-            "causal=%d rows=%d (heads %d x positions %d) Bk=%d tasks=%lld threads=%d because %s\n",
+            "causal=%d rows=%d (heads %d x positions %d) Bk=%d tasks=%lld threads=%d "
+            "because %s%s\n",
             uk->name, plan->dataflow == FLAT_DATAFLOW_FLAT ? "FLAT" : "FLASH",
             (long long)p->batch, (long long)p->q_heads, (long long)p->kv_heads,
             (long long)p->q_len, (long long)p->kv_len, (long long)p->dim,
             (long long)p->v_dim, p->causal, plan->rows, plan->heads_per_task, plan->bq,
-            plan->bk, (long long)plan->tasks, plan->threads, plan->reason);
+            plan->bk, (long long)plan->tasks, plan->threads, plan->reason,
+            flat_fork_threads_lost() ? "; one thread: forked after threaded calls" : "");
 }
 
 flat_status flat_attention(const flat_tensor *q, const flat_tensor *k, const flat_tensor *v,
@@ -49,8 +52,11 @@ flat_status flat_attention(const flat_tensor *q, const flat_tensor *k, const fla
     const flat_ukernels *uk = flat_dispatch_select(opt->isa, &s);
     if (!uk)
         return s;
+    /* A child forked after threaded calls runs serially (runtime/fork.h):
+     * plan for one thread, so its tiles suit that and FLAT_VERBOSE says so. */
+    int threads = flat_fork_threads_lost() ? 1 : opt->num_threads;
     flat_plan plan;
-    flat_plan_choose(&p, uk, opt->dataflow, opt->num_threads, &plan);
+    flat_plan_choose(&p, uk, opt->dataflow, threads, &plan);
     explain(&p, uk, &plan);
     return flat_parallel_run(&p, &plan, uk);
 }

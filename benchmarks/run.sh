@@ -72,16 +72,21 @@ build_suite() {
         >/dev/null
 }
 
-# The baseline should run OpenBLAS's best kernels for this CPU. An inherited
-# OPENBLAS_CORETYPE (some images pin one) would override that choice, so it
-# is dropped here; FLAT_BENCH_OPENBLAS_CORETYPE pins a core on purpose.
+# Some machines set OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) on purpose: older
+# OpenBLAS builds compute wrong results or crash on their processor without
+# them. So --quick, which the test command runs, keeps both as they are. Only
+# the full run, whose baseline should use the kernels OpenBLAS picks for this
+# CPU, drops them, both together; the summary's header then names the core it
+# ran ("baseline: OpenBLAS <openblas_get_corename()> kernels").
+# FLAT_BENCH_OPENBLAS_CORETYPE pins a core on purpose (and keeps OPENBLAS_L2_SIZE).
 choose_openblas_core() {
     if [ -n "${FLAT_BENCH_OPENBLAS_CORETYPE:-}" ]; then
         export OPENBLAS_CORETYPE="$FLAT_BENCH_OPENBLAS_CORETYPE"
-    elif [ -n "${OPENBLAS_CORETYPE:-}" ]; then
-        echo "run.sh: ignoring OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE from the environment" \
-             "(set FLAT_BENCH_OPENBLAS_CORETYPE to pin an OpenBLAS core)"
-        unset OPENBLAS_CORETYPE
+    elif [ "$quick" = 0 ] && [ -n "${OPENBLAS_CORETYPE:-}${OPENBLAS_L2_SIZE:-}" ]; then
+        echo "run.sh: full run: dropping OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-} and" \
+             "OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-} so that the baseline runs the core OpenBLAS" \
+             "picks; the summary names it (FLAT_BENCH_OPENBLAS_CORETYPE=<core> keeps a pin)"
+        unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
     fi
 }
 
@@ -108,6 +113,9 @@ run_suite() {
                      --flat_max_call_seconds=4 --flat_time_budget=420)
     fi
     log "suite: $shapes, filter $filter"
+    echo "note: Google Benchmark's '***WARNING*** Library was built as DEBUG' is about its own" \
+         "library (Debian builds libbenchmark so); flat and the benchmarks are built Release" \
+         "(-O2 -DNDEBUG)"
     "$build/benchmarks/flat_benchmarks" --flat_shapes="$shapes" --flat_summary_dir="$out" \
         --benchmark_filter="$filter" --benchmark_out="$out/results.json" \
         --benchmark_out_format=json "${suite_flags[@]}" </dev/null

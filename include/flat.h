@@ -13,7 +13,18 @@
  *
  * Thread safety: every function here may be called from any number of
  * threads at once. The library keeps no mutable global state besides the
- * CPU detection result, computed once.
+ * CPU detection result, computed once, and the fork mark below.
+ *
+ * fork(): threads come from OpenMP (libgomp with GCC), whose thread pool does
+ * not survive fork() (GCC bug 60035): a child entering OpenMP after its
+ * parent ran threaded calls would hang. So in a child forked after its
+ * parent ran a call on more than one thread (and in every descendant of such
+ * a child), each call runs on the calling thread alone, whatever num_threads
+ * says, to the same accuracy; FLAT_VERBOSE=1 says so. Other processes keep
+ * their threads, children forked before any threaded call included. A call
+ * with num_threads = 1 never enters OpenMP, so it is safe in any child, even
+ * when the host ran OpenMP regions of its own before forking: flat cannot see
+ * that pool, so such a child should pass num_threads = 1.
  *
  * ABI: flat_options is passed by pointer and keeps its size; new options take
  * words of its `reserved` array (which callers must zero), so a program built
@@ -118,7 +129,8 @@ typedef struct {
      * query row; -inf for a row that sees no key. Must not overlap any
      * tensor. NULL: not computed. */
     float *lse;
-    /* Threads to use; 0 means the OpenMP default. Must be >= 0. */
+    /* Threads to use; 0 means the OpenMP default. Must be >= 0. In a child
+     * forked after threaded calls, calls use one thread (see fork() above). */
     int num_threads;
     /* Dataflow; AUTO lets the planner decide (FLAT_VERBOSE=1 prints why). */
     flat_dataflow dataflow;

@@ -4,6 +4,7 @@
 
 #include "dispatch.h"
 #include "error.h"
+#include "fork.h"
 #include "parallel.h"
 #include "plan.h"
 #include "problem.h"
@@ -28,7 +29,7 @@ static void explain(const flat_problem *p, const flat_ukernels *uk, const flat_p
     fprintf(stderr,
             "flat: isa=%s dataflow=%s B=%lld Hq=%lld Hkv=%lld Nq=%lld Nk=%lld D=%lld Dv=%lld "
             "causal=%d visible=%lld rows=%d (heads %d x positions %d) Bk=%d tasks=%lld splits=%d "
-            "threads=%d because %s\n",
+            "threads=%d because %s%s\n",
             uk->name,
             plan->k_in_place                       ? "DECODE"
             : plan->dataflow == FLAT_DATAFLOW_FLAT ? "FLAT"
@@ -37,7 +38,8 @@ static void explain(const flat_problem *p, const flat_ukernels *uk, const flat_p
             (long long)p->q_len, (long long)p->kv_len, (long long)p->dim,
             (long long)p->v_dim, p->causal, (long long)p->kv_visible, plan->rows,
             plan->heads_per_task, plan->bq, plan->bk, (long long)plan->tasks, plan->splits,
-            plan->threads, plan->reason);
+            plan->threads, plan->reason,
+            flat_fork_threads_lost() ? "; one thread: forked after threaded calls" : "");
 }
 
 flat_status flat_attention(const flat_tensor *q, const flat_tensor *k, const flat_tensor *v,
@@ -54,8 +56,11 @@ flat_status flat_attention(const flat_tensor *q, const flat_tensor *k, const fla
     const flat_ukernels *uk = flat_dispatch_select(opt->isa, &s);
     if (!uk)
         return s;
+    /* A child forked after threaded calls runs serially (runtime/fork.h):
+     * plan for one thread, so its tiles suit that and FLAT_VERBOSE says so. */
+    int threads = flat_fork_threads_lost() ? 1 : opt->num_threads;
     flat_plan plan;
-    flat_plan_choose(&p, uk, opt->dataflow, opt->num_threads, &plan);
+    flat_plan_choose(&p, uk, opt->dataflow, threads, &plan);
     explain(&p, uk, &plan);
     return flat_parallel_run(&p, &plan, uk);
 }

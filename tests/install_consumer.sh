@@ -1,11 +1,16 @@
 #!/bin/sh
 # ctest install_consumer: install the build into a temporary prefix, then build
-# and run tests/consumer against it twice: with CMake (find_package(flat) +
-# flat::flat, and flat::flat_static) and with pkg-config (shared, and static
-# through `pkg-config --static`).
-#   install_consumer.sh <build dir> <consumer source dir> <cmake> <C compiler> <sanitize 0|1>
+# and run tests/consumer against it:
+#   - with CMake (find_package(flat)) as a C-only, a C++-only and a mixed C/C++
+#     project, each linking flat::flat and flat::flat_static: the four ways
+#     (C and C++ x shared and static), and the package loads in all three;
+#   - with pkg-config from C and C++, shared and static (`pkg-config --static`).
+# A shared consumer must not itself need libgomp (libflat.so carries it), and
+# a static one must not need libflat.so.
+#   install_consumer.sh <build dir> <consumer source dir> <cmake> <C compiler>
+#                       <C++ compiler, or "" to skip the C++ consumers> <sanitize 0|1>
 set -eu
-build=$1 consumer=$2 cmake=$3 cc=$4 sanitize=$5
+build=$1 consumer=$2 cmake=$3 cc=$4 cxx=$5 sanitize=$6
 work=$(mktemp -d "${TMPDIR:-/tmp}/flat-install-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 prefix=$work/prefix
@@ -13,44 +18,79 @@ flags=
 if [ "$sanitize" = 1 ]; then flags="-fsanitize=address,undefined"; fi
 
 step() { echo "== $*"; }
+fail() { echo "FAIL: $*"; exit 1; }
+
+# needed_ok <program> <shared|static>: the program's own DT_NEEDED entries.
+needed_ok() {
+    command -v readelf >/dev/null 2>&1 || return 0
+    needed=$(readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
+    case "$2:$needed" in
+    shared:*libgomp*) fail "$1 needs libgomp itself ($needed)" ;;
+    shared:*libflat.so*) ;;
+    shared:*) fail "$1 does not need libflat.so ($needed)" ;;
+    static:*libflat.so*) fail "$1 links libflat.so ($needed)" ;;
+    esac
+}
+
+# run_consumer <program> <shared|static>
+run_consumer() {
+    needed_ok "$1" "$2"
+    printf '%s: ' "$(basename "$1")"
+    LD_LIBRARY_PATH="$libdir" "$1"
+}
 
 step "cmake --install $build --prefix $prefix"
 "$cmake" --install "$build" --prefix "$prefix" > "$work/install.log"
-test -f "$prefix/include/flat.h" || { echo "FAIL: flat.h not installed"; exit 1; }
+test -f "$prefix/include/flat.h" || fail "flat.h not installed"
 so=$(find "$prefix" -name libflat.so | head -n 1)
-[ -n "$so" ] || { echo "FAIL: libflat.so not installed"; cat "$work/install.log"; exit 1; }
+[ -n "$so" ] || { cat "$work/install.log"; fail "libflat.so not installed"; }
 libdir=$(dirname "$so")
-[ -f "$libdir/libflat.a" ] || { echo "FAIL: libflat.a not installed"; exit 1; }
-[ -f "$libdir/pkgconfig/flat.pc" ] || { echo "FAIL: flat.pc not installed"; exit 1; }
-[ -f "$libdir/cmake/flat/flat-config.cmake" ] || { echo "FAIL: flat-config.cmake not installed"; exit 1; }
+[ -f "$libdir/libflat.a" ] || fail "libflat.a not installed"
+[ -f "$libdir/pkgconfig/flat.pc" ] || fail "flat.pc not installed"
+[ -f "$libdir/cmake/flat/flat-config.cmake" ] || fail "flat-config.cmake not installed"
 echo "installed: $(cd "$prefix" && find . -type f -o -type l | sort | tr '\n' ' ')"
 
-step "CMake consumer (find_package(flat), CMAKE_PREFIX_PATH=$prefix)"
-"$cmake" -S "$consumer" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$prefix" \
-    -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="$flags" > "$work/cmake.log" 2>&1 ||
-    { cat "$work/cmake.log"; exit 1; }
-"$cmake" --build "$work/cmake" > "$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
-"$work/cmake/consumer"
-"$work/cmake/consumer_static"
+languages="C"
+if [ -n "$cxx" ]; then
+    languages="C CXX C;CXX"
+else
+    echo "NOTE: no C++ compiler found at configure time: C++ consumers skipped (install g++)"
+fi
+for langs in $languages; do
+    dir=$work/cmake-$(echo "$langs" | tr ';' '-')
+    step "CMake consumer, project(... LANGUAGES $langs), find_package(flat)"
+    "$cmake" -S "$consumer" -B "$dir" -DCMAKE_PREFIX_PATH="$prefix" \
+        "-DCONSUMER_LANGUAGES=$langs" -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="$flags" \
+        ${cxx:+-DCMAKE_CXX_COMPILER="$cxx"} -DCMAKE_CXX_FLAGS="$flags" \
+        > "$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; fail "configure ($langs)"; }
+    "$cmake" --build "$dir" > "$dir.build.log" 2>&1 ||
+        { cat "$dir.build.log"; fail "build ($langs)"; }
+    for program in "$dir"/consumer_*_shared "$dir"/consumer_*_static; do
+        run_consumer "$program" "${program##*_}"
+    done
+done
 
-step "pkg-config consumer"
+step "pkg-config consumers"
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 # flat.pc derives its prefix from its own location, so the staged install
 # must resolve without any --define-variable help.
-pc="pkg-config"
-cflags=$($pc --cflags flat)
-libs=$($pc --libs flat)
-echo "pkg-config --cflags --libs flat: $cflags $libs"
-# shellcheck disable=SC2086
-"$cc" $flags "$consumer/main.c" -o "$work/consumer_pc" $cflags $libs
-LD_LIBRARY_PATH="$libdir" "$work/consumer_pc"
+cflags=$(pkg-config --cflags flat)
+libs=$(pkg-config --libs flat)
 # Static: pkg-config --static adds Libs.private; -l:libflat.a forces the archive.
-static_libs=$($pc --static --libs flat | sed 's/-lflat\b/-l:libflat.a/')
+static_libs=$(pkg-config --static --libs flat | sed 's/-lflat\b/-l:libflat.a/')
+echo "pkg-config --cflags --libs flat: $cflags $libs"
 echo "pkg-config --static --libs flat (archive forced): $static_libs"
-# shellcheck disable=SC2086
-"$cc" $flags "$consumer/main.c" -o "$work/consumer_pc_static" $cflags $static_libs
-if ldd "$work/consumer_pc_static" 2>/dev/null | grep -q 'libflat\.so'; then
-    echo "FAIL: the static consumer links libflat.so"; exit 1
-fi
-"$work/consumer_pc_static"
+set -- "$cc" main.c
+[ -z "$cxx" ] || set -- "$@" "$cxx" main.cpp
+while [ $# -gt 0 ]; do
+    compiler=$1 source=$2
+    shift 2
+    name=$work/pc_${source%%.*}_${source##*.}
+    # shellcheck disable=SC2086
+    "$compiler" $flags "$consumer/$source" -o "${name}_shared" $cflags $libs
+    run_consumer "${name}_shared" shared
+    # shellcheck disable=SC2086
+    "$compiler" $flags "$consumer/$source" -o "${name}_static" $cflags $static_libs
+    run_consumer "${name}_static" static
+done
 echo "install_consumer: ok"

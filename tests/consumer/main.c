@@ -28,6 +28,6 @@ int main(void)
         fprintf(stderr, "header %s, library %s\n", FLAT_VERSION_STRING, flat_version());
         return 1;
     }
-    printf("consumer: flat %s, isa %s: ok\n", flat_version(), flat_isa_name(flat_isa_detect()));
+    printf("consumer (C): flat %s, isa %s: ok\n", flat_version(), flat_isa_name(flat_isa_detect()));
     return 0;
 }

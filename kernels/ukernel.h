@@ -12,7 +12,15 @@
  * on both paths.
  *
  * Common rules for every kernel:
- *   - fp32 data, fp32 accumulation. Strides and sizes are in elements.
+ *   - fp32 accumulation and fp32 scratch (panels, scores, O). Operands that
+ *     come from the caller's tensors (Q rows, K, V, out) have an element type
+ *     `t` (FLAT_F32, FLAT_F16 or FLAT_BF16) and are `void *`; kernels convert
+ *     them on the fly (never a converted copy in memory), switching on t once,
+ *     outside their loops. A table lists the types it implements in `dtypes`;
+ *     calling a kernel with another type is a precondition violation.
+ *     Conversions are exact (f16/bf16 -> f32) or round to nearest even
+ *     (f32 -> f16/bf16), bit for bit as kernels/convert.h.
+ *   - Strides and sizes are in elements (of type t where t applies).
  *   - Pointers marked restrict do not alias. No kernel reads or writes outside
  *     the extents stated here (no over-reads: sanitizers stay quiet), and no
  *     alignment is guaranteed beyond that of float.
@@ -47,22 +55,28 @@ enum {
     FLAT_CPU_AVX512VL = 1u << 5,
     FLAT_CPU_AVX512DQ = 1u << 6,
     FLAT_CPU_NEON = 1u << 7,
+    FLAT_CPU_AVX512BF16 = 1u << 8,
 };
+
+/* dtypes masks */
+#define FLAT_DTYPE_BIT(t) (1u << (t))
+#define FLAT_DTYPES_ALL (FLAT_DTYPE_BIT(FLAT_F32) | FLAT_DTYPE_BIT(FLAT_F16) | FLAT_DTYPE_BIT(FLAT_BF16))
 
 /*
  * pack_q: qp = panels of `m` query rows, each row scaled by `scale`.
- *   rows[r] points at Q row r (d contiguous floats), r < m, m >= 1.
+ *   rows[r] points at Q row r (d contiguous elements of type t), r < m, m >= 1.
  *   Writes ceil(m / mr) panels of d*mr floats; rows m.. of the last panel are 0.
  */
-typedef void (*flat_pack_q_fn)(int m, int d, const float *const *rows, float scale,
+typedef void (*flat_pack_q_fn)(int m, int d, const void *const *rows, flat_dtype t, float scale,
                                float *restrict qp);
 
 /*
  * pack_k: kp = panels of `n` keys.
- *   Key j is at k + j*ld_k (d contiguous floats), j < n, n >= 1.
- *   Writes ceil(n / nr) panels of d*nr floats; keys n.. of the last panel are 0.
+ *   Key j is at element j*ld_k of k (d contiguous elements of type t), j < n,
+ *   n >= 1. Writes ceil(n / nr) panels of d*nr floats; keys n.. of the last
+ *   panel are 0.
  */
-typedef void (*flat_pack_k_fn)(int n, int d, const float *k, int64_t ld_k,
+typedef void (*flat_pack_k_fn)(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
                                float *restrict kp);
 
 /*
@@ -77,15 +91,16 @@ typedef void (*flat_qk_fn)(int d, int n_panels, const float *restrict qp,
 /*
  * qk_rows: S[i][j] = sum_c qp[c*mr + i] * K[j][c]   for i < m, j < n
  *   The decode path's qk: one Q panel (pack_q's layout, rows >= m ignored)
- *   against n keys read where they lie, key j at k + j*ld_k (d contiguous
- *   floats). No packing and no padding: each K byte crosses the memory bus
- *   once per call, whatever the number of query rows sharing it.
+ *   against n keys read where they lie, key j at element j*ld_k of k (d
+ *   contiguous elements of type t). No packing and no padding: each K byte
+ *   crosses the memory bus once per call, whatever the number of query rows
+ *   sharing it.
  *   1 <= m <= mr, d >= 1, n >= 0. Writes exactly m x n floats, row i at
  *   s + i*ld_s (ld_s >= n); reads no key at or past n. Accuracy as qk (an
  *   fp32 dot product of d terms, any summation order).
  */
-typedef void (*flat_qk_rows_fn)(int m, int d, int n, const float *restrict qp, const float *k,
-                                int64_t ld_k, float *restrict s, int64_t ld_s);
+typedef void (*flat_qk_rows_fn)(int m, int d, int n, const float *restrict qp, const void *k,
+                                int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s);
 
 /*
  * row_max: max of s[0..n). Returns -inf when n == 0. NaN inputs may or may
@@ -106,13 +121,22 @@ typedef float (*flat_exp2_row_fn)(int n, int width, float *s, float m);
 /*
  * pv: O[i][c] = a_i * O[i][c] + sum_{j<n} P[i][j] * V[j][c]   for i < m, c < dv,
  *   where a_i = alpha[i], or, if alpha == NULL, O is not read (as if a_i = 0).
- *   P row i at p + i*ld_p, V row j at v + j*ld_v, O row i at o + i*ld_o.
- *   m >= 1 (any; the kernel blocks rows by pv_mr itself), n >= 0, dv >= 1.
- *   V is read only for j < n, so masked keys (even NaN) never reach O.
+ *   P row i at p + i*ld_p, V row j at element j*ld_v of v (type t), O row i
+ *   at o + i*ld_o (fp32). m >= 1 (any; the kernel blocks rows by pv_mr
+ *   itself), n >= 0, dv >= 1. V is read only for j < n, so masked keys (even
+ *   NaN) never reach O.
  */
 typedef void (*flat_pv_fn)(int m, int n, int dv, const float *restrict p, int64_t ld_p,
-                           const float *restrict v, int64_t ld_v, float *restrict o,
-                           int64_t ld_o, const float *restrict alpha);
+                           const void *restrict v, int64_t ld_v, flat_dtype t,
+                           float *restrict o, int64_t ld_o, const float *restrict alpha);
+
+/*
+ * store_row: y[c] = scale * x[c] for c < n, rounded once to type t (round to
+ *   nearest even; f32: the product as computed). x fp32 (a normalised or
+ *   merged output row), y the caller's row. n >= 1.
+ */
+typedef void (*flat_store_row_fn)(int n, const float *restrict x, float scale, flat_dtype t,
+                                  void *restrict y);
 
 /* vexp2: y[j] = exp2(x[j]) for j < n, with exp2_row's accuracy and flushing.
  * Exposed so tests measure the exp against SLEEF and the double reference. */
@@ -123,6 +147,7 @@ typedef struct flat_ukernels {
     flat_isa isa;
     const char *name;  /* "scalar", "avx2", ... (flat_isa_name) */
     uint32_t required; /* FLAT_CPU_* bits the host must have */
+    uint32_t dtypes;   /* element types its kernels take: bit 1 << flat_dtype */
     int mr;            /* query rows of a qk register block (Q panel height) */
     int nr;            /* keys of a qk register block (K panel width) */
     int pv_mr;         /* rows of a pv register block; the runtime groups
@@ -134,6 +159,7 @@ typedef struct flat_ukernels {
     flat_row_max_fn row_max;
     flat_exp2_row_fn exp2_row;
     flat_pv_fn pv;
+    flat_store_row_fn store_row;
     flat_vexp2_fn vexp2;
 } flat_ukernels;
 

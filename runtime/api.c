@@ -54,7 +54,7 @@ flat_status flat_attention(const flat_tensor *q, const flat_tensor *k, const fla
     if (s != FLAT_OK)
         return s;
     const flat_ukernels *uk = flat_dispatch_select(opt->isa, &s);
-    if (!uk)
+    if (!uk || !flat_dispatch_takes(uk, p.q_dtype, p.kv_dtype, &s))
         return s;
     /* A child forked after threaded calls runs serially (runtime/fork.h):
      * plan for one thread, so its tiles suit that and FLAT_VERBOSE says so. */

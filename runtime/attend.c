@@ -27,8 +27,8 @@ static int64_t scratch_layout(flat_scratch *ws, float *mem, const flat_problem *
     CARVE(alpha, float *, r);
     CARVE(ones, float *, r);
     CARVE(limit, int *, r);
-    CARVE(rows, const float **, r);
-    CARVE(next_rows, const float **, r);
+    CARVE(rows, const void **, r);
+    CARVE(next_rows, const void **, r);
 #undef CARVE
     return at;
 }
@@ -78,8 +78,9 @@ static int gather_rows(const flat_problem *p, const flat_plan *plan, const flat_
     int rows = t->heads * t->positions, kmax = 0;
     for (int r = 0; r < rows; r++) {
         int64_t h = t->head0 + r / t->positions, pos = t->pos0 + r % t->positions;
-        ws->rows[r] = p->q.data + t->b * p->q.sb + h * p->q.sh + pos * p->q.ss;
-        ws->next_rows[r] = pos >= plan->bq ? ws->rows[r] - plan->bq * p->q.ss : NULL;
+        ws->rows[r] = flat_view_row(&p->q, p->q_dtype, t->b, h, pos);
+        ws->next_rows[r] =
+            pos >= plan->bq ? flat_view_row(&p->q, p->q_dtype, t->b, h, pos - plan->bq) : NULL;
         ws->limit[r] = (int)flat_visible_keys(p, t->b, pos);
         kmax = ws->limit[r] > kmax ? ws->limit[r] : kmax;
     }
@@ -87,16 +88,17 @@ static int gather_rows(const flat_problem *p, const flat_plan *plan, const flat_
 }
 
 /* pv needs one stride per row group of pv_mr. Rows are (head, position)
- * pairs; when no group straddles two heads, the output accumulates straight
- * in `out` and normalising it is one pv call per group (write_rows), not a
- * copy per row. Otherwise it accumulates in the scratch, one run of rows. */
+ * pairs; when no group straddles two heads and out is fp32, the output
+ * accumulates straight in `out` and normalising it is one pv call per group
+ * (write_rows), not a copy per row. Otherwise it accumulates in the scratch,
+ * one run of rows, and store_row normalises and rounds it into out. */
 static void map_output(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
                        const flat_task *t, flat_scratch *ws)
 {
-    ws->o_direct = plan->splits == 1 &&
+    ws->o_direct = plan->splits == 1 && p->q_dtype == FLAT_F32 &&
                    (t->heads == 1 || t->positions == 1 || t->positions % uk->pv_mr == 0);
     if (ws->o_direct) {
-        ws->o_base = p->out + t->b * p->out_sb + t->head0 * p->out_sh + t->pos0 * p->out_ss;
+        ws->o_base = flat_out_row(p, t->b, t->head0, t->pos0);
         ws->o_run = t->positions;
         ws->o_ld_row = t->positions == 1 ? p->out_sh : p->out_ss;
         ws->o_ld_run = p->out_sh;
@@ -111,8 +113,8 @@ static void map_output(const flat_problem *p, const flat_plan *plan, const flat_
 /* out = O / l and lse = ln 2 * (m + log2 l); a row that saw nothing gets 0, -inf.
  * Normalising is pv with no keys and alpha = 1/l (one vector loop per row
  * group); l = 0 rows hold O = 0 from their first pv, so alpha 0 keeps them
- * 0, and a NaN l (poisoned row) gives a NaN row. Scratch rows are copied out
- * as a one-key pv with P = 1/l. */
+ * 0, and a NaN l (poisoned row) gives a NaN row. Scratch rows go out
+ * through store_row with scale 1/l, rounded once to out's type. */
 static void write_rows(const flat_problem *p, const flat_ukernels *uk, const flat_task *t,
                        flat_scratch *ws, int kmax)
 {
@@ -121,20 +123,19 @@ static void write_rows(const flat_problem *p, const flat_ukernels *uk, const fla
         ws->alpha[r] = ws->l[r] == 0.0f ? 0.0f : 1.0f / ws->l[r];
     for (int r = 0; r < rows; r++) {
         int64_t h = t->head0 + r / t->positions, pos = t->pos0 + r % t->positions;
-        float *out = p->out + t->b * p->out_sb + h * p->out_sh + pos * p->out_ss;
-        if (kmax == 0)
-            memset(out, 0, (size_t)p->v_dim * sizeof *out); /* O never written */
+        void *out = flat_out_row(p, t->b, h, pos);
+        if (kmax == 0) /* O never written */
+            memset(out, 0, (size_t)(p->v_dim * flat_dtype_size(p->q_dtype)));
         else if (!ws->o_direct)
-            uk->pv(1, 1, (int)p->v_dim, ws->alpha + r, 1, flat_o_row(ws, r), p->v_dim, out,
-                   p->v_dim, NULL);
+            uk->store_row((int)p->v_dim, flat_o_row(ws, r), ws->alpha[r], p->q_dtype, out);
         if (p->lse)
             p->lse[(t->b * p->q_heads + h) * p->q_len + pos] =
                 ws->l[r] == 0.0f ? -INFINITY : FLAT_LN2 * (ws->m[r] + log2f(ws->l[r]));
     }
     if (kmax > 0 && ws->o_direct)
         for (int r0 = 0; r0 < rows; r0 += uk->pv_mr)
-            uk->pv((int)flat_min(uk->pv_mr, rows - r0), 0, (int)p->v_dim, ws->s, 1, p->v.data, 1,
-                   flat_o_row(ws, r0), ws->o_ld_row, ws->alpha + r0);
+            uk->pv((int)flat_min(uk->pv_mr, rows - r0), 0, (int)p->v_dim, ws->s, 1, NULL, 1,
+                   FLAT_F32, flat_o_row(ws, r0), ws->o_ld_row, ws->alpha + r0);
 }
 
 /* pack_k streams K from memory at DRAM speed (1-2% of a call), and the first
@@ -181,7 +182,7 @@ void flat_attend_task(const flat_problem *p, const flat_plan *plan, const flat_u
         ws->l[r] = 0.0f;
     }
     if (kend > kbeg) {
-        uk->pack_q(rows, (int)p->dim, ws->rows, p->scale * FLAT_LOG2E, ws->qp);
+        uk->pack_q(rows, (int)p->dim, ws->rows, p->q_dtype, p->scale * FLAT_LOG2E, ws->qp);
         if (plan->dataflow == FLAT_DATAFLOW_FLAT)
             flat_rows_flat(p, plan, uk, task, rows, kmax, ws);
         else

@@ -25,12 +25,12 @@ typedef struct {
     float *alpha;  /* per-row rescale factors of the current key block */
     float *ones;   /* rows ones: pv's "accumulate" */
     int *limit;    /* keys visible to each row (a prefix) */
-    const float **rows; /* Q row pointers for pack_q */
-    const float **next_rows; /* the same rows one query block lower (the next
+    const void **rows; /* Q row pointers for pack_q */
+    const void **next_rows;  /* the same rows one query block lower (the next
                                 task in order), or NULL; prefetched during pv */
-    const float *next_k;     /* this task's slice of the K (and V) rows the
+    const void *next_k;      /* this task's slice of the K (and V) rows the
                                 thread uses next, also prefetched during pv: */
-    const float *next_v;
+    const void *next_v;
     int64_t next_k_ld, next_v_ld; /* their row strides */
     int64_t next_k_rows;     /* rows at next_k (next_v) */
 } flat_scratch;
@@ -64,8 +64,9 @@ void flat_attend_task(const flat_problem *p, const flat_plan *plan, const flat_u
                       const flat_task *task, flat_scratch *ws, float *part);
 
 /* Merges the plan->splits partial results of task t (parts of every split,
- * consecutive) into out and lse, weighting each by 2^(m_split - m). */
-void flat_merge_splits(const flat_problem *p, const flat_plan *plan, int64_t t,
-                       const float *parts);
+ * consecutive) into out and lse, weighting each by 2^(m_split - m); the
+ * first split's rows are overwritten with the merged, unnormalised rows. */
+void flat_merge_splits(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+                       int64_t t, float *parts);
 
 #endif

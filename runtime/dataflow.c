@@ -17,13 +17,14 @@
  * at the start of a task measured half the benefit). always_inline: GCC
  * deems a prefetch-only function const and deletes its calls. */
 static inline __attribute__((always_inline)) void prefetch_rows(const flat_problem *p,
-                                                                const float *const *rows,
+                                                                const void *const *rows,
                                                                 int r0, int r1)
 {
+    int64_t bytes = p->dim * flat_dtype_size(p->q_dtype);
     for (int r = r0; r < r1; r++)
         if (rows[r])
-            for (int64_t c = 0; c < p->dim; c += 16)
-                __builtin_prefetch(rows[r] + c, 0, 2);
+            for (int64_t c = 0; c < bytes; c += 64)
+                __builtin_prefetch((const char *)rows[r] + c, 0, 2);
 }
 
 /* Part g of G of this task's slice of the next K and V (attend.c, next_keys). */
@@ -32,11 +33,13 @@ static inline __attribute__((always_inline)) void prefetch_keys(const flat_probl
                                                                 int g, int groups)
 {
     int64_t j0 = ws->next_k_rows * g / groups, j1 = ws->next_k_rows * (g + 1) / groups;
+    int64_t size = flat_dtype_size(p->kv_dtype);
+    const char *k = ws->next_k, *v = ws->next_v;
     for (int64_t j = j0; j < j1; j++) {
-        for (int64_t c = 0; c < p->dim; c += 16)
-            __builtin_prefetch(ws->next_k + j * ws->next_k_ld + c, 0, 2);
-        for (int64_t c = 0; c < p->v_dim; c += 16)
-            __builtin_prefetch(ws->next_v + j * ws->next_v_ld + c, 0, 2);
+        for (int64_t c = 0; c < p->dim * size; c += 64)
+            __builtin_prefetch(k + j * ws->next_k_ld * size + c, 0, 2);
+        for (int64_t c = 0; c < p->v_dim * size; c += 64)
+            __builtin_prefetch(v + j * ws->next_v_ld * size + c, 0, 2);
     }
 }
 
@@ -50,7 +53,7 @@ static void pv_range(const flat_problem *p, const flat_ukernels *uk, const flat_
     do {
         flat_run r = flat_value_run(p, t, j0 + j);
         int64_t here = flat_min(r.count, n - j);
-        uk->pv(m, (int)here, (int)p->v_dim, s + j, ld_s, r.row, r.ld, o, ld_o,
+        uk->pv(m, (int)here, (int)p->v_dim, s + j, ld_s, r.row, r.ld, p->kv_dtype, o, ld_o,
                j == 0 ? alpha : ones);
         j += here;
     } while (j < n);

@@ -101,3 +101,23 @@ const flat_ukernels *flat_dispatch_select(flat_isa isa, flat_status *status)
     }
     return t;
 }
+
+static const char *dtype_name(flat_dtype t)
+{
+    return t == FLAT_F16 ? "f16" : t == FLAT_BF16 ? "bf16" : "f32";
+}
+
+int flat_dispatch_takes(const flat_ukernels *t, flat_dtype q_dtype, flat_dtype kv_dtype,
+                        flat_status *status)
+{
+    const flat_dtype need[2] = {q_dtype, kv_dtype};
+    static const char *what[2] = {"q/out", "k/v"};
+    for (int i = 0; i < 2; i++)
+        if (!(t->dtypes & FLAT_DTYPE_BIT(need[i]))) {
+            *status = flat_error(FLAT_ERROR_UNSUPPORTED,
+                                 "isa %s has no kernels for %s dtype %s", t->name, what[i],
+                                 dtype_name(need[i]));
+            return 0;
+        }
+    return 1;
+}

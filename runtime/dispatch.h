@@ -20,4 +20,10 @@ int flat_dispatch_runnable(const flat_ukernels *t);
  * FLAT_ERROR_INVALID_ARGUMENT (not an ISA value, or FLAT_ISA unparsable). */
 const flat_ukernels *flat_dispatch_select(flat_isa isa, flat_status *status);
 
+/* Non-zero when table t implements both element types; otherwise sets the
+ * thread's error message and *status (FLAT_ERROR_UNSUPPORTED) and returns 0:
+ * a combination a table lacks is an error, never a silent fallback. */
+int flat_dispatch_takes(const flat_ukernels *t, flat_dtype q_dtype, flat_dtype kv_dtype,
+                        flat_status *status);
+
 #endif

@@ -8,13 +8,13 @@
 
 flat_run flat_key_run(const flat_problem *p, const flat_task *t, int64_t j)
 {
-    return (flat_run){p->k.data + t->b * p->k.sb + t->kv_head * p->k.sh + j * p->k.ss, p->k.ss,
+    return (flat_run){flat_view_row(&p->k, p->kv_dtype, t->b, t->kv_head, j), p->k.ss,
                       p->kv_len - j};
 }
 
 flat_run flat_value_run(const flat_problem *p, const flat_task *t, int64_t j)
 {
-    return (flat_run){p->v.data + t->b * p->v.sb + t->kv_head * p->v.sh + j * p->v.ss, p->v.ss,
+    return (flat_run){flat_view_row(&p->v, p->kv_dtype, t->b, t->kv_head, j), p->v.ss,
                       p->kv_len - j};
 }
 
@@ -27,7 +27,7 @@ static void pack_range(const flat_problem *p, const flat_ukernels *uk, const fla
     for (int64_t j = j0; j < j0 + n;) {
         flat_run r = flat_key_run(p, t, j);
         int64_t here = flat_min(r.count, j0 + n - j);
-        uk->pack_k((int)here, (int)p->dim, r.row, r.ld, kp + (j - j0) * p->dim);
+        uk->pack_k((int)here, (int)p->dim, r.row, r.ld, p->kv_dtype, kp + (j - j0) * p->dim);
         j += here;
     }
 }
@@ -97,7 +97,7 @@ static void scores_in_place(const flat_problem *p, const flat_ukernels *uk,
             flat_run r = flat_key_run(p, t, k0 + j);
             int64_t here = flat_min(r.count, n - j);
             uk->qk_rows(r1 - r0, (int)p->dim, (int)here, ws->qp + (int64_t)r0 * p->dim, r.row,
-                        r.ld, ws->s + (int64_t)r0 * ld_s + j, ld_s);
+                        r.ld, p->kv_dtype, ws->s + (int64_t)r0 * ld_s + j, ld_s);
             j += here;
         }
     }

@@ -37,36 +37,35 @@ void flat_write_partial(const flat_problem *p, const flat_task *t, const flat_sc
 /* out = sum_s 2^(m_s - m) O_s / sum_s 2^(m_s - m) l_s with m = max_s m_s over
  * the splits that saw keys; lse likewise. A NaN l (poisoned split) makes the
  * row NaN, as it would without splitting. */
-void flat_merge_splits(const flat_problem *p, const flat_plan *plan, int64_t t,
-                       const float *parts)
+void flat_merge_splits(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+                       int64_t t, float *parts)
 {
     flat_task task = flat_task_at(p, plan, t);
     int rows = task.heads * task.positions;
     int64_t stride = flat_split_floats(p, plan); /* a short last block uses fewer rows */
     for (int r = 0; r < rows; r++) {
         int64_t h = task.head0 + r / task.positions, pos = task.pos0 + r % task.positions;
-        float *out = p->out + task.b * p->out_sb + h * p->out_sh + pos * p->out_ss;
+        float *sum = parts + (int64_t)r * (p->v_dim + 2); /* split 0's row, read first */
         float m = -INFINITY, l = 0.0f;
         for (int s = 0; s < plan->splits; s++) {
             const float *row = parts + s * stride + (int64_t)r * (p->v_dim + 2);
             if (row[p->v_dim + 1] != 0.0f)
                 m = fmaxf(m, row[p->v_dim]);
         }
-        memset(out, 0, (size_t)p->v_dim * sizeof *out);
         for (int s = 0; s < plan->splits; s++) {
             const float *row = parts + s * stride + (int64_t)r * (p->v_dim + 2);
-            if (row[p->v_dim + 1] == 0.0f)
+            if (row[p->v_dim + 1] == 0.0f) {
+                if (s == 0) /* its O was never written */
+                    memset(sum, 0, (size_t)p->v_dim * sizeof *sum);
                 continue;
+            }
             float w = exp2f(row[p->v_dim] - m);
             l += w * row[p->v_dim + 1];
             for (int64_t c = 0; c < p->v_dim; c++)
-                out[c] += w * row[c];
+                sum[c] = s == 0 ? w * row[c] : sum[c] + w * row[c];
         }
-        if (l != 0.0f) {
-            float inv = 1.0f / l;
-            for (int64_t c = 0; c < p->v_dim; c++)
-                out[c] *= inv;
-        }
+        uk->store_row((int)p->v_dim, sum, l != 0.0f ? 1.0f / l : 0.0f, p->q_dtype,
+                      flat_out_row(p, task.b, h, pos));
         if (p->lse)
             p->lse[(task.b * p->q_heads + h) * p->q_len + pos] =
                 l == 0.0f ? -INFINITY : FLAT_LN2 * (m + log2f(l));

@@ -27,7 +27,7 @@ static void run_item(const flat_call_work *r, flat_scratch *ws, int64_t i)
 
 static void merge_task(const flat_call_work *r, int64_t t)
 {
-    flat_merge_splits(r->p, r->plan, t, r->parts + t * r->plan->splits * r->split_floats);
+    flat_merge_splits(r->p, r->plan, r->uk, t, r->parts + t * r->plan->splits * r->split_floats);
 }
 
 /* On the calling thread, outside OpenMP: a one-thread plan, or a process

@@ -10,11 +10,11 @@
 #define FLAT_LOG2E 1.44269504088896340736f
 #define FLAT_LN2 0.69314718055994530942f
 
-/* A run of `count` key (or value) rows from `row`, each `ld` floats apart:
- * the unit in which K and V are walked. A contiguous tensor is one run per
- * (batch, kv head). */
+/* A run of `count` key (or value) rows from `row`, each `ld` elements (of
+ * the problem's kv_dtype) apart: the unit in which K and V are walked. A
+ * contiguous tensor is one run per (batch, kv head). */
 typedef struct {
-    const float *row;
+    const void *row;
     int64_t ld, count;
 } flat_run;
 

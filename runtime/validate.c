@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "convert.h"
 #include "error.h"
 #include "problem.h"
 
@@ -84,13 +85,22 @@ static int ranges_overlap(const void *a, int64_t a_bytes, const void *b, int64_t
     return a0 < b0 + (uintptr_t)b_bytes && b0 < a0 + (uintptr_t)a_bytes;
 }
 
-static flat_status check_dtype(const char *name, const flat_tensor *t, const flat_tensor *q)
+/* q and out share a type, k and v share one; the two pairs combine freely. */
+static flat_status check_dtype(const char *name, const flat_tensor *t, const char *pair_name,
+                               const flat_tensor *pair)
 {
     if ((int)t->dtype < FLAT_F32 || (int)t->dtype > FLAT_BF16)
         return INVALID("%s.dtype (%d) is not a flat_dtype value", name, (int)t->dtype);
-    if (t->dtype != q->dtype)
-        return INVALID("%s.dtype (%d) != q.dtype (%d)", name, (int)t->dtype, (int)q->dtype);
+    if (pair && t->dtype != pair->dtype)
+        return INVALID("%s.dtype (%d) != %s.dtype (%d)", name, (int)t->dtype, pair_name,
+                       (int)pair->dtype);
     return FLAT_OK;
+}
+
+/* Bytes a view spans, from its first element to past its last. */
+static int64_t view_bytes(const flat_tensor *t, int64_t last)
+{
+    return (last + 1) * flat_dtype_size(t->dtype);
 }
 
 static flat_status check_tensors(const flat_tensor *q, const flat_tensor *k,
@@ -105,14 +115,12 @@ static flat_status check_tensors(const flat_tensor *q, const flat_tensor *k,
             return INVALID("%s.data is NULL", names[i]);
     }
     flat_status s;
+    const flat_tensor *pairs[4] = {NULL, NULL, k, q};
+    static const char *pair_names[4] = {"", "", "k", "q"};
     for (int i = 0; i < 4; i++)
-        if ((s = check_dtype(names[i], all[i], q)) != FLAT_OK ||
+        if ((s = check_dtype(names[i], all[i], pair_names[i], pairs[i])) != FLAT_OK ||
             (s = check_shape(names[i], all[i])) != FLAT_OK)
             return s;
-    if (q->dtype != FLAT_F32)
-        return flat_error(FLAT_ERROR_UNSUPPORTED,
-                          "q.dtype (%d): only FLAT_F32 is computed by this release",
-                          (int)q->dtype);
     if (k->batch != q->batch) return INVALID("k.batch (%lld) != q.batch (%lld)", (long long)k->batch, (long long)q->batch);
     if (v->batch != q->batch) return INVALID("v.batch (%lld) != q.batch (%lld)", (long long)v->batch, (long long)q->batch);
     if (out->batch != q->batch) return INVALID("out.batch (%lld) != q.batch (%lld)", (long long)out->batch, (long long)q->batch);
@@ -138,7 +146,8 @@ static flat_status check_tensors(const flat_tensor *q, const flat_tensor *k,
     if ((s = check_out_not_self_overlapping(out)) != FLAT_OK)
         return s;
     for (int i = 0; i < 3; i++)
-        if (ranges_overlap(out->data, (last[3] + 1) * 4, all[i]->data, (last[i] + 1) * 4))
+        if (ranges_overlap(out->data, view_bytes(out, last[3]), all[i]->data,
+                           view_bytes(all[i], last[i])))
             return INVALID("out overlaps %s (out must not share memory with an input)",
                            names[i]);
     return FLAT_OK;
@@ -153,7 +162,7 @@ static flat_status check_lse(const float *lse, const flat_tensor *q, const flat_
     int64_t lse_bytes = q->batch * q->heads * q->seq * 4, last;
     for (int i = 0; i < 4; i++) {
         last_offset(names[i], all[i], &last); /* already checked not to overflow */
-        if (ranges_overlap(lse, lse_bytes, all[i]->data, (last + 1) * 4))
+        if (ranges_overlap(lse, lse_bytes, all[i]->data, view_bytes(all[i], last)))
             return INVALID("opt.lse overlaps %s", names[i]);
     }
     return FLAT_OK;
@@ -193,6 +202,8 @@ flat_status flat_validate(const flat_tensor *q, const flat_tensor *k, const flat
     p->q = (flat_view){q->data, q->stride_batch, q->stride_head, q->stride_seq};
     p->k = (flat_view){k->data, k->stride_batch, k->stride_head, k->stride_seq};
     p->v = (flat_view){v->data, v->stride_batch, v->stride_head, v->stride_seq};
+    p->q_dtype = q->dtype;
+    p->kv_dtype = k->dtype;
     p->out = out->data;
     p->out_sb = out->stride_batch;
     p->out_sh = out->stride_head;

@@ -34,6 +34,7 @@
 #include <sleef.h>
 #endif
 
+#include "convert.h"
 #include "dispatch.h"
 #include "reference.h"
 #include "testutil.h"
@@ -64,6 +65,34 @@ static int is_poison(float f)
 {
     return tu_bits(f) == TU_POISON_BITS;
 }
+
+/* x (n floats) rounded in place to what type t can hold, and returned as a
+ * buffer of type t of exactly n elements (x itself for f32): kernels read
+ * the typed buffer, the double references the rounded floats. NaN stays NaN. */
+static void *typed(float *x, size_t n, flat_dtype t)
+{
+    if (t == FLAT_F32)
+        return x;
+    uint16_t *h = malloc((n ? n : 1) * sizeof *h);
+    assert_non_null(h);
+    for (size_t i = 0; i < n; i++) {
+        h[i] = t == FLAT_BF16 ? flat_f32_to_bf16(x[i]) : flat_f32_to_f16(x[i]);
+        x[i] = t == FLAT_BF16 ? flat_bf16_to_f32(h[i]) : flat_f16_to_f32(h[i]);
+    }
+    return h;
+}
+
+static void typed_free(void *buf, const float *x)
+{
+    if (buf != x)
+        free(buf);
+}
+
+static const char *dt_name(int t) { return t == FLAT_F16 ? "f16" : t == FLAT_BF16 ? "bf16" : "f32"; }
+
+/* Whether table k takes element type t: the dtype loops below run
+ * `for (dt...) if (takes(k, dt))` over every type a table claims. */
+static int takes(const flat_ukernels *k, int t) { return (k->dtypes & FLAT_DTYPE_BIT(t)) != 0; }
 
 /* The n-values of the edge matrix for a block width w. */
 static int edge_ns(int w, int *out)
@@ -117,6 +146,8 @@ static void test_tables_sane(void **state)
         assert_non_null(k->row_max);
         assert_non_null(k->exp2_row);
         assert_non_null(k->pv);
+        assert_non_null(k->store_row);
+        assert_true(k->dtypes & FLAT_DTYPE_BIT(FLAT_F32));
         assert_non_null(k->vexp2);
         printf("  %-7s mr=%d nr=%d pv_mr=%d\n", k->name, k->mr, k->nr, k->pv_mr);
     }
@@ -133,25 +164,33 @@ static void test_pack_q(void **state)
     tu_rng rng = {1};
     for (int t = 0; t < ntables; t++) {
         const flat_ukernels *k = tables[t];
+        for (int dt = FLAT_F32; dt <= FLAT_BF16; dt++) if (takes(k, dt))
         for (int m = 1; m <= 2 * k->mr + 1; m++)
             for (int di = 0; di < NDIMS; di++) {
                 const int d = dims[di], ld = d + 5;
                 float *q = falloc((size_t)m * ld);
                 fill_poison(q, (size_t)m * ld);
                 const float **rows = malloc(sizeof(float *) * (size_t)m);
+                const void **trows = malloc(sizeof(void *) * (size_t)m);
+                size_t *at = malloc(sizeof(size_t) * (size_t)m);
                 for (int r = 0; r < m; r++) {
-                    rows[r] = q + (size_t)((r * 7 + 3) % m) * ld; /* a permutation when gcd(7,m)=1 */
+                    at[r] = (size_t)((r * 7 + 3) % m) * ld; /* a permutation when gcd(7,m)=1 */
                     if (m % 7 == 0)
-                        rows[r] = q + (size_t)(m - 1 - r) * ld;
+                        at[r] = (size_t)(m - 1 - r) * ld;
                     for (int c = 0; c < d; c++)
-                        ((float *)rows[r])[c] = tu_uniform(&rng, -2.0f, 2.0f);
+                        q[at[r] + c] = tu_uniform(&rng, -2.0f, 2.0f);
+                }
+                void *tq = typed(q, (size_t)m * ld, (flat_dtype)dt);
+                for (int r = 0; r < m; r++) {
+                    rows[r] = q + at[r];
+                    trows[r] = flat_elem_ptr(tq, (int64_t)at[r], (flat_dtype)dt);
                 }
                 const float scale = tu_uniform(&rng, 0.05f, 1.5f);
                 const int panels = (m + k->mr - 1) / k->mr;
                 const size_t nqp = (size_t)panels * d * k->mr;
                 float *qp = falloc(nqp);
                 fill_poison(qp, nqp);
-                k->pack_q(m, d, rows, scale, qp);
+                k->pack_q(m, d, trows, (flat_dtype)dt, scale, qp);
                 for (int p = 0; p < panels; p++)
                     for (int c = 0; c < d; c++)
                         for (int i = 0; i < k->mr; i++) {
@@ -159,11 +198,14 @@ static void test_pack_q(void **state)
                             const float got = qp[((size_t)p * d + c) * k->mr + i];
                             const float want = r < m ? scale * rows[r][c] : 0.0f;
                             if (tu_bits(got) != tu_bits(want) && !(got == 0.0f && want == 0.0f))
-                                fail_msg("%s pack_q m=%d d=%d: qp[%d][%d][%d] = %a, want %a",
-                                         k->name, m, d, p, c, i, got, want);
+                                fail_msg("%s pack_q %s m=%d d=%d: qp[%d][%d][%d] = %a, want %a",
+                                         k->name, dt_name(dt), m, d, p, c, i, got, want);
                         }
                 free(qp);
                 free(rows);
+                free(trows);
+                free(at);
+                typed_free(tq, q);
                 free(q);
             }
     }
@@ -178,6 +220,7 @@ static void test_pack_k(void **state)
         const flat_ukernels *k = tables[t];
         int ns[8], nn = edge_ns(k->nr, ns);
         ns[nn++] = 100;
+        for (int dt = FLAT_F32; dt <= FLAT_BF16; dt++) if (takes(k, dt))
         for (int ni = 0; ni < nn; ni++)
             for (int di = 0; di < NDIMS; di++)
                 for (int ldpad = 0; ldpad <= 3; ldpad += 3) {
@@ -188,11 +231,12 @@ static void test_pack_k(void **state)
                     for (int j = 0; j < n; j++)
                         for (int c = 0; c < d; c++)
                             kk[(size_t)j * ld + c] = tu_uniform(&rng, -2.0f, 2.0f);
+                    void *tk = typed(kk, nk, (flat_dtype)dt);
                     const int panels = (n + k->nr - 1) / k->nr;
                     const size_t nkp = (size_t)panels * d * k->nr;
                     float *kp = falloc(nkp);
                     fill_poison(kp, nkp);
-                    k->pack_k(n, d, kk, ld, kp);
+                    k->pack_k(n, d, tk, ld, (flat_dtype)dt, kp);
                     for (int p = 0; p < panels; p++)
                         for (int c = 0; c < d; c++)
                             for (int j = 0; j < k->nr; j++) {
@@ -201,11 +245,12 @@ static void test_pack_k(void **state)
                                 const float want = key < n ? kk[(size_t)key * ld + c] : 0.0f;
                                 if (tu_bits(got) != tu_bits(want) &&
                                     !(got == 0.0f && want == 0.0f))
-                                    fail_msg("%s pack_k n=%d d=%d ld=%d: kp[%d][%d][%d] = %a, "
+                                    fail_msg("%s pack_k %s n=%d d=%d ld=%d: kp[%d][%d][%d] = %a, "
                                              "want %a",
-                                             k->name, n, d, ld, p, c, j, got, want);
+                                             k->name, dt_name(dt), n, d, ld, p, c, j, got, want);
                             }
                     free(kp);
+                    typed_free(tk, kk);
                     free(kk);
                 }
     }
@@ -275,6 +320,7 @@ static void test_qk_rows(void **state)
     for (int t = 0; t < ntables; t++) {
         const flat_ukernels *k = tables[t];
         const int mr = k->mr;
+        for (int dt = FLAT_F32; dt <= FLAT_BF16; dt++) if (takes(k, dt))
         for (int m = 1; m <= mr; m++)
             for (int ni = 0; ni < nns; ni++)
                 for (int di = 0; di < NDIMS; di++) {
@@ -292,10 +338,11 @@ static void test_qk_rows(void **state)
                     for (int j = 0; j < n; j++)
                         for (int c = 0; c < d; c++)
                             kk[(size_t)j * ld_k + c] = tu_uniform(&rng, -1.0f, 1.0f);
+                    void *tk = typed(kk, nk, (flat_dtype)dt);
                     const size_t nsz = (size_t)(m - 1) * ld_s + (n ? n : 1);
                     float *sc = falloc(nsz);
                     fill_poison(sc, nsz);
-                    k->qk_rows(m, d, n, qp, kk, ld_k, sc, ld_s);
+                    k->qk_rows(m, d, n, qp, tk, ld_k, (flat_dtype)dt, sc, ld_s);
                     for (int i = 0; i < m; i++) {
                         for (int j = 0; j < n; j++) {
                             double ref = 0, mag = 0;
@@ -305,8 +352,8 @@ static void test_qk_rows(void **state)
                             }
                             const float got = sc[i * ld_s + j];
                             if (!(fabs(got - ref) <= (d + 1) * U * mag))
-                                fail_msg("%s qk_rows m=%d d=%d n=%d: S[%d][%d] = %.9g, want %.9g",
-                                         k->name, m, d, n, i, j, got, ref);
+                                fail_msg("%s qk_rows %s m=%d d=%d n=%d: S[%d][%d] = %.9g, want %.9g",
+                                         k->name, dt_name(dt), m, d, n, i, j, got, ref);
                         }
                         for (int j = n; j < ld_s && i < m - 1; j++)
                             if (!is_poison(sc[i * ld_s + j]))
@@ -316,6 +363,7 @@ static void test_qk_rows(void **state)
                     if (n == 0 && !is_poison(sc[0]))
                         fail_msg("%s qk_rows n=0 wrote S", k->name);
                     free(sc);
+                    typed_free(tk, kk);
                     free(kk);
                     free(qp);
                 }
@@ -616,7 +664,8 @@ static void test_vexp2_edges(void **state)
 }
 
 /* One pv call on fresh operands, checked; `use_alpha` selects the alpha form. */
-static void run_pv(const flat_ukernels *k, tu_rng *rng, int m, int n, int dv, int use_alpha)
+static void run_pv(const flat_ukernels *k, tu_rng *rng, int m, int n, int dv, int use_alpha,
+                   flat_dtype dt)
 {
     const int64_t ld_p = n + 3, ld_v = dv + 5, ld_o = dv + 2;
     const size_t np = (size_t)m * ld_p, nv = (size_t)(n + 2) * ld_v;
@@ -643,7 +692,9 @@ static void run_pv(const flat_ukernels *k, tu_rng *rng, int m, int n, int dv, in
         for (int i = 0; i < m; i++)
             alpha[i] = i % 4 == 0 ? 0.0f : i % 4 == 1 ? 1.0f : tu_uniform(rng, 0.0f, 1.0f);
     memcpy(o0, o, no * sizeof(float));
-    k->pv(m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha);
+    void *tv = typed(v, nv, dt);
+    k->pv(m, n, dv, p, ld_p, tv, ld_v, dt, o, ld_o, alpha);
+    typed_free(tv, v);
     for (int i = 0; i < m; i++) {
         for (int c = 0; c < dv; c++) {
             double ref = 0, mag = 0;
@@ -657,8 +708,8 @@ static void run_pv(const flat_ukernels *k, tu_rng *rng, int m, int n, int dv, in
             }
             const float got = o[i * ld_o + c];
             if (!(fabs(got - ref) <= (n + 2) * U * mag))
-                fail_msg("%s pv m=%d n=%d dv=%d alpha=%s: O[%d][%d] = %.9g, want %.9g", k->name,
-                         m, n, dv, alpha ? "yes" : "NULL", i, c, got, ref);
+                fail_msg("%s pv %s m=%d n=%d dv=%d alpha=%s: O[%d][%d] = %.9g, want %.9g",
+                         k->name, dt_name(dt), m, n, dv, alpha ? "yes" : "NULL", i, c, got, ref);
         }
         for (int c = dv; c < ld_o && i < m - 1; c++)
             if (!is_poison(o[i * ld_o + c]))
@@ -693,8 +744,93 @@ static void test_pv(void **state)
                     if (quick && m % k->pv_mr > 1 && m != k->pv_mr - 1 && di % 2)
                         continue;
                     for (int a = 0; a < 2; a++)
-                        run_pv(k, &rng, m, ns[ni], dims[di], a);
+                        for (int dt = FLAT_F32; dt <= FLAT_BF16; dt++)
+                            if (takes(k, dt) && (dt == FLAT_F32 || (m + ni + di + a) % 3 == 0))
+                                run_pv(k, &rng, m, ns[ni], dims[di], a, (flat_dtype)dt);
                 }
+    }
+}
+
+/* kernels/convert.h against exhaustive properties: every f16 and bf16 value
+ * converts to f32 and back unchanged (NaNs stay NaN); every midpoint between
+ * two neighbouring finite f16 (bf16) values rounds to the even one, and the
+ * floats just beside it to the nearer; f16 overflows to inf from 65520. */
+static void test_conversions(void **state)
+{
+    (void)state;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = flat_f16_to_f32((uint16_t)h), g = flat_bf16_to_f32((uint16_t)h);
+        uint16_t hf = flat_f32_to_f16(f), hg = flat_f32_to_bf16(g);
+        if (isnan(f) ? !isnan(flat_f16_to_f32(hf)) : hf != h)
+            fail_msg("f16 %04x -> %a -> %04x", h, f, hf);
+        if (isnan(g) ? !isnan(flat_bf16_to_f32(hg)) : hg != h)
+            fail_msg("bf16 %04x -> %a -> %04x", h, g, hg);
+    }
+    for (int type = 0; type < 2; type++)
+        for (uint32_t h = 0; h < 0x7bff + (uint32_t)type * 0x0380; h++) { /* to the largest finite */
+            float a = type ? flat_bf16_to_f32((uint16_t)h) : flat_f16_to_f32((uint16_t)h);
+            float b = type ? flat_bf16_to_f32((uint16_t)(h + 1)) : flat_f16_to_f32((uint16_t)(h + 1));
+            float mid = (float)(((double)a + b) / 2); /* exact: one more bit than the type */
+            uint16_t even = (h & 1) ? (uint16_t)(h + 1) : (uint16_t)h;
+            uint16_t got = type ? flat_f32_to_bf16(mid) : flat_f32_to_f16(mid);
+            uint16_t below = type ? flat_f32_to_bf16(nextafterf(mid, 0)) : flat_f32_to_f16(nextafterf(mid, 0));
+            uint16_t above = type ? flat_f32_to_bf16(nextafterf(mid, INFINITY))
+                                  : flat_f32_to_f16(nextafterf(mid, INFINITY));
+            if (got != even || below != h || above != h + 1)
+                fail_msg("%s rounding between %04x and %04x: mid %04x below %04x above %04x",
+                         type ? "bf16" : "f16", h, h + 1, got, below, above);
+        }
+    assert_int_equal(flat_f32_to_f16(65519.99f), 0x7bff);
+    assert_int_equal(flat_f32_to_f16(65520.0f), 0x7c00);
+    assert_int_equal(flat_f32_to_f16(-1e9f), 0xfc00);
+    assert_int_equal(flat_f32_to_bf16(INFINITY), 0x7f80);
+}
+
+/* store_row: scale * x rounded once to the type, bit for bit as convert.h,
+ * over ties, subnormals, overflow, NaN and inf; nothing past n written. */
+static void test_store_row(void **state)
+{
+    (void)state;
+    tu_rng rng = {41};
+    static const int ns[] = {1, 7, 8, 15, 16, 17, 33, 100};
+    for (int t = 0; t < ntables; t++) {
+        const flat_ukernels *k = tables[t];
+        for (int dt = FLAT_F32; dt <= FLAT_BF16; dt++) if (takes(k, dt))
+        for (int ni = 0; ni < 8; ni++) {
+            const int n = ns[ni];
+            float *x = falloc((size_t)n);
+            for (int c = 0; c < n; c++) {
+                switch (c % 8) {
+                case 0: x[c] = tu_uniform(&rng, -4.0f, 4.0f); break;
+                case 1: x[c] = 1.0f + 0x1p-11f; break;   /* an f16 tie */
+                case 2: x[c] = 1.0f + 0x1p-8f; break;    /* a bf16 tie */
+                case 3: x[c] = 3e-6f * tu_uniform(&rng, -1.0f, 1.0f); break; /* f16 subnormal */
+                case 4: x[c] = 7e4f; break;              /* f16 overflow */
+                case 5: x[c] = c % 16 == 5 ? NAN : -INFINITY; break;
+                case 6: x[c] = 0x1p-130f; break;         /* f32 subnormal */
+                default: x[c] = tu_uniform(&rng, -1e3f, 1e3f); break;
+                }
+            }
+            const float scale = ni % 2 ? 1.0f : tu_uniform(&rng, 0.1f, 2.0f);
+            const size_t size = (size_t)flat_dtype_size((flat_dtype)dt);
+            unsigned char *y = malloc((size_t)(n + 2) * size), *want = malloc((size_t)n * size);
+            memset(y, 0xa5, (size_t)(n + 2) * size);
+            for (int c = 0; c < n; c++)
+                flat_store_elem(want, c, scale * x[c], (flat_dtype)dt);
+            k->store_row(n, x, scale, (flat_dtype)dt, y);
+            for (int c = 0; c < n; c++) {
+                float a = flat_load_elem(y, c, (flat_dtype)dt), b = flat_load_elem(want, c, (flat_dtype)dt);
+                if (memcmp(y + c * size, want + c * size, size) != 0 && !(isnan(a) && isnan(b)))
+                    fail_msg("%s store_row %s n=%d: y[%d] = %a, want %a (x %a, scale %a)",
+                             k->name, dt_name(dt), n, c, a, b, x[c], scale);
+            }
+            for (size_t i = (size_t)n * size; i < (size_t)(n + 2) * size; i++)
+                if (y[i] != 0xa5)
+                    fail_msg("%s store_row %s n=%d wrote past n", k->name, dt_name(dt), n);
+            free(want);
+            free(y);
+            free(x);
+        }
     }
 }
 
@@ -736,8 +872,8 @@ static void test_pipeline(void **state)
                     const float **rows = malloc(sizeof(float *) * (size_t)m);
                     for (int i = 0; i < m; i++)
                         rows[i] = ref_row(&q.t, 0, 0, i);
-                    k->pack_q(m, d, rows, scale, qp);
-                    k->pack_k(n, d, ref_row(&kk.t, 0, 0, 0), kk.t.stride_seq, kp);
+                    k->pack_q(m, d, (const void *const *)rows, FLAT_F32, scale, qp);
+                    k->pack_k(n, d, ref_row(&kk.t, 0, 0, 0), kk.t.stride_seq, FLAT_F32, kp);
                     float *sums = falloc((size_t)m);
                     for (int p = 0; p < mp; p++)
                         k->qk(d, npan, qp + (size_t)p * d * k->mr, kp,
@@ -746,7 +882,7 @@ static void test_pipeline(void **state)
                         float mx = k->row_max(n, s + i * ld_s);
                         sums[i] = k->exp2_row(n, (int)ld_s, s + i * ld_s, mx);
                     }
-                    k->pv(m, n, dv, s, ld_s, ref_row(&vv.t, 0, 0, 0), vv.t.stride_seq, o, dv,
+                    k->pv(m, n, dv, s, ld_s, ref_row(&vv.t, 0, 0, 0), vv.t.stride_seq, FLAT_F32, o, dv,
                           NULL);
                     for (int i = 0; i < m; i++) {
                         double num = 0, den = 0;
@@ -787,7 +923,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tables_sane),  cmocka_unit_test(test_pack_q),
         cmocka_unit_test(test_pack_k),       cmocka_unit_test(test_qk),
-        cmocka_unit_test(test_qk_rows),
+        cmocka_unit_test(test_qk_rows),      cmocka_unit_test(test_conversions),
+        cmocka_unit_test(test_store_row),
         cmocka_unit_test(test_row_max),      cmocka_unit_test(test_exp2_row),
         cmocka_unit_test(test_vexp2_ulp),    cmocka_unit_test(test_vexp2_sleef),
         cmocka_unit_test(test_vexp2_edges),  cmocka_unit_test(test_pv),

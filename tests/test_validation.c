@@ -415,15 +415,36 @@ static void test_unknown_dtype(void **state)
     { FRESH(); out.dtype = (flat_dtype)3; REJECT("out.dtype"); }
 }
 
-static void test_f16_bf16_unsupported(void **state)
+/* Every (q/out, k/v) pair of types is a valid call (the 16-bit views here
+ * read the f32 arena as halves: any bits are some f16/bf16 value). */
+static void test_dtype_combinations(void **state)
 {
     (void)state;
-    static const flat_dtype dts[] = {FLAT_F16, FLAT_BF16};
-    for (int i = 0; i < 2; i++) {
-        FRESH();
-        q.dtype = k.dtype = v.dtype = out.dtype = dts[i];
-        UNSUPPORTED("q.dtype");
-    }
+    for (int a = FLAT_F32; a <= FLAT_BF16; a++)
+        for (int b = FLAT_F32; b <= FLAT_BF16; b++) {
+            FRESH();
+            q.dtype = out.dtype = (flat_dtype)a;
+            k.dtype = v.dtype = (flat_dtype)b;
+            opt.isa = FLAT_ISA_SCALAR;
+            opt.lse = NULL;
+            ACCEPT();
+        }
+}
+
+/* A table that lacks a type is FLAT_ERROR_UNSUPPORTED naming the type, not
+ * a fallback to another table. */
+static void test_dtype_table_lacks(void **state)
+{
+    (void)state;
+    flat_ukernels f32_only = flat_ukernels_scalar;
+    f32_only.dtypes = FLAT_DTYPE_BIT(FLAT_F32);
+    flat_status st = FLAT_OK;
+    assert_true(flat_dispatch_takes(&f32_only, FLAT_F32, FLAT_F32, &st));
+    assert_false(flat_dispatch_takes(&f32_only, FLAT_F32, FLAT_BF16, &st));
+    assert_int_equal(st, FLAT_ERROR_UNSUPPORTED);
+    assert_non_null(strstr(flat_last_error(), "k/v dtype bf16"));
+    assert_false(flat_dispatch_takes(&f32_only, FLAT_F16, FLAT_F32, &st));
+    assert_non_null(strstr(flat_last_error(), "q/out dtype f16"));
 }
 
 static void test_dtype_mismatch(void **state)
@@ -431,7 +452,8 @@ static void test_dtype_mismatch(void **state)
     (void)state;
     { FRESH(); k.dtype = FLAT_F16; REJECT("k.dtype"); }
     { FRESH(); out.dtype = FLAT_BF16; REJECT("out.dtype"); }
-    { FRESH(); q.dtype = FLAT_F16; REJECT(NULL); }
+    { FRESH(); q.dtype = FLAT_F16; REJECT("out.dtype"); }
+    { FRESH(); v.dtype = FLAT_BF16; REJECT("v.dtype"); }
 }
 
 static void test_unknown_isa(void **state)
@@ -636,7 +658,8 @@ int main(void)
         cmocka_unit_test(test_negative_strides),
         cmocka_unit_test(test_kv_lens_range),
         cmocka_unit_test(test_unknown_dtype),
-        cmocka_unit_test(test_f16_bf16_unsupported),
+        cmocka_unit_test(test_dtype_combinations),
+        cmocka_unit_test(test_dtype_table_lacks),
         cmocka_unit_test(test_dtype_mismatch),
         cmocka_unit_test(test_unknown_isa),
         cmocka_unit_test(test_isa_not_available),

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <math.h>
+
+#include "convert.h"
 #include "dispatch.h"
 
 const char *tu_layout_name(tu_layout l)
@@ -79,8 +82,40 @@ void tu_tensor_free(tu_tensor *x)
 void tu_tensor_poison(tu_tensor *x)
 {
     const float p = tu_from_bits(TU_POISON_BITS);
+    if (x->t.dtype != FLAT_F32) {
+        for (size_t i = 0; i < x->n; i++)
+            ((uint16_t *)x->buf)[i] = TU_POISON16_BITS;
+        return;
+    }
     for (size_t i = 0; i < x->n; i++)
         x->buf[i] = p;
+}
+
+void tu_tensor_typed(tu_tensor *x, flat_dtype t, tu_tensor *y)
+{
+    *y = *x;
+    y->t.dtype = t;
+    y->in_view = malloc(x->n);
+    y->buf = malloc(x->n * (size_t)flat_dtype_size(t));
+    if (!y->in_view || !y->buf) {
+        fprintf(stderr, "tu_tensor_typed: out of memory (%zu elements)\n", x->n);
+        abort();
+    }
+    memcpy(y->in_view, x->in_view, x->n);
+    y->t.data = y->buf;
+    tu_tensor_poison(y);
+    for (size_t i = 0; i < x->n; i++)
+        if (x->in_view[i] || !isnan(x->buf[i])) { /* elements, and values planted in gaps */
+            flat_store_elem(y->buf, (int64_t)i, x->buf[i], t);
+            x->buf[i] = flat_load_elem(y->buf, (int64_t)i, t);
+        }
+}
+
+float tu_tensor_get(const tu_tensor *x, int64_t b, int64_t h, int64_t s, int64_t d)
+{
+    const flat_tensor *t = &x->t;
+    return flat_load_elem(x->buf, b * t->stride_batch + h * t->stride_head + s * t->stride_seq + d,
+                          t->dtype);
 }
 
 void tu_tensor_fill(tu_tensor *x, tu_rng *r, float mag)
@@ -102,6 +137,12 @@ void tu_tensor_fill_range(tu_tensor *x, tu_rng *r, float lo, float hi)
 
 int64_t tu_tensor_padding_changed(const tu_tensor *x)
 {
+    if (x->t.dtype != FLAT_F32) {
+        for (size_t i = 0; i < x->n; i++)
+            if (!x->in_view[i] && ((const uint16_t *)x->buf)[i] != TU_POISON16_BITS)
+                return (int64_t)i;
+        return -1;
+    }
     for (size_t i = 0; i < x->n; i++)
         if (!x->in_view[i] && tu_bits(x->buf[i]) != TU_POISON_BITS)
             return (int64_t)i;

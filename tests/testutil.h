@@ -48,6 +48,7 @@ const char *tu_layout_name(tu_layout l);
  * of padding shows up as NaN in results and a write to it is detectable.
  */
 #define TU_POISON_BITS 0x7fc0dead
+#define TU_POISON16_BITS 0x7fd1 /* a NaN as f16 and as bf16: the poison of 16-bit buffers */
 
 typedef struct {
     flat_tensor t;
@@ -60,6 +61,16 @@ void tu_tensor_alloc(tu_tensor *x, tu_layout l, int64_t b, int64_t h, int64_t s,
 void tu_tensor_free(tu_tensor *x);
 /* Poison every float of the buffer (padding and elements). */
 void tu_tensor_poison(tu_tensor *x);
+/*
+ * y = x's view in element type t (same layout; padding poisoned in t), and
+ * x's elements rounded in place to what t holds, so a double reference over
+ * x sees exactly the values the library reads from y. NaNs stay NaN.
+ */
+void tu_tensor_typed(tu_tensor *x, flat_dtype t, tu_tensor *y);
+
+/* Element (b, h, s, d) of any tensor, as f32. */
+float tu_tensor_get(const tu_tensor *x, int64_t b, int64_t h, int64_t s, int64_t d);
+
 /* Fill the view's elements uniformly in [-mag, mag). */
 void tu_tensor_fill(tu_tensor *x, tu_rng *r, float mag);
 /* Fill the view's elements uniformly in [lo, hi). */

@@ -11,7 +11,7 @@
 
 /* pack_q is O(m d) against O(m n d) for qk, so a plain loop serves; the
  * destination is written sequentially and padding rows are zeroed. */
-void flat_pack_q__avx2(int m, int d, const float *const *rows, float scale,
+static void flat_pack_q__avx2_f32(int m, int d, const float *const *rows, float scale,
                        float *restrict qp)
 {
     assert(m >= 1 && d >= 1);
@@ -26,6 +26,15 @@ void flat_pack_q__avx2(int m, int d, const float *const *rows, float scale,
         }
         qp += (int64_t)d * FLAT_AVX2_MR;
     }
+}
+
+/* 16-bit rows are not in this table yet (dtypes: F32). */
+void flat_pack_q__avx2(int m, int d, const void *const *rows, flat_dtype t, float scale,
+                       float *restrict qp)
+{
+    assert(t == FLAT_F32);
+    (void)t;
+    flat_pack_q__avx2_f32(m, d, (const float *const *)rows, scale, qp);
 }
 
 /* A full panel of 16 keys moves as 8x8 transposes, so each K row is read in
@@ -70,7 +79,7 @@ static void pack_k_partial(int keys, int d, const float *k, int64_t ld_k, float 
     }
 }
 
-void flat_pack_k__avx2(int n, int d, const float *k, int64_t ld_k, float *restrict kp)
+static void flat_pack_k__avx2_f32(int n, int d, const float *k, int64_t ld_k, float *restrict kp)
 {
     assert(n >= 1 && d >= 1);
     const int64_t panel = (int64_t)d * FLAT_AVX2_NR;
@@ -89,4 +98,13 @@ void flat_pack_k__avx2(int n, int d, const float *k, int64_t ld_k, float *restri
     }
     if (p < n)
         pack_k_partial(n - p, d, k + p * ld_k, ld_k, kp);
+}
+
+/* 16-bit K are not in this table yet (dtypes: F32). */
+void flat_pack_k__avx2(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
+                       float *restrict kp)
+{
+    assert(t == FLAT_F32);
+    (void)t;
+    flat_pack_k__avx2_f32(n, d, (const float *)k, ld_k, kp);
 }

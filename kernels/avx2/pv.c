@@ -153,7 +153,7 @@ static void pv_rows_tail(int R, int n, int dv, const float *restrict p, int64_t 
     }
 }
 
-void flat_pv_6__avx2(int m, int n, int dv, const float *restrict p, int64_t ld_p,
+static void flat_pv_6__avx2_f32(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                      const float *restrict v, int64_t ld_v, float *restrict o,
                      int64_t ld_o, const float *restrict alpha)
 {
@@ -168,4 +168,24 @@ void flat_pv_6__avx2(int m, int n, int dv, const float *restrict p, int64_t ld_p
     if (r < m)
         pv_rows_tail(m - r, n, dv, p + r * ld_p, ld_p, v, ld_v, o + r * ld_o, ld_o,
                      alpha ? alpha + r : NULL);
+}
+
+/* 16-bit V are not in this table yet (dtypes: F32). */
+void flat_pv_6__avx2(int m, int n, int dv, const float *restrict p, int64_t ld_p,
+                     const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
+                     int64_t ld_o, const float *restrict alpha)
+{
+    assert(t == FLAT_F32);
+    (void)t;
+    flat_pv_6__avx2_f32(m, n, dv, p, ld_p, (const float *)v, ld_v, o, ld_o, alpha);
+}
+
+void flat_store_row__avx2(int n, const float *restrict x, float scale, flat_dtype t,
+                          void *restrict y)
+{
+    assert(t == FLAT_F32);
+    (void)t;
+    float *yf = y;
+    for (int c = 0; c < n; c++)
+        yf[c] = scale * x[c];
 }

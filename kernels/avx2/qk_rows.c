@@ -114,7 +114,7 @@ rows_blocked(const int m_blk, int m, int d, int n, const float *restrict qp, con
         block8(m_blk, 0, m, n - j, d, qp, k + (int64_t)j * ld_k, ld_k, s + j, ld_s);
 }
 
-void flat_qk_rows__avx2(int m, int d, int n, const float *restrict qp, const float *k,
+static void flat_qk_rows__avx2_f32(int m, int d, int n, const float *restrict qp, const float *k,
                         int64_t ld_k, float *restrict s, int64_t ld_s)
 {
     assert(m >= 1 && m <= MR && d >= 1 && n >= 0);
@@ -127,4 +127,13 @@ void flat_qk_rows__avx2(int m, int d, int n, const float *restrict qp, const flo
         rows_blocked(4, m, d, n, qp, k, ld_k, s, ld_s);
     else
         rows_blocked(6, m, d, n, qp, k, ld_k, s, ld_s);
+}
+
+/* 16-bit K are not in this table yet (dtypes: F32). */
+void flat_qk_rows__avx2(int m, int d, int n, const float *restrict qp, const void *k,
+                        int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s)
+{
+    assert(t == FLAT_F32);
+    (void)t;
+    flat_qk_rows__avx2_f32(m, d, n, qp, (const float *)k, ld_k, s, ld_s);
 }

@@ -10,6 +10,7 @@ const flat_ukernels flat_ukernels_avx2 = {
     .isa = FLAT_ISA_AVX2,
     .name = "avx2",
     .required = FLAT_CPU_AVX2 | FLAT_CPU_FMA,
+    .dtypes = FLAT_DTYPE_BIT(FLAT_F32),
     .mr = FLAT_AVX2_MR,
     .nr = FLAT_AVX2_NR,
     .pv_mr = FLAT_AVX2_PV_MR,
@@ -20,5 +21,6 @@ const flat_ukernels flat_ukernels_avx2 = {
     .row_max = flat_row_max__avx2,
     .exp2_row = flat_exp2_row__avx2,
     .pv = flat_pv_6__avx2,
+    .store_row = flat_store_row__avx2,
     .vexp2 = flat_vexp2__avx2,
 };

@@ -38,7 +38,7 @@ pack_block(const float *const src[16], int count, int c0, int d, float scale,
             _mm512_mask_storeu_ps(dst + (int64_t)(c0 + c) * ld_dst, lanes, r[c]);
 }
 
-void flat_pack_q__avx512(int m, int d, const float *const *rows, float scale,
+static void flat_pack_q__avx512_f32(int m, int d, const float *const *rows, float scale,
                          float *restrict qp)
 {
     assert(m >= 1 && d >= 1 && rows != NULL);
@@ -53,8 +53,17 @@ void flat_pack_q__avx512(int m, int d, const float *const *rows, float scale,
     }
 }
 
+/* 16-bit rows are not in this table yet (dtypes: F32). */
+void flat_pack_q__avx512(int m, int d, const void *const *rows, flat_dtype t, float scale,
+                         float *restrict qp)
+{
+    assert(t == FLAT_F32);
+    (void)t;
+    flat_pack_q__avx512_f32(m, d, (const float *const *)rows, scale, qp);
+}
+
 /* Scaling K by 1.0 is exact, so both packings share one block routine. */
-void flat_pack_k__avx512(int n, int d, const float *k, int64_t ld_k, float *restrict kp)
+static void flat_pack_k__avx512_f32(int n, int d, const float *k, int64_t ld_k, float *restrict kp)
 {
     assert(n >= 1 && d >= 1 && k != NULL);
     for (int p = 0; p < n; p += NR) {
@@ -74,4 +83,13 @@ void flat_pack_k__avx512(int n, int d, const float *k, int64_t ld_k, float *rest
         }
         kp += (int64_t)d * NR;
     }
+}
+
+/* 16-bit K are not in this table yet (dtypes: F32). */
+void flat_pack_k__avx512(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
+                         float *restrict kp)
+{
+    assert(t == FLAT_F32);
+    (void)t;
+    flat_pack_k__avx512_f32(n, d, (const float *)k, ld_k, kp);
 }

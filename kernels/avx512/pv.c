@@ -164,7 +164,7 @@ static void pv_narrow(int cols, int m, int n, const float *restrict p, int64_t l
 #undef NARROW
 }
 
-void flat_pv_6__avx512(int m, int n, int dv, const float *restrict p, int64_t ld_p,
+static void flat_pv_6__avx512_f32(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                        const float *restrict v, int64_t ld_v, float *restrict o,
                        int64_t ld_o, const float *restrict alpha)
 {
@@ -179,4 +179,24 @@ void flat_pv_6__avx512(int m, int n, int dv, const float *restrict p, int64_t ld
         const int cols = dv - c0 < 16 * PV_NV ? dv - c0 : 16 * PV_NV;
         pv_columns(cols, m, n, p, ld_p, v + c0, ld_v, o + c0, ld_o, alpha);
     }
+}
+
+/* 16-bit V are not in this table yet (dtypes: F32). */
+void flat_pv_6__avx512(int m, int n, int dv, const float *restrict p, int64_t ld_p,
+                       const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
+                       int64_t ld_o, const float *restrict alpha)
+{
+    assert(t == FLAT_F32);
+    (void)t;
+    flat_pv_6__avx512_f32(m, n, dv, p, ld_p, (const float *)v, ld_v, o, ld_o, alpha);
+}
+
+void flat_store_row__avx512(int n, const float *restrict x, float scale, flat_dtype t,
+                          void *restrict y)
+{
+    assert(t == FLAT_F32);
+    (void)t;
+    float *yf = y;
+    for (int c = 0; c < n; c++)
+        yf[c] = scale * x[c];
 }

@@ -92,7 +92,7 @@ rows_blocked(const int m_blk, int m, int d, int n, const float *restrict qp, con
 
 /* Six instances of the row count instead of twelve: a few extra FMAs on the
  * zero rows of the panel cost nothing while K streams from memory. */
-void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const float *k,
+static void flat_qk_rows__avx512_f32(int m, int d, int n, const float *restrict qp, const float *k,
                           int64_t ld_k, float *restrict s, int64_t ld_s)
 {
     assert(m >= 1 && m <= MR && d >= 1 && n >= 0);
@@ -109,4 +109,13 @@ void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const f
         rows_blocked(8, m, d, n, qp, k, ld_k, s, ld_s);
     else
         rows_blocked(12, m, d, n, qp, k, ld_k, s, ld_s);
+}
+
+/* 16-bit K are not in this table yet (dtypes: F32). */
+void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const void *k,
+                          int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s)
+{
+    assert(t == FLAT_F32);
+    (void)t;
+    flat_qk_rows__avx512_f32(m, d, n, qp, (const float *)k, ld_k, s, ld_s);
 }

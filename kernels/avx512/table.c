@@ -11,6 +11,7 @@ const flat_ukernels flat_ukernels_avx512 = {
     .name = "avx512",
     .required = FLAT_CPU_AVX512F | FLAT_CPU_AVX512BW | FLAT_CPU_AVX512VL |
                 FLAT_CPU_AVX512DQ | FLAT_CPU_FMA | FLAT_CPU_AVX2,
+    .dtypes = FLAT_DTYPE_BIT(FLAT_F32),
     .mr = FLAT_AVX512_MR,
     .nr = FLAT_AVX512_NR,
     .pv_mr = FLAT_AVX512_PV_MR,
@@ -21,5 +22,6 @@ const flat_ukernels flat_ukernels_avx512 = {
     .row_max = flat_row_max__avx512,
     .exp2_row = flat_exp2_row__avx512,
     .pv = flat_pv_6__avx512,
+    .store_row = flat_store_row__avx512,
     .vexp2 = flat_vexp2__avx512,
 };

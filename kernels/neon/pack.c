@@ -67,7 +67,7 @@ static inline int group_count(int total, int first)
     return left < 0 ? 0 : left > 4 ? 4 : left;
 }
 
-void flat_pack_q_8__neon(int m, int d, const float *const *rows, float scale,
+static void flat_pack_q_8__neon_f32(int m, int d, const float *const *rows, float scale,
                          float *restrict qp)
 {
     assert(m >= 1 && d >= 1 && rows && qp);
@@ -83,7 +83,16 @@ void flat_pack_q_8__neon(int m, int d, const float *const *rows, float scale,
     }
 }
 
-void flat_pack_k_12__neon(int n, int d, const float *k, int64_t ld_k, float *restrict kp)
+/* 16-bit rows are not in this table yet (dtypes: F32). */
+void flat_pack_q_8__neon(int m, int d, const void *const *rows, flat_dtype t, float scale,
+                         float *restrict qp)
+{
+    assert(t == FLAT_F32);
+    (void)t;
+    flat_pack_q_8__neon_f32(m, d, (const float *const *)rows, scale, qp);
+}
+
+static void flat_pack_k_12__neon_f32(int n, int d, const float *k, int64_t ld_k, float *restrict kp)
 {
     assert(n >= 1 && d >= 1 && k && kp);
     for (int p = 0; p < n; p += FLAT_NEON_NR) {
@@ -97,4 +106,13 @@ void flat_pack_k_12__neon(int n, int d, const float *k, int64_t ld_k, float *res
         }
         kp += (int64_t)d * FLAT_NEON_NR;
     }
+}
+
+/* 16-bit K are not in this table yet (dtypes: F32). */
+void flat_pack_k_12__neon(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
+                          float *restrict kp)
+{
+    assert(t == FLAT_F32);
+    (void)t;
+    flat_pack_k_12__neon_f32(n, d, (const float *)k, ld_k, kp);
 }

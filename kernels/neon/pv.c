@@ -113,7 +113,7 @@ static void pv_rows(int rows, int n, int dv, const float *restrict p, int64_t ld
         pv_columns(dv - c, rows, n, pr, v + c, ld_v, o + c, ld_o, alpha);
 }
 
-void flat_pv_4x16__neon(int m, int n, int dv, const float *restrict p, int64_t ld_p,
+static void flat_pv_4x16__neon_f32(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                         const float *restrict v, int64_t ld_v, float *restrict o,
                         int64_t ld_o, const float *restrict alpha)
 {
@@ -124,4 +124,24 @@ void flat_pv_4x16__neon(int m, int n, int dv, const float *restrict p, int64_t l
         pv_rows(rows, n, dv, p + r * ld_p, ld_p, v, ld_v, o + r * ld_o, ld_o,
                 alpha ? alpha + r : NULL);
     }
+}
+
+/* 16-bit V are not in this table yet (dtypes: F32). */
+void flat_pv_4x16__neon(int m, int n, int dv, const float *restrict p, int64_t ld_p,
+                        const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
+                        int64_t ld_o, const float *restrict alpha)
+{
+    assert(t == FLAT_F32);
+    (void)t;
+    flat_pv_4x16__neon_f32(m, n, dv, p, ld_p, (const float *)v, ld_v, o, ld_o, alpha);
+}
+
+void flat_store_row__neon(int n, const float *restrict x, float scale, flat_dtype t,
+                          void *restrict y)
+{
+    assert(t == FLAT_F32);
+    (void)t;
+    float *yf = y;
+    for (int c = 0; c < n; c++)
+        yf[c] = scale * x[c];
 }

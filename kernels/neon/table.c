@@ -10,6 +10,7 @@ const flat_ukernels flat_ukernels_neon = {
     .isa = FLAT_ISA_NEON,
     .name = "neon",
     .required = FLAT_CPU_NEON,
+    .dtypes = FLAT_DTYPE_BIT(FLAT_F32),
     .mr = FLAT_NEON_MR,
     .nr = FLAT_NEON_NR,
     .pv_mr = FLAT_NEON_PV_MR,
@@ -20,5 +21,6 @@ const flat_ukernels flat_ukernels_neon = {
     .row_max = flat_row_max__neon,
     .exp2_row = flat_exp2_row__neon,
     .pv = flat_pv_4x16__neon,
+    .store_row = flat_store_row__neon,
     .vexp2 = flat_vexp2__neon,
 };

@@ -1,13 +1,17 @@
-/* O = diag(alpha) O + P V, rows blocked by FLAT_SCALAR_PV_MR. */
+/* O = diag(alpha) O + P V, rows blocked by FLAT_SCALAR_PV_MR; and the output
+ * row store. */
 #include <stddef.h>
+
+#include "../convert.h"
 #include "../ukernel.h"
 #include "kernels.h"
 
 /* One block of up to PV_MR rows: scale (or clear) the O rows, then
  * accumulate one V row at a time so V is read once per block. */
-static void pv_block(int m, int n, int dv, const float *restrict p, int64_t ld_p,
-                     const float *restrict v, int64_t ld_v, float *restrict o,
-                     int64_t ld_o, const float *restrict alpha)
+static inline __attribute__((always_inline)) void
+pv_block(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld_p,
+         const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
+         const float *restrict alpha)
 {
     for (int i = 0; i < m; i++) {
         float *oi = o + i * ld_o;
@@ -16,23 +20,42 @@ static void pv_block(int m, int n, int dv, const float *restrict p, int64_t ld_p
             oi[c] = alpha ? a * oi[c] : 0.0f;
     }
     for (int j = 0; j < n; j++) {
-        const float *vj = v + j * ld_v;
+        const void *vj = flat_elem_ptr(v, (int64_t)j * ld_v, t);
         for (int i = 0; i < m; i++) {
             float pij = p[i * ld_p + j];
             float *oi = o + i * ld_o;
             for (int c = 0; c < dv; c++)
-                oi[c] += pij * vj[c];
+                oi[c] += pij * flat_load_elem(vj, c, t);
         }
     }
 }
 
-void flat_pv_4__scalar(int m, int n, int dv, const float *restrict p, int64_t ld_p,
-                       const float *restrict v, int64_t ld_v, float *restrict o,
-                       int64_t ld_o, const float *restrict alpha)
+static inline __attribute__((always_inline)) void
+pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld_p,
+   const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
+   const float *restrict alpha)
 {
     for (int r = 0; r < m; r += FLAT_SCALAR_PV_MR) {
         int rows = m - r < FLAT_SCALAR_PV_MR ? m - r : FLAT_SCALAR_PV_MR;
-        pv_block(rows, n, dv, p + r * ld_p, ld_p, v, ld_v, o + r * ld_o, ld_o,
+        pv_block(t, rows, n, dv, p + r * ld_p, ld_p, v, ld_v, o + r * ld_o, ld_o,
                  alpha ? alpha + r : NULL);
     }
+}
+
+void flat_pv_4__scalar(int m, int n, int dv, const float *restrict p, int64_t ld_p,
+                       const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
+                       int64_t ld_o, const float *restrict alpha)
+{
+    switch (t) {
+    case FLAT_F16: pv(FLAT_F16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
+    case FLAT_BF16: pv(FLAT_BF16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
+    default: pv(FLAT_F32, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
+    }
+}
+
+void flat_store_row__scalar(int n, const float *restrict x, float scale, flat_dtype t,
+                            void *restrict y)
+{
+    for (int c = 0; c < n; c++)
+        flat_store_elem(y, c, scale * x[c], t);
 }

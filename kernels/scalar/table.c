@@ -5,6 +5,7 @@ const flat_ukernels flat_ukernels_scalar = {
     .isa = FLAT_ISA_SCALAR,
     .name = "scalar",
     .required = 0,
+    .dtypes = FLAT_DTYPES_ALL,
     .mr = FLAT_SCALAR_MR,
     .nr = FLAT_SCALAR_NR,
     .pv_mr = FLAT_SCALAR_PV_MR,
@@ -15,5 +16,6 @@ const flat_ukernels flat_ukernels_scalar = {
     .row_max = flat_row_max__scalar,
     .exp2_row = flat_exp2_row__scalar,
     .pv = flat_pv_4__scalar,
+    .store_row = flat_store_row__scalar,
     .vexp2 = flat_vexp2__scalar,
 };

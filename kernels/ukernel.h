@@ -125,6 +125,11 @@ typedef float (*flat_exp2_row_fn)(int n, int width, float *s, float m);
  *   at o + i*ld_o (fp32). m >= 1 (any; the kernel blocks rows by pv_mr
  *   itself), n >= 0, dv >= 1. V is read only for j < n, so masked keys (even
  *   NaN) never reach O.
+ *   Order: each O element is a_i * O (or 0) followed by the keys in order,
+ *   j = 0, 1, ..., one FMA (or multiply-add) each. Splitting a call at any
+ *   key (the second part with a = 1) therefore gives bitwise the same O:
+ *   paged and contiguous K/V, whose calls split at different keys, agree bit
+ *   for bit.
  */
 typedef void (*flat_pv_fn)(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                            const void *restrict v, int64_t ld_v, flat_dtype t,

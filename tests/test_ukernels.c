@@ -694,6 +694,23 @@ static void run_pv(const flat_ukernels *k, tu_rng *rng, int m, int n, int dv, in
     memcpy(o0, o, no * sizeof(float));
     void *tv = typed(v, nv, dt);
     k->pv(m, n, dv, p, ld_p, tv, ld_v, dt, o, ld_o, alpha);
+    /* The contract's order: the same call split at key h (the rest with
+     * a = 1) gives bitwise the same O (paged K/V split calls at pages). */
+    if (n >= 2) {
+        float *o2 = falloc(no), *ones = falloc((size_t)m);
+        memcpy(o2, o0, no * sizeof(float));
+        for (int i = 0; i < m; i++)
+            ones[i] = 1.0f;
+        const int h = n / 2 + n % 3;
+        k->pv(m, h, dv, p, ld_p, tv, ld_v, dt, o2, ld_o, alpha);
+        k->pv(m, n - h, dv, p + h, ld_p, flat_elem_ptr(tv, (int64_t)h * ld_v, dt), ld_v, dt, o2,
+              ld_o, ones);
+        if (memcmp(o, o2, no * sizeof(float)) != 0)
+            fail_msg("%s pv %s m=%d n=%d dv=%d: split at key %d is not bitwise the same",
+                     k->name, dt_name(dt), m, n, dv, h);
+        free(ones);
+        free(o2);
+    }
     typed_free(tv, v);
     for (int i = 0; i < m; i++) {
         for (int c = 0; c < dv; c++) {

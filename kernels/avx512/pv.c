@@ -28,66 +28,54 @@
  *
  * A short block (rows < mb) reads row rows-1 of P in place of the missing
  * rows and never stores them: one code path, no out-of-bounds access.
- * With nv <= 2 there are only 6 or 12 accumulators, too few to cover the
- * 2 x 4-cycle FMA latency, so even and odd keys go to separate sets that are
- * added at the end.
+ * Each O element is one FMA chain over the keys in order (no split sums),
+ * the order the contract fixes; with nv = 1 its 6 chains fill 3/4 of the
+ * 2 x 4-cycle FMA pipeline, a loss only for dv <= 16.
  */
 static inline __attribute__((always_inline)) void
 pv_block(const int mb, const int nv, const int masked, __mmask16 last, int rows, int n,
          const float *restrict p, int64_t ld_p, const float *restrict v, int64_t ld_v,
          float *restrict o, int64_t ld_o, const float *restrict alpha)
 {
-    const int split = nv <= 2 ? 2 : 1;
     const float *pr[PV_MR];
 #pragma GCC unroll 6
     for (int i = 0; i < mb; i++)
         pr[i] = p + (i < rows ? i : rows - 1) * ld_p;
 
-    __m512 acc[2][PV_MR][PV_NV_NARROW];
-#pragma GCC unroll 2
-    for (int s = 0; s < split; s++)
+    /* The chain starts from alpha * O (alpha == NULL: O is write-only and
+     * may hold garbage or NaN, so it starts from 0), and each key adds one
+     * FMA: splitting a call at any key gives bitwise the same O. */
+    __m512 acc[PV_MR][PV_NV_NARROW];
 #pragma GCC unroll 6
-        for (int i = 0; i < mb; i++)
+    for (int i = 0; i < mb; i++)
 #pragma GCC unroll 8
-            for (int c = 0; c < nv; c++)
-                acc[s][i][c] = _mm512_setzero_ps();
-
-    int j = 0;
-    for (; j + split <= n; j += split) {
-#pragma GCC unroll 2
-        for (int s = 0; s < split; s++) {
-            const float *vj = v + (int64_t)(j + s) * ld_v;
-            __m512 vv[PV_NV_NARROW];
-            /* V rows come from L2/L3 on the first row block of a chunk:
-             * fetch PV_PREFETCH keys ahead. Past j = n this only touches
-             * cache lines, never registers: prefetches do not fault. */
-#pragma GCC unroll 8
-            for (int c = 0; c < nv; c++)
-                _mm_prefetch((const char *)(vj + PV_PREFETCH * ld_v + 16 * c), _MM_HINT_T0);
-#pragma GCC unroll 8
-            for (int c = 0; c < nv; c++)
-                vv[c] = masked && c == nv - 1 ? _mm512_maskz_loadu_ps(last, vj + 16 * c)
-                                              : _mm512_loadu_ps(vj + 16 * c);
-#pragma GCC unroll 6
-            for (int i = 0; i < mb; i++) {
-                const __m512 b = _mm512_set1_ps(pr[i][j + s]);
-#pragma GCC unroll 8
-                for (int c = 0; c < nv; c++)
-                    acc[s][i][c] = _mm512_fmadd_ps(b, vv[c], acc[s][i][c]);
-            }
+        for (int c = 0; c < nv; c++) {
+            const __mmask16 k = masked && c == nv - 1 ? last : 0xffff;
+            acc[i][c] = alpha && i < rows
+                            ? _mm512_mul_ps(_mm512_set1_ps(alpha[i]),
+                                            _mm512_maskz_loadu_ps(k, o + i * ld_o + 16 * c))
+                            : _mm512_setzero_ps();
         }
-    }
-    if (split == 2 && j < n) {
+
+    for (int j = 0; j < n; j++) {
         const float *vj = v + (int64_t)j * ld_v;
+        __m512 vv[PV_NV_NARROW];
+        /* V rows come from L2/L3 on the first row block of a chunk: fetch
+         * PV_PREFETCH keys ahead. Past j = n this only touches cache lines,
+         * never registers: prefetches do not fault. */
+#pragma GCC unroll 8
+        for (int c = 0; c < nv; c++)
+            _mm_prefetch((const char *)(vj + PV_PREFETCH * ld_v + 16 * c), _MM_HINT_T0);
+#pragma GCC unroll 8
+        for (int c = 0; c < nv; c++)
+            vv[c] = masked && c == nv - 1 ? _mm512_maskz_loadu_ps(last, vj + 16 * c)
+                                          : _mm512_loadu_ps(vj + 16 * c);
 #pragma GCC unroll 6
         for (int i = 0; i < mb; i++) {
             const __m512 b = _mm512_set1_ps(pr[i][j]);
 #pragma GCC unroll 8
-            for (int c = 0; c < nv; c++) {
-                const __m512 vc = masked && c == nv - 1 ? _mm512_maskz_loadu_ps(last, vj + 16 * c)
-                                                        : _mm512_loadu_ps(vj + 16 * c);
-                acc[0][i][c] = _mm512_fmadd_ps(b, vc, acc[0][i][c]);
-            }
+            for (int c = 0; c < nv; c++)
+                acc[i][c] = _mm512_fmadd_ps(b, vv[c], acc[i][c]);
         }
     }
 
@@ -95,19 +83,10 @@ pv_block(const int mb, const int nv, const int masked, __mmask16 last, int rows,
     for (int i = 0; i < mb; i++) {
         if (i >= rows)
             break;
-        float *oi = o + i * ld_o;
 #pragma GCC unroll 8
-        for (int c = 0; c < nv; c++) {
-            const __mmask16 k = masked && c == nv - 1 ? last : 0xffff;
-            __m512 r = acc[0][i][c];
-            if (split == 2)
-                r = _mm512_add_ps(r, acc[1][i][c]);
-            /* alpha == NULL: O is write-only (it may hold garbage or NaN). */
-            if (alpha)
-                r = _mm512_fmadd_ps(_mm512_set1_ps(alpha[i]),
-                                    _mm512_maskz_loadu_ps(k, oi + 16 * c), r);
-            _mm512_mask_storeu_ps(oi + 16 * c, k, r);
-        }
+        for (int c = 0; c < nv; c++)
+            _mm512_mask_storeu_ps(o + i * ld_o + 16 * c, masked && c == nv - 1 ? last : 0xffff,
+                                  acc[i][c]);
     }
 }
 

@@ -161,7 +161,7 @@ static int alloc_scores(bench_run *r, char *why, size_t why_len)
 static void probe_ceilings(const bench_case *c)
 {
     probe_fma_peak(c->isa, c->threads);
-    if (shape_is_decode(bench_shape_get(c->shape)))
+    if (shape_is_decode_like(bench_shape_get(c->shape)))
         probe_triad_bandwidth(c->threads);
 }
 
@@ -258,7 +258,7 @@ int bench_finish(bench_run *r, double seconds_per_call, bench_counter *out, int 
         n = put(out, n, max, "peak_GFLOP/s", peak->value);
         n = put(out, n, max, "peak_frac", gflops / peak->value);
     }
-    if (shape_is_decode(s)) {
+    if (shape_is_decode_like(s)) {
         double gbs = shape_kv_bytes(s) / seconds_per_call * 1e-9;
         const probe_result *bw = probe_triad_bandwidth(r->c->threads);
         n = put(out, n, max, "KV_GB/s", gbs);

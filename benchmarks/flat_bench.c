@@ -177,7 +177,7 @@ static void print_rates(const cli_options *o, const char *isa_name, double secon
         printf(" = %.1f%% of the %s FP32 FMA peak (%.1f GFLOP/s on %d thread(s), measured now)",
                100 * gflops / peak->value, isa_name, peak->value, o->threads);
     printf("\n");
-    if (shape_is_decode(s)) {
+    if (shape_is_decode_like(s)) {
         double gbs = shape_kv_bytes(s) / seconds * 1e-9;
         const probe_result *bw = probe_triad_bandwidth(o->threads);
         printf("memory: K and V read at %.1f GB/s = %.1f%% of STREAM triad (%.1f GB/s)\n", gbs,

@@ -83,7 +83,7 @@ static double median_seconds(int index)
 static int same_pool(const bench_case *a, const bench_case *b)
 {
     return a->kind == b->kind && a->isa == b->isa && a->threads == b->threads &&
-           shape_is_decode(bench_shape_get(a->shape)) == shape_is_decode(bench_shape_get(b->shape));
+           shape_is_decode_like(bench_shape_get(a->shape)) == shape_is_decode_like(bench_shape_get(b->shape));
 }
 
 double summary_recent_rate(const bench_case *c)
@@ -155,7 +155,7 @@ static int any_decode_ran(int threads)
 {
     for (int i = 0; i < bench_case_count(); i++) {
         const bench_case *c = bench_case_get(i);
-        if (c->threads == threads && shape_is_decode(bench_shape_get(c->shape)) &&
+        if (c->threads == threads && shape_is_decode_like(bench_shape_get(c->shape)) &&
             !isnan(median_seconds(i)))
             return 1;
     }
@@ -205,8 +205,8 @@ static void print_header(FILE *f, const bench_config *cfg, flat_isa isa)
             pinned ? pinned : "", pinned ? ")" : "");
     print_ceilings(f, cfg, isa);
     fprintf(f, "- Load average (1 min) when the suite ended: %.2f\n", load_average());
-    fprintf(f, "\nTimes are medians over all timed calls. GFLOP/s = 4*B*Hq*Nq*Nk*D / time "
-               "(halved when causal); %% peak and speed-up are AUTO's; %% BW: K and V bytes "
+    fprintf(f, "\nTimes are medians over all timed calls. GFLOP/s = 4*B*Hq*D per visible "
+               "query-key pair / time (shapes.csv header); %% peak and speed-up are AUTO's; %% BW: K and V bytes "
                "read per second over the triad bandwidth (decode only); ! = output failed "
                "the reference check.\n\n");
 }
@@ -247,7 +247,7 @@ static void auto_cells(const row_cases *rc, int threads, flat_isa isa, char cell
     snprintf(cells[1], CELL, "%.2f", 1e3 * t);
     if (peak && peak->value > 0)
         snprintf(cells[2], CELL, "%.1f", 100 * shape_flops(s) / t * 1e-9 / peak->value);
-    if (shape_is_decode(s)) {
+    if (shape_is_decode_like(s)) {
         const probe_result *bw = probe_triad_bandwidth(threads);
         snprintf(cells[3], CELL, "%.1f", 100 * shape_kv_bytes(s) / t * 1e-9 / bw->value);
     }

@@ -117,7 +117,9 @@ static int parse_args(int argc, char **argv, cli_options *o)
         {"isa", required_argument, 0, 'i'},    {"dataflow", required_argument, 0, 'f'},
         {"reps", required_argument, 0, 'r'},   {"help", no_argument, 0, OPT_HELP},
         {0, 0, 0, 0}};
-    *o = (cli_options){.shape = {"cli", 1, 8, 0, 1024, 0, 64, 0}, .reps = 5};
+    *o = (cli_options){.shape = {.name = "cli", .batch = 1, .q_heads = 8, .q_len = 1024,
+                                 .head_dim = 64, .kv_dtype = FLAT_F32},
+                       .reps = 5};
     int id;
     while ((id = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         if (id == OPT_HELP)

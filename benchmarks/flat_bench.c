@@ -1,8 +1,9 @@
 /*
  * flat-bench: time flat_attention on one shape given on the command line and
  * put the figure in context: GFLOP/s, % of this machine's FMA peak (probed
- * now for the ISA and thread count used), and the error against a
- * double-precision reference.
+ * now for the ISA and thread count used), K/V bytes per second against the
+ * read bandwidth, the roofline, and the error against a double-precision
+ * reference.
  */
 #include <getopt.h>
 #include <limits.h>
@@ -12,7 +13,7 @@
 #include <string.h>
 
 #include "explain.h"
-#include "probes.h"
+#include "figures.h"
 #include "refcheck.h"
 #include "workload.h"
 
@@ -172,21 +173,24 @@ static flat_status time_calls(workload *w, const flat_options *opt, int reps, do
 static void print_rates(const cli_options *o, const char *isa_name, double seconds)
 {
     const bench_shape *s = &o->shape;
-    double gflops = shape_flops(s) / seconds * 1e-9;
     flat_isa isa = FLAT_ISA_AUTO;
     parse_isa(isa_name, &isa);
-    const probe_result *peak = probe_fma_peak(isa, o->threads);
-    printf("rate:   %.1f GFLOP/s", gflops);
-    if (peak && peak->value > 0)
+    bench_figures f = figures_of(s, isa, o->threads, seconds);
+    printf("rate:   %.1f GFLOP/s", f.gflops);
+    if (f.peak_gflops > 0)
         printf(" = %.1f%% of the %s FP32 FMA peak (%.1f GFLOP/s on %d thread(s), measured now)",
-               100 * gflops / peak->value, isa_name, peak->value, o->threads);
+               100 * figures_peak_frac(&f), isa_name, f.peak_gflops, o->threads);
+    printf("\nmemory: K and V (%.1f MiB, read once) at %.1f GB/s", shape_kv_bytes(s) / (1 << 20),
+           f.kv_gbs);
+    if (f.read_gbs > 0)
+        printf(" = %.1f%% of the read bandwidth (%.1f GB/s, measured now)",
+               100 * figures_bw_frac(&f), f.read_gbs);
     printf("\n");
-    if (shape_is_decode_like(s)) {
-        double gbs = shape_kv_bytes(s) / seconds * 1e-9;
-        const probe_result *bw = probe_triad_bandwidth(o->threads);
-        printf("memory: K and V read at %.1f GB/s = %.1f%% of STREAM triad (%.1f GB/s)\n", gbs,
-               100 * gbs / bw->value, bw->value);
-    }
+    if (f.roof_gflops > 0)
+        printf("roof:   %.1f FLOP/B; attainable min(peak, FLOP/B x read) = %.1f GFLOP/s (%s-bound); "
+               "reached %.1f%%\n",
+               f.flops_per_byte, f.roof_gflops, f.roof_gflops < f.peak_gflops ? "memory" : "compute",
+               100 * figures_roof_frac(&f));
 }
 
 static void print_error(const workload *w)

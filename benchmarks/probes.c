@@ -278,13 +278,18 @@ static double read_run(void *ctx, int threads)
 }
 
 /* At least 1 GiB and 8x the LLC, so nothing of one pass is left in cache for
- * the next; each thread first-touches the part it will read, so its pages
- * sit on its own memory node. */
-static int read_alloc(read_array *r, int threads)
+ * the next. */
+int64_t probe_read_bytes(void)
 {
     int64_t bytes = 8 * probe_llc_bytes();
-    if (bytes < READ_PROBE_MIN_BYTES)
-        bytes = READ_PROBE_MIN_BYTES;
+    return bytes > READ_PROBE_MIN_BYTES ? bytes : READ_PROBE_MIN_BYTES;
+}
+
+/* Each thread first-touches the part it will read, so its pages sit on its
+ * own memory node. */
+static int read_alloc(read_array *r, int threads)
+{
+    int64_t bytes = probe_read_bytes();
     r->n = bytes / (int64_t)sizeof(float);
     void *p = NULL;
     if (posix_memalign(&p, 64, (size_t)bytes) != 0)

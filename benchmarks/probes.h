@@ -38,6 +38,9 @@ const probe_result *probe_triad_bandwidth(int threads);
  * roofline. Cached like the peak; value 0 when the array could not be had. */
 const probe_result *probe_read_bandwidth(int threads);
 
+/* Bytes the read probe sums per pass. */
+int64_t probe_read_bytes(void);
+
 /* Bytes of the CPU's last-level cache (sysfs, else sysconf, else 32 MiB). */
 int64_t probe_llc_bytes(void);
 

@@ -34,7 +34,7 @@ static int add_case(const bench_case *c)
 }
 
 static const flat_dataflow all_dataflows[] = {FLAT_DATAFLOW_FLAT, FLAT_DATAFLOW_FLASH,
-                                              FLAT_DATAFLOW_AUTO};
+                                             FLAT_DATAFLOW_AUTO};
 static const flat_dataflow auto_only[] = {FLAT_DATAFLOW_AUTO};
 
 static int add_flat_cases(int shape, const flat_ukernels *table, const flat_dataflow *dataflows,

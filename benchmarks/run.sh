@@ -169,12 +169,19 @@ method_md() {
     at run time) over 1 GiB (8× the LLC at least), each thread summing its own part as
     two streams, best of 9 passes. Decode reads K and V and writes almost nothing, so
     this, not the triad, is its ceiling.
-  - STREAM triad (`probes.c`, median of 7), quoted for comparison only: it counts
-    STREAM's 12 bytes per element, so its write-allocate traffic goes unreported, and
-    it is compiled without vector flags; it under-reports the machine.
+  - STREAM triad (`probes.c`, STREAM's 12 bytes per element), quoted for comparison
+    only: built with the project's portable flags and reported as a median of 7, it
+    reads about a quarter below the best triad of a STREAM build for this CPU.
   - Cross-check of the read probe against an independent STREAM-style program
-    (`-O3 -march=native -fopenmp`, best of 10, not part of the repository), run
-    back to back with the suite's probes on STREAM_CHECK_DATE: STREAM_CHECK_TEXT
+    (`-O3 -march=native -fopenmp`, a sum over two 512 MiB arrays, best of 10; not
+    part of the repository), five rounds back to back with the suite's probes, no
+    other job of ours running (2026-12-01). 1 thread: STREAM-style read 41.0–42.7
+    GB/s, read probe 40.0–41.3 GB/s (STREAM triad 39.3–41.2, in-process triad
+    28.4–30.2). 2 threads: STREAM-style read 48.5–82.2 GB/s, read probe 49.1–79.9
+    GB/s (triads 48.7–77.9 and 38.3–59.9); the low ends are rounds in which something else
+    (other processes here, or the host's other guests) loaded the memory, and both
+    programs dipped together. The
+    ceilings of a run are that run's measurements.
 - **% peak**: GFLOP/s over the FMA peak. **FLOP/B**: FLOPs over the K+V bytes.
   **% roof**: GFLOP/s over the attainable min(FMA peak, FLOP/B × read bandwidth), the
   roofline at the same thread count. **KV GB/s** and **% BW** (decode-like shapes, at

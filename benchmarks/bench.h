@@ -6,6 +6,7 @@
  *
  * A case is one (shape, implementation, ISA, dataflow, threads), named
  *   flat/<shape>/<isa>/<FLAT|FLASH|AUTO>/t<threads>
+ *   flat/qsweep_q<N>/<isa>/AUTO/t<threads>  (the q_len sweep: best table, AUTO)
  *   openblas/<shape>/t<threads>            (the unfused baseline)
  *   ukernel/<isa>/<qk|exp2_row|pv>[/d<D>]  (one micro-kernel, one thread)
  * so --benchmark_filter selects by any part (Google Benchmark appends
@@ -29,8 +30,10 @@ enum { BENCH_MAX_THREAD_COUNTS = 8 };
 typedef struct {
     const char *shapes_path;  /* --flat_shapes=PATH, env FLAT_BENCH_SHAPES, or the
                                  benchmarks/shapes.csv compiled in */
-    const char *summary_dir;  /* --flat_summary_dir=DIR: write summary.md and
-                                 gflops.dat there; NULL: stdout only */
+    const char *qsweep_path;  /* --flat_qsweep=PATH: the q_len sweep's shapes, or
+                                 "none"; default benchmarks/qsweep.csv compiled in */
+    const char *summary_dir;  /* --flat_summary_dir=DIR: write summary.md,
+                                 gflops.dat and roofline.dat there; NULL: stdout only */
     int threads[BENCH_MAX_THREAD_COUNTS]; /* --flat_threads=1,2 */
     int n_threads;
     double time_budget;       /* --flat_time_budget=SECONDS: cases starting after
@@ -63,16 +66,20 @@ typedef struct {
                                cases, exempt from --flat_max_call_seconds */
 } bench_case;
 
-/* Loads the shapes and lists every case: each runnable kernel table (best
- * first) x shape x {FLAT, FLASH, AUTO} x thread count, and the baseline per
- * shape x thread count right after the best table's cases of that shape.
- * Returns the number of cases, or -1 after printing why. */
+/* Loads the shapes and the sweep and lists every case: each runnable kernel
+ * table (best first) x shape x {FLAT, FLASH, AUTO} x thread count, the
+ * baseline per shape x thread count right after the best table's cases of
+ * that shape, and the sweep's points (best table, AUTO) x thread count after
+ * the best table's shapes. Returns the number of cases, or -1 after printing
+ * why. */
 int bench_cases_build(const bench_config *cfg);
 int bench_case_count(void);
 const bench_case *bench_case_get(int index);
 
+/* The shape set's shapes come first, then the sweep's points. */
 int bench_shape_count(void);
 const bench_shape *bench_shape_get(int index);
+int bench_shape_in_sweep(int index);
 
 /* One case being run: its workload, options and results. */
 typedef struct bench_run bench_run;

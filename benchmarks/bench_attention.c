@@ -1,11 +1,13 @@
 /* Benchmark bodies: one flat_attention call, or one unfused baseline call,
  * per iteration; counters from the shape's FLOPs and bytes and from the
  * probes measured in this process. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "explain.h"
+#include "figures.h"
 #include "probes.h"
 #include "suite.h"
 #include "unfused.h"
@@ -36,7 +38,8 @@ double suite_elapsed(void) { return suite_start < 0 ? 0 : bench_now() - suite_st
 
 /* The last shape's inputs stay allocated: the case table is ordered by shape,
  * and refilling hundreds of MiB for every case would cost more than many of
- * the cases themselves. */
+ * the cases themselves. Cold: every call reads a K/V copy that the calls
+ * since its last use have pushed out of the last-level cache (workload.h). */
 static workload cached;
 static int cached_shape = -1;
 
@@ -47,7 +50,7 @@ static workload *workload_for(int shape)
     if (cached_shape >= 0)
         workload_free(&cached);
     cached_shape = -1;
-    if (workload_alloc(&cached, bench_shape_get(shape), 0x5eed0000u + (unsigned)shape) != 0)
+    if (workload_alloc_cold(&cached, bench_shape_get(shape), 0x5eed0000u + (unsigned)shape) != 0)
         return NULL;
     cached_shape = shape;
     return &cached;
@@ -92,6 +95,7 @@ static double call_explained(bench_run *r)
 
 static double run_once(bench_run *r)
 {
+    workload_next_kv(r->w);
     if (r->c->kind == BENCH_UNFUSED)
         return timed_unfused_call(r);
     if (r->c->dataflow == FLAT_DATAFLOW_AUTO && !r->label[0])
@@ -157,12 +161,13 @@ static int alloc_scores(bench_run *r, char *why, size_t why_len)
     return 0;
 }
 
-/* Measures the ceilings now, so no probe runs inside a timed loop. */
+/* Measures the ceilings now (once per ISA and thread count), so no probe
+ * runs inside a timed loop: the FMA peak and read bandwidth of the roofline,
+ * and the triad the summary quotes beside them. */
 static void probe_ceilings(const bench_case *c)
 {
-    probe_fma_peak(c->isa, c->threads);
-    if (shape_is_decode(bench_shape_get(c->shape)))
-        probe_triad_bandwidth(c->threads);
+    figures_of(bench_shape_get(c->shape), c->isa, c->threads, NAN);
+    probe_triad_bandwidth(c->threads);
 }
 
 static bench_run *prepare_run(bench_run *r, char *why, size_t why_len)
@@ -245,26 +250,34 @@ static int put(bench_counter *out, int n, int max, const char *name, double valu
     return n < max ? n + 1 : n;
 }
 
+/* The counters of one call: rates, ceilings and fractions (figures.h); the
+ * read-bandwidth fraction only where it is the figure that judges the shape. */
+static int put_figures(const bench_figures *f, int decode_like, bench_counter *out, int max)
+{
+    int n = put(out, 0, max, "GFLOP/s", f->gflops);
+    n = put(out, n, max, "KV_GB/s", f->kv_gbs);
+    n = put(out, n, max, "FLOP/B", f->flops_per_byte);
+    if (f->peak_gflops > 0) {
+        n = put(out, n, max, "peak_GFLOP/s", f->peak_gflops);
+        n = put(out, n, max, "peak_frac", figures_peak_frac(f));
+    }
+    if (f->roof_gflops > 0) {
+        n = put(out, n, max, "read_GB/s", f->read_gbs);
+        n = put(out, n, max, "roof_GFLOP/s", f->roof_gflops);
+        n = put(out, n, max, "roof_frac", figures_roof_frac(f));
+    }
+    if (decode_like && f->read_gbs > 0)
+        n = put(out, n, max, "bw_frac", figures_bw_frac(f));
+    return n;
+}
+
 int bench_finish(bench_run *r, double seconds_per_call, bench_counter *out, int max)
 {
     const bench_shape *s = &r->w->shape;
     ref_check check = ref_check_rows(r->w, CHECK_ROWS);
     summary_record(r->index, median_call(r, seconds_per_call), r->label, &check);
-
-    double gflops = shape_flops(s) / seconds_per_call * 1e-9;
-    const probe_result *peak = probe_fma_peak(r->c->isa, r->c->threads);
-    int n = put(out, 0, max, "GFLOP/s", gflops);
-    if (peak && peak->value > 0) {
-        n = put(out, n, max, "peak_GFLOP/s", peak->value);
-        n = put(out, n, max, "peak_frac", gflops / peak->value);
-    }
-    if (shape_is_decode(s)) {
-        double gbs = shape_kv_bytes(s) / seconds_per_call * 1e-9;
-        const probe_result *bw = probe_triad_bandwidth(r->c->threads);
-        n = put(out, n, max, "KV_GB/s", gbs);
-        if (bw && bw->value > 0)
-            n = put(out, n, max, "bw_frac", gbs / bw->value);
-    }
+    bench_figures f = figures_of(s, r->c->isa, r->c->threads, seconds_per_call);
+    int n = put_figures(&f, shape_is_decode_like(s), out, max);
     return put(out, n, max, "max_row_err", check.max_row_rel);
 }
 

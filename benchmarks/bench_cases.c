@@ -3,19 +3,23 @@
  * bench/ pattern: a new ISA table is benchmarked without touching this file). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dispatch.h"
 #include "suite.h"
 
 static bench_config config;
-static bench_shape *shapes;
-static int n_shapes;
+static bench_shape *shapes; /* the shape set's, then the sweep's */
+static int n_shapes, n_table_shapes;
 static bench_case *cases;
 static int n_cases, cases_cap;
 
 static const char *dataflow_name(flat_dataflow d)
 {
-    return d == FLAT_DATAFLOW_FLAT ? "FLAT" : d == FLAT_DATAFLOW_FLASH ? "FLASH" : "AUTO";
+    return d == FLAT_DATAFLOW_FLAT     ? "FLAT"
+           : d == FLAT_DATAFLOW_FLASH  ? "FLASH"
+           : d == FLAT_DATAFLOW_DECODE ? "DECODE"
+                                       : "AUTO";
 }
 
 static int add_case(const bench_case *c)
@@ -32,12 +36,19 @@ static int add_case(const bench_case *c)
     return 0;
 }
 
-static int add_flat_cases(int shape, const flat_ukernels *table, int primary,
-                          const bench_config *cfg)
+static const flat_dataflow all_dataflows[] = {FLAT_DATAFLOW_FLAT, FLAT_DATAFLOW_FLASH,
+                                             FLAT_DATAFLOW_DECODE, FLAT_DATAFLOW_AUTO};
+static const flat_dataflow auto_only[] = {FLAT_DATAFLOW_AUTO};
+
+static int add_flat_cases(int shape, const flat_ukernels *table, const flat_dataflow *dataflows,
+                          int n_dataflows, int primary, const bench_config *cfg)
 {
-    static const flat_dataflow dataflows[] = {FLAT_DATAFLOW_FLAT, FLAT_DATAFLOW_FLASH,
-                                              FLAT_DATAFLOW_AUTO};
-    for (int d = 0; d < 3; d++) {
+    for (int d = 0; d < n_dataflows; d++) {
+        /* The decode path on request only where it is meant to serve: few
+         * query rows (forced onto a prefill shape it holds all rows of a kv
+         * head in one task, by design slow). */
+        if (dataflows[d] == FLAT_DATAFLOW_DECODE && !shape_is_decode_like(&shapes[shape]))
+            continue;
         for (int t = 0; t < cfg->n_threads; t++) {
             bench_case c = {.kind = BENCH_FLAT, .shape = shape, .isa = table->isa,
                             .dataflow = dataflows[d], .threads = cfg->threads[t],
@@ -72,9 +83,19 @@ static void report_unrunnable_tables(const flat_ukernels *const *tables, int n)
                     tables[i]->name);
 }
 
+/* The sweep asks where AUTO, the dataflow users get, sits on the roofline;
+ * the best table says that for this machine. */
+static int add_sweep_cases(const flat_ukernels *best, const bench_config *cfg)
+{
+    for (int s = n_table_shapes; s < n_shapes; s++)
+        if (add_flat_cases(s, best, auto_only, 1, 1, cfg) != 0)
+            return -1;
+    return 0;
+}
+
 /* Case order is run order. The best table with the baseline comes first,
- * shape by shape: those cases make the summary table, so a time budget that
- * runs out cuts the other tables, not them. */
+ * shape by shape, then the sweep: those cases make the summary's tables, so a
+ * time budget that runs out cuts the other tables, not them. */
 static int add_all_cases(const bench_config *cfg)
 {
     int n_tables, first = 1;
@@ -83,13 +104,37 @@ static int add_all_cases(const bench_config *cfg)
     for (int i = 0; i < n_tables; i++) {
         if (!flat_dispatch_runnable(tables[i]))
             continue;
-        for (int s = 0; s < n_shapes; s++) {
-            if (add_flat_cases(s, tables[i], first, cfg) != 0 ||
+        for (int s = 0; s < n_table_shapes; s++) {
+            if (add_flat_cases(s, tables[i], all_dataflows, 4, first, cfg) != 0 ||
                 (first && add_baseline_cases(s, cfg) != 0))
                 return -1;
         }
+        if (first && add_sweep_cases(tables[i], cfg) != 0)
+            return -1;
         first = 0;
     }
+    return 0;
+}
+
+/* Appends the sweep's points to the shape set; "none" means no sweep. */
+static int load_sweep(const char *path, char *err, size_t err_len)
+{
+    bench_shape *points;
+    if (strcmp(path, "none") == 0)
+        return 0;
+    int n = shapes_load(path, &points, err, err_len);
+    if (n < 0)
+        return -1;
+    bench_shape *grown = realloc(shapes, (size_t)(n_shapes + n) * sizeof *shapes);
+    if (!grown) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        free(points);
+        return -1;
+    }
+    shapes = grown;
+    memcpy(shapes + n_shapes, points, (size_t)n * sizeof *points);
+    n_shapes += n;
+    free(points);
     return 0;
 }
 
@@ -97,8 +142,8 @@ int bench_cases_build(const bench_config *cfg)
 {
     char err[256];
     config = *cfg;
-    n_shapes = shapes_load(cfg->shapes_path, &shapes, err, sizeof err);
-    if (n_shapes < 0) {
+    n_shapes = n_table_shapes = shapes_load(cfg->shapes_path, &shapes, err, sizeof err);
+    if (n_shapes < 0 || load_sweep(cfg->qsweep_path, err, sizeof err) != 0) {
         fprintf(stderr, "bench: %s\n", err);
         return -1;
     }
@@ -112,5 +157,6 @@ int bench_cases_build(const bench_config *cfg)
 int bench_case_count(void) { return n_cases; }
 const bench_case *bench_case_get(int index) { return &cases[index]; }
 int bench_shape_count(void) { return n_shapes; }
+int bench_shape_in_sweep(int index) { return index >= n_table_shapes; }
 const bench_shape *bench_shape_get(int index) { return &shapes[index]; }
 const bench_config *suite_config(void) { return &config; }

@@ -6,23 +6,25 @@
 
 #include "bench.h"
 
-#ifndef BENCH_DEFAULT_SHAPES
-#error "CMake defines BENCH_DEFAULT_SHAPES (benchmarks/shapes.csv)"
+#if !defined(BENCH_DEFAULT_SHAPES) || !defined(BENCH_DEFAULT_QSWEEP)
+#error "CMake defines BENCH_DEFAULT_SHAPES and BENCH_DEFAULT_QSWEEP (benchmarks/*.csv)"
 #endif
 
 void bench_config_usage(void)
 {
     printf("\nflat suite flags:\n"
            "  --flat_shapes=PATH        shape set (default %s; env FLAT_BENCH_SHAPES)\n"
+           "  --flat_qsweep=PATH        q_len sweep points, or none (default %s)\n"
            "  --flat_threads=LIST       thread counts, e.g. 1,2 (default 1,2)\n"
-           "  --flat_summary_dir=DIR    also write DIR/summary.md and DIR/gflops.dat\n"
+           "  --flat_summary_dir=DIR    also write DIR/summary.md, DIR/gflops.dat and\n"
+           "                            DIR/roofline.dat\n"
            "  --flat_time_budget=SEC    skip cases that would start after SEC seconds\n"
            "  --flat_max_call_seconds=S skip cases of the non-best kernel tables predicted\n"
            "                            (from the rate of the previous shape on the same\n"
            "                            table and threads) to need more than S s per call\n"
            "  --flat_memory_budget=GIB  skip baselines whose score matrices exceed GIB "
            "(default 8)\n",
-           BENCH_DEFAULT_SHAPES);
+           BENCH_DEFAULT_SHAPES, BENCH_DEFAULT_QSWEEP);
 }
 
 static int parse_positive(const char *text, double *out)
@@ -67,6 +69,8 @@ static int apply_flag(const char *arg, bench_config *cfg)
     const char *value = eq + 1;
     if (flag_is(arg, n, "--flat_shapes"))
         cfg->shapes_path = value;
+    else if (flag_is(arg, n, "--flat_qsweep"))
+        cfg->qsweep_path = value;
     else if (flag_is(arg, n, "--flat_summary_dir"))
         cfg->summary_dir = value;
     else if (flag_is(arg, n, "--flat_threads"))
@@ -87,6 +91,7 @@ int bench_config_parse(int *argc, char **argv, bench_config *cfg)
     const char *env_shapes = getenv("FLAT_BENCH_SHAPES");
     *cfg = (bench_config){
         .shapes_path = env_shapes && *env_shapes ? env_shapes : BENCH_DEFAULT_SHAPES,
+        .qsweep_path = BENCH_DEFAULT_QSWEEP,
         .threads = {1, 2},
         .n_threads = 2,
         .memory_budget_gib = 8,

@@ -120,8 +120,8 @@ static int setup_qk(uk_run *r)
     if (ok) {
         for (int i = 0; i < rows; i++)
             row_ptrs[i] = q + (int64_t)i * d;
-        t->pack_q(rows, d, row_ptrs, 1.0f, r->a);
-        t->pack_k(KEYS, d, k, d, r->b);
+        t->pack_q(rows, d, (const void *const *)row_ptrs, FLAT_F32, 1.0f, r->a);
+        t->pack_k(KEYS, d, k, d, FLAT_F32, r->b);
     }
     free(q);
     free(k);
@@ -185,7 +185,7 @@ static void run_kernel(const uk_run *r)
     case UK_PV:
         for (int blk = 0; blk < PV_BLOCKS; blk++)
             t->pv(PV_ROWS, PV_KEYS, d, r->a, PV_KEYS, r->b + (int64_t)blk * PV_KEYS * d, d,
-                  r->out, d, NULL);
+                  FLAT_F32, r->out, d, NULL);
         break;
     }
 }

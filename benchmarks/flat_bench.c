@@ -1,8 +1,9 @@
 /*
  * flat-bench: time flat_attention on one shape given on the command line and
  * put the figure in context: GFLOP/s, % of this machine's FMA peak (probed
- * now for the ISA and thread count used), and the error against a
- * double-precision reference.
+ * now for the ISA and thread count used), K/V bytes per second against the
+ * read bandwidth, the roofline, and the error against a double-precision
+ * reference.
  */
 #include <getopt.h>
 #include <limits.h>
@@ -12,7 +13,7 @@
 #include <string.h>
 
 #include "explain.h"
-#include "probes.h"
+#include "figures.h"
 #include "refcheck.h"
 #include "workload.h"
 
@@ -41,7 +42,7 @@ static void usage(FILE *f)
             "  --causal         causal mask, bottom-right aligned\n"
             "  --threads N      threads (default: the OpenMP default)\n"
             "  --isa NAME       auto, scalar, avx2, avx512, neon (default auto)\n"
-            "  --dataflow NAME  auto, flat, flash (default auto)\n"
+            "  --dataflow NAME  auto, flat, flash, decode (default auto)\n"
             "  --reps N         timed calls; the median is reported (default 5)\n"
             "  --help           this text\n");
 }
@@ -68,8 +69,8 @@ static int parse_isa(const char *name, flat_isa *isa)
 
 static int parse_dataflow(const char *name, flat_dataflow *d)
 {
-    static const char *const names[] = {"auto", "flat", "flash"};
-    for (int i = 0; i < 3; i++)
+    static const char *const names[] = {"auto", "flat", "flash", "decode"};
+    for (int i = 0; i < 4; i++)
         if (strcmp(name, names[i]) == 0) {
             *d = (flat_dataflow)i;
             return 0;
@@ -117,7 +118,9 @@ static int parse_args(int argc, char **argv, cli_options *o)
         {"isa", required_argument, 0, 'i'},    {"dataflow", required_argument, 0, 'f'},
         {"reps", required_argument, 0, 'r'},   {"help", no_argument, 0, OPT_HELP},
         {0, 0, 0, 0}};
-    *o = (cli_options){.shape = {"cli", 1, 8, 0, 1024, 0, 64, 0}, .reps = 5};
+    *o = (cli_options){.shape = {.name = "cli", .batch = 1, .q_heads = 8, .q_len = 1024,
+                                 .head_dim = 64, .kv_dtype = FLAT_F32},
+                       .reps = 5};
     int id;
     while ((id = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         if (id == OPT_HELP)
@@ -151,10 +154,12 @@ static int compare_doubles(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Times `reps` calls into t[] (sorted); returns 0 or the failing status. */
-static flat_status time_calls(const workload *w, const flat_options *opt, int reps, double *t)
+/* Times `reps` calls into t[] (sorted), each on the next K/V copy so it reads
+ * them from memory, as the suite does; returns 0 or the failing status. */
+static flat_status time_calls(workload *w, const flat_options *opt, int reps, double *t)
 {
     for (int i = 0; i < reps; i++) {
+        workload_next_kv(w);
         double t0 = bench_now();
         flat_status st = flat_attention(&w->tq, &w->tk, &w->tv, &w->tout, opt);
         t[i] = bench_now() - t0;
@@ -168,21 +173,24 @@ static flat_status time_calls(const workload *w, const flat_options *opt, int re
 static void print_rates(const cli_options *o, const char *isa_name, double seconds)
 {
     const bench_shape *s = &o->shape;
-    double gflops = shape_flops(s) / seconds * 1e-9;
     flat_isa isa = FLAT_ISA_AUTO;
     parse_isa(isa_name, &isa);
-    const probe_result *peak = probe_fma_peak(isa, o->threads);
-    printf("rate:   %.1f GFLOP/s", gflops);
-    if (peak && peak->value > 0)
+    bench_figures f = figures_of(s, isa, o->threads, seconds);
+    printf("rate:   %.1f GFLOP/s", f.gflops);
+    if (f.peak_gflops > 0)
         printf(" = %.1f%% of the %s FP32 FMA peak (%.1f GFLOP/s on %d thread(s), measured now)",
-               100 * gflops / peak->value, isa_name, peak->value, o->threads);
+               100 * figures_peak_frac(&f), isa_name, f.peak_gflops, o->threads);
+    printf("\nmemory: K and V (%.1f MiB, read once) at %.1f GB/s", shape_kv_bytes(s) / (1 << 20),
+           f.kv_gbs);
+    if (f.read_gbs > 0)
+        printf(" = %.1f%% of the read bandwidth (%.1f GB/s, measured now)",
+               100 * figures_bw_frac(&f), f.read_gbs);
     printf("\n");
-    if (shape_is_decode(s)) {
-        double gbs = shape_kv_bytes(s) / seconds * 1e-9;
-        const probe_result *bw = probe_triad_bandwidth(o->threads);
-        printf("memory: K and V read at %.1f GB/s = %.1f%% of STREAM triad (%.1f GB/s)\n", gbs,
-               100 * gbs / bw->value, bw->value);
-    }
+    if (f.roof_gflops > 0)
+        printf("roof:   %.1f FLOP/B; attainable min(peak, FLOP/B x read) = %.1f GFLOP/s (%s-bound); "
+               "reached %.1f%%\n",
+               f.flops_per_byte, f.roof_gflops, f.roof_gflops < f.peak_gflops ? "memory" : "compute",
+               100 * figures_roof_frac(&f));
 }
 
 static void print_error(const workload *w)
@@ -205,7 +213,7 @@ static void print_error(const workload *w)
 static int run(cli_options *o)
 {
     workload w;
-    if (workload_alloc(&w, &o->shape, 0x5eed) != 0) {
+    if (workload_alloc_cold(&w, &o->shape, 0x5eed) != 0) {
         fprintf(stderr, "flat-bench: inputs need %.1f GiB: out of memory\n",
                 workload_bytes(&o->shape) / (1 << 30));
         return 1;

@@ -47,7 +47,8 @@ typedef struct {
 
 static bench_shape shape_for(long n)
 {
-    return (bench_shape){"memory", 1, HEADS, HEADS, n, n, DIM, 0};
+    return (bench_shape){.name = "memory", .batch = 1, .q_heads = HEADS, .kv_heads = HEADS,
+                         .q_len = n, .kv_len = n, .head_dim = DIM, .kv_dtype = FLAT_F32};
 }
 
 /* Runs in the child: allocate, compute once, exit status 0 on success. */

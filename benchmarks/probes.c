@@ -1,9 +1,12 @@
 #include "probes.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <omp.h>
 
 /* Per-ISA chain kernels from peak_fma.c: run `iters` steps, return FLOPs. */
 typedef double (*fma_chain_fn)(int64_t iters);
@@ -12,13 +15,20 @@ double peak_fma_chains_avx2(int64_t iters);
 double peak_fma_chains_avx512(int64_t iters);
 double peak_fma_chains_neon(int64_t iters);
 
+/* probe_read.c: the sum of a[0..n) and b[0..n), vectorised. */
+double probe_read_sum(const float *a, const float *b, int64_t n);
+
 enum {
     RUNS_PER_ROUND = 7,
     MAX_ROUNDS = 4,
+    READ_PASSES = 9,
     CACHE_SLOTS = 64,
+    MAX_CACHE_INDEX = 8,
 };
 static const double STABLE_SPREAD = 0.05; /* a round within 5% is trusted */
 static const double PROBE_RUN_SECONDS = 0.025;
+static const int64_t MIB = 1 << 20;
+static const int64_t READ_PROBE_MIN_BYTES = (int64_t)1 << 30;
 
 static double now_seconds(void)
 {
@@ -36,6 +46,14 @@ static int compare_doubles(const void *a, const void *b)
 /* One probe run: returns a rate (GFLOP/s or GB/s). */
 typedef double (*probe_run_fn)(void *ctx, int threads);
 
+/* The median of n rates (sorted in place) and their spread. */
+static probe_result summarise(double *rates, int n, int round)
+{
+    qsort(rates, (size_t)n, sizeof rates[0], compare_doubles);
+    double median = rates[n / 2];
+    return (probe_result){median, (rates[n - 1] - rates[0]) / median, round};
+}
+
 /* Median of RUNS_PER_ROUND runs; another round while the spread says another
  * process took the CPU, keeping the quietest round. */
 static probe_result measure(probe_run_fn run, void *ctx, int threads)
@@ -45,16 +63,27 @@ static probe_result measure(probe_run_fn run, void *ctx, int threads)
         double rates[RUNS_PER_ROUND];
         for (int i = 0; i < RUNS_PER_ROUND; i++)
             rates[i] = run(ctx, threads);
-        qsort(rates, RUNS_PER_ROUND, sizeof rates[0], compare_doubles);
-        double median = rates[RUNS_PER_ROUND / 2];
-        double spread = (rates[RUNS_PER_ROUND - 1] - rates[0]) / median;
-        if (spread < best.spread)
-            best = (probe_result){median, spread, round};
+        probe_result r = summarise(rates, RUNS_PER_ROUND, round);
+        if (r.spread < best.spread)
+            best = r;
         best.rounds = round;
-        if (spread <= STABLE_SPREAD)
+        if (r.spread <= STABLE_SPREAD)
             break;
     }
     return best;
+}
+
+/* The fastest of `runs` runs (at most READ_PASSES), as STREAM reports: on
+ * shared cores another process can only slow a memory pass down, so the
+ * fastest pass is the closest to what the memory system delivers. */
+static probe_result measure_best(probe_run_fn run, void *ctx, int threads, int runs)
+{
+    double rates[READ_PASSES];
+    for (int i = 0; i < runs; i++)
+        rates[i] = run(ctx, threads);
+    probe_result r = summarise(rates, runs, 1);
+    r.value = rates[runs - 1];
+    return r;
 }
 
 /* ---- FMA peak ---------------------------------------------------------- */
@@ -120,6 +149,50 @@ static fma_chain_fn chains_for(flat_isa isa)
     }
 }
 
+/* ---- last-level cache size -------------------------------------------- */
+
+/* "32768K" -> bytes; 0 when unreadable. */
+static int64_t sysfs_cache_size(int index, int *level)
+{
+    char path[96], text[32] = "";
+    long long size = 0;
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", index);
+    FILE *f = fopen(path, "r");
+    if (!f || fscanf(f, "%d", level) != 1)
+        *level = 0;
+    if (f)
+        fclose(f);
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", index);
+    f = fopen(path, "r");
+    char unit = 0;
+    if (f && fscanf(f, "%31s", text) == 1 && sscanf(text, "%lld%c", &size, &unit) >= 1)
+        size *= unit == 'K' ? 1024 : unit == 'M' ? MIB : 1;
+    if (f)
+        fclose(f);
+    return size;
+}
+
+/* sysfs first: under a hypervisor glibc's sysconf can report the host's L3
+ * (384 MiB on this project's VMs, where the guest sees 32 MiB), and buffers
+ * sized from that waste seconds of page faults per probe. */
+int64_t probe_llc_bytes(void)
+{
+    int64_t best = 0;
+    int best_level = 0;
+    for (int i = 0; i < MAX_CACHE_INDEX; i++) {
+        int level;
+        int64_t size = sysfs_cache_size(i, &level);
+        if (size > 0 && level >= best_level) {
+            best = size;
+            best_level = level;
+        }
+    }
+    long l3 = best > 0 ? 0 : sysconf(_SC_LEVEL3_CACHE_SIZE);
+    if (best == 0)
+        best = l3 > 0 ? l3 : 32 * MIB;
+    return best;
+}
+
 /* ---- STREAM triad ------------------------------------------------------ */
 
 typedef struct {
@@ -145,10 +218,9 @@ static double triad_run(void *ctx, int threads)
  * thread's pages sit where that thread reads them. */
 static int triad_alloc(triad_arrays *t, int threads)
 {
-    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
-    int64_t bytes = 4 * (l3 > 0 ? (int64_t)l3 : 0);
-    if (bytes < (64 << 20))
-        bytes = 64 << 20;
+    int64_t bytes = 4 * probe_llc_bytes();
+    if (bytes < 64 * MIB)
+        bytes = 64 * MIB;
     t->n = bytes / (int64_t)sizeof(float);
     t->a = malloc((size_t)bytes);
     t->b = malloc((size_t)bytes);
@@ -171,6 +243,68 @@ static void triad_free(triad_arrays *t)
     free(t->c);
 }
 
+/* ---- read-only sum ---------------------------------------------------- */
+
+typedef struct {
+    float *x;
+    int64_t n;
+} read_array;
+
+static volatile double read_sink; /* keeps the sums from being optimised away */
+
+/* Thread t's part of n elements, cut at 64-byte boundaries. */
+static void thread_part(int64_t n, int t, int threads, int64_t *lo, int64_t *hi)
+{
+    *lo = n / threads * t / 16 * 16;
+    *hi = t == threads - 1 ? n : n / threads * (t + 1) / 16 * 16;
+}
+
+/* One pass: every thread sums its own part, its two halves side by side
+ * (probe_read.c says why); the pass ends with the slowest thread. */
+static double read_run(void *ctx, int threads)
+{
+    const read_array *r = ctx;
+    double sum = 0, t0 = now_seconds();
+#pragma omp parallel num_threads(threads) reduction(+ : sum)
+    {
+        int64_t lo, hi;
+        thread_part(r->n, omp_get_thread_num(), threads, &lo, &hi);
+        int64_t half = (hi - lo) / 2;
+        sum += probe_read_sum(r->x + lo, r->x + lo + half, half);
+    }
+    double t = now_seconds() - t0;
+    read_sink = sum;
+    return sizeof(float) * (double)r->n / t * 1e-9;
+}
+
+/* At least 1 GiB and 8x the LLC, so nothing of one pass is left in cache for
+ * the next. */
+int64_t probe_read_bytes(void)
+{
+    int64_t bytes = 8 * probe_llc_bytes();
+    return bytes > READ_PROBE_MIN_BYTES ? bytes : READ_PROBE_MIN_BYTES;
+}
+
+/* Each thread first-touches the part it will read, so its pages sit on its
+ * own memory node. */
+static int read_alloc(read_array *r, int threads)
+{
+    int64_t bytes = probe_read_bytes();
+    r->n = bytes / (int64_t)sizeof(float);
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (size_t)bytes) != 0)
+        return -1;
+    r->x = p;
+#pragma omp parallel num_threads(threads)
+    {
+        int64_t lo, hi;
+        thread_part(r->n, omp_get_thread_num(), threads, &lo, &hi);
+        for (int64_t i = lo; i < hi; i++)
+            r->x[i] = 1.0f;
+    }
+    return 0;
+}
+
 /* ---- cache of results, one slot per (kind, isa, threads) ---------------- */
 
 typedef struct {
@@ -178,16 +312,16 @@ typedef struct {
     probe_result result;
 } cache_slot;
 
-enum { KIND_FMA, KIND_TRIAD };
+enum { KIND_FMA, KIND_TRIAD, KIND_READ };
 static cache_slot cache[CACHE_SLOTS];
 
-static cache_slot *cache_find(int kind, int isa, int threads, int *found)
+static cache_slot *cache_find(int kind, flat_isa isa, int threads, int *found)
 {
     for (int i = 0; i < CACHE_SLOTS; i++) {
         cache_slot *s = &cache[i];
-        if (!s->used || (s->kind == kind && s->isa == isa && s->threads == threads)) {
+        if (!s->used || (s->kind == kind && s->isa == (int)isa && s->threads == threads)) {
             *found = s->used;
-            *s = (cache_slot){1, kind, isa, threads, s->result};
+            *s = (cache_slot){1, kind, (int)isa, threads, s->result};
             return s;
         }
     }
@@ -195,33 +329,63 @@ static cache_slot *cache_find(int kind, int isa, int threads, int *found)
     return NULL;
 }
 
-const probe_result *probe_fma_peak(flat_isa isa, int threads)
+/* A probe measured afresh for (isa, threads). */
+typedef probe_result (*probe_fresh_fn)(flat_isa isa, int threads);
+
+/* The result of (kind, isa, threads), measured by `fresh` on first use only. */
+static const probe_result *cached(int kind, flat_isa isa, int threads, probe_fresh_fn fresh)
+{
+    int found;
+    cache_slot *slot = cache_find(kind, isa, threads, &found);
+    if (slot && !found)
+        slot->result = fresh(isa, threads);
+    return slot ? &slot->result : NULL;
+}
+
+static probe_result fresh_fma_peak(flat_isa isa, int threads)
 {
     fma_chain_fn chains = chains_for(isa);
-    int found;
-    cache_slot *slot = chains ? cache_find(KIND_FMA, isa, threads, &found) : NULL;
-    if (!slot)
-        return NULL;
-    if (!found) {
-        fma_probe p = {chains, calibrate_fma(chains, threads)};
-        slot->result = measure(fma_run, &p, threads);
+    fma_probe p = {chains, calibrate_fma(chains, threads)};
+    return measure(fma_run, &p, threads);
+}
+
+static probe_result fresh_triad(flat_isa isa, int threads)
+{
+    (void)isa;
+    triad_arrays t;
+    probe_result r = {0, 0, 0};
+    if (triad_alloc(&t, threads) == 0) {
+        triad_run(&t, threads); /* warm-up: page tables, prefetchers */
+        r = measure(triad_run, &t, threads);
     }
-    return &slot->result;
+    triad_free(&t);
+    return r;
+}
+
+static probe_result fresh_read(flat_isa isa, int threads)
+{
+    (void)isa;
+    read_array a = {NULL, 0};
+    probe_result r = {0, 0, 0};
+    if (read_alloc(&a, threads) == 0) {
+        read_run(&a, threads); /* warm-up: page tables, prefetchers, clocks */
+        r = measure_best(read_run, &a, threads, READ_PASSES);
+    }
+    free(a.x);
+    return r;
+}
+
+const probe_result *probe_fma_peak(flat_isa isa, int threads)
+{
+    return chains_for(isa) ? cached(KIND_FMA, isa, threads, fresh_fma_peak) : NULL;
 }
 
 const probe_result *probe_triad_bandwidth(int threads)
 {
-    int found;
-    cache_slot *slot = cache_find(KIND_TRIAD, 0, threads, &found);
-    if (!slot)
-        return NULL;
-    if (!found) {
-        triad_arrays t;
-        if (triad_alloc(&t, threads) == 0) {
-            triad_run(&t, threads); /* warm-up: page tables, prefetchers */
-            slot->result = measure(triad_run, &t, threads);
-        }
-        triad_free(&t);
-    }
-    return &slot->result;
+    return cached(KIND_TRIAD, FLAT_ISA_AUTO, threads, fresh_triad);
+}
+
+const probe_result *probe_read_bandwidth(int threads)
+{
+    return cached(KIND_READ, FLAT_ISA_AUTO, threads, fresh_read);
 }

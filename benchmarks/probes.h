@@ -1,7 +1,11 @@
 /* Machine ceilings measured in the same process as the benchmarks: the FP32
- * FMA peak per ISA and thread count, and STREAM-triad memory bandwidth. */
+ * FMA peak per ISA and thread count, read-only memory bandwidth (the ceiling
+ * of decode, which streams K and V and writes almost nothing) and, for
+ * comparison with other reports, STREAM-triad bandwidth. */
 #ifndef BENCH_PROBES_H
 #define BENCH_PROBES_H
+
+#include <stdint.h>
 
 #include "flat.h"
 
@@ -25,5 +29,19 @@ const probe_result *probe_fma_peak(flat_isa isa, int threads);
  * write-allocate traffic), on `threads` threads, in GB/s. Cached like the
  * peak; value is 0 when the arrays could not be allocated. */
 const probe_result *probe_triad_bandwidth(int threads);
+
+/* Read-only bandwidth in GB/s: a vectorised sum (probe_read.c) over at least
+ * 1 GiB and 8x the last-level cache, each of `threads` threads reading its own
+ * part, which it first-touched; the fastest of 9 passes after a warm-up pass
+ * (STREAM's "best", since other processes on the cores only slow passes
+ * down); spread over those passes. This is the bandwidth ceiling of the
+ * roofline. Cached like the peak; value 0 when the array could not be had. */
+const probe_result *probe_read_bandwidth(int threads);
+
+/* Bytes the read probe sums per pass. */
+int64_t probe_read_bytes(void);
+
+/* Bytes of the CPU's last-level cache (sysfs, else sysconf, else 32 MiB). */
+int64_t probe_llc_bytes(void);
 
 #endif

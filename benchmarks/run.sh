@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # flat benchmarks, from a fresh Debian 12 machine to a results table.
 #
-#   benchmarks/run.sh           full suite on benchmarks/shapes.csv (< 10 min on 2 cores),
-#                               then refreshes benchmarks/RESULTS.md and benchmarks/plots/*.png
-#   benchmarks/run.sh --quick   CI smoke run (< 1 min): small shapes, one repetition,
-#                               every kernel table; writes only under build/bench/quick
+#   benchmarks/run.sh           full suite on benchmarks/shapes.csv and the q_len sweep of
+#                               benchmarks/qsweep.csv (< 10 min on 2 cores), then refreshes
+#                               benchmarks/RESULTS.md and benchmarks/plots/*.png
+#   benchmarks/run.sh --quick   CI smoke run (< 1 min): small shapes and sweep points, one
+#                               repetition, every kernel table; writes only under build/bench/quick
 #
 # Installs the Debian packages it needs when run as root (prints the apt-get
 # line and stops otherwise), builds in build/bench (Release), runs the Google
 # Benchmark suite (JSON in build/bench/.../results.json), the peak-memory sweep,
-# and gnuplot. Needs no terminal: works under CI=true with stdin closed.
+# and gnuplot (GFLOP/s, roofline and memory plots). Needs no terminal: works under CI=true with stdin closed.
 # FLAT_BENCH_BUILD_DIR moves build/bench elsewhere.
 set -euo pipefail
 
@@ -103,20 +104,21 @@ run_suite() {
         filter='.'  # everything: the point is to exercise every code path
         suite_flags=(--benchmark_min_time=0.01 --flat_time_budget=25)
     else
-        # Every dataflow of the best table and the baseline (they run first);
-        # the other tables with AUTO only, and not where the previous shape's
-        # speed predicts calls over 4 s (the scalar table on long shapes);
-        # every micro-kernel.
+        # Every dataflow of the best table and the baseline (they run first),
+        # then the sweep (AUTO on the best table); the other tables with AUTO
+        # only, and not where the previous shape's speed predicts calls over
+        # 4 s (the scalar table on long shapes); every micro-kernel.
         filter="^(flat/[^/]+/$isa/|flat/[^/]+/[^/]+/AUTO/|openblas/|ukernel/)"
         suite_flags=(--benchmark_min_time=0.2 --benchmark_repetitions=3
                      --benchmark_display_aggregates_only=true
                      --flat_max_call_seconds=4 --flat_time_budget=420)
     fi
-    log "suite: $shapes, filter $filter"
+    log "suite: $shapes and $qsweep, filter $filter"
     echo "note: Google Benchmark's '***WARNING*** Library was built as DEBUG' is about its own" \
          "library (Debian builds libbenchmark so); flat and the benchmarks are built Release" \
          "(-O2 -DNDEBUG)"
-    "$build/benchmarks/flat_benchmarks" --flat_shapes="$shapes" --flat_summary_dir="$out" \
+    "$build/benchmarks/flat_benchmarks" --flat_shapes="$shapes" --flat_qsweep="$qsweep" \
+        --flat_summary_dir="$out" \
         --benchmark_filter="$filter" --benchmark_out="$out/results.json" \
         --benchmark_out_format=json "${suite_flags[@]}" </dev/null
 }
@@ -136,16 +138,66 @@ machine() {
     echo "$model, $(nproc) cores"
 }
 
+# The thread counts of a .dat file's blocks ("1 2"), and its kernel table.
+dat_threads() { sed -n 's/^# threads=\([0-9]*\).*/\1/p' "$1" | xargs; }
+dat_isa() { sed -n 's/^# threads=[0-9]* isa=\([^ ]*\).*/\1/p' "$1" | head -1; }
+
 plot() {
     log "plots in $plots"
     mkdir -p "$plots"
-    local threads isa
-    threads=$(sed -n 's/^# threads=\([0-9]*\).*/\1/p' "$out/gflops.dat" | tr '\n' ' ')
-    isa=$(sed -n 's/^# threads=[0-9]* isa=//p' "$out/gflops.dat" | head -1)
-    gnuplot -e "data='$out/gflops.dat'; out='$plots/gflops.png'; threads='${threads% }';
-                isa='$isa'; machine='$(machine)'" "$here/plot_gflops.gp"
+    local dat
+    for dat in gflops roofline; do
+        gnuplot -e "data='$out/$dat.dat'; out='$plots/$dat.png'; threads='$(dat_threads "$out/$dat.dat")';
+                    isa='$(dat_isa "$out/$dat.dat")'; machine='$(machine)'" "$here/plot_$dat.gp"
+    done
     gnuplot -e "data='$out/memory.dat'; out='$plots/memory.png'; budget_mib=8192;
                 machine='$(machine)'" "$here/plot_memory.gp"
+}
+
+# How the figures of RESULTS.md are made (static text; the numbers in it are
+# from a one-off cross-check that this script does not repeat).
+method_md() {
+    cat <<'EOF_METHOD'
+## Method
+
+- **FLOPs**: 4·B·Hq·D per visible query-key pair, as the header of `shapes.csv` counts
+  them: all Nq·Nk pairs without a mask; causal with Nq = Nk, half of them (the
+  FlashAttention papers' convention); causal with Nq < Nk (bottom-right aligned), row i
+  sees Nk − Nq + 1 + i keys. One function (`shape_flops`, benchmarks/shapes.c) serves
+  every figure.
+- **Bytes**: K and V read once, each kv head's once, at the K/V element size (4 bytes:
+  f32 today): B·Hkv·Nk·2D·4. Every timed call starts with K and V out of the last-level
+  cache: where K+V is below 4× the LLC, the suite rotates through enough identical copies
+  of them to span 4× the LLC, one copy per call.
+- **Ceilings**, measured in the same process before the cases that need them, per
+  thread count:
+  - FP32 FMA peak of the kernel table's ISA: independent FMA chains (`peak_fma.c`),
+    median of 7 runs.
+  - Read bandwidth: a vectorised sum (`probe_read.c`, AVX-512/AVX2/SSE2 clone picked
+    at run time) over 1 GiB (8× the LLC at least), each thread summing its own part as
+    two streams, best of 9 passes. Decode reads K and V and writes almost nothing, so
+    this, not the triad, is its ceiling.
+  - STREAM triad (`probes.c`, STREAM's 12 bytes per element), quoted for comparison
+    only: built with the project's portable flags and reported as a median of 7, it
+    reads about a quarter below the best triad of a STREAM build for this CPU.
+  - Cross-check of the read probe against an independent STREAM-style program
+    (`-O3 -march=native -fopenmp`, a sum over two 512 MiB arrays, best of 10; not
+    part of the repository), five rounds back to back with the suite's probes, no
+    other job of ours running (2026-12-01). 1 thread: STREAM-style read 41.0–42.7
+    GB/s, read probe 40.0–41.3 GB/s (STREAM triad 39.3–41.2, in-process triad
+    28.4–30.2). 2 threads: STREAM-style read 48.5–82.2 GB/s, read probe 49.1–79.9
+    GB/s (triads 48.7–77.9 and 38.3–59.9); the low ends are rounds in which something else
+    (other processes here, or the host's other guests) loaded the memory, and both
+    programs dipped together. The
+    ceilings of a run are that run's measurements.
+- **% peak**: GFLOP/s over the FMA peak. **FLOP/B**: FLOPs over the K+V bytes.
+  **% roof**: GFLOP/s over the attainable min(FMA peak, FLOP/B × read bandwidth), the
+  roofline at the same thread count. **KV GB/s** and **% BW** (decode-like shapes, at
+  most 16 query rows): K+V bytes per second, and that over the read bandwidth.
+- **q_len sweep** (`qsweep.csv`): one GQA layer (32 q heads / 8 kv heads, D 128) against
+  a 4096-token cache, causal, q_len 1 to 128, AUTO on the best kernel table; the points
+  walk from the bandwidth slope towards the FMA peak. Filter: `flat/qsweep_`.
+EOF_METHOD
 }
 
 write_results_md() {
@@ -164,11 +216,20 @@ write_results_md() {
              "one shape: \`build/bench/benchmarks/flat-bench --q-len 4096 --heads 16 --causal\`," \
              "one case: \`build/bench/benchmarks/flat_benchmarks --benchmark_filter=flat/s4k/\`."
         echo
+        method_md
+        echo
         echo "## Speed"
         echo
         cat "$out/summary.md"
         echo
         echo "![GFLOP/s per shape](plots/gflops.png)"
+        echo
+        echo "## Roofline"
+        echo
+        echo "AUTO's GFLOP/s against FLOPs per byte of K and V, with the measured FMA peak and" \
+             "read-bandwidth ceilings of each thread count (the tables above give % roof)."
+        echo
+        echo "![Roofline](plots/roofline.png)"
         echo
         echo "## Memory"
         echo
@@ -185,10 +246,12 @@ build_suite
 choose_openblas_core
 if [ "$quick" = 1 ]; then
     shapes="$here/shapes_quick.csv"
+    qsweep="$here/qsweep_quick.csv"
     out="$build/quick"
     plots="$out"
 else
     shapes="$here/shapes.csv"
+    qsweep="$here/qsweep.csv"
     out="$build"
     plots="$here/plots"
 fi

@@ -56,6 +56,7 @@ static int parse_line(char *line, bench_shape *s, char *why, size_t why_len)
         return -1;
     }
     s->causal = (int)causal;
+    s->kv_dtype = FLAT_F32; /* the shape set has no dtype column yet */
     if (s->q_heads % s->kv_heads != 0) {
         snprintf(why, why_len, "q_heads (%lld) is not a multiple of kv_heads (%lld)",
                  (long long)s->q_heads, (long long)s->kv_heads);
@@ -94,17 +95,30 @@ int shapes_load(const char *path, bench_shape **shapes, char *err, size_t err_le
     return count;
 }
 
+double shape_visible_pairs(const bench_shape *s)
+{
+    double nq = (double)s->q_len, nk = (double)s->kv_len;
+    if (!s->causal)
+        return nq * nk;
+    if (s->q_len == s->kv_len)
+        return nq * nk / 2;
+    if (s->q_len < s->kv_len)
+        return nq * (nk - nq + 1) + nq * (nq - 1) / 2;
+    return nk * (nk + 1) / 2; /* the first Nq - Nk rows see no key */
+}
+
 double shape_flops(const bench_shape *s)
 {
-    double f = 4.0 * (double)s->batch * (double)s->q_heads * (double)s->q_len *
-               (double)s->kv_len * (double)s->head_dim;
-    return s->causal ? f / 2 : f;
+    return 4.0 * (double)s->batch * (double)s->q_heads * (double)s->head_dim *
+           shape_visible_pairs(s);
 }
+
+int shape_kv_elem_bytes(const bench_shape *s) { return s->kv_dtype == FLAT_F32 ? 4 : 2; }
 
 double shape_kv_bytes(const bench_shape *s)
 {
     return (double)s->batch * (double)s->kv_heads * (double)s->kv_len *
-           (double)(2 * s->head_dim) * sizeof(float);
+           (double)(2 * s->head_dim) * shape_kv_elem_bytes(s);
 }
 
-int shape_is_decode(const bench_shape *s) { return s->q_len == 1; }
+int shape_is_decode_like(const bench_shape *s) { return s->q_len <= SHAPE_DECODE_MAX_Q_LEN; }

@@ -7,11 +7,14 @@
 #include "flat.h"
 #include "shapes.h"
 
-/* Contiguous [B, H, S, D] fp32 buffers and their flat views. */
+/* Contiguous [B, H, S, D] fp32 buffers and their flat views. k and v point
+ * at the current one of kv_copies identical copies (workload_alloc_cold). */
 typedef struct {
     bench_shape shape;
     float *q, *k, *v, *out;
     flat_tensor tq, tk, tv, tout;
+    float *k_pool, *v_pool; /* kv_copies copies, kv_stride floats apart */
+    int64_t kv_copies, kv_stride, kv_current;
 } workload;
 
 /*
@@ -21,6 +24,18 @@ typedef struct {
  * memory runs out (nothing stays allocated).
  */
 int workload_alloc(workload *w, const bench_shape *s, uint64_t seed);
+
+/*
+ * workload_alloc with enough identical copies of K and V that cycling through
+ * them (workload_next_kv before each call) spans 4x the last-level cache: a
+ * call then finds nothing of its K and V in cache from the previous call, as
+ * a decode step would not after the rest of a model's layer. A shape whose K
+ * and V already span that much gets one copy.
+ */
+int workload_alloc_cold(workload *w, const bench_shape *s, uint64_t seed);
+
+/* Points k, v, tk and tv at the next copy (nothing to do with one copy). */
+void workload_next_kv(workload *w);
 
 void workload_free(workload *w);
 

@@ -6,7 +6,7 @@
 #include "error.h"
 #include "fork.h"
 #include "parallel.h"
-#include "plan.h"
+#include "tiling.h"
 #include "problem.h"
 
 flat_tensor flat_tensor_bhsd(void *data, flat_dtype t, int64_t b, int64_t h, int64_t s,
@@ -21,7 +21,7 @@ flat_tensor flat_tensor_bshd(void *data, flat_dtype t, int64_t b, int64_t s, int
     return (flat_tensor){data, t, b, h, s, d, s * h * d, d, h * d};
 }
 
-static void explain(const flat_problem *p, const flat_ukernels *uk, const flat_plan *plan)
+static void explain(const flat_problem *p, const flat_ukernels *uk, const flat_tiling *plan)
 {
     const char *v = getenv("FLAT_VERBOSE");
     if (!v || !*v || *v == '0')
@@ -59,8 +59,8 @@ flat_status flat_attention(const flat_tensor *q, const flat_tensor *k, const fla
     /* A child forked after threaded calls runs serially (runtime/fork.h):
      * plan for one thread, so its tiles suit that and FLAT_VERBOSE says so. */
     int threads = flat_fork_threads_lost() ? 1 : opt->num_threads;
-    flat_plan plan;
-    flat_plan_choose(&p, uk, opt->dataflow, threads, &plan);
+    flat_tiling plan;
+    flat_tiling_choose(&p, uk, opt->dataflow, threads, &plan);
     explain(&p, uk, &plan);
     return flat_parallel_run(&p, &plan, uk);
 }

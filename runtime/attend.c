@@ -10,7 +10,7 @@
  * how many floats they span. With mem == NULL it only measures, so the size
  * and the layout can never disagree. */
 static int64_t scratch_layout(flat_scratch *ws, float *mem, const flat_problem *p,
-                              const flat_plan *plan)
+                              const flat_tiling *plan)
 {
     int64_t rp = plan->rows_pad, r = plan->rows, at = 0;
 #define CARVE(field, type, count)                                                      \
@@ -33,14 +33,14 @@ static int64_t scratch_layout(flat_scratch *ws, float *mem, const flat_problem *
     return at;
 }
 
-int64_t flat_scratch_floats(const flat_problem *p, const flat_plan *plan)
+int64_t flat_scratch_floats(const flat_problem *p, const flat_tiling *plan)
 {
     flat_scratch unused;
     return scratch_layout(&unused, NULL, p, plan);
 }
 
 void flat_scratch_init(flat_scratch *ws, float *mem, const flat_problem *p,
-                       const flat_plan *plan)
+                       const flat_tiling *plan)
 {
     scratch_layout(ws, mem, p, plan);
     ws->kp_pair = -1;
@@ -48,7 +48,7 @@ void flat_scratch_init(flat_scratch *ws, float *mem, const flat_problem *p,
         ws->ones[i] = 1.0f;
 }
 
-flat_task flat_task_at(const flat_problem *p, const flat_plan *plan, int64_t t)
+flat_task flat_task_at(const flat_problem *p, const flat_tiling *plan, int64_t t)
 {
     int64_t group = p->q_heads / p->kv_heads;
     int64_t head_tasks = (group + plan->heads_per_task - 1) / plan->heads_per_task;
@@ -72,7 +72,7 @@ flat_task flat_task_at(const flat_problem *p, const flat_plan *plan, int64_t t)
 }
 
 /* Row r of the task is head head0 + r / positions at position pos0 + r % positions. */
-static int gather_rows(const flat_problem *p, const flat_plan *plan, const flat_task *t,
+static int gather_rows(const flat_problem *p, const flat_tiling *plan, const flat_task *t,
                        flat_scratch *ws)
 {
     int rows = t->heads * t->positions, kmax = 0;
@@ -92,7 +92,7 @@ static int gather_rows(const flat_problem *p, const flat_plan *plan, const flat_
  * accumulates straight in `out` and normalising it is one pv call per group
  * (write_rows), not a copy per row. Otherwise it accumulates in the scratch,
  * one run of rows, and store_row normalises and rounds it into out. */
-static void map_output(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+static void map_output(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                        const flat_task *t, flat_scratch *ws)
 {
     ws->o_direct = plan->splits == 1 && p->q_dtype == FLAT_F32 &&
@@ -143,7 +143,7 @@ static void write_rows(const flat_problem *p, const flat_ukernels *uk, const fla
  * is most likely `threads` pairs on (whole pairs per thread, plan.c), so each
  * task of the current pair prefetches its share of that pair's K and V rows,
  * spread over its last pv pass like the Q rows. */
-static void next_keys(const flat_problem *p, const flat_plan *plan, const flat_task *t,
+static void next_keys(const flat_problem *p, const flat_tiling *plan, const flat_task *t,
                       flat_scratch *ws)
 {
     int64_t pairs = p->batch * p->kv_heads, per_pair = plan->tasks / pairs;
@@ -167,7 +167,7 @@ static void next_keys(const flat_problem *p, const flat_plan *plan, const flat_t
     ws->next_k_rows = flat_min(j1 - j0, flat_min(k.count, v.count));
 }
 
-void flat_attend_task(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+void flat_attend_task(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                       const flat_task *task, flat_scratch *ws, float *part)
 {
     int rows = task->heads * task->positions;

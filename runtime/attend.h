@@ -4,7 +4,7 @@
 #ifndef FLAT_ATTEND_H
 #define FLAT_ATTEND_H
 
-#include "plan.h"
+#include "tiling.h"
 #include "problem.h"
 #include "ukernel.h"
 
@@ -36,11 +36,11 @@ typedef struct {
 } flat_scratch;
 
 /* Floats one thread's scratch needs (pointer and int arrays included). */
-int64_t flat_scratch_floats(const flat_problem *p, const flat_plan *plan);
+int64_t flat_scratch_floats(const flat_problem *p, const flat_tiling *plan);
 
 /* Lays out a scratch over `mem` (flat_scratch_floats floats, 64-byte aligned). */
 void flat_scratch_init(flat_scratch *ws, float *mem, const flat_problem *p,
-                       const flat_plan *plan);
+                       const flat_tiling *plan);
 
 /* The task's coordinates. */
 typedef struct {
@@ -51,22 +51,22 @@ typedef struct {
 } flat_task;
 
 /* Floats of one split's partial rows: rows x (v_dim + 2), (O, m, l) per row. */
-int64_t flat_split_floats(const flat_problem *p, const flat_plan *plan);
+int64_t flat_split_floats(const flat_problem *p, const flat_tiling *plan);
 
 /* Decodes task index t (heaviest causal blocks first). */
-flat_task flat_task_at(const flat_problem *p, const flat_plan *plan, int64_t t);
+flat_task flat_task_at(const flat_problem *p, const flat_tiling *plan, int64_t t);
 
 /* Computes the task's output rows (and lse), packing the task's K into the
  * thread's scratch first unless it holds that (batch, kv head) already.
  * With plan->splits > 1 it covers only key range task->split and writes its
  * unnormalised rows to `part` (flat_split_floats floats) instead of out. */
-void flat_attend_task(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+void flat_attend_task(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                       const flat_task *task, flat_scratch *ws, float *part);
 
 /* Merges the plan->splits partial results of task t (parts of every split,
  * consecutive) into out and lse, weighting each by 2^(m_split - m); the
  * first split's rows are overwritten with the merged, unnormalised rows. */
-void flat_merge_splits(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+void flat_merge_splits(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                        int64_t t, float *parts);
 
 #endif

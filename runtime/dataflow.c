@@ -65,7 +65,7 @@ static void pv_range(const flat_problem *p, const flat_ukernels *uk, const flat_
  * finishes its own staircase tail, so no row ever multiplies a key it must
  * not see (a NaN there must not leak in). `last`: the task's last pv pass,
  * which prefetches the next task's Q rows. */
-static void attend_values(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+static void attend_values(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                           const flat_task *t, int rows, int k0, int width, const float *alpha,
                           flat_scratch *ws, int64_t ld_s, int last)
 {
@@ -104,7 +104,7 @@ static void poison_row(const flat_ukernels *uk, int n, float *s, flat_scratch *w
 }
 
 /* FLAT: whole logit rows, exact softmax (true max, one exp per score), P V. */
-void flat_rows_flat(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+void flat_rows_flat(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                     const flat_task *t, int rows, int kmax, flat_scratch *ws)
 {
     int64_t ld_s = plan->s_cols;
@@ -124,7 +124,7 @@ void flat_rows_flat(const flat_problem *p, const flat_plan *plan, const flat_uke
 /* FLASH (and the decode path, which differs only in flat_scores): key blocks
  * of bk with a running max and sum; when the max grows, the partial output is
  * rescaled by exp2(m_old - m_new) inside pv. */
-void flat_rows_flash(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+void flat_rows_flash(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                      const flat_task *t, int rows, int kbeg, int kend, flat_scratch *ws)
 {
     int64_t ld_s = plan->s_cols;

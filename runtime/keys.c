@@ -52,7 +52,7 @@ static const float *packed_keys(const flat_problem *p, const flat_ukernels *uk,
 /* Packed panels for keys [j0, j0 + n) (j0 a multiple of nr): a slice of the
  * head's panels, or, when K streams (plan.c: one task per kv head), those
  * keys packed now into the chunk buffer, which qk then reads from L2. */
-static const float *chunk_keys(const flat_problem *p, const flat_plan *plan,
+static const float *chunk_keys(const flat_problem *p, const flat_tiling *plan,
                                const flat_ukernels *uk, const flat_task *t, int j0, int n,
                                flat_scratch *ws)
 {
@@ -63,7 +63,7 @@ static const float *chunk_keys(const flat_problem *p, const flat_plan *plan,
 }
 
 /* GEMM-shaped: K in L2-sized chunks of panels, each chunk serving all Q panels. */
-static void scores_packed(const flat_problem *p, const flat_plan *plan,
+static void scores_packed(const flat_problem *p, const flat_tiling *plan,
                           const flat_ukernels *uk, const flat_task *t, int rows, int k0,
                           int width, flat_scratch *ws, int64_t ld_s)
 {
@@ -103,7 +103,7 @@ static void scores_in_place(const flat_problem *p, const flat_ukernels *uk,
     }
 }
 
-void flat_scores(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+void flat_scores(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                  const flat_task *t, int rows, int k0, int width, flat_scratch *ws,
                  int64_t ld_s)
 {

@@ -6,7 +6,7 @@
 #include "tile.h"
 
 /* Equal shares of the task's visible keys, cut at K panel boundaries. */
-void flat_split_range(const flat_plan *plan, const flat_ukernels *uk, const flat_task *t,
+void flat_split_range(const flat_tiling *plan, const flat_ukernels *uk, const flat_task *t,
                       int kmax, int *kbeg, int *kend)
 {
     int64_t share = flat_round_up((kmax + plan->splits - 1) / plan->splits, uk->nr);
@@ -14,7 +14,7 @@ void flat_split_range(const flat_plan *plan, const flat_ukernels *uk, const flat
     *kend = (int)flat_min(kmax, *kbeg + share);
 }
 
-int64_t flat_split_floats(const flat_problem *p, const flat_plan *plan)
+int64_t flat_split_floats(const flat_problem *p, const flat_tiling *plan)
 {
     return (int64_t)plan->rows * (p->v_dim + 2);
 }
@@ -37,7 +37,7 @@ void flat_write_partial(const flat_problem *p, const flat_task *t, const flat_sc
 /* out = sum_s 2^(m_s - m) O_s / sum_s 2^(m_s - m) l_s with m = max_s m_s over
  * the splits that saw keys; lse likewise. A NaN l (poisoned split) makes the
  * row NaN, as it would without splitting. */
-void flat_merge_splits(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+void flat_merge_splits(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                        int64_t t, float *parts)
 {
     flat_task task = flat_task_at(p, plan, t);

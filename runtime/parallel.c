@@ -10,7 +10,7 @@
  * mem + thread * scratch_floats, split-KV partial results at parts. */
 typedef struct {
     const flat_problem *p;
-    const flat_plan *plan;
+    const flat_tiling *plan;
     const flat_ukernels *uk;
     float *mem, *parts;
     int64_t scratch_floats, split_floats, items;
@@ -18,7 +18,7 @@ typedef struct {
 
 static void run_item(const flat_call_work *r, flat_scratch *ws, int64_t i)
 {
-    const flat_plan *plan = r->plan;
+    const flat_tiling *plan = r->plan;
     flat_task task = flat_task_at(r->p, plan, i / plan->splits);
     task.split = (int)(i % plan->splits);
     flat_attend_task(r->p, plan, r->uk, &task, ws,
@@ -63,7 +63,7 @@ static void run_threaded(const flat_call_work *r)
     }
 }
 
-flat_status flat_parallel_run(const flat_problem *p, const flat_plan *plan,
+flat_status flat_parallel_run(const flat_problem *p, const flat_tiling *plan,
                               const flat_ukernels *uk)
 {
     int64_t scratch_floats = flat_scratch_floats(p, plan);

@@ -24,18 +24,18 @@ flat_run flat_value_run(const flat_problem *p, const flat_task *t, int64_t j);
 
 /* S[:, k0 .. k0+width) of every Q panel that has a row seeing past k0: from
  * the packed K panels (GEMM-shaped path) or from K rows in place (decode). */
-void flat_scores(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+void flat_scores(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                  const flat_task *t, int rows, int k0, int width, flat_scratch *ws,
                  int64_t ld_s);
 
 /* The two dataflows over keys [kbeg, kend) of the task's rows. */
-void flat_rows_flat(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+void flat_rows_flat(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                     const flat_task *t, int rows, int kmax, flat_scratch *ws);
-void flat_rows_flash(const flat_problem *p, const flat_plan *plan, const flat_ukernels *uk,
+void flat_rows_flash(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                      const flat_task *t, int rows, int kbeg, int kend, flat_scratch *ws);
 
 /* Key range [*kbeg, *kend) of split t->split (merge.c). */
-void flat_split_range(const flat_plan *plan, const flat_ukernels *uk, const flat_task *t,
+void flat_split_range(const flat_tiling *plan, const flat_ukernels *uk, const flat_task *t,
                       int kmax, int *kbeg, int *kend);
 /* A split's rows as they stand, into `part` (flat_split_floats floats). */
 void flat_write_partial(const flat_problem *p, const flat_task *t, const flat_scratch *ws,

@@ -7,7 +7,7 @@
  *   - causal with q_len 2..16 (speculative verification, chunked prefill
  *     tails) and kv_lens with zeros;
  *   - split-KV counts forced from 1 to 64 through the planner's own hook
- *     (flat_plan_set_splits), including more splits than key panels, so
+ *     (flat_tiling_set_splits), including more splits than key panels, so
  *     most ranges are empty.
  * Tolerance as in test_attention: relative 2-norm error of each output row
  * <= 1e-5, rows that see no key exactly zero with lse = -inf, and lse within
@@ -28,7 +28,7 @@
 
 #include "dispatch.h"
 #include "parallel.h"
-#include "plan.h"
+#include "tiling.h"
 #include "problem.h"
 #include "reference.h"
 #include "testutil.h"
@@ -48,7 +48,7 @@ typedef struct {
 } dcase;
 
 /* One planned call with the split count forced: the same steps as
- * flat_attention (validate, select, plan, run) with flat_plan_set_splits
+ * flat_attention (validate, select, plan, run) with flat_tiling_set_splits
  * in between. splits 0: the planner's own choice. */
 static flat_status run_forced(const flat_tensor *q, const flat_tensor *k, const flat_tensor *v,
                               const flat_tensor *out, const flat_options *opt, int splits)
@@ -60,10 +60,10 @@ static flat_status run_forced(const flat_tensor *q, const flat_tensor *k, const 
     const flat_ukernels *uk = flat_dispatch_select(opt->isa, &s);
     if (!uk)
         return s;
-    flat_plan plan;
-    flat_plan_choose(&p, uk, opt->dataflow, opt->num_threads, &plan);
+    flat_tiling plan;
+    flat_tiling_choose(&p, uk, opt->dataflow, opt->num_threads, &plan);
     if (splits > 0)
-        flat_plan_set_splits(&p, &plan, splits, opt->num_threads);
+        flat_tiling_set_splits(&p, &plan, splits, opt->num_threads);
     assert_true(plan.k_in_place || opt->dataflow != FLAT_DATAFLOW_DECODE);
     return flat_parallel_run(&p, &plan, uk);
 }
@@ -233,8 +233,8 @@ static void test_auto_chooses_decode(void **state)
     flat_problem p;
     flat_options opt = {0};
     assert_int_equal(flat_validate(&q.t, &k.t, &v.t, &o.t, &opt, &p), FLAT_OK);
-    flat_plan plan;
-    flat_plan_choose(&p, tables[0], FLAT_DATAFLOW_AUTO, 2, &plan);
+    flat_tiling plan;
+    flat_tiling_choose(&p, tables[0], FLAT_DATAFLOW_AUTO, 2, &plan);
     assert_true(plan.k_in_place); /* 4 rows per kv head */
     assert_int_equal(plan.k_floats, 0);
     tu_tensor_free(&q);
@@ -242,7 +242,7 @@ static void test_auto_chooses_decode(void **state)
     tu_tensor_free(&o);
     tu_tensor_alloc(&o, TU_BHSD, 1, 8, FLAT_DECODE_MAX_ROWS, 64);
     assert_int_equal(flat_validate(&q.t, &k.t, &v.t, &o.t, &opt, &p), FLAT_OK);
-    flat_plan_choose(&p, tables[0], FLAT_DATAFLOW_AUTO, 2, &plan);
+    flat_tiling_choose(&p, tables[0], FLAT_DATAFLOW_AUTO, 2, &plan);
     assert_false(plan.k_in_place); /* 4 x 16 rows per kv head: GEMM-shaped */
     tu_tensor_free(&q);
     tu_tensor_free(&k);

@@ -1,6 +1,6 @@
 /* The planner: dataflow, tile sizes and thread count for one call. */
-#ifndef FLAT_PLAN_H
-#define FLAT_PLAN_H
+#ifndef FLAT_TILING_H
+#define FLAT_TILING_H
 
 #include "problem.h"
 #include "ukernel.h"
@@ -28,18 +28,18 @@ typedef struct {
     int64_t task_chunk;     /* consecutive tasks a thread takes at once */
     int threads;
     char reason[320];
-} flat_plan;
+} flat_tiling;
 
 /* Query rows per kv head (GQA group x q_len) up to which AUTO takes the
  * decode path (plan.c says how it was measured). */
 #define FLAT_DECODE_MAX_ROWS 16
 
-void flat_plan_choose(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,
-                      int num_threads, flat_plan *plan);
+void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,
+                      int num_threads, flat_tiling *plan);
 
 /* Sets the split-KV count (>= 1) and what follows from it (threads, task
- * chunks, dataflow). flat_plan_choose calls it with its own choice; tests
+ * chunks, dataflow). flat_tiling_choose calls it with its own choice; tests
  * call it again to force any count on a valid plan. */
-void flat_plan_set_splits(const flat_problem *p, flat_plan *plan, int splits, int threads);
+void flat_tiling_set_splits(const flat_problem *p, flat_tiling *plan, int splits, int threads);
 
 #endif

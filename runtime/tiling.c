@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "cpu.h"
-#include "plan.h"
+#include "tiling.h"
 
 /* A split-KV range streams at least this many bytes of K and V: a split's
  * fixed cost (Q packing, its partial rows, their merge) is a few microseconds
@@ -31,7 +31,7 @@
 /* Rows a task aims for: enough Q panels to amortise each K panel load. */
 static int target_rows(const flat_ukernels *uk) { return (int)flat_round_up(48, uk->mr); }
 
-static void choose_task_shape(const flat_problem *p, int rows, flat_plan *plan)
+static void choose_task_shape(const flat_problem *p, int rows, flat_tiling *plan)
 {
     int64_t group = p->q_heads / p->kv_heads;
     if (group >= rows) {
@@ -43,7 +43,7 @@ static void choose_task_shape(const flat_problem *p, int rows, flat_plan *plan)
     }
 }
 
-static int64_t count_tasks(const flat_problem *p, const flat_plan *plan)
+static int64_t count_tasks(const flat_problem *p, const flat_tiling *plan)
 {
     int64_t group = p->q_heads / p->kv_heads;
     int64_t head_tasks = (group + plan->heads_per_task - 1) / plan->heads_per_task;
@@ -68,7 +68,7 @@ static int choose_splits(const flat_problem *p, const flat_ukernels *uk, int64_t
  * (batch, kv head) has a single task, or splits share it: packing all of it
  * first would write it out past L2 and read it back, three passes over
  * memory for one); else one whole (batch, kv head). */
-static void size_packed_k(const flat_problem *p, const flat_ukernels *uk, flat_plan *plan)
+static void size_packed_k(const flat_problem *p, const flat_ukernels *uk, flat_tiling *plan)
 {
     int64_t kv_pad = flat_round_up(p->kv_visible, uk->nr);
     plan->k_panels = kv_pad / uk->nr;
@@ -79,7 +79,7 @@ static void size_packed_k(const flat_problem *p, const flat_ukernels *uk, flat_p
                                       : kv_pad * p->dim;
 }
 
-void flat_plan_set_splits(const flat_problem *p, flat_plan *plan, int splits, int threads)
+void flat_tiling_set_splits(const flat_problem *p, flat_tiling *plan, int splits, int threads)
 {
     plan->splits = splits < 1 ? 1 : splits;
     if (plan->splits > 1 && plan->dataflow == FLAT_DATAFLOW_FLAT) {
@@ -101,7 +101,7 @@ void flat_plan_set_splits(const flat_problem *p, flat_plan *plan, int splits, in
  * quarter of L2, split evenly over the visible keys. Long blocks amortise
  * the per-block row max, rescale and pv O reload (1024 keys measured ~5%
  * faster than 256 on s4k, 2-4% on bert and s1k). */
-static int flash_block(const flat_ukernels *uk, const flat_plan *plan, int64_t l2_quarter,
+static int flash_block(const flat_ukernels *uk, const flat_tiling *plan, int64_t l2_quarter,
                        int64_t kv_pad)
 {
     int64_t bk_max = flat_max(uk->nr, l2_quarter / (plan->rows_pad * 4) / uk->nr * uk->nr);
@@ -110,7 +110,7 @@ static int flash_block(const flat_ukernels *uk, const flat_plan *plan, int64_t l
 }
 
 static void plan_decode(const flat_problem *p, const flat_ukernels *uk, int64_t l2_bytes,
-                        flat_plan *plan)
+                        flat_tiling *plan)
 {
     int64_t l2_quarter = l2_bytes / 4;
     plan->dataflow = FLAT_DATAFLOW_FLASH;
@@ -132,8 +132,8 @@ static void plan_decode(const flat_problem *p, const flat_ukernels *uk, int64_t 
     plan->pv_keys = plan->bk;
 }
 
-void flat_plan_choose(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,
-                      int num_threads, flat_plan *plan)
+void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,
+                      int num_threads, flat_tiling *plan)
 {
     const flat_cpu_info *cpu = flat_cpu();
     int threads = num_threads > 0 ? num_threads : omp_get_max_threads();
@@ -190,7 +190,7 @@ void flat_plan_choose(const flat_problem *p, const flat_ukernels *uk, flat_dataf
     int splits = plan->dataflow == FLAT_DATAFLOW_FLAT && requested == FLAT_DATAFLOW_FLAT
                      ? 1
                      : choose_splits(p, uk, plan->tasks, threads);
-    flat_plan_set_splits(p, plan, splits, threads);
+    flat_tiling_set_splits(p, plan, splits, threads);
     size_packed_k(p, uk, plan);
     snprintf(plan->reason, sizeof plan->reason,
              "%s (%lld rows per kv head; FLAT rows fitting L2/2=%lldKiB at %lld visible keys: "

@@ -34,6 +34,7 @@
 #ifndef FLAT_H
 #define FLAT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -47,9 +48,9 @@ extern "C" {
 #endif
 
 #define FLAT_VERSION_MAJOR 0
-#define FLAT_VERSION_MINOR 1
+#define FLAT_VERSION_MINOR 2
 #define FLAT_VERSION_PATCH 0
-#define FLAT_VERSION_STRING "0.1.0"
+#define FLAT_VERSION_STRING "0.2.0"
 
 /* Result of every fallible call. */
 typedef enum {
@@ -161,6 +162,116 @@ typedef struct {
 FLAT_API flat_status flat_attention(const flat_tensor *q, const flat_tensor *k,
                                     const flat_tensor *v, const flat_tensor *out,
                                     const flat_options *opt);
+
+/* ------------------------------------------------------------------------
+ * Paged KV cache and ragged batches (0.2)
+ *
+ * The engine keeps K and V in pools of pages of `page_size` tokens; sequence
+ * b's i-th page of tokens is pool page block_table[b * block_table_stride + i].
+ * Both pool layouts engines use map through the strides (in elements; dim is
+ * contiguous):
+ *   vLLM   [pages, page_size, heads, dim]: stride_page = page_size*heads*dim,
+ *          stride_token = heads*dim, stride_head = dim
+ *   HND    [pages, heads, page_size, dim]: stride_page = heads*page_size*dim,
+ *          stride_token = dim, stride_head = page_size*dim
+ * A sequence's queries are its last tokens: causal alignment is bottom-right
+ * against seq_lens[b], so one call serves a continuous-batching step mixing
+ * prefill chunks and single-token decodes. Results are bitwise those of
+ * flat_attention on the same data laid out contiguously (same options, ISA and
+ * thread count). The caller owns every array; flat reads them during the call
+ * (a plan copies what it needs when it is made). Pages past a sequence's
+ * seq_lens[b] tokens are never read, and their block-table entries may hold
+ * anything (e.g. -1).
+ * ------------------------------------------------------------------------ */
+typedef struct {
+    flat_dtype dtype;          /* of both pools: FLAT_F32, FLAT_F16 or FLAT_BF16 */
+    const void *k, *v;         /* the page pools */
+    int64_t pages;             /* pages in each pool (block-table entries must be < pages) */
+    int64_t page_size;         /* tokens per page, >= 1 (any size: 1, 7, 16, 256 ...) */
+    int64_t heads;             /* kv heads; q.heads must be a multiple */
+    int64_t dim, v_dim;        /* head dims of K (= q.dim) and V (= out.dim) */
+    int64_t k_stride_page, k_stride_token, k_stride_head; /* elements, >= 0 */
+    int64_t v_stride_page, v_stride_token, v_stride_head;
+    int64_t batch;             /* sequences in this call, >= 1 */
+    const int32_t *seq_lens;   /* [batch]: tokens of each sequence in the cache, in
+                                  [0, block_table_stride * page_size] */
+    const int32_t *block_table; /* [batch][block_table_stride]: pool page of each of a
+                                   sequence's pages, in [0, pages) where read */
+    int64_t block_table_stride; /* entries per sequence, >= 1 */
+    const int32_t *q_offsets;  /* optional [batch + 1]: sequence b's queries are rows
+                                  q_offsets[b] .. q_offsets[b+1]-1 of q (q.batch 1),
+                                  non-decreasing, q_offsets[batch] <= q.seq; each
+                                  count <= seq_lens[b] (0 allowed). NULL: q.batch ==
+                                  batch and every sequence has q.seq queries. */
+} flat_paged_kv;
+
+/*
+ * Attention over a paged KV cache: q [B or 1, Hq, Nq, D], out the same shape
+ * with Dv columns, K/V from the pools. opt as for flat_attention except that
+ * opt->kv_lens must be NULL (seq_lens is the visible length); lse is
+ * [q.batch, Hq, q.seq] contiguous, one value per q row. Every index is
+ * validated first (page numbers, seq_lens, q_offsets, counts); on any error
+ * out and lse are untouched.
+ */
+FLAT_API flat_status flat_attention_paged(const flat_tensor *q, const flat_paged_kv *kv,
+                                          const flat_tensor *out, const flat_options *opt);
+
+/* ------------------------------------------------------------------------
+ * Plans, workspaces and the engine's threads (0.2)
+ *
+ * A plan is one call, validated and scheduled once: it binds the tensors
+ * (their pointers; the data under them may change between executions), the
+ * options and the kernel table, and it is immutable once made, so any number
+ * of threads may use it at once (each execution with its own workspace).
+ * Making a plan allocates only the plan object; executing it with a caller
+ * workspace allocates nothing.
+ *
+ * The work is two phases of tasks. Phase 0 computes attention; phase 1 merges
+ * split-KV partial results (0 tasks when the plan does not split keys).
+ * Tasks of a phase may run in any order and concurrently, on workers numbered
+ * [0, flat_plan_workers), one task at a time per worker; phase 1 starts after
+ * every phase-0 task has returned (the caller's barrier). No task waits for
+ * another, so an engine may run them on any number of its own threads. For a
+ * fixed plan the result is bitwise the same however the tasks are scheduled.
+ * flat_attention is a plan made, executed with OpenMP and destroyed.
+ * ------------------------------------------------------------------------ */
+typedef struct flat_plan flat_plan; /* opaque */
+
+/* Validates like flat_attention and makes the plan; *plan is NULL on error.
+ * opt->num_threads is the number of workers the plan is sized for (0: the
+ * OpenMP default). FLAT_ERROR_OUT_OF_MEMORY if the plan object cannot be
+ * allocated. */
+FLAT_API flat_status flat_plan_create(const flat_tensor *q, const flat_tensor *k,
+                                      const flat_tensor *v, const flat_tensor *out,
+                                      const flat_options *opt, flat_plan **plan);
+/* The same for flat_attention_paged. */
+FLAT_API flat_status flat_plan_create_paged(const flat_tensor *q, const flat_paged_kv *kv,
+                                            const flat_tensor *out, const flat_options *opt,
+                                            flat_plan **plan);
+/* Frees the plan (NULL is a no-op). No task of it may be running. */
+FLAT_API void flat_plan_destroy(flat_plan *plan);
+/* Bytes of workspace one execution needs, for all workers together; the
+ * workspace must be 64-byte aligned. The content need not be initialised and
+ * is garbage afterwards. */
+FLAT_API size_t flat_plan_workspace_size(const flat_plan *plan);
+/* Workers the plan is sized for (worker ids run 0 .. workers-1). */
+FLAT_API int flat_plan_workers(const flat_plan *plan);
+/* Tasks of a phase: 0 attention, 1 split-KV merge (0 tasks if none); -1 for
+ * another phase or a NULL plan. */
+FLAT_API int64_t flat_plan_tasks(const flat_plan *plan, int phase);
+/* Runs task `task` of `phase` as worker `worker` in `workspace` (of
+ * flat_plan_workspace_size bytes, shared by all workers of this execution).
+ * FLAT_ERROR_INVALID_ARGUMENT for an out-of-range phase, task or worker, or a
+ * NULL or misaligned workspace; nothing is written then. */
+FLAT_API flat_status flat_plan_run_task(const flat_plan *plan, int phase, int64_t task,
+                                        int worker, void *workspace);
+/* Runs every task of both phases with OpenMP (flat_plan_workers threads).
+ * workspace NULL: allocated for this call (FLAT_ERROR_OUT_OF_MEMORY if that
+ * fails, nothing written). */
+FLAT_API flat_status flat_plan_execute(const flat_plan *plan, void *workspace);
+/* The planner's choice and its reason (what FLAT_VERBOSE=1 prints); valid
+ * while the plan lives. */
+FLAT_API const char *flat_plan_describe(const flat_plan *plan);
 
 /* Best ISA of this CPU and build, ignoring FLAT_ISA. */
 FLAT_API flat_isa flat_isa_detect(void);

@@ -19,6 +19,7 @@ static int64_t scratch_layout(flat_scratch *ws, float *mem, const flat_problem *
         at += flat_round_up((int64_t)(count) * (int64_t)sizeof(*ws->field) / 4 + 1, 16);    \
     } while (0)
     CARVE(kp, float *, plan->k_floats);
+    CARVE(spare, float *, plan->k_in_place ? 0 : p->dim * plan->nr);
     CARVE(qp, float *, rp * p->dim);
     CARVE(s, float *, rp * plan->s_cols);
     CARVE(o, float *, r * p->v_dim);
@@ -48,29 +49,6 @@ void flat_scratch_init(flat_scratch *ws, float *mem, const flat_problem *p,
         ws->ones[i] = 1.0f;
 }
 
-flat_task flat_task_at(const flat_problem *p, const flat_tiling *plan, int64_t t)
-{
-    int64_t group = p->q_heads / p->kv_heads;
-    int64_t head_tasks = (group + plan->heads_per_task - 1) / plan->heads_per_task;
-    int64_t q_blocks = (p->q_len + plan->bq - 1) / plan->bq;
-    /* Consecutive tasks share a (batch, kv head, head group), so its K and V
-     * stay in L2/L3 while every query block streams them; walking heads
-     * first would pull all heads' K and V through L3 for every block. Within
-     * a head, causal cost grows with the position, so the last (heaviest)
-     * query blocks go first and dynamic scheduling balances the light tail. */
-    int64_t qb = q_blocks - 1 - t % q_blocks, rest = t / q_blocks;
-    flat_task task;
-    task.b = rest / (p->kv_heads * head_tasks);
-    task.kv_head = rest / head_tasks % p->kv_heads;
-    task.head0 = task.kv_head * group + rest % head_tasks * plan->heads_per_task;
-    task.heads = (int)flat_min(plan->heads_per_task, (task.kv_head + 1) * group - task.head0);
-    task.pos0 = qb * plan->bq;
-    task.positions = (int)flat_min(plan->bq, p->q_len - task.pos0);
-    task.index = t;
-    task.split = 0;
-    return task;
-}
-
 /* Row r of the task is head head0 + r / positions at position pos0 + r % positions. */
 static int gather_rows(const flat_problem *p, const flat_tiling *plan, const flat_task *t,
                        flat_scratch *ws)
@@ -78,9 +56,8 @@ static int gather_rows(const flat_problem *p, const flat_tiling *plan, const fla
     int rows = t->heads * t->positions, kmax = 0;
     for (int r = 0; r < rows; r++) {
         int64_t h = t->head0 + r / t->positions, pos = t->pos0 + r % t->positions;
-        ws->rows[r] = flat_view_row(&p->q, p->q_dtype, t->b, h, pos);
-        ws->next_rows[r] =
-            pos >= plan->bq ? flat_view_row(&p->q, p->q_dtype, t->b, h, pos - plan->bq) : NULL;
+        ws->rows[r] = flat_q_row(p, t->b, h, pos);
+        ws->next_rows[r] = pos >= plan->bq ? flat_q_row(p, t->b, h, pos - plan->bq) : NULL;
         ws->limit[r] = (int)flat_visible_keys(p, t->b, pos);
         kmax = ws->limit[r] > kmax ? ws->limit[r] : kmax;
     }
@@ -124,47 +101,18 @@ static void write_rows(const flat_problem *p, const flat_ukernels *uk, const fla
     for (int r = 0; r < rows; r++) {
         int64_t h = t->head0 + r / t->positions, pos = t->pos0 + r % t->positions;
         void *out = flat_out_row(p, t->b, h, pos);
+        float *lse = flat_lse_at(p, t->b, h, pos);
         if (kmax == 0) /* O never written */
             memset(out, 0, (size_t)(p->v_dim * flat_dtype_size(p->q_dtype)));
         else if (!ws->o_direct)
             uk->store_row((int)p->v_dim, flat_o_row(ws, r), ws->alpha[r], p->q_dtype, out);
-        if (p->lse)
-            p->lse[(t->b * p->q_heads + h) * p->q_len + pos] =
-                ws->l[r] == 0.0f ? -INFINITY : FLAT_LN2 * (ws->m[r] + log2f(ws->l[r]));
+        if (lse)
+            *lse = ws->l[r] == 0.0f ? -INFINITY : FLAT_LN2 * (ws->m[r] + log2f(ws->l[r]));
     }
     if (kmax > 0 && ws->o_direct)
         for (int r0 = 0; r0 < rows; r0 += uk->pv_mr)
             uk->pv((int)flat_min(uk->pv_mr, rows - r0), 0, (int)p->v_dim, ws->s, 1, NULL, 1,
                    FLAT_F32, flat_o_row(ws, r0), ws->o_ld_row, ws->alpha + r0);
-}
-
-/* pack_k streams K from memory at DRAM speed (1-2% of a call), and the first
- * pv pass over a new head's V does too. The thread's next (batch, kv head)
- * is most likely `threads` pairs on (whole pairs per thread, plan.c), so each
- * task of the current pair prefetches its share of that pair's K and V rows,
- * spread over its last pv pass like the Q rows. */
-static void next_keys(const flat_problem *p, const flat_tiling *plan, const flat_task *t,
-                      flat_scratch *ws)
-{
-    int64_t pairs = p->batch * p->kv_heads, per_pair = plan->tasks / pairs;
-    int64_t next = t->b * p->kv_heads + t->kv_head + plan->threads;
-    ws->next_k_rows = 0;
-    /* splits: threads share one head; in place: the decode kernels prefetch
-     * their own rows ahead, and this bookkeeping measured a quarter of 0.1's
-     * decode time */
-    if (next >= pairs || plan->splits > 1 || plan->k_in_place)
-        return;
-    flat_task nt = *t;
-    nt.b = next / p->kv_heads;
-    nt.kv_head = next % p->kv_heads;
-    int64_t n = p->kv_lens ? p->kv_lens[nt.b] : p->kv_len, i = t->index % per_pair;
-    int64_t j0 = n * i / per_pair, j1 = n * (i + 1) / per_pair;
-    flat_run k = flat_key_run(p, &nt, j0), v = flat_value_run(p, &nt, j0);
-    ws->next_k = k.row;
-    ws->next_v = v.row;
-    ws->next_k_ld = k.ld;
-    ws->next_v_ld = v.ld;
-    ws->next_k_rows = flat_min(j1 - j0, flat_min(k.count, v.count));
 }
 
 void flat_attend_task(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
@@ -176,7 +124,6 @@ void flat_attend_task(const flat_problem *p, const flat_tiling *plan, const flat
     if (part)
         flat_split_range(plan, uk, task, kmax, &kbeg, &kend);
     map_output(p, plan, uk, task, ws);
-    next_keys(p, plan, task, ws);
     for (int r = 0; r < rows; r++) {
         ws->m[r] = -INFINITY;
         ws->l[r] = 0.0f;
@@ -194,3 +141,16 @@ void flat_attend_task(const flat_problem *p, const flat_tiling *plan, const flat
         write_rows(p, uk, task, ws, kmax);
 }
 
+
+void flat_attend_unit(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
+                      const flat_unit_view *u, flat_scratch *ws, float *part)
+{
+    /* Last block first: the block below is the next, and gather_rows
+     * prefetches its Q rows during this one's last pv pass. */
+    int64_t last = u->pos0 + (u->pos1 - 1 - u->pos0) / plan->bq * plan->bq;
+    for (int64_t pos = last; pos >= u->pos0; pos -= plan->bq) {
+        flat_task task = {u->b, u->kv_head, u->head0, pos, 0, u->heads,
+                          (int)flat_min(plan->bq, u->pos1 - pos), u->split};
+        flat_attend_task(p, plan, uk, &task, ws, part);
+    }
+}

@@ -11,6 +11,7 @@
 /* Per-thread scratch, carved from one allocation (see flat_workspace_floats). */
 typedef struct {
     float *kp;     /* packed K of one (batch, kv head): k_floats */
+    float *spare;  /* one K panel: a page piece that starts inside a panel */
     int64_t kp_pair; /* which: b * kv_heads + kv_head, or -1 */
     float *qp;     /* packed Q panels: rows_pad x dim */
     float *s;      /* scores / probabilities: rows_pad x s_cols */
@@ -27,12 +28,7 @@ typedef struct {
     int *limit;    /* keys visible to each row (a prefix) */
     const void **rows; /* Q row pointers for pack_q */
     const void **next_rows;  /* the same rows one query block lower (the next
-                                task in order), or NULL; prefetched during pv */
-    const void *next_k;      /* this task's slice of the K (and V) rows the
-                                thread uses next, also prefetched during pv: */
-    const void *next_v;
-    int64_t next_k_ld, next_v_ld; /* their row strides */
-    int64_t next_k_rows;     /* rows at next_k (next_v) */
+                                block of the unit), or NULL; prefetched during pv */
 } flat_scratch;
 
 /* Floats one thread's scratch needs (pointer and int arrays included). */
@@ -42,19 +38,28 @@ int64_t flat_scratch_floats(const flat_problem *p, const flat_tiling *plan);
 void flat_scratch_init(flat_scratch *ws, float *mem, const flat_problem *p,
                        const flat_tiling *plan);
 
-/* The task's coordinates. */
+/* One query block: its coordinates. */
 typedef struct {
-    int64_t b, kv_head, head0, pos0; /* first query head and position */
-    int64_t index;                   /* t of flat_task_at */
+    int64_t b, kv_head, head0, pos0; /* sequence, kv head, first query head and position */
+    int64_t unused;
     int heads, positions;
     int split;                       /* which key range, when plan->splits > 1 */
 } flat_task;
 
+/* A unit's coordinates as flat_attend_unit reads them (call.h's flat_unit). */
+typedef struct {
+    int32_t b, kv_head, head0, heads;
+    int32_t pos0, pos1;
+    int32_t split, block;
+} flat_unit_view;
+
 /* Floats of one split's partial rows: rows x (v_dim + 2), (O, m, l) per row. */
 int64_t flat_split_floats(const flat_problem *p, const flat_tiling *plan);
 
-/* Decodes task index t (heaviest causal blocks first). */
-flat_task flat_task_at(const flat_problem *p, const flat_tiling *plan, int64_t t);
+/* Runs a unit's blocks (positions [pos0, pos1) in blocks of bq), packing
+ * K afresh for it: nothing of a previous unit is reused. */
+void flat_attend_unit(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
+                      const flat_unit_view *u, flat_scratch *ws, float *part);
 
 /* Computes the task's output rows (and lse), packing the task's K into the
  * thread's scratch first unless it holds that (batch, kv head) already.
@@ -63,10 +68,10 @@ flat_task flat_task_at(const flat_problem *p, const flat_tiling *plan, int64_t t
 void flat_attend_task(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                       const flat_task *task, flat_scratch *ws, float *part);
 
-/* Merges the plan->splits partial results of task t (parts of every split,
+/* Merges the plan->splits partial results of block t (parts of every split,
  * consecutive) into out and lse, weighting each by 2^(m_split - m); the
  * first split's rows are overwritten with the merged, unnormalised rows. */
 void flat_merge_splits(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
-                       int64_t t, float *parts);
+                       const flat_task *t, float *parts);
 
 #endif

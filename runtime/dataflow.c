@@ -27,22 +27,6 @@ static inline __attribute__((always_inline)) void prefetch_rows(const flat_probl
                 __builtin_prefetch((const char *)rows[r] + c, 0, 2);
 }
 
-/* Part g of G of this task's slice of the next K and V (attend.c, next_keys). */
-static inline __attribute__((always_inline)) void prefetch_keys(const flat_problem *p,
-                                                                const flat_scratch *ws,
-                                                                int g, int groups)
-{
-    int64_t j0 = ws->next_k_rows * g / groups, j1 = ws->next_k_rows * (g + 1) / groups;
-    int64_t size = flat_dtype_size(p->kv_dtype);
-    const char *k = ws->next_k, *v = ws->next_v;
-    for (int64_t j = j0; j < j1; j++) {
-        for (int64_t c = 0; c < p->dim * size; c += 64)
-            __builtin_prefetch(k + j * ws->next_k_ld * size + c, 0, 2);
-        for (int64_t c = 0; c < p->v_dim * size; c += 64)
-            __builtin_prefetch(v + j * ws->next_v_ld * size + c, 0, 2);
-    }
-}
-
 /* pv of m rows over keys [j0, j0 + n), V walked run by run: the first run
  * applies alpha, later ones accumulate. */
 static void pv_range(const flat_problem *p, const flat_ukernels *uk, const flat_task *t, int m,
@@ -77,10 +61,8 @@ static void attend_values(const flat_problem *p, const flat_tiling *plan, const 
                 (int)flat_max(0, flat_min(flat_min_limit(ws->limit, r0, r1) - k0, c1) - c0);
             const float *a = c0 > 0 ? ws->ones + r0 : alpha ? alpha + r0 : NULL;
             const float *s = ws->s + r0 * ld_s + c0;
-            if (last && c0 == 0) {
+            if (last && c0 == 0)
                 prefetch_rows(p, ws->next_rows, r0, r1);
-                prefetch_keys(p, ws, r0 / uk->pv_mr, (rows + uk->pv_mr - 1) / uk->pv_mr);
-            }
             pv_range(p, uk, t, r1 - r0, k0 + c0, full, s, ld_s, flat_o_row(ws, r0),
                      ws->o_ld_row, a, ws->ones);
             for (int r = r0; r < r1; r++) {

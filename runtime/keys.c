@@ -4,30 +4,66 @@
  * nothing else in the runtime computes a K or V address. The GEMM-shaped
  * path packs K into the contract's panels and qk reuses them for every query
  * block; the decode path hands K rows to qk_rows where they lie. */
+#include <string.h>
+
 #include "tile.h"
+
+/* The rest of key j's page: the page the block table names, from j's slot. */
+static flat_run page_run(const flat_problem *p, const void *pool, int64_t sp, int64_t st,
+                         int64_t sh, const flat_task *t, int64_t j)
+{
+    const flat_pages *pg = &p->pages;
+    int64_t page = pg->block_table[t->b * pg->bt_stride + j / pg->page_size];
+    int64_t slot = j % pg->page_size;
+    return (flat_run){flat_elem_ptr(pool, page * sp + slot * st + t->kv_head * sh, p->kv_dtype),
+                      st, pg->page_size - slot};
+}
 
 flat_run flat_key_run(const flat_problem *p, const flat_task *t, int64_t j)
 {
+    if (p->paged)
+        return page_run(p, p->pages.k, p->pages.k_sp, p->pages.k_st, p->pages.k_sh, t, j);
     return (flat_run){flat_view_row(&p->k, p->kv_dtype, t->b, t->kv_head, j), p->k.ss,
                       p->kv_len - j};
 }
 
 flat_run flat_value_run(const flat_problem *p, const flat_task *t, int64_t j)
 {
+    if (p->paged)
+        return page_run(p, p->pages.v, p->pages.v_sp, p->pages.v_st, p->pages.v_sh, t, j);
     return (flat_run){flat_view_row(&p->v, p->kv_dtype, t->b, t->kv_head, j), p->v.ss,
                       p->kv_len - j};
 }
 
-/* pack_k over keys [j0, j0 + n) run by run, into consecutive panels. A run
- * that ended inside a panel would need pack_k to start mid-panel; contiguous
- * tensors are a single run, so that case does not arise yet. */
+/* Keys [j, j + n) of one run into panel `panel` from key slot `slot` on:
+ * pack_k writes whole zero-padded panels, so a piece that starts inside a
+ * panel is packed into `spare` (one panel) and its columns copied over. */
+static void pack_piece(const flat_problem *p, const flat_ukernels *uk, flat_run r, int64_t n,
+                       int slot, float *panel, float *spare)
+{
+    if (slot == 0) {
+        uk->pack_k((int)n, (int)p->dim, r.row, r.ld, p->kv_dtype, panel);
+        return;
+    }
+    uk->pack_k((int)n, (int)p->dim, r.row, r.ld, p->kv_dtype, spare);
+    for (int64_t c = 0; c < p->dim; c++)
+        memcpy(panel + c * uk->nr + slot, spare + c * uk->nr, (size_t)n * sizeof *panel);
+}
+
+/* pack_k over keys [j0, j0 + n) (j0 a multiple of nr) run by run, into
+ * consecutive panels: a contiguous tensor is one pack_k call; a page
+ * boundary inside a panel splits it in two pieces. */
 static void pack_range(const flat_problem *p, const flat_ukernels *uk, const flat_task *t,
-                       int64_t j0, int64_t n, float *kp)
+                       int64_t j0, int64_t n, float *kp, float *spare)
 {
     for (int64_t j = j0; j < j0 + n;) {
         flat_run r = flat_key_run(p, t, j);
+        int slot = (int)((j - j0) % uk->nr);
+        /* a run starting mid-panel fills that panel first, then whole panels */
         int64_t here = flat_min(r.count, j0 + n - j);
-        uk->pack_k((int)here, (int)p->dim, r.row, r.ld, p->kv_dtype, kp + (j - j0) * p->dim);
+        if (slot)
+            here = flat_min(here, uk->nr - slot);
+        pack_piece(p, uk, r, here, slot, kp + (j - j0 - slot) * p->dim, spare);
         j += here;
     }
 }
@@ -43,7 +79,7 @@ static const float *packed_keys(const flat_problem *p, const flat_ukernels *uk,
 {
     int64_t pair = t->b * p->kv_heads + t->kv_head;
     if (ws->kp_pair != pair) {
-        pack_range(p, uk, t, 0, p->kv_lens ? p->kv_lens[t->b] : p->kv_len, ws->kp);
+        pack_range(p, uk, t, 0, flat_kv_len_of(p, t->b), ws->kp, ws->spare);
         ws->kp_pair = pair;
     }
     return ws->kp;
@@ -58,7 +94,7 @@ static const float *chunk_keys(const flat_problem *p, const flat_tiling *plan,
 {
     if (!plan->stream_k)
         return packed_keys(p, uk, t, ws) + (int64_t)j0 * p->dim;
-    pack_range(p, uk, t, j0, n, ws->kp);
+    pack_range(p, uk, t, j0, n, ws->kp, ws->spare);
     return ws->kp;
 }
 

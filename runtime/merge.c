@@ -38,9 +38,9 @@ void flat_write_partial(const flat_problem *p, const flat_task *t, const flat_sc
  * the splits that saw keys; lse likewise. A NaN l (poisoned split) makes the
  * row NaN, as it would without splitting. */
 void flat_merge_splits(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
-                       int64_t t, float *parts)
+                       const flat_task *t, float *parts)
 {
-    flat_task task = flat_task_at(p, plan, t);
+    const flat_task task = *t;
     int rows = task.heads * task.positions;
     int64_t stride = flat_split_floats(p, plan); /* a short last block uses fewer rows */
     for (int r = 0; r < rows; r++) {
@@ -66,8 +66,8 @@ void flat_merge_splits(const flat_problem *p, const flat_tiling *plan, const fla
         }
         uk->store_row((int)p->v_dim, sum, l != 0.0f ? 1.0f / l : 0.0f, p->q_dtype,
                       flat_out_row(p, task.b, h, pos));
-        if (p->lse)
-            p->lse[(task.b * p->q_heads + h) * p->q_len + pos] =
-                l == 0.0f ? -INFINITY : FLAT_LN2 * (m + log2f(l));
+        float *lse = flat_lse_at(p, task.b, h, pos);
+        if (lse)
+            *lse = l == 0.0f ? -INFINITY : FLAT_LN2 * (m + log2f(l));
     }
 }

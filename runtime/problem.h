@@ -12,8 +12,17 @@ typedef struct {
     int64_t sb, sh, ss; /* strides of batch, head, seq, in elements */
 } flat_view;
 
+/* The paged pools (flat_paged_kv), when the call is paged. */
 typedef struct {
-    flat_view q, k, v;
+    const void *k, *v;
+    int64_t page_size;
+    int64_t k_sp, k_st, k_sh, v_sp, v_st, v_sh; /* page, token, head strides */
+    const int32_t *block_table;
+    int64_t bt_stride;
+} flat_pages;
+
+typedef struct {
+    flat_view q, k, v; /* k and v unused when paged */
     flat_dtype q_dtype;  /* of q and out */
     flat_dtype kv_dtype; /* of k and v */
     void *out;
@@ -21,11 +30,21 @@ typedef struct {
     float *lse; /* optional, [B, Hq, Nq] contiguous */
     const int32_t *kv_lens;
     int64_t batch, q_heads, kv_heads, q_len, kv_len, dim, v_dim;
+    int64_t q_rows; /* q.seq (the lse row stride; = q_len unless ragged) */
     int64_t kv_visible; /* max over batches of the visible keys (kv_lens), <= kv_len:
                            the planner sizes by it, never by the cache's capacity */
     int causal;
     float scale; /* natural-log units; pack_q folds in log2(e) */
+    int paged;   /* K and V come from `pages` (kv_lens then holds the seq_lens) */
+    flat_pages pages;
+    const int32_t *q_offsets; /* ragged: sequence b's rows q_offsets[b].. of q batch 0;
+                                 q_len is then the largest count */
 } flat_problem;
+
+/* Checks the rules of flat_attention_paged (runtime/paged.c); fills *p. */
+flat_status flat_validate_paged(const flat_tensor *q, const flat_paged_kv *kv,
+                                const flat_tensor *out, const flat_options *opt,
+                                flat_problem *p);
 
 /* Checks every argument rule of flat.h before anything is written; on
  * success fills *p. On failure returns the status with the message set. */
@@ -39,11 +58,48 @@ static inline const void *flat_view_row(const flat_view *v, flat_dtype t, int64_
     return flat_elem_ptr(v->data, b * v->sb + h * v->sh + s * v->ss, t);
 }
 
-/* Output row (b, h, s). */
-static inline void *flat_out_row(const flat_problem *p, int64_t b, int64_t h, int64_t s)
+/* Query rows of sequence b. */
+static inline int64_t flat_q_len_of(const flat_problem *p, int64_t b)
 {
+    return p->q_offsets ? p->q_offsets[b + 1] - p->q_offsets[b] : p->q_len;
+}
+
+/* Keys of sequence b (kv_lens, seq_lens, or the tensor's). */
+static inline int64_t flat_kv_len_of(const flat_problem *p, int64_t b)
+{
+    return p->kv_lens ? p->kv_lens[b] : p->kv_len;
+}
+
+/* (batch, position) in q, out and lse of sequence b's query `pos`. */
+static inline void flat_q_index(const flat_problem *p, int64_t b, int64_t pos, int64_t *qb,
+                                int64_t *qs)
+{
+    *qb = p->q_offsets ? 0 : b;
+    *qs = p->q_offsets ? p->q_offsets[b] + pos : pos;
+}
+
+static inline const void *flat_q_row(const flat_problem *p, int64_t b, int64_t h, int64_t pos)
+{
+    int64_t qb, qs;
+    flat_q_index(p, b, pos, &qb, &qs);
+    return flat_view_row(&p->q, p->q_dtype, qb, h, qs);
+}
+
+/* Output row of sequence b, head h, query pos. */
+static inline void *flat_out_row(const flat_problem *p, int64_t b, int64_t h, int64_t pos)
+{
+    int64_t qb, qs;
+    flat_q_index(p, b, pos, &qb, &qs);
     return (char *)p->out +
-           (b * p->out_sb + h * p->out_sh + s * p->out_ss) * flat_dtype_size(p->q_dtype);
+           (qb * p->out_sb + h * p->out_sh + qs * p->out_ss) * flat_dtype_size(p->q_dtype);
+}
+
+/* Its lse element ([q.batch, Hq, q.seq] contiguous), or NULL. */
+static inline float *flat_lse_at(const flat_problem *p, int64_t b, int64_t h, int64_t pos)
+{
+    int64_t qb, qs;
+    flat_q_index(p, b, pos, &qb, &qs);
+    return p->lse ? p->lse + (qb * p->q_heads + h) * p->q_rows + qs : NULL;
 }
 
 static inline int64_t flat_min(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -53,10 +109,10 @@ static inline int64_t flat_round_up(int64_t x, int64_t m) { return (x + m - 1) /
 /* Keys row `pos` of batch b may see: a prefix [0, limit). */
 static inline int64_t flat_visible_keys(const flat_problem *p, int64_t b, int64_t pos)
 {
-    int64_t kvl = p->kv_lens ? p->kv_lens[b] : p->kv_len;
+    int64_t kvl = flat_kv_len_of(p, b);
     if (!p->causal)
         return kvl;
-    int64_t lim = pos + (kvl - p->q_len) + 1; /* bottom-right aligned */
+    int64_t lim = pos + (kvl - flat_q_len_of(p, b)) + 1; /* bottom-right aligned */
     return lim < 0 ? 0 : lim > kvl ? kvl : lim;
 }
 

@@ -43,12 +43,14 @@ static void choose_task_shape(const flat_problem *p, int rows, flat_tiling *plan
     }
 }
 
+/* Query blocks: per sequence, kv head and head group, its rows in bq. */
 static int64_t count_tasks(const flat_problem *p, const flat_tiling *plan)
 {
-    int64_t group = p->q_heads / p->kv_heads;
+    int64_t group = p->q_heads / p->kv_heads, q_blocks = 0;
     int64_t head_tasks = (group + plan->heads_per_task - 1) / plan->heads_per_task;
-    int64_t q_blocks = (p->q_len + plan->bq - 1) / plan->bq;
-    return p->batch * p->kv_heads * head_tasks * q_blocks;
+    for (int64_t b = 0; b < p->batch; b++)
+        q_blocks += (flat_q_len_of(p, b) + plan->bq - 1) / plan->bq;
+    return p->kv_heads * head_tasks * q_blocks;
 }
 
 /* The split count that gives every thread TASKS_PER_THREAD items, limited so
@@ -64,16 +66,12 @@ static int choose_splits(const flat_problem *p, const flat_ukernels *uk, int64_t
     return (int)flat_max(1, flat_min(want, most));
 }
 
-/* Packed K a thread holds: none in place; one qk chunk when K streams (each
- * (batch, kv head) has a single task, or splits share it: packing all of it
- * first would write it out past L2 and read it back, three passes over
- * memory for one); else one whole (batch, kv head). */
-static void size_packed_k(const flat_problem *p, const flat_ukernels *uk, flat_tiling *plan)
+void flat_tiling_size_k(const flat_problem *p, const flat_ukernels *uk, flat_tiling *plan,
+                        int one_block_units)
 {
     int64_t kv_pad = flat_round_up(p->kv_visible, uk->nr);
     plan->k_panels = kv_pad / uk->nr;
-    plan->stream_k = !plan->k_in_place &&
-                     (plan->tasks == p->batch * p->kv_heads || plan->splits > 1);
+    plan->stream_k = !plan->k_in_place && (one_block_units || plan->splits > 1);
     plan->k_floats = plan->k_in_place ? 0
                      : plan->stream_k ? flat_min(kv_pad, (int64_t)plan->qk_panels * uk->nr) * p->dim
                                       : kv_pad * p->dim;
@@ -81,20 +79,13 @@ static void size_packed_k(const flat_problem *p, const flat_ukernels *uk, flat_t
 
 void flat_tiling_set_splits(const flat_problem *p, flat_tiling *plan, int splits, int threads)
 {
+    (void)p;
     plan->splits = splits < 1 ? 1 : splits;
     if (plan->splits > 1 && plan->dataflow == FLAT_DATAFLOW_FLAT) {
         plan->dataflow = FLAT_DATAFLOW_FLASH; /* a key range is what FLASH walks */
         plan->s_cols = plan->bk;
     }
     plan->threads = (int)flat_max(1, flat_min(threads, plan->tasks * plan->splits));
-    /* Tasks come grouped by (batch, kv head) (flat_task_at). When those
-     * groups split evenly over the threads, a thread takes a whole group at
-     * once: it alone packs that K and streams that V, instead of every thread
-     * packing every head (bert at 2 threads: 2x the packing, ~4% of the run).
-     * Otherwise single tasks, so dynamic scheduling balances the tail. */
-    int64_t pairs = p->batch * p->kv_heads;
-    plan->task_chunk =
-        pairs % plan->threads == 0 && plan->splits == 1 ? plan->tasks / pairs : 1;
 }
 
 /* Keys per FLASH block: the score block (rows_pad x bk) takes at most a
@@ -141,6 +132,7 @@ void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dat
     int64_t kv_pad = flat_round_up(p->kv_visible, uk->nr);
     int64_t rows_per_kv_head = (p->q_heads / p->kv_heads) * p->q_len;
     memset(plan, 0, sizeof *plan);
+    plan->nr = uk->nr;
 
     /* FLAT's row buffer: rows_pad x kv_pad floats must fit the L2 budget. */
     int64_t flat_rows = l2_budget / (flat_max(kv_pad, uk->nr) * 4) / uk->mr * uk->mr;
@@ -165,8 +157,9 @@ void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dat
         if (plan->dataflow == FLAT_DATAFLOW_FLAT && flat_fits)
             rows = (int)flat_min(rows, flat_rows);
         choose_task_shape(p, rows, plan);
-        /* Small problems: halve the query block until every thread has work. */
-        while (count_tasks(p, plan) < 2 * threads && plan->bq > 1)
+        /* Halve the query block until the partitioner can balance the
+         * threads (partition.c: units of whole blocks, several per thread). */
+        while (count_tasks(p, plan) < 8 * threads && plan->bq > 1)
             plan->bq = (plan->bq + 1) / 2;
         plan->rows = plan->heads_per_task * plan->bq;
         plan->rows_pad = (int)flat_round_up(plan->rows, uk->mr);
@@ -191,7 +184,7 @@ void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dat
                      ? 1
                      : choose_splits(p, uk, plan->tasks, threads);
     flat_tiling_set_splits(p, plan, splits, threads);
-    size_packed_k(p, uk, plan);
+    flat_tiling_size_k(p, uk, plan, plan->tasks == p->batch * p->kv_heads);
     snprintf(plan->reason, sizeof plan->reason,
              "%s (%lld rows per kv head; FLAT rows fitting L2/2=%lldKiB at %lld visible keys: "
              "%lld of %lld)%s%s",

@@ -12,6 +12,7 @@ typedef struct {
     int rows;               /* heads_per_task * bq: Q rows a task holds */
     int rows_pad;           /* rows rounded up to mr */
     int bk;                 /* FLASH: keys per block (multiple of nr) */
+    int nr;                 /* the kernel table's K panel width */
     int qk_panels;          /* K panels per qk call, sized so they stay in L1 */
     int pv_keys;            /* keys per pv call, sized so V rows stay in L1 */
     int64_t s_cols;         /* columns of the score buffer */
@@ -22,10 +23,9 @@ typedef struct {
                                chunk by chunk just before qk reads it */
     int k_in_place;         /* the decode path: no packing, qk_rows reads K rows
                                where they lie (dataflow is then FLASH) */
-    int64_t tasks;
+    int64_t tasks;          /* query blocks (of bq positions, per head group) */
     int splits;             /* key ranges per task (split-KV, > 1 only when tasks
                                alone cannot occupy the threads); merged by lse */
-    int64_t task_chunk;     /* consecutive tasks a thread takes at once */
     int threads;
     char reason[320];
 } flat_tiling;
@@ -41,5 +41,11 @@ void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dat
  * chunks, dataflow). flat_tiling_choose calls it with its own choice; tests
  * call it again to force any count on a valid plan. */
 void flat_tiling_set_splits(const flat_problem *p, flat_tiling *plan, int splits, int threads);
+
+/* Sizes the packed-K buffer: whole (sequence, kv head) when a unit runs
+ * several blocks over it, one qk chunk when every unit is a single block or
+ * K is split (stream_k), none on the decode path. */
+void flat_tiling_size_k(const flat_problem *p, const flat_ukernels *uk, flat_tiling *plan,
+                        int one_block_units);
 
 #endif

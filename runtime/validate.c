@@ -6,6 +6,7 @@
 #include "convert.h"
 #include "error.h"
 #include "problem.h"
+#include "validate.h"
 
 #define INVALID(...) flat_error(FLAT_ERROR_INVALID_ARGUMENT, __VA_ARGS__)
 
@@ -14,7 +15,7 @@ static int mul_overflows(int64_t a, int64_t b, int64_t *r)
     return __builtin_mul_overflow(a, b, r);
 }
 
-static flat_status check_shape(const char *name, const flat_tensor *t)
+flat_status flat_check_shape(const char *name, const flat_tensor *t)
 {
     const int64_t dims[4] = {t->batch, t->heads, t->seq, t->dim};
     static const char *dim_names[4] = {"batch", "heads", "seq", "dim"};
@@ -38,7 +39,7 @@ static flat_status check_shape(const char *name, const flat_tensor *t)
 
 /* Offset of the last element; overflow-checked (the caller already knows
  * every extent is positive and every stride non-negative). */
-static flat_status last_offset(const char *name, const flat_tensor *t, int64_t *last)
+flat_status flat_last_offset(const char *name, const flat_tensor *t, int64_t *last)
 {
     int64_t a, b, c, sum;
     if (mul_overflows(t->batch - 1, t->stride_batch, &a) ||
@@ -53,7 +54,7 @@ static flat_status last_offset(const char *name, const flat_tensor *t, int64_t *
 
 /* out must be a one-to-one view: sorted by stride, each dimension must step
  * past everything the inner ones cover, or threads would race on it. */
-static flat_status check_out_not_self_overlapping(const flat_tensor *t)
+flat_status flat_check_out_layout(const flat_tensor *t)
 {
     struct { int64_t stride, extent; const char *name; } d[3] = {
         {t->stride_batch, t->batch, "out.stride_batch"},
@@ -79,14 +80,14 @@ static flat_status check_out_not_self_overlapping(const flat_tensor *t)
     return FLAT_OK;
 }
 
-static int ranges_overlap(const void *a, int64_t a_bytes, const void *b, int64_t b_bytes)
+int flat_ranges_overlap(const void *a, int64_t a_bytes, const void *b, int64_t b_bytes)
 {
     uintptr_t a0 = (uintptr_t)a, b0 = (uintptr_t)b;
     return a0 < b0 + (uintptr_t)b_bytes && b0 < a0 + (uintptr_t)a_bytes;
 }
 
 /* q and out share a type, k and v share one; the two pairs combine freely. */
-static flat_status check_dtype(const char *name, const flat_tensor *t, const char *pair_name,
+flat_status flat_check_dtype(const char *name, const flat_tensor *t, const char *pair_name,
                                const flat_tensor *pair)
 {
     if ((int)t->dtype < FLAT_F32 || (int)t->dtype > FLAT_BF16)
@@ -98,7 +99,7 @@ static flat_status check_dtype(const char *name, const flat_tensor *t, const cha
 }
 
 /* Bytes a view spans, from its first element to past its last. */
-static int64_t view_bytes(const flat_tensor *t, int64_t last)
+int64_t flat_view_bytes(const flat_tensor *t, int64_t last)
 {
     return (last + 1) * flat_dtype_size(t->dtype);
 }
@@ -118,8 +119,8 @@ static flat_status check_tensors(const flat_tensor *q, const flat_tensor *k,
     const flat_tensor *pairs[4] = {NULL, NULL, k, q};
     static const char *pair_names[4] = {"", "", "k", "q"};
     for (int i = 0; i < 4; i++)
-        if ((s = check_dtype(names[i], all[i], pair_names[i], pairs[i])) != FLAT_OK ||
-            (s = check_shape(names[i], all[i])) != FLAT_OK)
+        if ((s = flat_check_dtype(names[i], all[i], pair_names[i], pairs[i])) != FLAT_OK ||
+            (s = flat_check_shape(names[i], all[i])) != FLAT_OK)
             return s;
     if (k->batch != q->batch) return INVALID("k.batch (%lld) != q.batch (%lld)", (long long)k->batch, (long long)q->batch);
     if (v->batch != q->batch) return INVALID("v.batch (%lld) != q.batch (%lld)", (long long)v->batch, (long long)q->batch);
@@ -141,13 +142,13 @@ static flat_status check_tensors(const flat_tensor *q, const flat_tensor *k,
 
     int64_t last[4];
     for (int i = 0; i < 4; i++)
-        if ((s = last_offset(names[i], all[i], &last[i])) != FLAT_OK)
+        if ((s = flat_last_offset(names[i], all[i], &last[i])) != FLAT_OK)
             return s;
-    if ((s = check_out_not_self_overlapping(out)) != FLAT_OK)
+    if ((s = flat_check_out_layout(out)) != FLAT_OK)
         return s;
     for (int i = 0; i < 3; i++)
-        if (ranges_overlap(out->data, view_bytes(out, last[3]), all[i]->data,
-                           view_bytes(all[i], last[i])))
+        if (flat_ranges_overlap(out->data, flat_view_bytes(out, last[3]), all[i]->data,
+                           flat_view_bytes(all[i], last[i])))
             return INVALID("out overlaps %s (out must not share memory with an input)",
                            names[i]);
     return FLAT_OK;
@@ -161,16 +162,14 @@ static flat_status check_lse(const float *lse, const flat_tensor *q, const flat_
     static const char *names[4] = {"q", "k", "v", "out"};
     int64_t lse_bytes = q->batch * q->heads * q->seq * 4, last;
     for (int i = 0; i < 4; i++) {
-        last_offset(names[i], all[i], &last); /* already checked not to overflow */
-        if (ranges_overlap(lse, lse_bytes, all[i]->data, view_bytes(all[i], last)))
+        flat_last_offset(names[i], all[i], &last); /* already checked not to overflow */
+        if (flat_ranges_overlap(lse, lse_bytes, all[i]->data, flat_view_bytes(all[i], last)))
             return INVALID("opt.lse overlaps %s", names[i]);
     }
     return FLAT_OK;
 }
 
-static flat_status check_options(const flat_options *o, const flat_tensor *q,
-                                 const flat_tensor *k, const flat_tensor *v,
-                                 const flat_tensor *out)
+flat_status flat_check_option_words(const flat_options *o)
 {
     for (int i = 0; i < 8; i++)
         if (o->reserved[i] != 0)
@@ -182,6 +181,16 @@ static flat_status check_options(const flat_options *o, const flat_tensor *q,
         return INVALID("opt.num_threads (%d) must be >= 0", o->num_threads);
     if (o->dataflow < FLAT_DATAFLOW_AUTO || o->dataflow > FLAT_DATAFLOW_DECODE)
         return INVALID("opt.dataflow (%d) is not a flat_dataflow value", (int)o->dataflow);
+    return FLAT_OK;
+}
+
+static flat_status check_options(const flat_options *o, const flat_tensor *q,
+                                 const flat_tensor *k, const flat_tensor *v,
+                                 const flat_tensor *out)
+{
+    flat_status s = flat_check_option_words(o);
+    if (s != FLAT_OK)
+        return s;
     if (o->kv_lens)
         for (int64_t b = 0; b < q->batch; b++)
             if (o->kv_lens[b] < 0 || o->kv_lens[b] > k->seq)
@@ -214,6 +223,7 @@ flat_status flat_validate(const flat_tensor *q, const flat_tensor *k, const flat
     p->q_heads = q->heads;
     p->kv_heads = k->heads;
     p->q_len = q->seq;
+    p->q_rows = q->seq;
     p->kv_len = k->seq;
     p->kv_visible = k->seq;
     if (opt->kv_lens) {

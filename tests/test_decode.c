@@ -27,8 +27,7 @@
 #include <string.h>
 
 #include "dispatch.h"
-#include "parallel.h"
-#include "tiling.h"
+#include "call.h"
 #include "problem.h"
 #include "reference.h"
 #include "testutil.h"
@@ -47,9 +46,9 @@ typedef struct {
     tu_layout layout;
 } dcase;
 
-/* One planned call with the split count forced: the same steps as
- * flat_attention (validate, select, plan, run) with flat_tiling_set_splits
- * in between. splits 0: the planner's own choice. */
+/* One planned call with the split count forced: flat_plan_create's steps
+ * (validate, select, build) with the planner's test hook in between, then
+ * flat_plan_execute. splits 0: the planner's own choice. */
 static flat_status run_forced(const flat_tensor *q, const flat_tensor *k, const flat_tensor *v,
                               const flat_tensor *out, const flat_options *opt, int splits)
 {
@@ -60,12 +59,15 @@ static flat_status run_forced(const flat_tensor *q, const flat_tensor *k, const 
     const flat_ukernels *uk = flat_dispatch_select(opt->isa, &s);
     if (!uk)
         return s;
-    flat_tiling plan;
-    flat_tiling_choose(&p, uk, opt->dataflow, opt->num_threads, &plan);
+    flat_plan *plan;
+    if ((s = flat_plan_build(&p, uk, opt->dataflow, opt->num_threads, splits, &plan)) != FLAT_OK)
+        return s;
+    assert_true(plan->t.k_in_place || opt->dataflow != FLAT_DATAFLOW_DECODE);
     if (splits > 0)
-        flat_tiling_set_splits(&p, &plan, splits, opt->num_threads);
-    assert_true(plan.k_in_place || opt->dataflow != FLAT_DATAFLOW_DECODE);
-    return flat_parallel_run(&p, &plan, uk);
+        assert_int_equal(plan->t.splits, splits);
+    s = flat_plan_execute(plan, NULL);
+    flat_plan_destroy(plan);
+    return s;
 }
 
 static int32_t kv_len_pattern(int64_t b, int64_t nk)
@@ -236,7 +238,6 @@ static void test_auto_chooses_decode(void **state)
     flat_tiling plan;
     flat_tiling_choose(&p, tables[0], FLAT_DATAFLOW_AUTO, 2, &plan);
     assert_true(plan.k_in_place); /* 4 rows per kv head */
-    assert_int_equal(plan.k_floats, 0);
     tu_tensor_free(&q);
     tu_tensor_alloc(&q, TU_BHSD, 1, 8, FLAT_DECODE_MAX_ROWS, 64);
     tu_tensor_free(&o);

@@ -1,0 +1,55 @@
+/* The public plan object (include/flat.h, flat_plan) and its tasks.
+ *
+ * A plan is a validated problem, its kernel table, its tiling and the list
+ * of phase-0 tasks ("units"), each a run of query blocks of one (sequence,
+ * kv head, head group), or one block's split-KV key range. Units are
+ * self-contained: a unit packs the K it needs into its worker's scratch and
+ * nothing carries over to the next unit, so tasks may run in any order on any
+ * worker and give bitwise the same result. */
+#ifndef FLAT_CALL_H
+#define FLAT_CALL_H
+
+#include <stddef.h>
+
+#include "attend.h"
+
+/* b, kv_head, head0, heads: sequence, kv head, first query head, heads;
+ * pos0, pos1: its query positions, blocks of bq from pos0; split: key range,
+ * when the tiling splits keys; block: split-KV, its phase-1 task index. */
+typedef flat_unit_view flat_unit;
+
+struct flat_plan {
+    flat_problem p;
+    const flat_ukernels *uk;
+    flat_tiling t;
+    int workers;
+    int64_t n_units;   /* phase-0 tasks */
+    int64_t n_merges;  /* phase-1 tasks: split blocks, 0 without splits */
+    flat_unit *units;  /* [n_units], ordered by cost, heaviest first */
+    float *costs;      /* [n_units]: the partitioner's cost of each (tests read it) */
+    int64_t *order;    /* [n_units]: the sort's tie-break, kept with the plan */
+    int64_t scratch_floats; /* one worker's scratch */
+    int64_t split_floats;   /* one (block, split)'s partial rows */
+    size_t workspace_bytes;
+    char describe[640];
+};
+
+/* Makes a plan for a validated problem (copying the index arrays it points
+ * to into the plan, so the plan stays valid whatever the caller does with
+ * them). force_splits > 0 overrides the split-KV choice (tests). */
+flat_status flat_plan_build(const flat_problem *p, const flat_ukernels *uk,
+                            flat_dataflow requested, int threads, int force_splits,
+                            flat_plan **plan);
+
+/* The partitioner (partition.c): how many units the tiling makes for
+ * `workers`, and the units themselves, heaviest first, with their costs
+ * (order: scratch for the sort, n entries). */
+int64_t flat_partition_count(const flat_problem *p, const flat_tiling *t, int workers);
+void flat_partition_fill(const flat_problem *p, const flat_tiling *t, int workers,
+                         flat_unit *units, float *costs, int64_t *order);
+
+/* Phase 0: unit i as worker `worker`. Phase 1: merge of split block i. */
+void flat_plan_run_unit(const flat_plan *plan, int64_t i, int worker, void *workspace);
+void flat_plan_run_merge(const flat_plan *plan, int64_t i, void *workspace);
+
+#endif

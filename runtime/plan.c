@@ -1,0 +1,243 @@
+/* The public plan object: making it, its task interface, executing it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "call.h"
+#include "dispatch.h"
+#include "error.h"
+#include "fork.h"
+#include "parallel.h"
+
+/* The index arrays a problem points to, copied into the plan so a plan
+ * never reads the caller's arrays after it is made. */
+typedef struct {
+    int64_t kv_lens, q_offsets, block_table; /* int32 counts */
+} plan_copies;
+
+static plan_copies copies_of(const flat_problem *p)
+{
+    plan_copies c = {p->kv_lens ? p->batch : 0, p->q_offsets ? p->batch + 1 : 0, 0};
+    if (p->paged)
+        c.block_table = p->batch * p->pages.bt_stride;
+    return c;
+}
+
+static size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+
+static size_t plan_bytes(int64_t units, plan_copies c)
+{
+    return align64(sizeof(struct flat_plan)) + align64((size_t)units * sizeof(flat_unit)) +
+           align64((size_t)units * sizeof(float)) + align64((size_t)units * sizeof(int64_t)) +
+           align64((size_t)(c.kv_lens + c.q_offsets + c.block_table) * sizeof(int32_t));
+}
+
+static const int32_t *copy_ints(int32_t **at, const int32_t *src, int64_t n)
+{
+    if (!src || n == 0)
+        return src;
+    int32_t *dst = *at;
+    memcpy(dst, src, (size_t)n * sizeof *dst);
+    *at += n;
+    return dst;
+}
+
+/* Carves the plan's arrays from one allocation and repoints the problem at
+ * the copies. */
+static void lay_out(struct flat_plan *plan, int64_t units, plan_copies c)
+{
+    char *at = (char *)plan + align64(sizeof *plan);
+    plan->units = (flat_unit *)(void *)at;
+    at += align64((size_t)units * sizeof(flat_unit));
+    plan->costs = (float *)(void *)at;
+    at += align64((size_t)units * sizeof(float));
+    plan->order = (int64_t *)(void *)at;
+    at += align64((size_t)units * sizeof(int64_t));
+    int32_t *ints = (int32_t *)(void *)at;
+    plan->p.kv_lens = copy_ints(&ints, plan->p.kv_lens, c.kv_lens);
+    plan->p.q_offsets = copy_ints(&ints, plan->p.q_offsets, c.q_offsets);
+    plan->p.pages.block_table = copy_ints(&ints, plan->p.pages.block_table, c.block_table);
+}
+
+static void describe(struct flat_plan *plan)
+{
+    const flat_problem *p = &plan->p;
+    const flat_tiling *t = &plan->t;
+    snprintf(plan->describe, sizeof plan->describe,
+             "isa=%s dataflow=%s B=%lld Hq=%lld Hkv=%lld Nq=%lld Nk=%lld D=%lld Dv=%lld "
+             "causal=%d visible=%lld%s%s rows=%d (heads %d x positions %d) Bk=%d blocks=%lld "
+             "splits=%d tasks=%lld workers=%d because %s%s",
+             plan->uk->name,
+             t->k_in_place                       ? "DECODE"
+             : t->dataflow == FLAT_DATAFLOW_FLAT ? "FLAT"
+                                                 : "FLASH",
+             (long long)p->batch, (long long)p->q_heads, (long long)p->kv_heads,
+             (long long)p->q_len, (long long)p->kv_len, (long long)p->dim, (long long)p->v_dim,
+             p->causal, (long long)p->kv_visible, p->paged ? " paged" : "",
+             p->q_offsets ? " ragged" : "", t->rows, t->heads_per_task, t->bq, t->bk,
+             (long long)t->tasks, t->splits, (long long)plan->n_units, plan->workers, t->reason,
+             flat_fork_threads_lost() ? "; one thread: forked after threaded calls" : "");
+}
+
+flat_status flat_plan_build(const flat_problem *p, const flat_ukernels *uk,
+                            flat_dataflow requested, int threads, int force_splits,
+                            flat_plan **out)
+{
+    *out = NULL;
+    /* A child forked after threaded calls runs serially (runtime/fork.h):
+     * plan for one thread, so its tiles suit that and describe says so. */
+    if (flat_fork_threads_lost())
+        threads = 1;
+    flat_tiling t;
+    flat_tiling_choose(p, uk, requested, threads, &t);
+    if (force_splits > 0)
+        flat_tiling_set_splits(p, &t, force_splits, threads > 0 ? threads : t.threads);
+    int64_t units = flat_partition_count(p, &t, t.threads);
+    flat_tiling_size_k(p, uk, &t, units == t.tasks);
+    plan_copies c = copies_of(p);
+    struct flat_plan *plan = malloc(plan_bytes(units, c));
+    if (!plan)
+        return flat_error(FLAT_ERROR_OUT_OF_MEMORY, "the plan (%zu bytes) could not be allocated",
+                          plan_bytes(units, c));
+    plan->p = *p;
+    plan->uk = uk;
+    plan->t = t;
+    plan->workers = t.threads;
+    plan->n_units = units;
+    lay_out(plan, units, c);
+    flat_partition_fill(&plan->p, &plan->t, plan->workers, plan->units, plan->costs,
+                        plan->order);
+    plan->n_merges = t.splits > 1 ? units / t.splits : 0;
+    plan->scratch_floats = flat_scratch_floats(&plan->p, &plan->t);
+    plan->split_floats = t.splits > 1 ? flat_split_floats(&plan->p, &plan->t) : 0;
+    plan->workspace_bytes = (size_t)(plan->scratch_floats * plan->workers +
+                                     plan->split_floats * units) * sizeof(float);
+    describe(plan);
+    *out = plan;
+    return FLAT_OK;
+}
+
+/* FLAT_VERBOSE=1: the plan's description on stderr, once per plan made. */
+static void explain(const flat_plan *plan)
+{
+    const char *v = getenv("FLAT_VERBOSE");
+    if (v && *v && *v != '0')
+        fprintf(stderr, "flat: %s\n", plan->describe);
+}
+
+static flat_status make_plan(const flat_problem *p, const flat_options *opt, flat_plan **plan)
+{
+    flat_status s;
+    const flat_ukernels *uk = flat_dispatch_select(opt->isa, &s);
+    if (!uk || !flat_dispatch_takes(uk, p->q_dtype, p->kv_dtype, &s))
+        return s;
+    s = flat_plan_build(p, uk, opt->dataflow, opt->num_threads, 0, plan);
+    if (s == FLAT_OK)
+        explain(*plan);
+    return s;
+}
+
+flat_status flat_plan_create(const flat_tensor *q, const flat_tensor *k, const flat_tensor *v,
+                             const flat_tensor *out, const flat_options *opt, flat_plan **plan)
+{
+    static const flat_options defaults;
+    flat_error_clear();
+    if (!plan)
+        return flat_error(FLAT_ERROR_INVALID_ARGUMENT, "plan (the result pointer) is NULL");
+    *plan = NULL;
+    flat_problem p;
+    flat_status s = flat_validate(q, k, v, out, opt ? opt : &defaults, &p);
+    return s != FLAT_OK ? s : make_plan(&p, opt ? opt : &defaults, plan);
+}
+
+flat_status flat_plan_create_paged(const flat_tensor *q, const flat_paged_kv *kv,
+                                   const flat_tensor *out, const flat_options *opt,
+                                   flat_plan **plan)
+{
+    static const flat_options defaults;
+    flat_error_clear();
+    if (!plan)
+        return flat_error(FLAT_ERROR_INVALID_ARGUMENT, "plan (the result pointer) is NULL");
+    *plan = NULL;
+    flat_problem p;
+    flat_status s = flat_validate_paged(q, kv, out, opt ? opt : &defaults, &p);
+    return s != FLAT_OK ? s : make_plan(&p, opt ? opt : &defaults, plan);
+}
+
+void flat_plan_destroy(flat_plan *plan) { free(plan); }
+
+size_t flat_plan_workspace_size(const flat_plan *plan) { return plan ? plan->workspace_bytes : 0; }
+
+int flat_plan_workers(const flat_plan *plan) { return plan ? plan->workers : 0; }
+
+int64_t flat_plan_tasks(const flat_plan *plan, int phase)
+{
+    if (!plan || phase < 0 || phase > 1)
+        return -1;
+    return phase == 0 ? plan->n_units : plan->n_merges;
+}
+
+const char *flat_plan_describe(const flat_plan *plan)
+{
+    return plan ? plan->describe : "(no plan)";
+}
+
+void flat_plan_run_unit(const flat_plan *plan, int64_t i, int worker, void *workspace)
+{
+    float *mem = (float *)workspace + plan->scratch_floats * worker;
+    float *parts = (float *)workspace + plan->scratch_floats * plan->workers;
+    flat_scratch ws;
+    flat_scratch_init(&ws, mem, &plan->p, &plan->t);
+    flat_attend_unit(&plan->p, &plan->t, plan->uk, &plan->units[i], &ws,
+                     plan->t.splits > 1 ? parts + i * plan->split_floats : NULL);
+}
+
+void flat_plan_run_merge(const flat_plan *plan, int64_t i, void *workspace)
+{
+    const flat_unit *u = &plan->units[i * plan->t.splits];
+    float *parts = (float *)workspace + plan->scratch_floats * plan->workers;
+    flat_task block = {u->b, u->kv_head, u->head0, u->pos0, 0, u->heads, u->pos1 - u->pos0, 0};
+    flat_merge_splits(&plan->p, &plan->t, plan->uk, &block,
+                      parts + i * plan->t.splits * plan->split_floats);
+}
+
+flat_status flat_plan_run_task(const flat_plan *plan, int phase, int64_t task, int worker,
+                               void *workspace)
+{
+    if (!plan)
+        return flat_error(FLAT_ERROR_INVALID_ARGUMENT, "plan is NULL");
+    int64_t n = flat_plan_tasks(plan, phase);
+    if (n < 0)
+        return flat_error(FLAT_ERROR_INVALID_ARGUMENT, "phase (%d) is not 0 or 1", phase);
+    if (task < 0 || task >= n)
+        return flat_error(FLAT_ERROR_INVALID_ARGUMENT, "task (%lld) outside [0, %lld) of phase %d",
+                          (long long)task, (long long)n, phase);
+    if (worker < 0 || worker >= plan->workers)
+        return flat_error(FLAT_ERROR_INVALID_ARGUMENT, "worker (%d) outside [0, %d)", worker,
+                          plan->workers);
+    if (!workspace || ((uintptr_t)workspace & 63) != 0)
+        return flat_error(FLAT_ERROR_INVALID_ARGUMENT,
+                          "workspace (%p) must be non-NULL and 64-byte aligned", workspace);
+    if (phase == 0)
+        flat_plan_run_unit(plan, task, worker, workspace);
+    else
+        flat_plan_run_merge(plan, task, workspace);
+    return FLAT_OK;
+}
+
+flat_status flat_plan_execute(const flat_plan *plan, void *workspace)
+{
+    if (!plan)
+        return flat_error(FLAT_ERROR_INVALID_ARGUMENT, "plan is NULL");
+    if (workspace && ((uintptr_t)workspace & 63) != 0)
+        return flat_error(FLAT_ERROR_INVALID_ARGUMENT, "workspace (%p) must be 64-byte aligned",
+                          workspace);
+    void *mem = workspace;
+    if (!mem && posix_memalign(&mem, 64, plan->workspace_bytes ? plan->workspace_bytes : 64) != 0)
+        return flat_error(FLAT_ERROR_OUT_OF_MEMORY,
+                          "workspace of %zu bytes could not be allocated", plan->workspace_bytes);
+    flat_parallel_execute(plan, mem);
+    if (!workspace)
+        free(mem);
+    return FLAT_OK;
+}

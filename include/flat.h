@@ -139,8 +139,40 @@ typedef struct {
      * (scalar, avx2, avx512, neon) when set. Asking for an ISA the CPU or
      * the build lacks returns FLAT_ERROR_UNSUPPORTED. */
     flat_isa isa;
+    /* ---- 0.2: score rules (zero = off). They take words that were reserved
+     * in 0.1, so a program built against 0.1 (zeros there) gets none. Let
+     * p = i + (kv_len_b - q_len_b) be query row i's aligned position and
+     * s = scale * q.k its scaled logit for key j. ---- */
+    /* Sliding window, FlashAttention's inclusive (left, right): key j is
+     * visible only if j >= p - window_left (when window_left > 0) and
+     * j <= p + window_right (when window_right > 0); both must be >= 0. Keys
+     * outside are skipped, not computed. A model whose config says "sliding
+     * window W" (W keys including the diagonal, as in Mistral, Gemma and
+     * gpt-oss) passes window_left = W - 1 with causal = 1. */
+    int32_t window_left, window_right;
+    /* When > 0: s := softcap * tanh(s / softcap), before masking (Gemma 2,
+     * Grok). Must be finite and >= 0. */
+    float softcap;
+    /* Must be zero. */
+    uint32_t reserved32;
+    /* Optional [q.heads], finite: a per-head logit sink_h (natural-log units,
+     * no scale or softcap) that joins every row's softmax as exp(sink_h) and
+     * contributes no value (gpt-oss). It takes part in the row's max, so a
+     * large sink never overflows; lse includes it; a row that sees no key
+     * gives a zero output row and lse = sink_h. Read during the call (a plan
+     * copies it). */
+    const float *sinks;
+    /* Optional [q.heads], finite: adds -slope_h * |p - j| to s (ALiBi).
+     * Read during the call (a plan copies it). */
+    const float *alibi_slopes;
+    /* Optional additive fp32 mask viewed as [B, Hq, q_len, kv_len] (its
+     * batch, heads, seq and dim; dim contiguous; a stride of 0 broadcasts);
+     * -inf entries mask. Added after softcap and ALiBi. Read tile by tile,
+     * never copied; it must not overlap out or lse. The only rule that reads
+     * an N^2 tensor. */
+    const flat_tensor *mask;
     /* Must be zero: later options take these words. */
-    uint64_t reserved[8];
+    uint64_t reserved[3];
 } flat_options;
 
 /*

@@ -143,6 +143,26 @@ typedef void (*flat_pv_fn)(int m, int n, int dv, const float *restrict p, int64_
 typedef void (*flat_store_row_fn)(int n, const float *restrict x, float scale, flat_dtype t,
                                   void *restrict y);
 
+/* What score_rules does to one row's scores of keys j0 .. j0+n-1. */
+typedef struct {
+    float cap;         /* softcap in base-2 units (softcap * log2 e); 0: none */
+    float slope;       /* ALiBi: -slope_h * log2 e per key of distance; 0: none */
+    float dist;        /* p - j0: key c of the call is at distance |dist - c| */
+    const float *mask; /* the additive mask at key j0 (natural-log units), or NULL */
+} flat_rules_row;
+
+/*
+ * score_rules: for c < n, in base-2 logits (pack_q's units):
+ *     s[c] = cap * tanh(s[c] / cap)          when cap > 0
+ *     s[c] += slope * |dist - c|              when slope != 0
+ *     s[c] += log2(e) * mask[c]               when mask (-inf masks the key)
+ *   The softcap's tanh: within 2 ulp of tanh for |x| < 0.625 (a Cephes
+ *   polynomial), else 1 - 2 / (exp(2|x|) + 1) with the table's exp2; the
+ *   absolute error of cap * tanh stays below 2 ulp of cap (tests measure it
+ *   against the double tanh and SLEEF's Sleef_tanhf_u10). NaN stays NaN.
+ */
+typedef void (*flat_score_rules_fn)(int n, float *s, const flat_rules_row *r);
+
 /* vexp2: y[j] = exp2(x[j]) for j < n, with exp2_row's accuracy and flushing.
  * Exposed so tests measure the exp against SLEEF and the double reference. */
 typedef void (*flat_vexp2_fn)(int n, const float *x, float *y);
@@ -165,6 +185,7 @@ typedef struct flat_ukernels {
     flat_exp2_row_fn exp2_row;
     flat_pv_fn pv;
     flat_store_row_fn store_row;
+    flat_score_rules_fn score_rules;
     flat_vexp2_fn vexp2;
 } flat_ukernels;
 

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "rules.h"
 #include "tile.h"
 
 
@@ -27,6 +28,7 @@ static int64_t scratch_layout(flat_scratch *ws, float *mem, const flat_problem *
     CARVE(l, float *, r);
     CARVE(alpha, float *, r);
     CARVE(ones, float *, r);
+    CARVE(lo, int *, r);
     CARVE(limit, int *, r);
     CARVE(rows, const void **, r);
     CARVE(next_rows, const void **, r);
@@ -49,17 +51,25 @@ void flat_scratch_init(flat_scratch *ws, float *mem, const flat_problem *p,
         ws->ones[i] = 1.0f;
 }
 
-/* Row r of the task is head head0 + r / positions at position pos0 + r % positions. */
+/* Row r of the task is head head0 + r / positions at position pos0 + r % positions.
+ * Returns the keys the rows see together: [*kmin, kmax). */
 static int gather_rows(const flat_problem *p, const flat_tiling *plan, const flat_task *t,
-                       flat_scratch *ws)
+                       flat_scratch *ws, int *kmin)
 {
     int rows = t->heads * t->positions, kmax = 0;
+    *kmin = INT32_MAX;
     for (int r = 0; r < rows; r++) {
         int64_t h = t->head0 + r / t->positions, pos = t->pos0 + r % t->positions;
         ws->rows[r] = flat_q_row(p, t->b, h, pos);
         ws->next_rows[r] = pos >= plan->bq ? flat_q_row(p, t->b, h, pos - plan->bq) : NULL;
-        ws->limit[r] = (int)flat_visible_keys(p, t->b, pos);
-        kmax = ws->limit[r] > kmax ? ws->limit[r] : kmax;
+        int64_t lo, hi;
+        flat_visible_range(p, t->b, pos, &lo, &hi);
+        ws->lo[r] = (int)lo;
+        ws->limit[r] = (int)hi;
+        if (hi > lo) {
+            kmax = ws->limit[r] > kmax ? ws->limit[r] : kmax;
+            *kmin = ws->lo[r] < *kmin ? ws->lo[r] : *kmin;
+        }
     }
     return kmax;
 }
@@ -96,18 +106,18 @@ static void write_rows(const flat_problem *p, const flat_ukernels *uk, const fla
                        flat_scratch *ws, int kmax)
 {
     int rows = t->heads * t->positions;
-    for (int r = 0; r < rows; r++)
-        ws->alpha[r] = ws->l[r] == 0.0f ? 0.0f : 1.0f / ws->l[r];
+    float row_lse;
     for (int r = 0; r < rows; r++) {
         int64_t h = t->head0 + r / t->positions, pos = t->pos0 + r % t->positions;
         void *out = flat_out_row(p, t->b, h, pos);
         float *lse = flat_lse_at(p, t->b, h, pos);
+        flat_finish_row(p, h, ws->m[r], ws->l[r], &ws->alpha[r], &row_lse);
         if (kmax == 0) /* O never written */
             memset(out, 0, (size_t)(p->v_dim * flat_dtype_size(p->q_dtype)));
         else if (!ws->o_direct)
             uk->store_row((int)p->v_dim, flat_o_row(ws, r), ws->alpha[r], p->q_dtype, out);
         if (lse)
-            *lse = ws->l[r] == 0.0f ? -INFINITY : FLAT_LN2 * (ws->m[r] + log2f(ws->l[r]));
+            *lse = row_lse;
     }
     if (kmax > 0 && ws->o_direct)
         for (int r0 = 0; r0 < rows; r0 += uk->pv_mr)
@@ -118,11 +128,13 @@ static void write_rows(const flat_problem *p, const flat_ukernels *uk, const fla
 void flat_attend_task(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                       const flat_task *task, flat_scratch *ws, float *part)
 {
-    int rows = task->heads * task->positions;
-    int kmax = gather_rows(p, plan, task, ws);
-    int kbeg = 0, kend = kmax;
+    int rows = task->heads * task->positions, kmin;
+    int kmax = gather_rows(p, plan, task, ws, &kmin);
+    /* Blocks start at a K panel boundary: keys left of every row's window
+     * are skipped whole, like causal blocks above the diagonal. */
+    int kbeg = kmax > 0 ? kmin / plan->nr * plan->nr : 0, kend = kmax;
     if (part)
-        flat_split_range(plan, uk, task, kmax, &kbeg, &kend);
+        flat_split_range(plan, uk, task, kbeg, kmax, &kbeg, &kend);
     map_output(p, plan, uk, task, ws);
     for (int r = 0; r < rows; r++) {
         ws->m[r] = -INFINITY;
@@ -131,7 +143,7 @@ void flat_attend_task(const flat_problem *p, const flat_tiling *plan, const flat
     if (kend > kbeg) {
         uk->pack_q(rows, (int)p->dim, ws->rows, p->q_dtype, p->scale * FLAT_LOG2E, ws->qp);
         if (plan->dataflow == FLAT_DATAFLOW_FLAT)
-            flat_rows_flat(p, plan, uk, task, rows, kmax, ws);
+            flat_rows_flat(p, plan, uk, task, rows, kbeg, kmax, ws);
         else
             flat_rows_flash(p, plan, uk, task, rows, kbeg, kend, ws);
     }
@@ -145,6 +157,13 @@ void flat_attend_task(const flat_problem *p, const flat_tiling *plan, const flat
 void flat_attend_unit(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                       const flat_unit_view *u, flat_scratch *ws, float *part)
 {
+    /* Visible intervals only move right as the query position grows: the
+     * unit reads keys from its first row's lo to its last row's hi. */
+    int64_t lo, hi, unused;
+    flat_visible_range(p, u->b, u->pos0, &lo, &unused);
+    flat_visible_range(p, u->b, u->pos1 - 1, &unused, &hi);
+    ws->k_lo = lo / plan->nr * plan->nr;
+    ws->k_hi = hi;
     /* Last block first: the block below is the next, and gather_rows
      * prefetches its Q rows during this one's last pv pass. */
     int64_t last = u->pos0 + (u->pos1 - 1 - u->pos0) / plan->bq * plan->bq;

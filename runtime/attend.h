@@ -25,7 +25,9 @@ typedef struct {
     float *m, *l;  /* running max (base-2 units) and sum per row */
     float *alpha;  /* per-row rescale factors of the current key block */
     float *ones;   /* rows ones: pv's "accumulate" */
-    int *limit;    /* keys visible to each row (a prefix) */
+    int *lo, *limit; /* keys visible to each row: the interval [lo, limit) */
+    int64_t k_base;  /* the first key packed at kp (a multiple of nr) */
+    int64_t k_lo, k_hi; /* keys the current unit reads: what packed_keys packs */
     const void **rows; /* Q row pointers for pack_q */
     const void **next_rows;  /* the same rows one query block lower (the next
                                 block of the unit), or NULL; prefetched during pv */

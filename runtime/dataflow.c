@@ -1,12 +1,15 @@
 /* The two dataflows over a task's rows: softmax and P V.
  *
  * Rows of a task are the query heads of one GQA group (they share K and V)
- * times a run of query positions. Every row sees a prefix [0, limit) of the
- * keys (causal and kv_lens masks are both prefixes), so masking never needs
- * a mask tensor: softmax stops at the limit and pv never reads past it. */
+ * times a run of query positions. Every row sees an interval [lo, limit) of
+ * the keys (kv_lens, causal and the sliding window all reduce to one), so
+ * masking never needs a mask tensor: softmax runs on the interval and pv
+ * never reads outside it. Rules that change visible scores (softcap, ALiBi,
+ * an additive mask) are one step between qk and the row max. */
 #include <math.h>
 #include <stddef.h>
 
+#include "rules.h"
 #include "tile.h"
 
 /* The next task in order (same heads, the query block below) would find its
@@ -43,12 +46,21 @@ static void pv_range(const flat_problem *p, const flat_ukernels *uk, const flat_
     } while (j < n);
 }
 
+/* Row r's visible keys inside [k0 + c0, k0 + c1), relative to k0. */
+static void row_segment(const flat_scratch *ws, int r, int k0, int c0, int c1, int *a, int *e)
+{
+    *a = (int)flat_max(ws->lo[r] - k0, c0);
+    *e = (int)flat_min(ws->limit[r] - k0, c1);
+}
+
 /* O += P[:, k0 .. k0+width) V, in chunks of pv_keys keys whose V rows stay in
  * L2 across the row groups (plan.c). Row groups of pv_mr share one
- * register-blocked call up to the group's smallest limit; each row then
- * finishes its own staircase tail, so no row ever multiplies a key it must
- * not see (a NaN there must not leak in). `last`: the task's last pv pass,
- * which prefetches the next task's Q rows. */
+ * register-blocked call over the keys all of them see (the latest lo to the
+ * earliest limit); each row then adds its own staircase pieces left and
+ * right of it, so no row ever multiplies a key it must not see (a NaN there
+ * must not leak in). The shared call comes first and applies alpha (even
+ * with no keys); by pv's order rule the pieces split nothing bitwise.
+ * `last`: the task's last pv pass, which prefetches the next block's Q rows. */
 static void attend_values(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                           const flat_task *t, int rows, int k0, int width, const float *alpha,
                           flat_scratch *ws, int64_t ld_s, int last)
@@ -57,19 +69,25 @@ static void attend_values(const flat_problem *p, const flat_tiling *plan, const 
         int c1 = (int)flat_min(width, c0 + plan->pv_keys);
         for (int r0 = 0; r0 < rows; r0 += uk->pv_mr) {
             int r1 = (int)flat_min(rows, r0 + uk->pv_mr);
-            int full =
-                (int)flat_max(0, flat_min(flat_min_limit(ws->limit, r0, r1) - k0, c1) - c0);
+            int cs = (int)flat_max(flat_max_lo(ws->lo, r0, r1) - k0, c0);
+            int ce = (int)flat_min(flat_min_limit(ws->limit, r0, r1) - k0, c1);
+            if (ce < cs)
+                ce = cs; /* nothing shared: the call only applies alpha */
             const float *a = c0 > 0 ? ws->ones + r0 : alpha ? alpha + r0 : NULL;
-            const float *s = ws->s + r0 * ld_s + c0;
             if (last && c0 == 0)
                 prefetch_rows(p, ws->next_rows, r0, r1);
-            pv_range(p, uk, t, r1 - r0, k0 + c0, full, s, ld_s, flat_o_row(ws, r0),
-                     ws->o_ld_row, a, ws->ones);
+            pv_range(p, uk, t, r1 - r0, k0 + cs, ce - cs, ws->s + r0 * ld_s + cs, ld_s,
+                     flat_o_row(ws, r0), ws->o_ld_row, a, ws->ones);
             for (int r = r0; r < r1; r++) {
-                int extra = (int)flat_min(ws->limit[r] - k0, c1) - (c0 + full);
-                if (extra > 0)
-                    pv_range(p, uk, t, 1, k0 + c0 + full, extra, ws->s + r * ld_s + c0 + full,
-                             ld_s, flat_o_row(ws, r), ws->o_ld_row, ws->ones, ws->ones);
+                int sa, se;
+                row_segment(ws, r, k0, c0, c1, &sa, &se);
+                const int pieces[2][2] = {{sa, ce > cs ? (int)flat_min(cs, se) : se},
+                                          {ce > cs ? (int)flat_max(ce, sa) : se, se}};
+                for (int k = 0; k < 2; k++)
+                    if (pieces[k][1] > pieces[k][0])
+                        pv_range(p, uk, t, 1, k0 + pieces[k][0], pieces[k][1] - pieces[k][0],
+                                 ws->s + r * ld_s + pieces[k][0], ld_s, flat_o_row(ws, r),
+                                 ws->o_ld_row, ws->ones, ws->ones);
             }
         }
     }
@@ -85,22 +103,36 @@ static void poison_row(const flat_ukernels *uk, int n, float *s, flat_scratch *w
     ws->l[r] = NAN;
 }
 
+/* Scores of keys [k0, k0 + width), with the score rules applied. */
+static void block_scores(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
+                         const flat_task *t, int rows, int k0, int width, flat_scratch *ws,
+                         int64_t ld_s)
+{
+    flat_scores(p, plan, uk, t, rows, k0, width, ws, ld_s);
+    if (flat_has_score_rules(p))
+        flat_apply_score_rules(p, uk, t, ws, rows, k0, width, ld_s);
+}
+
 /* FLAT: whole logit rows, exact softmax (true max, one exp per score), P V. */
 void flat_rows_flat(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
-                    const flat_task *t, int rows, int kmax, flat_scratch *ws)
+                    const flat_task *t, int rows, int kbeg, int kend, flat_scratch *ws)
 {
     int64_t ld_s = plan->s_cols;
-    flat_scores(p, plan, uk, t, rows, 0, kmax, ws, ld_s);
+    block_scores(p, plan, uk, t, rows, kbeg, kend - kbeg, ws, ld_s);
     for (int r = 0; r < rows; r++) {
-        float *s = ws->s + r * ld_s;
-        int n = ws->limit[r];
+        int a, e;
+        row_segment(ws, r, kbeg, 0, kend - kbeg, &a, &e);
+        int n = (int)flat_max(0, e - a);
+        float *s = ws->s + r * ld_s + a;
         ws->m[r] = uk->row_max(n, s);
-        if (n > 0 && !isfinite(ws->m[r]))
+        if (n > 0 && ws->m[r] == -INFINITY && p->mask) /* the mask hid every key */
+            uk->exp2_row(0, n, s, 0.0f);
+        else if (n > 0 && !isfinite(ws->m[r]))
             poison_row(uk, n, s, ws, r);
         else
             ws->l[r] = uk->exp2_row(n, n, s, ws->m[r]);
     }
-    attend_values(p, plan, uk, t, rows, 0, kmax, NULL, ws, ld_s, 1);
+    attend_values(p, plan, uk, t, rows, kbeg, kend - kbeg, NULL, ws, ld_s, 1);
 }
 
 /* FLASH (and the decode path, which differs only in flat_scores): key blocks
@@ -112,14 +144,20 @@ void flat_rows_flash(const flat_problem *p, const flat_tiling *plan, const flat_
     int64_t ld_s = plan->s_cols;
     for (int k0 = kbeg; k0 < kend; k0 += plan->bk) {
         int width = (int)flat_min(plan->bk, kend - k0);
-        flat_scores(p, plan, uk, t, rows, k0, width, ws, ld_s);
+        block_scores(p, plan, uk, t, rows, k0, width, ws, ld_s);
         for (int r = 0; r < rows; r++) {
-            int n = (int)flat_max(0, flat_min(ws->limit[r] - k0, width));
-            float *s = ws->s + r * ld_s;
+            int a, e;
+            row_segment(ws, r, k0, 0, width, &a, &e);
+            int n = (int)flat_max(0, e - a);
+            float *s = ws->s + r * ld_s + a;
             float block_max = uk->row_max(n, s);
             ws->alpha[r] = 1.0f; /* unless a new max rescales the row below */
             if (n == 0)
                 continue;
+            if (block_max == -INFINITY && p->mask) { /* the mask hid the block's keys */
+                uk->exp2_row(0, n, s, 0.0f);
+                continue;
+            }
             if (!isfinite(block_max)) {
                 poison_row(uk, n, s, ws, r);
                 continue;

@@ -79,7 +79,8 @@ static const float *packed_keys(const flat_problem *p, const flat_ukernels *uk,
 {
     int64_t pair = t->b * p->kv_heads + t->kv_head;
     if (ws->kp_pair != pair) {
-        pack_range(p, uk, t, 0, flat_kv_len_of(p, t->b), ws->kp, ws->spare);
+        ws->k_base = ws->k_lo;
+        pack_range(p, uk, t, ws->k_lo, ws->k_hi - ws->k_lo, ws->kp, ws->spare);
         ws->kp_pair = pair;
     }
     return ws->kp;
@@ -93,7 +94,7 @@ static const float *chunk_keys(const flat_problem *p, const flat_tiling *plan,
                                flat_scratch *ws)
 {
     if (!plan->stream_k)
-        return packed_keys(p, uk, t, ws) + (int64_t)j0 * p->dim;
+        return packed_keys(p, uk, t, ws) + (int64_t)(j0 - ws->k_base) * p->dim;
     pack_range(p, uk, t, j0, n, ws->kp, ws->spare);
     return ws->kp;
 }

@@ -3,14 +3,15 @@
 #include <math.h>
 #include <string.h>
 
+#include "rules.h"
 #include "tile.h"
 
 /* Equal shares of the task's visible keys, cut at K panel boundaries. */
 void flat_split_range(const flat_tiling *plan, const flat_ukernels *uk, const flat_task *t,
-                      int kmax, int *kbeg, int *kend)
+                      int k0, int kmax, int *kbeg, int *kend)
 {
-    int64_t share = flat_round_up((kmax + plan->splits - 1) / plan->splits, uk->nr);
-    *kbeg = (int)flat_min(kmax, t->split * share);
+    int64_t share = flat_round_up((kmax - k0 + plan->splits - 1) / plan->splits, uk->nr);
+    *kbeg = (int)flat_min(kmax, k0 + t->split * share);
     *kend = (int)flat_min(kmax, *kbeg + share);
 }
 
@@ -64,10 +65,10 @@ void flat_merge_splits(const flat_problem *p, const flat_tiling *plan, const fla
             for (int64_t c = 0; c < p->v_dim; c++)
                 sum[c] = s == 0 ? w * row[c] : sum[c] + w * row[c];
         }
-        uk->store_row((int)p->v_dim, sum, l != 0.0f ? 1.0f / l : 0.0f, p->q_dtype,
-                      flat_out_row(p, task.b, h, pos));
-        float *lse = flat_lse_at(p, task.b, h, pos);
+        float factor, row_lse, *lse = flat_lse_at(p, task.b, h, pos);
+        flat_finish_row(p, h, m, l, &factor, &row_lse); /* the sink joins here, once */
+        uk->store_row((int)p->v_dim, sum, factor, p->q_dtype, flat_out_row(p, task.b, h, pos));
         if (lse)
-            *lse = l == 0.0f ? -INFINITY : FLAT_LN2 * (m + log2f(l));
+            *lse = row_lse;
     }
 }

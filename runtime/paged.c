@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "rules.h"
 #include "validate.h"
 
 #define INVALID(...) flat_error(FLAT_ERROR_INVALID_ARGUMENT, __VA_ARGS__)
@@ -200,8 +201,13 @@ flat_status flat_validate_paged(const flat_tensor *q, const flat_paged_kv *kv,
         return s;
     if (opt->kv_lens)
         return INVALID("opt.kv_lens must be NULL for a paged call (kv.seq_lens gives the lengths)");
-    if ((s = check_overlaps(q, out, kv, opt->lse)) != FLAT_OK)
+    int64_t longest = 0;
+    for (int64_t b = 0; b < kv->batch; b++)
+        longest = flat_max(longest, kv->seq_lens[b]);
+    if ((s = check_overlaps(q, out, kv, opt->lse)) != FLAT_OK ||
+        (s = flat_check_rules(opt, q, longest, out, opt->lse)) != FLAT_OK)
         return s;
     fill_problem(q, kv, out, opt, p);
+    flat_fill_rules(opt, p);
     return FLAT_OK;
 }

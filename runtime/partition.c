@@ -63,7 +63,10 @@ static double visible_pairs(const flat_problem *p, int64_t b, int64_t pos0, int6
 static float unit_cost(const flat_problem *p, const flat_tiling *t, const flat_unit *u)
 {
     double pairs = u->heads * visible_pairs(p, u->b, u->pos0, u->pos1) / t->splits;
-    double pack = t->k_in_place ? 0 : PACK_WEIGHT * flat_visible_keys(p, u->b, u->pos1 - 1) * p->dim;
+    int64_t lo, hi, unused;
+    flat_visible_range(p, u->b, u->pos0, &lo, &unused);
+    flat_visible_range(p, u->b, u->pos1 - 1, &unused, &hi);
+    double pack = t->k_in_place ? 0 : PACK_WEIGHT * (double)(hi - lo) * p->dim;
     return (float)(pairs * (double)(p->dim + p->v_dim) + pack / t->splits);
 }
 

@@ -13,11 +13,13 @@
  * never reads the caller's arrays after it is made. */
 typedef struct {
     int64_t kv_lens, q_offsets, block_table; /* int32 counts */
+    int64_t sinks, alibi;                    /* float counts */
 } plan_copies;
 
 static plan_copies copies_of(const flat_problem *p)
 {
-    plan_copies c = {p->kv_lens ? p->batch : 0, p->q_offsets ? p->batch + 1 : 0, 0};
+    plan_copies c = {p->kv_lens ? p->batch : 0, p->q_offsets ? p->batch + 1 : 0, 0,
+                     p->sinks ? p->q_heads : 0, p->alibi_slopes ? p->q_heads : 0};
     if (p->paged)
         c.block_table = p->batch * p->pages.bt_stride;
     return c;
@@ -29,7 +31,7 @@ static size_t plan_bytes(int64_t units, plan_copies c)
 {
     return align64(sizeof(struct flat_plan)) + align64((size_t)units * sizeof(flat_unit)) +
            align64((size_t)units * sizeof(float)) + align64((size_t)units * sizeof(int64_t)) +
-           align64((size_t)(c.kv_lens + c.q_offsets + c.block_table) * sizeof(int32_t));
+           align64((size_t)(c.kv_lens + c.q_offsets + c.block_table + c.sinks + c.alibi) * 4);
 }
 
 static const int32_t *copy_ints(int32_t **at, const int32_t *src, int64_t n)
@@ -37,6 +39,16 @@ static const int32_t *copy_ints(int32_t **at, const int32_t *src, int64_t n)
     if (!src || n == 0)
         return src;
     int32_t *dst = *at;
+    memcpy(dst, src, (size_t)n * sizeof *dst);
+    *at += n;
+    return dst;
+}
+
+static const float *copy_floats(int32_t **at, const float *src, int64_t n)
+{
+    if (!src || n == 0)
+        return src;
+    float *dst = (float *)(void *)*at;
     memcpy(dst, src, (size_t)n * sizeof *dst);
     *at += n;
     return dst;
@@ -57,6 +69,8 @@ static void lay_out(struct flat_plan *plan, int64_t units, plan_copies c)
     plan->p.kv_lens = copy_ints(&ints, plan->p.kv_lens, c.kv_lens);
     plan->p.q_offsets = copy_ints(&ints, plan->p.q_offsets, c.q_offsets);
     plan->p.pages.block_table = copy_ints(&ints, plan->p.pages.block_table, c.block_table);
+    plan->p.sinks = copy_floats(&ints, plan->p.sinks, c.sinks);
+    plan->p.alibi_slopes = copy_floats(&ints, plan->p.alibi_slopes, c.alibi);
 }
 
 static void describe(struct flat_plan *plan)

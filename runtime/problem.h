@@ -39,6 +39,13 @@ typedef struct {
     flat_pages pages;
     const int32_t *q_offsets; /* ragged: sequence b's rows q_offsets[b].. of q batch 0;
                                  q_len is then the largest count */
+    /* Score rules (runtime/rules.c); zero / NULL = off. */
+    int64_t window_left, window_right;
+    float softcap;             /* natural-log units */
+    const float *sinks;        /* [q_heads], natural-log units */
+    const float *alibi_slopes; /* [q_heads] */
+    const float *mask;         /* [B, Hq, q_rows, kv] with mask_sb/sh/ss strides */
+    int64_t mask_sb, mask_sh, mask_ss;
 } flat_problem;
 
 /* Checks the rules of flat_attention_paged (runtime/paged.c); fills *p. */
@@ -106,14 +113,30 @@ static inline int64_t flat_min(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t flat_max(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t flat_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-/* Keys row `pos` of batch b may see: a prefix [0, limit). */
+/* Keys query `pos` of sequence b sees: the interval [*lo, *hi) that
+ * kv_lens, causal and the window leave (bottom-right aligned: the query's
+ * position is p = pos + kv_len - q_len); empty as lo == hi. */
+static inline void flat_visible_range(const flat_problem *p, int64_t b, int64_t pos,
+                                      int64_t *lo, int64_t *hi)
+{
+    int64_t kvl = flat_kv_len_of(p, b), at = pos + (kvl - flat_q_len_of(p, b));
+    int64_t l = 0, h = kvl;
+    if (p->causal)
+        h = flat_min(h, at + 1);
+    if (p->window_left > 0)
+        l = flat_max(l, at - p->window_left);
+    if (p->window_right > 0)
+        h = flat_min(h, at + p->window_right + 1);
+    *lo = flat_min(l, kvl);
+    *hi = flat_max(*lo, flat_max(h, 0));
+}
+
+/* How many keys it sees. */
 static inline int64_t flat_visible_keys(const flat_problem *p, int64_t b, int64_t pos)
 {
-    int64_t kvl = flat_kv_len_of(p, b);
-    if (!p->causal)
-        return kvl;
-    int64_t lim = pos + (kvl - flat_q_len_of(p, b)) + 1; /* bottom-right aligned */
-    return lim < 0 ? 0 : lim > kvl ? kvl : lim;
+    int64_t lo, hi;
+    flat_visible_range(p, b, pos, &lo, &hi);
+    return hi - lo;
 }
 
 #endif

@@ -30,13 +30,13 @@ void flat_scores(const flat_problem *p, const flat_tiling *plan, const flat_uker
 
 /* The two dataflows over keys [kbeg, kend) of the task's rows. */
 void flat_rows_flat(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
-                    const flat_task *t, int rows, int kmax, flat_scratch *ws);
+                    const flat_task *t, int rows, int kbeg, int kend, flat_scratch *ws);
 void flat_rows_flash(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                      const flat_task *t, int rows, int kbeg, int kend, flat_scratch *ws);
 
-/* Key range [*kbeg, *kend) of split t->split (merge.c). */
+/* Key range [*kbeg, *kend) of split t->split of keys [k0, kmax) (merge.c). */
 void flat_split_range(const flat_tiling *plan, const flat_ukernels *uk, const flat_task *t,
-                      int kmax, int *kbeg, int *kend);
+                      int k0, int kmax, int *kbeg, int *kend);
 /* A split's rows as they stand, into `part` (flat_split_floats floats). */
 void flat_write_partial(const flat_problem *p, const flat_task *t, const flat_scratch *ws,
                         float *part);
@@ -46,6 +46,22 @@ static inline int flat_max_limit(const int *limit, int r0, int r1)
     int m = 0;
     for (int r = r0; r < r1; r++)
         m = limit[r] > m ? limit[r] : m;
+    return m;
+}
+
+static inline int flat_min_lo(const int *lo, int r0, int r1)
+{
+    int m = lo[r0];
+    for (int r = r0 + 1; r < r1; r++)
+        m = lo[r] < m ? lo[r] : m;
+    return m;
+}
+
+static inline int flat_max_lo(const int *lo, int r0, int r1)
+{
+    int m = lo[r0];
+    for (int r = r0 + 1; r < r1; r++)
+        m = lo[r] > m ? lo[r] : m;
     return m;
 }
 

@@ -6,6 +6,7 @@
 #include "convert.h"
 #include "error.h"
 #include "problem.h"
+#include "rules.h"
 #include "validate.h"
 
 #define INVALID(...) flat_error(FLAT_ERROR_INVALID_ARGUMENT, __VA_ARGS__)
@@ -171,7 +172,7 @@ static flat_status check_lse(const float *lse, const flat_tensor *q, const flat_
 
 flat_status flat_check_option_words(const flat_options *o)
 {
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < (int)(sizeof o->reserved / sizeof o->reserved[0]); i++)
         if (o->reserved[i] != 0)
             return INVALID("opt.reserved[%d] (%llu) must be 0", i,
                            (unsigned long long)o->reserved[i]);
@@ -196,6 +197,8 @@ static flat_status check_options(const flat_options *o, const flat_tensor *q,
             if (o->kv_lens[b] < 0 || o->kv_lens[b] > k->seq)
                 return INVALID("opt.kv_lens[%lld] (%d) outside [0, %lld]", (long long)b,
                                (int)o->kv_lens[b], (long long)k->seq);
+    if ((s = flat_check_rules(o, q, k->seq, out, o->lse)) != FLAT_OK)
+        return s;
     return o->lse ? check_lse(o->lse, q, k, v, out) : FLAT_OK;
 }
 
@@ -235,5 +238,6 @@ flat_status flat_validate(const flat_tensor *q, const flat_tensor *k, const flat
     p->v_dim = v->dim;
     p->causal = opt->causal != 0;
     p->scale = opt->scale != 0 ? opt->scale : 1.0f / sqrtf((float)q->dim);
+    flat_fill_rules(opt, p);
     return FLAT_OK;
 }

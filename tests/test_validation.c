@@ -502,13 +502,40 @@ static void test_negative_threads(void **state)
 static void test_reserved_nonzero(void **state)
 {
     (void)state;
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 3; i++) {
         FRESH();
         opt.reserved[i] = (uint64_t)1 << (i * 7);
         char arg[32];
         snprintf(arg, sizeof arg, "opt.reserved[%d]", i);
         REJECT(arg);
     }
+    { FRESH(); opt.reserved32 = 1; REJECT("opt.reserved32"); }
+}
+
+/* The score rules' own checks (flat.h): each a clear error, out untouched. */
+static void test_score_rule_checks(void **state)
+{
+    (void)state;
+    float bad[HQ], ok[HQ];
+    for (int i = 0; i < HQ; i++)
+        ok[i] = 0.5f, bad[i] = i == 1 ? NAN : 0.5f;
+    flat_tensor m = flat_tensor_bhsd(fx.arena, FLAT_F32, B, HQ, NQ, NK);
+    { FRESH(); opt.window_left = -1; REJECT("opt.window_left"); }
+    { FRESH(); opt.window_right = -3; REJECT("opt.window_right"); }
+    { FRESH(); opt.softcap = -1.0f; REJECT("opt.softcap"); }
+    { FRESH(); opt.softcap = INFINITY; REJECT("opt.softcap"); }
+    { FRESH(); opt.softcap = NAN; REJECT("opt.softcap"); }
+    { FRESH(); opt.sinks = bad; REJECT("opt.sinks[1]"); }
+    { FRESH(); opt.alibi_slopes = bad; REJECT("opt.alibi_slopes[1]"); }
+    { FRESH(); opt.sinks = ok; opt.alibi_slopes = ok; opt.window_left = 3; opt.softcap = 5; ACCEPT(); }
+    { FRESH(); flat_tensor mm = m; mm.dim = NK + 1; opt.mask = &mm; REJECT("opt.mask->dim"); }
+    { FRESH(); flat_tensor mm = m; mm.heads = 1; opt.mask = &mm; REJECT("opt.mask->heads"); }
+    { FRESH(); flat_tensor mm = m; mm.seq = NQ + 2; opt.mask = &mm; REJECT("opt.mask->seq"); }
+    { FRESH(); flat_tensor mm = m; mm.dtype = FLAT_F16; opt.mask = &mm; REJECT("opt.mask->dtype"); }
+    { FRESH(); flat_tensor mm = m; mm.stride_seq = -1; opt.mask = &mm; REJECT("opt.mask.stride_seq"); }
+    { FRESH(); flat_tensor mm = m; mm.data = NULL; opt.mask = &mm; REJECT("opt.mask->data"); }
+    { FRESH(); flat_tensor mm = m; mm.data = fx.od; opt.mask = &mm; REJECT("opt.mask"); }
+    { FRESH(); flat_tensor mm = m; mm.stride_batch = 0; mm.stride_head = 0; opt.mask = &mm; ACCEPT(); }
 }
 
 static void test_bad_scale(void **state)
@@ -665,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_isa_not_available),
         cmocka_unit_test(test_negative_threads),
         cmocka_unit_test(test_reserved_nonzero),
+        cmocka_unit_test(test_score_rule_checks),
         cmocka_unit_test(test_bad_scale),
         cmocka_unit_test(test_unknown_dataflow),
         cmocka_unit_test(test_lse_overlap),

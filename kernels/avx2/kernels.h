@@ -41,4 +41,6 @@ static inline __m256i flat_tail_mask_avx2(int k)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), lane);
 }
 
+void flat_score_rules__avx2(int n, float *s, const flat_rules_row *r);
+
 #endif

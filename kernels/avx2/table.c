@@ -22,5 +22,6 @@ const flat_ukernels flat_ukernels_avx2 = {
     .exp2_row = flat_exp2_row__avx2,
     .pv = flat_pv_6__avx2,
     .store_row = flat_store_row__avx2,
+    .score_rules = flat_score_rules__avx2,
     .vexp2 = flat_vexp2__avx2,
 };

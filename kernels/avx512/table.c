@@ -23,5 +23,6 @@ const flat_ukernels flat_ukernels_avx512 = {
     .exp2_row = flat_exp2_row__avx512,
     .pv = flat_pv_6__avx512,
     .store_row = flat_store_row__avx512,
+    .score_rules = flat_score_rules__avx512,
     .vexp2 = flat_vexp2__avx512,
 };

@@ -37,4 +37,6 @@ void flat_pv_4x16__neon(int m, int n, int dv, const float *restrict p, int64_t l
                         const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
                         int64_t ld_o, const float *restrict alpha);
 
+void flat_score_rules__neon(int n, float *s, const flat_rules_row *r);
+
 #endif

@@ -22,5 +22,6 @@ const flat_ukernels flat_ukernels_neon = {
     .exp2_row = flat_exp2_row__neon,
     .pv = flat_pv_4x16__neon,
     .store_row = flat_store_row__neon,
+    .score_rules = flat_score_rules__neon,
     .vexp2 = flat_vexp2__neon,
 };

@@ -17,5 +17,6 @@ const flat_ukernels flat_ukernels_scalar = {
     .exp2_row = flat_exp2_row__scalar,
     .pv = flat_pv_4__scalar,
     .store_row = flat_store_row__scalar,
+    .score_rules = flat_score_rules__scalar,
     .vexp2 = flat_vexp2__scalar,
 };

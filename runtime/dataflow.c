@@ -40,6 +40,9 @@ static void pv_range(const flat_problem *p, const flat_ukernels *uk, const flat_
     do {
         flat_run r = flat_value_run(p, t, j0 + j);
         int64_t here = flat_min(r.count, n - j);
+        if (p->paged && j + here < n) /* the next page, while this one computes */
+            flat_prefetch_run(p, flat_value_run(p, t, j0 + j + here),
+                              flat_min(p->pages.page_size, n - j - here), p->v_dim);
         uk->pv(m, (int)here, (int)p->v_dim, s + j, ld_s, r.row, r.ld, p->kv_dtype, o, ld_o,
                j == 0 ? alpha : ones);
         j += here;

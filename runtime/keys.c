@@ -133,6 +133,9 @@ static void scores_in_place(const flat_problem *p, const flat_ukernels *uk,
         for (int64_t j = 0; j < n;) {
             flat_run r = flat_key_run(p, t, k0 + j);
             int64_t here = flat_min(r.count, n - j);
+            if (p->paged && j + here < n) /* the next page, while this one computes */
+                flat_prefetch_run(p, flat_key_run(p, t, k0 + j + here),
+                                  flat_min(p->pages.page_size, n - j - here), p->dim);
             uk->qk_rows(r1 - r0, (int)p->dim, (int)here, ws->qp + (int64_t)r0 * p->dim, r.row,
                         r.ld, p->kv_dtype, ws->s + (int64_t)r0 * ld_s + j, ld_s);
             j += here;

@@ -22,6 +22,19 @@ typedef struct {
 flat_run flat_key_run(const flat_problem *p, const flat_task *t, int64_t j);
 flat_run flat_value_run(const flat_problem *p, const flat_task *t, int64_t j);
 
+/* Asks for rows [0, rows) of run r (dim elements each) ahead of use: a paged
+ * cache's next page, which no hardware prefetcher predicts and the kernels
+ * do not prefetch into (they stay within their call). always_inline: GCC
+ * deems a prefetch-only function const and deletes its calls. */
+static inline __attribute__((always_inline)) void
+flat_prefetch_run(const flat_problem *p, flat_run r, int64_t rows, int64_t dim)
+{
+    const int64_t size = flat_dtype_size(p->kv_dtype), bytes = dim * size;
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t c = 0; c < bytes; c += 64)
+            __builtin_prefetch((const char *)r.row + i * r.ld * size + c, 0, 3);
+}
+
 /* S[:, k0 .. k0+width) of every Q panel that has a row seeing past k0: from
  * the packed K panels (GEMM-shaped path) or from K rows in place (decode). */
 void flat_scores(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,

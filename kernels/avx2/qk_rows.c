@@ -48,8 +48,8 @@ static inline __attribute__((always_inline)) void transpose8(__m256 r[8])
  * latency. Rows m..m_blk-1 compute on the panel's zero padding, unstored.
  */
 static inline __attribute__((always_inline)) void
-block8(const int m_blk, const int full, int m, int keys, int d, const float *restrict qp,
-       const float *k, int64_t ld_k, float *restrict s, int64_t ld_s)
+block8(const int m_blk, const int full, int m, int keys, int ahead, int d,
+       const float *restrict qp, const float *k, int64_t ld_k, float *restrict s, int64_t ld_s)
 {
     const int split = m_blk <= 3 ? 2 : 1;
     __m256 acc[2][MR];
@@ -66,7 +66,9 @@ block8(const int m_blk, const int full, int m, int keys, int d, const float *res
         for (int j = 0; j < 8; j++) {
             const float *kj = k + j * ld_k + c0;
             if (full || j < keys) {
-                if (c0 % 16 == 0)
+                /* only rows of this call (a paged cache's next page is
+                 * elsewhere: the runtime prefetches it) */
+                if (c0 % 16 == 0 && j + QK_ROWS_PREFETCH < ahead)
                     _mm_prefetch((const char *)(kj + QK_ROWS_PREFETCH * ld_k), _MM_HINT_T0);
                 r[j] = dims == 8 ? _mm256_loadu_ps(kj) : _mm256_maskload_ps(kj, dmask);
             } else {
@@ -109,9 +111,9 @@ rows_blocked(const int m_blk, int m, int d, int n, const float *restrict qp, con
 {
     int j = 0;
     for (; j + 8 <= n; j += 8)
-        block8(m_blk, 1, m, 8, d, qp, k + (int64_t)j * ld_k, ld_k, s + j, ld_s);
+        block8(m_blk, 1, m, 8, n - j, d, qp, k + (int64_t)j * ld_k, ld_k, s + j, ld_s);
     if (j < n)
-        block8(m_blk, 0, m, n - j, d, qp, k + (int64_t)j * ld_k, ld_k, s + j, ld_s);
+        block8(m_blk, 0, m, n - j, n - j, d, qp, k + (int64_t)j * ld_k, ld_k, s + j, ld_s);
 }
 
 static void flat_qk_rows__avx2_f32(int m, int d, int n, const float *restrict qp, const float *k,

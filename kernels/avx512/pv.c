@@ -61,11 +61,12 @@ pv_block(const int mb, const int nv, const int masked, __mmask16 last, int rows,
         const float *vj = v + (int64_t)j * ld_v;
         __m512 vv[PV_NV_NARROW];
         /* V rows come from L2/L3 on the first row block of a chunk: fetch
-         * PV_PREFETCH keys ahead. Past j = n this only touches cache lines,
-         * never registers: prefetches do not fault. */
+         * PV_PREFETCH keys ahead, within the call (past it, in a paged
+         * cache, lies other data: the runtime prefetches the next page). */
+        if (j + PV_PREFETCH < n)
 #pragma GCC unroll 8
-        for (int c = 0; c < nv; c++)
-            _mm_prefetch((const char *)(vj + PV_PREFETCH * ld_v + 16 * c), _MM_HINT_T0);
+            for (int c = 0; c < nv; c++)
+                _mm_prefetch((const char *)(vj + PV_PREFETCH * ld_v + 16 * c), _MM_HINT_T0);
 #pragma GCC unroll 8
         for (int c = 0; c < nv; c++)
             vv[c] = masked && c == nv - 1 ? _mm512_maskz_loadu_ps(last, vj + 16 * c)

@@ -26,8 +26,8 @@
  * panel's zero padding and are not stored.
  */
 static inline __attribute__((always_inline)) void
-block16(const int m_blk, const int full, int m, int keys, int d, const float *restrict qp,
-        const float *k, int64_t ld_k, float *restrict s, int64_t ld_s)
+block16(const int m_blk, const int full, int m, int keys, int ahead, int d,
+        const float *restrict qp, const float *k, int64_t ld_k, float *restrict s, int64_t ld_s)
 {
     const int split = m_blk <= 6 ? 2 : 1;
     __m512 acc[2][MR];
@@ -44,7 +44,11 @@ block16(const int m_blk, const int full, int m, int keys, int d, const float *re
         for (int j = 0; j < 16; j++) {
             const float *kj = k + j * ld_k + c0;
             if (full || j < keys) {
-                _mm_prefetch((const char *)(kj + QK_ROWS_PREFETCH * ld_k), _MM_HINT_T0);
+                /* only rows of this call: past them (the next page of a
+                 * paged cache) lies other data, whose lines would waste
+                 * bandwidth; the runtime prefetches the next run itself */
+                if (j + QK_ROWS_PREFETCH < ahead)
+                    _mm_prefetch((const char *)(kj + QK_ROWS_PREFETCH * ld_k), _MM_HINT_T0);
                 r[j] = _mm512_maskz_loadu_ps(dmask, kj);
             } else {
                 r[j] = _mm512_setzero_ps();
@@ -85,9 +89,9 @@ rows_blocked(const int m_blk, int m, int d, int n, const float *restrict qp, con
 {
     int j = 0;
     for (; j + 16 <= n; j += 16)
-        block16(m_blk, 1, m, 16, d, qp, k + (int64_t)j * ld_k, ld_k, s + j, ld_s);
+        block16(m_blk, 1, m, 16, n - j, d, qp, k + (int64_t)j * ld_k, ld_k, s + j, ld_s);
     if (j < n)
-        block16(m_blk, 0, m, n - j, d, qp, k + (int64_t)j * ld_k, ld_k, s + j, ld_s);
+        block16(m_blk, 0, m, n - j, n - j, d, qp, k + (int64_t)j * ld_k, ld_k, s + j, ld_s);
 }
 
 /* Six instances of the row count instead of twelve: a few extra FMAs on the

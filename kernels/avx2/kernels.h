@@ -3,7 +3,9 @@
 #define FLAT_AVX2_KERNELS_H
 
 #include <immintrin.h>
+#include <stdint.h>
 
+#include "../convert.h"
 #include "../ukernel.h"
 
 /*
@@ -41,6 +43,51 @@ static inline __m256i flat_tail_mask_avx2(int k)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), lane);
 }
 
+/*
+ * Loads of a row of type t from element c, widened to fp32 in registers:
+ * f16 by F16C (vcvtph2ps, exact), bf16 by zero-extending to 32 bits and
+ * shifting into the upper half (a bf16 is the top of an f32). t is a
+ * compile-time constant in every caller, so the f32 path is the plain load.
+ */
+static inline __attribute__((always_inline)) float flat_load1_avx2(const flat_dtype t,
+                                                                   const void *row, int64_t c)
+{
+    if (t == FLAT_F32)
+        return ((const float *)row)[c];
+    const uint16_t h = ((const uint16_t *)row)[c];
+    return t == FLAT_F16 ? _cvtsh_ss(h) : flat_bf16_to_f32(h);
+}
+
+static inline __attribute__((always_inline)) __m256 flat_widen8_avx2(const flat_dtype t,
+                                                                     __m128i h)
+{
+    if (t == FLAT_F16)
+        return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+/* 8 elements. */
+static inline __attribute__((always_inline)) __m256 flat_loadu8_avx2(const flat_dtype t,
+                                                                     const void *row, int64_t c)
+{
+    if (t == FLAT_F32)
+        return _mm256_loadu_ps((const float *)row + c);
+    return flat_widen8_avx2(t, _mm_loadu_si128((const __m128i *)((const uint16_t *)row + c)));
+}
+
+/* count < 8 elements (mask = flat_tail_mask_avx2(count)), zeros above. AVX2
+ * has no 16-bit masked load, so 16-bit tails go through a small local array:
+ * the row is never read past its last element. */
+static inline __attribute__((always_inline)) __m256
+flat_load8_part_avx2(const flat_dtype t, const void *row, int64_t c, int count, __m256i mask)
+{
+    if (t == FLAT_F32)
+        return _mm256_maskload_ps((const float *)row + c, mask);
+    uint16_t h[8] = {0};
+    for (int i = 0; i < count; i++)
+        h[i] = ((const uint16_t *)row)[c + i];
+    return flat_widen8_avx2(t, _mm_loadu_si128((const __m128i *)h));
+}
 void flat_score_rules__avx2(int n, float *s, const flat_rules_row *r);
 
 #endif

@@ -10,9 +10,10 @@
 #include "kernels.h"
 
 /* pack_q is O(m d) against O(m n d) for qk, so a plain loop serves; the
- * destination is written sequentially and padding rows are zeroed. */
-static void flat_pack_q__avx2_f32(int m, int d, const float *const *rows, float scale,
-                       float *restrict qp)
+ * destination is written sequentially and padding rows are zeroed. 16-bit
+ * elements widen one at a time in registers (F16C / a shift). */
+static inline __attribute__((always_inline)) void
+pack_q(const flat_dtype t, int m, int d, const void *const *rows, float scale, float *restrict qp)
 {
     assert(m >= 1 && d >= 1);
     for (int p = 0; p < m; p += FLAT_AVX2_MR) {
@@ -20,7 +21,7 @@ static void flat_pack_q__avx2_f32(int m, int d, const float *const *rows, float 
         for (int c = 0; c < d; c++) {
             float *dst = qp + (int64_t)c * FLAT_AVX2_MR;
             for (int i = 0; i < here; i++)
-                dst[i] = scale * rows[p + i][c];
+                dst[i] = scale * flat_load1_avx2(t, rows[p + i], c);
             for (int i = here; i < FLAT_AVX2_MR; i++)
                 dst[i] = 0.0f;
         }
@@ -28,24 +29,27 @@ static void flat_pack_q__avx2_f32(int m, int d, const float *const *rows, float 
     }
 }
 
-/* 16-bit rows are not in this table yet (dtypes: F32). */
 void flat_pack_q__avx2(int m, int d, const void *const *rows, flat_dtype t, float scale,
                        float *restrict qp)
 {
-    assert(t == FLAT_F32);
-    (void)t;
-    flat_pack_q__avx2_f32(m, d, (const float *const *)rows, scale, qp);
+    switch (t) {
+    case FLAT_F16: pack_q(FLAT_F16, m, d, rows, scale, qp); break;
+    case FLAT_BF16: pack_q(FLAT_BF16, m, d, rows, scale, qp); break;
+    default: pack_q(FLAT_F32, m, d, rows, scale, qp); break;
+    }
 }
 
 /* A full panel of 16 keys moves as 8x8 transposes, so each K row is read in
- * vectors; the last, partial panel (and the dims past the last multiple of
- * 8) go element by element. */
-static inline void transpose8(const float *src, int64_t ld, float *dst, int64_t ld_dst)
+ * vectors (16-bit rows widen in the load); the last, partial panel (and the
+ * dims past the last multiple of 8) go element by element. Dims [c, c + 8)
+ * of the 8 rows from src (element offsets, type t). */
+static inline __attribute__((always_inline)) void
+transpose8(const flat_dtype t, const void *src, int64_t c, int64_t ld, float *dst, int64_t ld_dst)
 {
-    __m256 r0 = _mm256_loadu_ps(src + 0 * ld), r1 = _mm256_loadu_ps(src + 1 * ld);
-    __m256 r2 = _mm256_loadu_ps(src + 2 * ld), r3 = _mm256_loadu_ps(src + 3 * ld);
-    __m256 r4 = _mm256_loadu_ps(src + 4 * ld), r5 = _mm256_loadu_ps(src + 5 * ld);
-    __m256 r6 = _mm256_loadu_ps(src + 6 * ld), r7 = _mm256_loadu_ps(src + 7 * ld);
+    __m256 r0 = flat_loadu8_avx2(t, src, c + 0 * ld), r1 = flat_loadu8_avx2(t, src, c + 1 * ld);
+    __m256 r2 = flat_loadu8_avx2(t, src, c + 2 * ld), r3 = flat_loadu8_avx2(t, src, c + 3 * ld);
+    __m256 r4 = flat_loadu8_avx2(t, src, c + 4 * ld), r5 = flat_loadu8_avx2(t, src, c + 5 * ld);
+    __m256 r6 = flat_loadu8_avx2(t, src, c + 6 * ld), r7 = flat_loadu8_avx2(t, src, c + 7 * ld);
     __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
     __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
     __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
@@ -68,43 +72,46 @@ static inline void transpose8(const float *src, int64_t ld, float *dst, int64_t 
     _mm256_storeu_ps(dst + 7 * ld_dst, _mm256_permute2f128_ps(r3, r7, 0x31));
 }
 
-static void pack_k_partial(int keys, int d, const float *k, int64_t ld_k, float *restrict kp)
+static inline __attribute__((always_inline)) void
+pack_k_partial(const flat_dtype t, int keys, int d, const void *k, int64_t ld_k, float *restrict kp)
 {
     for (int c = 0; c < d; c++) {
         float *dst = kp + (int64_t)c * FLAT_AVX2_NR;
         for (int j = 0; j < keys; j++)
-            dst[j] = k[j * ld_k + c];
+            dst[j] = flat_load1_avx2(t, k, j * ld_k + c);
         for (int j = keys; j < FLAT_AVX2_NR; j++)
             dst[j] = 0.0f;
     }
 }
 
-static void flat_pack_k__avx2_f32(int n, int d, const float *k, int64_t ld_k, float *restrict kp)
+static inline __attribute__((always_inline)) void
+pack_k(const flat_dtype t, int n, int d, const void *k, int64_t ld_k, float *restrict kp)
 {
     assert(n >= 1 && d >= 1);
     const int64_t panel = (int64_t)d * FLAT_AVX2_NR;
     int p = 0;
     for (; p + FLAT_AVX2_NR <= n; p += FLAT_AVX2_NR) {
-        const float *kb = k + p * ld_k;
+        const void *kb = flat_elem_ptr(k, p * ld_k, t);
         int c = 0;
         for (; c + 8 <= d; c += 8) {
-            transpose8(kb + c, ld_k, kp + c * FLAT_AVX2_NR, FLAT_AVX2_NR);
-            transpose8(kb + 8 * ld_k + c, ld_k, kp + c * FLAT_AVX2_NR + 8, FLAT_AVX2_NR);
+            transpose8(t, kb, c, ld_k, kp + c * FLAT_AVX2_NR, FLAT_AVX2_NR);
+            transpose8(t, kb, 8 * ld_k + c, ld_k, kp + c * FLAT_AVX2_NR + 8, FLAT_AVX2_NR);
         }
         for (; c < d; c++)
             for (int j = 0; j < FLAT_AVX2_NR; j++)
-                kp[c * FLAT_AVX2_NR + j] = kb[j * ld_k + c];
+                kp[c * FLAT_AVX2_NR + j] = flat_load1_avx2(t, kb, j * ld_k + c);
         kp += panel;
     }
     if (p < n)
-        pack_k_partial(n - p, d, k + p * ld_k, ld_k, kp);
+        pack_k_partial(t, n - p, d, flat_elem_ptr(k, p * ld_k, t), ld_k, kp);
 }
 
-/* 16-bit K are not in this table yet (dtypes: F32). */
 void flat_pack_k__avx2(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
                        float *restrict kp)
 {
-    assert(t == FLAT_F32);
-    (void)t;
-    flat_pack_k__avx2_f32(n, d, (const float *)k, ld_k, kp);
+    switch (t) {
+    case FLAT_F16: pack_k(FLAT_F16, n, d, k, ld_k, kp); break;
+    case FLAT_BF16: pack_k(FLAT_BF16, n, d, k, ld_k, kp); break;
+    default: pack_k(FLAT_F32, n, d, k, ld_k, kp); break;
+    }
 }

@@ -46,17 +46,21 @@ pv_start(const float *o, pv_step st, int i, __m256i mask, int masked)
     return st.first ? _mm256_mul_ps(_mm256_set1_ps(st.alpha[i]), oi) : oi;
 }
 
+/* pf: this column block starts a 64-byte line of the V row (always for
+ * f32; every other 16-column block of a 16-bit type), so it prefetches. */
 static inline __attribute__((always_inline)) void
-prefetch_ahead(const float *v, int64_t ld_v, int j, int j0, pv_step st)
+prefetch_ahead(const flat_dtype t, const int pf, const void *v, int64_t ld_v, int j, int j0,
+               pv_step st)
 {
-    if (j0 + j + PV_PREFETCH < st.n)
-        _mm_prefetch((const char *)(v + (j + PV_PREFETCH) * ld_v), _MM_HINT_T0);
+    if (pf && j0 + j + PV_PREFETCH < st.n)
+        _mm_prefetch((const char *)flat_elem_ptr(v, (j + PV_PREFETCH) * ld_v, t), _MM_HINT_T0);
 }
 
 /* Keys j0 .. j0+nk of one 16-column block. */
 static inline __attribute__((always_inline)) void
-pv_cols16(int R, int j0, int nk, const float *restrict p, int64_t ld_p,
-          const float *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o, pv_step st)
+pv_cols16(const flat_dtype t, const int pf, int R, int j0, int nk, const float *restrict p,
+          int64_t ld_p, const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
+          pv_step st)
 {
     const __m256i none = _mm256_setzero_si256();
     __m256 acc0[FLAT_AVX2_PV_MR], acc1[FLAT_AVX2_PV_MR];
@@ -66,9 +70,9 @@ pv_cols16(int R, int j0, int nk, const float *restrict p, int64_t ld_p,
         acc1[i] = pv_start(o + i * ld_o + 8, st, i, none, 0);
     }
     for (int j = 0; j < nk; j++) {
-        prefetch_ahead(v, ld_v, j, j0, st);
-        const __m256 v0 = _mm256_loadu_ps(v + j * ld_v);
-        const __m256 v1 = _mm256_loadu_ps(v + j * ld_v + 8);
+        prefetch_ahead(t, pf, v, ld_v, j, j0, st);
+        const __m256 v0 = flat_loadu8_avx2(t, v, j * ld_v);
+        const __m256 v1 = flat_loadu8_avx2(t, v, j * ld_v + 8);
 #pragma GCC unroll 6
         for (int i = 0; i < R; i++) {
             const __m256 pij = _mm256_broadcast_ss(p + i * ld_p + j);
@@ -85,8 +89,9 @@ pv_cols16(int R, int j0, int nk, const float *restrict p, int64_t ld_p,
 
 /* Up to 8 columns; `cols` < 8 switches to masked loads and stores. */
 static inline __attribute__((always_inline)) void
-pv_cols8(int R, int j0, int nk, int cols, const float *restrict p, int64_t ld_p,
-         const float *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o, pv_step st)
+pv_cols8(const flat_dtype t, const int pf, int R, int j0, int nk, int cols,
+         const float *restrict p, int64_t ld_p, const void *restrict v, int64_t ld_v,
+         float *restrict o, int64_t ld_o, pv_step st)
 {
     const int masked = cols < 8;
     const __m256i mask = flat_tail_mask_avx2(cols);
@@ -95,9 +100,9 @@ pv_cols8(int R, int j0, int nk, int cols, const float *restrict p, int64_t ld_p,
     for (int i = 0; i < R; i++)
         acc[i] = pv_start(o + i * ld_o, st, i, mask, masked);
     for (int j = 0; j < nk; j++) {
-        prefetch_ahead(v, ld_v, j, j0, st);
-        const __m256 vj = masked ? _mm256_maskload_ps(v + j * ld_v, mask)
-                                 : _mm256_loadu_ps(v + j * ld_v);
+        prefetch_ahead(t, pf, v, ld_v, j, j0, st);
+        const __m256 vj = masked ? flat_load8_part_avx2(t, v, j * ld_v, cols, mask)
+                                 : flat_loadu8_avx2(t, v, j * ld_v);
 #pragma GCC unroll 6
         for (int i = 0; i < R; i++)
             acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + i * ld_p + j), vj, acc[i]);
@@ -113,49 +118,31 @@ pv_cols8(int R, int j0, int nk, int cols, const float *restrict p, int64_t ld_p,
 
 /* n == 0 still runs one (empty) step: O = alpha * O or 0. */
 static inline __attribute__((always_inline)) void
-pv_rows(int R, int n, int dv, const float *restrict p, int64_t ld_p,
-        const float *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
+pv_rows(const flat_dtype t, int R, int n, int dv, const float *restrict p, int64_t ld_p,
+        const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
         const float *restrict alpha)
 {
     int j0 = 0;
     do {
         const int nk = n - j0 < PV_KEYS ? n - j0 : PV_KEYS;
         const pv_step st = {alpha, j0 == 0, n};
-        const float *pj = p + j0, *vj = v + j0 * ld_v;
+        const float *pj = p + j0;
+        const void *vj = flat_elem_ptr(v, j0 * ld_v, t);
         int c = 0;
         for (; c + 16 <= dv; c += 16)
-            pv_cols16(R, j0, nk, pj, ld_p, vj + c, ld_v, o + c, ld_o, st);
+            pv_cols16(t, t == FLAT_F32 || c % 32 == 0, R, j0, nk, pj, ld_p,
+                      flat_elem_ptr(vj, c, t), ld_v, o + c, ld_o, st);
         for (; c < dv; c += 8)
-            pv_cols8(R, j0, nk, dv - c < 8 ? dv - c : 8, pj, ld_p, vj + c, ld_v, o + c,
-                     ld_o, st);
+            pv_cols8(t, t == FLAT_F32 || c % 32 == 0, R, j0, nk, dv - c < 8 ? dv - c : 8, pj,
+                     ld_p, flat_elem_ptr(vj, c, t), ld_v, o + c, ld_o, st);
         j0 += PV_KEYS;
     } while (j0 < n);
 }
 
-static void pv_rows_6(int n, int dv, const float *restrict p, int64_t ld_p,
-                      const float *restrict v, int64_t ld_v, float *restrict o,
-                      int64_t ld_o, const float *restrict alpha)
-{
-    pv_rows(6, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha);
-}
-
-/* The last row block, 1..5 rows, one instance per height. */
-static void pv_rows_tail(int R, int n, int dv, const float *restrict p, int64_t ld_p,
-                         const float *restrict v, int64_t ld_v, float *restrict o,
-                         int64_t ld_o, const float *restrict alpha)
-{
-    switch (R) {
-    case 1: pv_rows(1, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    case 2: pv_rows(2, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    case 3: pv_rows(3, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    case 4: pv_rows(4, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    default: pv_rows(5, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    }
-}
-
-static void flat_pv_6__avx2_f32(int m, int n, int dv, const float *restrict p, int64_t ld_p,
-                     const float *restrict v, int64_t ld_v, float *restrict o,
-                     int64_t ld_o, const float *restrict alpha)
+static inline __attribute__((always_inline)) void
+pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld_p,
+   const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
+   const float *restrict alpha)
 {
     assert(m >= 1 && n >= 0 && dv >= 1);
     assert(n == 0 || m == 1 || ld_p >= n);
@@ -163,29 +150,79 @@ static void flat_pv_6__avx2_f32(int m, int n, int dv, const float *restrict p, i
     assert(m == 1 || ld_o >= dv);
     int r = 0;
     for (; r + FLAT_AVX2_PV_MR <= m; r += FLAT_AVX2_PV_MR)
-        pv_rows_6(n, dv, p + r * ld_p, ld_p, v, ld_v, o + r * ld_o, ld_o,
-                  alpha ? alpha + r : NULL);
-    if (r < m)
-        pv_rows_tail(m - r, n, dv, p + r * ld_p, ld_p, v, ld_v, o + r * ld_o, ld_o,
-                     alpha ? alpha + r : NULL);
+        pv_rows(t, 6, n, dv, p + r * ld_p, ld_p, v, ld_v, o + r * ld_o, ld_o,
+                alpha ? alpha + r : NULL);
+    if (r >= m)
+        return;
+    /* The last row block, 1..5 rows, one instance per height. */
+    const int R = m - r;
+    p += r * ld_p, o += r * ld_o, alpha = alpha ? alpha + r : NULL;
+    switch (R) {
+    case 1: pv_rows(t, 1, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
+    case 2: pv_rows(t, 2, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
+    case 3: pv_rows(t, 3, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
+    case 4: pv_rows(t, 4, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
+    default: pv_rows(t, 5, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
+    }
 }
 
-/* 16-bit V are not in this table yet (dtypes: F32). */
 void flat_pv_6__avx2(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                      const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
                      int64_t ld_o, const float *restrict alpha)
 {
-    assert(t == FLAT_F32);
-    (void)t;
-    flat_pv_6__avx2_f32(m, n, dv, p, ld_p, (const float *)v, ld_v, o, ld_o, alpha);
+    switch (t) {
+    case FLAT_F16: pv(FLAT_F16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
+    case FLAT_BF16: pv(FLAT_BF16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
+    default: pv(FLAT_F32, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
+    }
+}
+
+/*
+ * y = scale * x rounded to t, 8 lanes at a time; the last n % 8 elements go
+ * one by one through kernels/convert.h (AVX2 has no 16-bit masked store, and
+ * nothing past n may be written). f16: vcvtps2ph with round-to-nearest-even,
+ * IEEE rounding as convert.h, overflow and NaN included. bf16: convert.h's
+ * integer rounding (add 0x7fff plus the lowest kept bit; NaN gets its quiet
+ * bit), then the top halves packed to 16 bits.
+ */
+static inline __attribute__((always_inline)) void
+store_row(const flat_dtype t, int n, const float *restrict x, float scale, void *restrict y)
+{
+    const __m256 vs = _mm256_set1_ps(scale);
+    int c = 0;
+    for (; c + 8 <= n; c += 8) {
+        const __m256 v = _mm256_mul_ps(vs, _mm256_loadu_ps(x + c));
+        __m128i h;
+        if (t == FLAT_F32) {
+            _mm256_storeu_ps((float *)y + c, v);
+            continue;
+        } else if (t == FLAT_F16) {
+            h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        } else {
+            const __m256i u = _mm256_castps_si256(v);
+            const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+            __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
+            const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+            r = _mm256_blendv_epi8(r, _mm256_or_si256(u, _mm256_set1_epi32(0x00400000)), nan);
+            r = _mm256_srli_epi32(r, 16);
+            /* packus works within 128-bit lanes: [r0-3 r0-3 | r4-7 r4-7]; the
+             * qword permute brings r0-3 and r4-7 together */
+            const __m256i packed = _mm256_packus_epi32(r, r);
+            h = _mm256_castsi256_si128(_mm256_permute4x64_epi64(packed, 0x08));
+        }
+        _mm_storeu_si128((__m128i *)((uint16_t *)y + c), h);
+    }
+    for (; c < n; c++)
+        flat_store_elem(y, c, scale * x[c], t);
 }
 
 void flat_store_row__avx2(int n, const float *restrict x, float scale, flat_dtype t,
                           void *restrict y)
 {
-    assert(t == FLAT_F32);
-    (void)t;
-    float *yf = y;
-    for (int c = 0; c < n; c++)
-        yf[c] = scale * x[c];
+    assert(n >= 1);
+    switch (t) {
+    case FLAT_F16: store_row(FLAT_F16, n, x, scale, y); break;
+    case FLAT_BF16: store_row(FLAT_BF16, n, x, scale, y); break;
+    default: store_row(FLAT_F32, n, x, scale, y); break;
+    }
 }

@@ -48,8 +48,8 @@ static inline __attribute__((always_inline)) void transpose8(__m256 r[8])
  * latency. Rows m..m_blk-1 compute on the panel's zero padding, unstored.
  */
 static inline __attribute__((always_inline)) void
-block8(const int m_blk, const int full, int m, int keys, int ahead, int d,
-       const float *restrict qp, const float *k, int64_t ld_k, float *restrict s, int64_t ld_s)
+block8(const flat_dtype t, const int m_blk, const int full, int m, int keys, int ahead, int d,
+       const float *restrict qp, const void *k, int64_t ld_k, float *restrict s, int64_t ld_s)
 {
     const int split = m_blk <= 3 ? 2 : 1;
     __m256 acc[2][MR];
@@ -64,13 +64,16 @@ block8(const int m_blk, const int full, int m, int keys, int ahead, int d,
         __m256 r[8];
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
-            const float *kj = k + j * ld_k + c0;
+            const void *kj = flat_elem_ptr(k, j * ld_k, t);
             if (full || j < keys) {
-                /* only rows of this call (a paged cache's next page is
+                /* one prefetch per 64-byte line (16 f32 or 32 16-bit dims),
+                 * only rows of this call (a paged cache's next page lies
                  * elsewhere: the runtime prefetches it) */
-                if (c0 % 16 == 0 && j + QK_ROWS_PREFETCH < ahead)
-                    _mm_prefetch((const char *)(kj + QK_ROWS_PREFETCH * ld_k), _MM_HINT_T0);
-                r[j] = dims == 8 ? _mm256_loadu_ps(kj) : _mm256_maskload_ps(kj, dmask);
+                if (c0 % (t == FLAT_F32 ? 16 : 32) == 0 && j + QK_ROWS_PREFETCH < ahead)
+                    _mm_prefetch((const char *)flat_elem_ptr(kj, QK_ROWS_PREFETCH * ld_k + c0, t),
+                                 _MM_HINT_T0);
+                r[j] = dims == 8 ? flat_loadu8_avx2(t, kj, c0)
+                                 : flat_load8_part_avx2(t, kj, c0, dims, dmask);
             } else {
                 r[j] = _mm256_setzero_ps();
             }
@@ -106,36 +109,40 @@ block8(const int m_blk, const int full, int m, int keys, int ahead, int d,
 }
 
 static inline __attribute__((always_inline)) void
-rows_blocked(const int m_blk, int m, int d, int n, const float *restrict qp, const float *k,
-             int64_t ld_k, float *restrict s, int64_t ld_s)
+rows_blocked(const flat_dtype t, const int m_blk, int m, int d, int n, const float *restrict qp,
+             const void *k, int64_t ld_k, float *restrict s, int64_t ld_s)
 {
     int j = 0;
     for (; j + 8 <= n; j += 8)
-        block8(m_blk, 1, m, 8, n - j, d, qp, k + (int64_t)j * ld_k, ld_k, s + j, ld_s);
+        block8(t, m_blk, 1, m, 8, n - j, d, qp, flat_elem_ptr(k, (int64_t)j * ld_k, t), ld_k,
+               s + j, ld_s);
     if (j < n)
-        block8(m_blk, 0, m, n - j, n - j, d, qp, k + (int64_t)j * ld_k, ld_k, s + j, ld_s);
+        block8(t, m_blk, 0, m, n - j, n - j, d, qp, flat_elem_ptr(k, (int64_t)j * ld_k, t), ld_k,
+               s + j, ld_s);
 }
 
-static void flat_qk_rows__avx2_f32(int m, int d, int n, const float *restrict qp, const float *k,
-                        int64_t ld_k, float *restrict s, int64_t ld_s)
+static inline __attribute__((always_inline)) void
+qk_rows(const flat_dtype t, int m, int d, int n, const float *restrict qp, const void *k,
+        int64_t ld_k, float *restrict s, int64_t ld_s)
 {
     assert(m >= 1 && m <= MR && d >= 1 && n >= 0);
     assert(n == 0 || (k != NULL && ld_s >= n));
     if (m == 1)
-        rows_blocked(1, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 1, m, d, n, qp, k, ld_k, s, ld_s);
     else if (m == 2)
-        rows_blocked(2, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 2, m, d, n, qp, k, ld_k, s, ld_s);
     else if (m <= 4)
-        rows_blocked(4, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 4, m, d, n, qp, k, ld_k, s, ld_s);
     else
-        rows_blocked(6, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 6, m, d, n, qp, k, ld_k, s, ld_s);
 }
 
-/* 16-bit K are not in this table yet (dtypes: F32). */
 void flat_qk_rows__avx2(int m, int d, int n, const float *restrict qp, const void *k,
                         int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s)
 {
-    assert(t == FLAT_F32);
-    (void)t;
-    flat_qk_rows__avx2_f32(m, d, n, qp, (const float *)k, ld_k, s, ld_s);
+    switch (t) {
+    case FLAT_F16: qk_rows(FLAT_F16, m, d, n, qp, k, ld_k, s, ld_s); break;
+    case FLAT_BF16: qk_rows(FLAT_BF16, m, d, n, qp, k, ld_k, s, ld_s); break;
+    default: qk_rows(FLAT_F32, m, d, n, qp, k, ld_k, s, ld_s); break;
+    }
 }

@@ -3,7 +3,9 @@
 #define FLAT_AVX512_KERNELS_H
 
 #include <immintrin.h>
+#include <stdint.h>
 
+#include "../convert.h"
 #include "../ukernel.h"
 
 /*
@@ -33,10 +35,41 @@ void flat_vexp2__avx512(int n, const float *x, float *y);
 void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const void *k,
                           int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s);
 void flat_store_row__avx512(int n, const float *restrict x, float scale, flat_dtype t,
-                          void *restrict y);
+                            void *restrict y);
 void flat_pv_6__avx512(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                        const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
                        int64_t ld_o, const float *restrict alpha);
+
+/*
+ * 16 elements of a row of type t, from element c, widened to fp32 in
+ * registers: f16 by vcvtph2ps (exact), bf16 by zero-extending to 32 bits and
+ * shifting into the upper half (a bf16 is the top of an f32). Lanes outside
+ * `mask` are 0 and their bytes are not read (masked loads suppress faults),
+ * so tails never read past a row. t is a compile-time constant in every
+ * caller: the switch folds away and the f32 path is the plain load it was.
+ */
+static inline __attribute__((always_inline)) __m512
+flat_load16_avx512(const flat_dtype t, const void *row, int64_t c, __mmask16 mask)
+{
+    if (t == FLAT_F32)
+        return _mm512_maskz_loadu_ps(mask, (const float *)row + c);
+    const __m256i h = _mm256_maskz_loadu_epi16(mask, (const uint16_t *)row + c);
+    if (t == FLAT_F16)
+        return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* The same, all 16 lanes. */
+static inline __attribute__((always_inline)) __m512
+flat_loadu16_avx512(const flat_dtype t, const void *row, int64_t c)
+{
+    if (t == FLAT_F32)
+        return _mm512_loadu_ps((const float *)row + c);
+    const __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)row + c));
+    if (t == FLAT_F16)
+        return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
 
 /*
  * 16x16 transpose in registers (pack_k, pack_q and qk_rows): r[i] holds row i

@@ -16,11 +16,13 @@
 /* Both packings are transposes (row-major rows -> dim-major panels), done
  * 16x16 at a time in registers (flat_transpose16_avx512, kernels.h): 16 row
  * loads, 64 in-register shuffles, 16 panel stores, instead of 256 strided
- * scalar moves. */
-/* Dims [c0, c0 + 16) of up to 16 rows (rows >= count are zero), transposed
- * into dst + c*ld_dst, storing `lanes` floats for each dim c < d - c0. */
+ * scalar moves. 16-bit rows widen to fp32 in the row load itself, so the
+ * panels are fp32 whatever the input type. */
+/* Dims [c0, c0 + 16) of up to 16 rows of type t (rows >= count are zero),
+ * transposed into dst + c*ld_dst, storing `lanes` floats for each dim
+ * c < d - c0. */
 static inline __attribute__((always_inline)) void
-pack_block(const float *const src[16], int count, int c0, int d, float scale,
+pack_block(const flat_dtype t, const void *const src[16], int count, int c0, int d, float scale,
            float *restrict dst, int ld_dst, __mmask16 lanes)
 {
     const int dims = d - c0 < 16 ? d - c0 : 16;
@@ -29,7 +31,7 @@ pack_block(const float *const src[16], int count, int c0, int d, float scale,
     __m512 r[16];
 #pragma GCC unroll 16
     for (int i = 0; i < 16; i++)
-        r[i] = i < count ? _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(dmask, src[i] + c0))
+        r[i] = i < count ? _mm512_mul_ps(vs, flat_load16_avx512(t, src[i], c0, dmask))
                          : _mm512_setzero_ps();
     flat_transpose16_avx512(r);
 #pragma GCC unroll 16
@@ -38,58 +40,64 @@ pack_block(const float *const src[16], int count, int c0, int d, float scale,
             _mm512_mask_storeu_ps(dst + (int64_t)(c0 + c) * ld_dst, lanes, r[c]);
 }
 
-static void flat_pack_q__avx512_f32(int m, int d, const float *const *rows, float scale,
-                         float *restrict qp)
+static inline __attribute__((always_inline)) void
+pack_q(const flat_dtype t, int m, int d, const void *const *rows, float scale, float *restrict qp)
 {
     assert(m >= 1 && d >= 1 && rows != NULL);
     for (int p = 0; p < m; p += MR) {
-        const float *src[16] = {0};
+        const void *src[16] = {0};
         const int count = m - p < MR ? m - p : MR;
         for (int i = 0; i < count; i++)
             src[i] = rows[p + i];
         for (int c0 = 0; c0 < d; c0 += 16)
-            pack_block(src, count, c0, d, scale, qp, MR, flat_tail_mask_avx512(MR));
+            pack_block(t, src, count, c0, d, scale, qp, MR, flat_tail_mask_avx512(MR));
         qp += (int64_t)d * MR;
     }
 }
 
-/* 16-bit rows are not in this table yet (dtypes: F32). */
 void flat_pack_q__avx512(int m, int d, const void *const *rows, flat_dtype t, float scale,
                          float *restrict qp)
 {
-    assert(t == FLAT_F32);
-    (void)t;
-    flat_pack_q__avx512_f32(m, d, (const float *const *)rows, scale, qp);
+    switch (t) {
+    case FLAT_F16: pack_q(FLAT_F16, m, d, rows, scale, qp); break;
+    case FLAT_BF16: pack_q(FLAT_BF16, m, d, rows, scale, qp); break;
+    default: pack_q(FLAT_F32, m, d, rows, scale, qp); break;
+    }
 }
 
 /* Scaling K by 1.0 is exact, so both packings share one block routine. */
-static void flat_pack_k__avx512_f32(int n, int d, const float *k, int64_t ld_k, float *restrict kp)
+static inline __attribute__((always_inline)) void
+pack_k(const flat_dtype t, int n, int d, const void *k, int64_t ld_k, float *restrict kp)
 {
     assert(n >= 1 && d >= 1 && k != NULL);
+    /* one prefetch per 64-byte line of a row: 16 f32 or 32 16-bit elements */
+    const int line = t == FLAT_F32 ? 16 : 32;
     for (int p = 0; p < n; p += NR) {
         for (int h = 0; h < NR; h += 16) {
-            const float *src[16] = {0};
+            const void *src[16] = {0};
             const int count = n - p - h < 0 ? 0 : n - p - h < 16 ? n - p - h : 16;
             for (int i = 0; i < count; i++) {
-                src[i] = k + (int64_t)(p + h + i) * ld_k;
+                src[i] = flat_elem_ptr(k, (int64_t)(p + h + i) * ld_k, t);
                 /* 16 row streams at once defeat the hardware prefetcher;
                  * ask for the same rows of the next block (prefetches of
                  * rows past n are harmless: they never fault). */
-                for (int c = 0; c < d; c += 16)
-                    _mm_prefetch((const char *)(src[i] + NR * ld_k + c), _MM_HINT_T0);
+                for (int c = 0; c < d; c += line)
+                    _mm_prefetch((const char *)flat_elem_ptr(src[i], NR * ld_k + c, t),
+                                 _MM_HINT_T0);
             }
             for (int c0 = 0; c0 < d; c0 += 16)
-                pack_block(src, count, c0, d, 1.0f, kp + h, NR, 0xffff);
+                pack_block(t, src, count, c0, d, 1.0f, kp + h, NR, 0xffff);
         }
         kp += (int64_t)d * NR;
     }
 }
 
-/* 16-bit K are not in this table yet (dtypes: F32). */
 void flat_pack_k__avx512(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
                          float *restrict kp)
 {
-    assert(t == FLAT_F32);
-    (void)t;
-    flat_pack_k__avx512_f32(n, d, (const float *)k, ld_k, kp);
+    switch (t) {
+    case FLAT_F16: pack_k(FLAT_F16, n, d, k, ld_k, kp); break;
+    case FLAT_BF16: pack_k(FLAT_BF16, n, d, k, ld_k, kp); break;
+    default: pack_k(FLAT_F32, n, d, k, ld_k, kp); break;
+    }
 }

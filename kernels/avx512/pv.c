@@ -23,8 +23,9 @@
 /*
  * One block: rows < mb (6, or 1-2 for the narrow decode blocks) of O, columns
  * [0, 16*nv) where the last vector keeps only the lanes of `last` when
- * `masked`. Each key j broadcasts P[i][j] for the mb rows and FMAs it against V row j held in nv registers, so V is read
- * once per block and P once per column chunk.
+ * `masked`. Each key j broadcasts P[i][j] for the mb rows and FMAs it against
+ * V row j held in nv registers, so V is read once per block and P once per
+ * column chunk.
  *
  * A short block (rows < mb) reads row rows-1 of P in place of the missing
  * rows and never stores them: one code path, no out-of-bounds access.
@@ -33,9 +34,9 @@
  * 2 x 4-cycle FMA pipeline, a loss only for dv <= 16.
  */
 static inline __attribute__((always_inline)) void
-pv_block(const int mb, const int nv, const int masked, __mmask16 last, int rows, int n,
-         const float *restrict p, int64_t ld_p, const float *restrict v, int64_t ld_v,
-         float *restrict o, int64_t ld_o, const float *restrict alpha)
+pv_block(const flat_dtype t, const int mb, const int nv, const int masked, __mmask16 last,
+         int rows, int n, const float *restrict p, int64_t ld_p, const void *restrict v,
+         int64_t ld_v, float *restrict o, int64_t ld_o, const float *restrict alpha)
 {
     const float *pr[PV_MR];
 #pragma GCC unroll 6
@@ -58,19 +59,22 @@ pv_block(const int mb, const int nv, const int masked, __mmask16 last, int rows,
         }
 
     for (int j = 0; j < n; j++) {
-        const float *vj = v + (int64_t)j * ld_v;
+        const void *vj = flat_elem_ptr(v, (int64_t)j * ld_v, t);
         __m512 vv[PV_NV_NARROW];
         /* V rows come from L2/L3 on the first row block of a chunk: fetch
-         * PV_PREFETCH keys ahead, within the call (past it, in a paged
-         * cache, lies other data: the runtime prefetches the next page). */
+         * PV_PREFETCH keys ahead, one prefetch per 64-byte line (16 f32 or
+         * 32 16-bit columns), within the call (past it, in a paged cache,
+         * lies other data: the runtime prefetches the next page). */
         if (j + PV_PREFETCH < n)
 #pragma GCC unroll 8
             for (int c = 0; c < nv; c++)
-                _mm_prefetch((const char *)(vj + PV_PREFETCH * ld_v + 16 * c), _MM_HINT_T0);
+                if (t == FLAT_F32 || c % 2 == 0)
+                    _mm_prefetch((const char *)flat_elem_ptr(vj, PV_PREFETCH * ld_v + 16 * c, t),
+                                 _MM_HINT_T0);
 #pragma GCC unroll 8
         for (int c = 0; c < nv; c++)
-            vv[c] = masked && c == nv - 1 ? _mm512_maskz_loadu_ps(last, vj + 16 * c)
-                                          : _mm512_loadu_ps(vj + 16 * c);
+            vv[c] = masked && c == nv - 1 ? flat_load16_avx512(t, vj, 16 * c, last)
+                                          : flat_loadu16_avx512(t, vj, 16 * c);
 #pragma GCC unroll 6
         for (int i = 0; i < mb; i++) {
             const __m512 b = _mm512_set1_ps(pr[i][j]);
@@ -92,9 +96,10 @@ pv_block(const int mb, const int nv, const int masked, __mmask16 last, int rows,
 }
 
 /* Columns [0, cols) of every row block, cols <= 64. */
-static void pv_columns(int cols, int m, int n, const float *restrict p, int64_t ld_p,
-                       const float *restrict v, int64_t ld_v, float *restrict o,
-                       int64_t ld_o, const float *restrict alpha)
+static inline __attribute__((always_inline)) void
+pv_columns(const flat_dtype t, int cols, int m, int n, const float *restrict p, int64_t ld_p,
+           const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
+           const float *restrict alpha)
 {
     const int nv = (cols + 15) / 16;
     const __mmask16 last = flat_tail_mask_avx512(cols - 16 * (nv - 1));
@@ -104,15 +109,15 @@ static void pv_columns(int cols, int m, int n, const float *restrict p, int64_t 
         float *ob = o + r * ld_o;
         const float *ab = alpha ? alpha + r : NULL;
         if (cols == 16 * PV_NV)
-            pv_block(PV_MR, 4, 0, 0xffff, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
+            pv_block(t, PV_MR, 4, 0, 0xffff, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
         else if (nv == 4)
-            pv_block(PV_MR, 4, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
+            pv_block(t, PV_MR, 4, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
         else if (nv == 3)
-            pv_block(PV_MR, 3, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
+            pv_block(t, PV_MR, 3, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
         else if (nv == 2)
-            pv_block(PV_MR, 2, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
+            pv_block(t, PV_MR, 2, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
         else
-            pv_block(PV_MR, 1, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
+            pv_block(t, PV_MR, 1, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
     }
 }
 
@@ -123,14 +128,15 @@ static void pv_columns(int cols, int m, int n, const float *restrict p, int64_t 
  * columns.
  */
 /* m <= 2 rows, columns [0, cols) with 64 < cols <= 128, in one pass. */
-static void pv_narrow(int cols, int m, int n, const float *restrict p, int64_t ld_p,
-                      const float *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
-                      const float *restrict alpha)
+static inline __attribute__((always_inline)) void
+pv_narrow(const flat_dtype t, int cols, int m, int n, const float *restrict p, int64_t ld_p,
+          const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
+          const float *restrict alpha)
 {
     const int nv = (cols + 15) / 16;
     const __mmask16 last = flat_tail_mask_avx512(cols - 16 * (nv - 1));
     const int masked = cols != 16 * nv;
-#define NARROW(mb, nvc) pv_block(mb, nvc, masked, last, m, n, p, ld_p, v, ld_v, o, ld_o, alpha)
+#define NARROW(mb, nvc) pv_block(t, mb, nvc, masked, last, m, n, p, ld_p, v, ld_v, o, ld_o, alpha)
     switch (nv + 8 * (m - 1)) {
     case 5: NARROW(1, 5); break;
     case 6: NARROW(1, 6); break;
@@ -144,39 +150,85 @@ static void pv_narrow(int cols, int m, int n, const float *restrict p, int64_t l
 #undef NARROW
 }
 
-static void flat_pv_6__avx512_f32(int m, int n, int dv, const float *restrict p, int64_t ld_p,
-                       const float *restrict v, int64_t ld_v, float *restrict o,
-                       int64_t ld_o, const float *restrict alpha)
+static inline __attribute__((always_inline)) void
+pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld_p,
+   const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
+   const float *restrict alpha)
 {
     assert(m >= 1 && n >= 0 && dv >= 1);
     assert(n == 0 || (p != NULL && v != NULL));
     assert(o != NULL);
     if (m <= 2 && dv > 16 * PV_NV && dv <= 16 * PV_NV_NARROW) {
-        pv_narrow(dv, m, n, p, ld_p, v, ld_v, o, ld_o, alpha);
+        pv_narrow(t, dv, m, n, p, ld_p, v, ld_v, o, ld_o, alpha);
         return;
     }
     for (int c0 = 0; c0 < dv; c0 += 16 * PV_NV) {
         const int cols = dv - c0 < 16 * PV_NV ? dv - c0 : 16 * PV_NV;
-        pv_columns(cols, m, n, p, ld_p, v + c0, ld_v, o + c0, ld_o, alpha);
+        pv_columns(t, cols, m, n, p, ld_p, flat_elem_ptr(v, c0, t), ld_v, o + c0, ld_o, alpha);
     }
 }
 
-/* 16-bit V are not in this table yet (dtypes: F32). */
 void flat_pv_6__avx512(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                        const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
                        int64_t ld_o, const float *restrict alpha)
 {
-    assert(t == FLAT_F32);
-    (void)t;
-    flat_pv_6__avx512_f32(m, n, dv, p, ld_p, (const float *)v, ld_v, o, ld_o, alpha);
+    switch (t) {
+    case FLAT_F16: pv(FLAT_F16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
+    case FLAT_BF16: pv(FLAT_BF16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
+    default: pv(FLAT_F32, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
+    }
+}
+
+/*
+ * y = scale * x rounded to t, 16 lanes at a time, the tail masked (nothing
+ * past n is read or written). f16: vcvtps2ph with round-to-nearest-even
+ * (exceptions suppressed), which is IEEE rounding as convert.h does it,
+ * overflow to inf and quiet NaNs included. bf16: the integer rounding of
+ * convert.h (add 0x7fff plus the lowest kept bit, keep the top half; NaN
+ * gets its quiet bit instead), because vcvtneps2bf16 belongs to AVX512_BF16,
+ * which this table must not require, and flushes subnormals besides.
+ */
+static inline __attribute__((always_inline)) void
+store16(const flat_dtype t, void *y, int64_t c, __m512 x, __mmask16 mask)
+{
+    if (t == FLAT_F32) {
+        _mm512_mask_storeu_ps((float *)y + c, mask, x);
+        return;
+    }
+    __m256i h;
+    if (t == FLAT_F16) {
+        h = _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    } else {
+        const __m512i u = _mm512_castps_si512(x);
+        const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+        __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+        const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+        r = _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x00400000));
+        h = _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
+    }
+    _mm256_mask_storeu_epi16((uint16_t *)y + c, mask, h);
+}
+
+static inline __attribute__((always_inline)) void
+store_row(const flat_dtype t, int n, const float *restrict x, float scale, void *restrict y)
+{
+    const __m512 vs = _mm512_set1_ps(scale);
+    int c = 0;
+    for (; c + 16 <= n; c += 16)
+        store16(t, y, c, _mm512_mul_ps(vs, _mm512_loadu_ps(x + c)), 0xffff);
+    if (c < n) {
+        const __mmask16 k = flat_tail_mask_avx512(n - c);
+        store16(t, y, c, _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, x + c)), k);
+    }
 }
 
 void flat_store_row__avx512(int n, const float *restrict x, float scale, flat_dtype t,
-                          void *restrict y)
+                            void *restrict y)
 {
-    assert(t == FLAT_F32);
-    (void)t;
-    float *yf = y;
-    for (int c = 0; c < n; c++)
-        yf[c] = scale * x[c];
+    assert(n >= 1);
+    switch (t) {
+    case FLAT_F16: store_row(FLAT_F16, n, x, scale, y); break;
+    case FLAT_BF16: store_row(FLAT_BF16, n, x, scale, y); break;
+    default: store_row(FLAT_F32, n, x, scale, y); break;
+    }
 }

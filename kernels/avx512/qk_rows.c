@@ -26,8 +26,8 @@
  * panel's zero padding and are not stored.
  */
 static inline __attribute__((always_inline)) void
-block16(const int m_blk, const int full, int m, int keys, int ahead, int d,
-        const float *restrict qp, const float *k, int64_t ld_k, float *restrict s, int64_t ld_s)
+block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, int ahead, int d,
+        const float *restrict qp, const void *k, int64_t ld_k, float *restrict s, int64_t ld_s)
 {
     const int split = m_blk <= 6 ? 2 : 1;
     __m512 acc[2][MR];
@@ -42,14 +42,17 @@ block16(const int m_blk, const int full, int m, int keys, int ahead, int d,
         __m512 r[16];
 #pragma GCC unroll 16
         for (int j = 0; j < 16; j++) {
-            const float *kj = k + j * ld_k + c0;
+            const void *kj = flat_elem_ptr(k, j * ld_k, t);
             if (full || j < keys) {
-                /* only rows of this call: past them (the next page of a
-                 * paged cache) lies other data, whose lines would waste
-                 * bandwidth; the runtime prefetches the next run itself */
-                if (j + QK_ROWS_PREFETCH < ahead)
-                    _mm_prefetch((const char *)(kj + QK_ROWS_PREFETCH * ld_k), _MM_HINT_T0);
-                r[j] = _mm512_maskz_loadu_ps(dmask, kj);
+                /* one prefetch per 64-byte line (every 16 dims of f32, every
+                 * other 16 of a 16-bit type), and only rows of this call:
+                 * past them (the next page of a paged cache) lies other data,
+                 * whose lines would waste bandwidth; the runtime prefetches
+                 * the next run itself */
+                if ((t == FLAT_F32 || c0 % 32 == 0) && j + QK_ROWS_PREFETCH < ahead)
+                    _mm_prefetch((const char *)flat_elem_ptr(kj, QK_ROWS_PREFETCH * ld_k + c0, t),
+                                 _MM_HINT_T0);
+                r[j] = flat_load16_avx512(t, kj, c0, dmask);
             } else {
                 r[j] = _mm512_setzero_ps();
             }
@@ -84,42 +87,46 @@ block16(const int m_blk, const int full, int m, int keys, int ahead, int d,
 }
 
 static inline __attribute__((always_inline)) void
-rows_blocked(const int m_blk, int m, int d, int n, const float *restrict qp, const float *k,
-             int64_t ld_k, float *restrict s, int64_t ld_s)
+rows_blocked(const flat_dtype t, const int m_blk, int m, int d, int n, const float *restrict qp,
+             const void *k, int64_t ld_k, float *restrict s, int64_t ld_s)
 {
     int j = 0;
     for (; j + 16 <= n; j += 16)
-        block16(m_blk, 1, m, 16, n - j, d, qp, k + (int64_t)j * ld_k, ld_k, s + j, ld_s);
+        block16(t, m_blk, 1, m, 16, n - j, d, qp, flat_elem_ptr(k, (int64_t)j * ld_k, t), ld_k,
+                s + j, ld_s);
     if (j < n)
-        block16(m_blk, 0, m, n - j, n - j, d, qp, k + (int64_t)j * ld_k, ld_k, s + j, ld_s);
+        block16(t, m_blk, 0, m, n - j, n - j, d, qp, flat_elem_ptr(k, (int64_t)j * ld_k, t),
+                ld_k, s + j, ld_s);
 }
 
 /* Six instances of the row count instead of twelve: a few extra FMAs on the
  * zero rows of the panel cost nothing while K streams from memory. */
-static void flat_qk_rows__avx512_f32(int m, int d, int n, const float *restrict qp, const float *k,
-                          int64_t ld_k, float *restrict s, int64_t ld_s)
+static inline __attribute__((always_inline)) void
+qk_rows(const flat_dtype t, int m, int d, int n, const float *restrict qp, const void *k,
+        int64_t ld_k, float *restrict s, int64_t ld_s)
 {
     assert(m >= 1 && m <= MR && d >= 1 && n >= 0);
     assert(n == 0 || (k != NULL && ld_s >= n));
     if (m == 1)
-        rows_blocked(1, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 1, m, d, n, qp, k, ld_k, s, ld_s);
     else if (m == 2)
-        rows_blocked(2, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 2, m, d, n, qp, k, ld_k, s, ld_s);
     else if (m <= 4)
-        rows_blocked(4, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 4, m, d, n, qp, k, ld_k, s, ld_s);
     else if (m <= 6)
-        rows_blocked(6, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 6, m, d, n, qp, k, ld_k, s, ld_s);
     else if (m <= 8)
-        rows_blocked(8, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 8, m, d, n, qp, k, ld_k, s, ld_s);
     else
-        rows_blocked(12, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 12, m, d, n, qp, k, ld_k, s, ld_s);
 }
 
-/* 16-bit K are not in this table yet (dtypes: F32). */
 void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const void *k,
                           int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s)
 {
-    assert(t == FLAT_F32);
-    (void)t;
-    flat_qk_rows__avx512_f32(m, d, n, qp, (const float *)k, ld_k, s, ld_s);
+    switch (t) {
+    case FLAT_F16: qk_rows(FLAT_F16, m, d, n, qp, k, ld_k, s, ld_s); break;
+    case FLAT_BF16: qk_rows(FLAT_BF16, m, d, n, qp, k, ld_k, s, ld_s); break;
+    default: qk_rows(FLAT_F32, m, d, n, qp, k, ld_k, s, ld_s); break;
+    }
 }

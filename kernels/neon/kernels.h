@@ -2,6 +2,10 @@
 #ifndef FLAT_NEON_KERNELS_H
 #define FLAT_NEON_KERNELS_H
 
+#include <arm_neon.h>
+#include <stdint.h>
+
+#include "../convert.h"
 #include "../ukernel.h"
 
 /*
@@ -37,6 +41,35 @@ void flat_pv_4x16__neon(int m, int n, int dv, const float *restrict p, int64_t l
                         const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
                         int64_t ld_o, const float *restrict alpha);
 
+/*
+ * 4 elements of a row of type t from element c, widened to fp32 in
+ * registers: f16 by FCVTL (exact), bf16 by a widening shift into the upper
+ * half (a bf16 is the top of an f32). t is a compile-time constant in every
+ * caller, so the f32 path is the plain load.
+ */
+static inline __attribute__((always_inline)) float32x4_t flat_load4_neon(const flat_dtype t,
+                                                                         const void *row,
+                                                                         int64_t c)
+{
+    if (t == FLAT_F32)
+        return vld1q_f32((const float *)row + c);
+    const uint16x4_t h = vld1_u16((const uint16_t *)row + c);
+    if (t == FLAT_F16)
+        return vcvt_f32_f16(vreinterpret_f16_u16(h));
+    return vreinterpretq_f32_u32(vshll_n_u16(h, 16));
+}
+
+/* count <= 4 elements, zeros above, never reading past them. */
+static inline __attribute__((always_inline)) float32x4_t
+flat_load4_part_neon(const flat_dtype t, const void *row, int64_t c, int count)
+{
+    if (count == 4)
+        return flat_load4_neon(t, row, c);
+    float x[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int i = 0; i < count; i++)
+        x[i] = flat_load_elem(row, c + i, t);
+    return vld1q_f32(x);
+}
 void flat_score_rules__neon(int n, float *s, const flat_rules_row *r);
 
 #endif

@@ -36,20 +36,22 @@ static inline void transpose4(float32x4_t r[4])
 
 /*
  * Writes `count` (<= 4) source rows, scaled, into columns 0..3 of a
- * dim-major panel of width `w`: dst[c*w + i] = scale * src[i][c]. Whole
+ * dim-major panel of width `w`: dst[c*w + i] = scale * src[i][c] (rows of
+ * type t, widened in the loads). Whole
  * groups of 4 rows go 4 dims at a time through a transpose; a partial group
  * and the last d % 4 dims go element by element, so no row is read past d
  * and columns count..3 are written as 0.
  */
-static void pack_group(int count, int d, const float *const src[4], float scale, int w,
-                       float *restrict dst)
+static inline __attribute__((always_inline)) void
+pack_group(const flat_dtype t, int count, int d, const void *const src[4], float scale, int w,
+           float *restrict dst)
 {
     int c = 0;
     if (count == 4) {
         for (; c + 4 <= d; c += 4) {
             float32x4_t r[4];
             for (int i = 0; i < 4; i++)
-                r[i] = vmulq_n_f32(vld1q_f32(src[i] + c), scale);
+                r[i] = vmulq_n_f32(flat_load4_neon(t, src[i], c), scale);
             transpose4(r);
             for (int t = 0; t < 4; t++)
                 vst1q_f32(dst + (int64_t)(c + t) * w, r[t]);
@@ -57,7 +59,7 @@ static void pack_group(int count, int d, const float *const src[4], float scale,
     }
     for (; c < d; c++)
         for (int i = 0; i < 4; i++)
-            dst[(int64_t)c * w + i] = i < count ? scale * src[i][c] : 0.0f;
+            dst[(int64_t)c * w + i] = i < count ? scale * flat_load_elem(src[i], c, t) : 0.0f;
 }
 
 /* How many of the 4 rows starting at `first` exist among `total`. */
@@ -67,52 +69,55 @@ static inline int group_count(int total, int first)
     return left < 0 ? 0 : left > 4 ? 4 : left;
 }
 
-static void flat_pack_q_8__neon_f32(int m, int d, const float *const *rows, float scale,
-                         float *restrict qp)
+static inline __attribute__((always_inline)) void
+pack_q(const flat_dtype t, int m, int d, const void *const *rows, float scale, float *restrict qp)
 {
     assert(m >= 1 && d >= 1 && rows && qp);
     for (int p = 0; p < m; p += FLAT_NEON_MR) {
         for (int g = 0; g < FLAT_NEON_MR; g += 4) {
             int count = group_count(m, p + g);
-            const float *src[4];
+            const void *src[4];
             for (int i = 0; i < 4; i++)
                 src[i] = i < count ? rows[p + g + i] : NULL;
-            pack_group(count, d, src, scale, FLAT_NEON_MR, qp + g);
+            pack_group(t, count, d, src, scale, FLAT_NEON_MR, qp + g);
         }
         qp += (int64_t)d * FLAT_NEON_MR;
     }
 }
 
-/* 16-bit rows are not in this table yet (dtypes: F32). */
 void flat_pack_q_8__neon(int m, int d, const void *const *rows, flat_dtype t, float scale,
                          float *restrict qp)
 {
-    assert(t == FLAT_F32);
-    (void)t;
-    flat_pack_q_8__neon_f32(m, d, (const float *const *)rows, scale, qp);
+    switch (t) {
+    case FLAT_F16: pack_q(FLAT_F16, m, d, rows, scale, qp); break;
+    case FLAT_BF16: pack_q(FLAT_BF16, m, d, rows, scale, qp); break;
+    default: pack_q(FLAT_F32, m, d, rows, scale, qp); break;
+    }
 }
 
-static void flat_pack_k_12__neon_f32(int n, int d, const float *k, int64_t ld_k, float *restrict kp)
+static inline __attribute__((always_inline)) void
+pack_k(const flat_dtype t, int n, int d, const void *k, int64_t ld_k, float *restrict kp)
 {
     assert(n >= 1 && d >= 1 && k && kp);
     for (int p = 0; p < n; p += FLAT_NEON_NR) {
         for (int g = 0; g < FLAT_NEON_NR; g += 4) {
             int count = group_count(n, p + g);
-            const float *src[4];
+            const void *src[4];
             for (int j = 0; j < 4; j++)
-                src[j] = j < count ? k + (int64_t)(p + g + j) * ld_k : NULL;
+                src[j] = j < count ? flat_elem_ptr(k, (int64_t)(p + g + j) * ld_k, t) : NULL;
             /* Keys are copied, not scaled; scale 1 is exact. */
-            pack_group(count, d, src, 1.0f, FLAT_NEON_NR, kp + g);
+            pack_group(t, count, d, src, 1.0f, FLAT_NEON_NR, kp + g);
         }
         kp += (int64_t)d * FLAT_NEON_NR;
     }
 }
 
-/* 16-bit K are not in this table yet (dtypes: F32). */
 void flat_pack_k_12__neon(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
                           float *restrict kp)
 {
-    assert(t == FLAT_F32);
-    (void)t;
-    flat_pack_k_12__neon_f32(n, d, (const float *)k, ld_k, kp);
+    switch (t) {
+    case FLAT_F16: pack_k(FLAT_F16, n, d, k, ld_k, kp); break;
+    case FLAT_BF16: pack_k(FLAT_BF16, n, d, k, ld_k, kp); break;
+    default: pack_k(FLAT_F32, n, d, k, ld_k, kp); break;
+    }
 }

@@ -10,17 +10,6 @@
 
 #define MR FLAT_NEON_MR
 
-/* Up to 4 floats of a row (count <= 4), zeros past count: no over-read. */
-static inline float32x4_t load_part(const float *x, int count)
-{
-    if (count == 4)
-        return vld1q_f32(x);
-    float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (int i = 0; i < count; i++)
-        t[i] = x[i];
-    return vld1q_f32(t);
-}
-
 /* r[i] = row i on entry, column i on return (4x4 floats). */
 static inline void transpose4(float32x4_t r[4])
 {
@@ -39,8 +28,8 @@ static inline void transpose4(float32x4_t r[4])
  * m..m_blk-1 run on the panel's zero padding and are not stored.
  */
 static inline __attribute__((always_inline)) void
-block4(const int m_blk, int m, int keys, int d, const float *restrict qp, const float *k,
-       int64_t ld_k, float *restrict s, int64_t ld_s)
+block4(const flat_dtype t, const int m_blk, int m, int keys, int d, const float *restrict qp,
+       const void *k, int64_t ld_k, float *restrict s, int64_t ld_s)
 {
     float32x4_t acc[MR];
 #pragma GCC unroll 8
@@ -51,7 +40,7 @@ block4(const int m_blk, int m, int keys, int d, const float *restrict qp, const 
         float32x4_t r[4];
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++)
-            r[j] = j < keys ? load_part(k + j * ld_k + c0, dims) : vdupq_n_f32(0.0f);
+            r[j] = j < keys ? flat_load4_part_neon(t, k, j * ld_k + c0, dims) : vdupq_n_f32(0.0f);
         transpose4(r);
         for (int c = 0; c < dims; c++) {
             const float *qc = qp + (int64_t)(c0 + c) * MR;
@@ -77,33 +66,36 @@ block4(const int m_blk, int m, int keys, int d, const float *restrict qp, const 
 }
 
 static inline __attribute__((always_inline)) void
-rows_blocked(const int m_blk, int m, int d, int n, const float *restrict qp, const float *k,
-             int64_t ld_k, float *restrict s, int64_t ld_s)
+rows_blocked(const flat_dtype t, const int m_blk, int m, int d, int n, const float *restrict qp,
+             const void *k, int64_t ld_k, float *restrict s, int64_t ld_s)
 {
     for (int j = 0; j < n; j += 4)
-        block4(m_blk, m, n - j < 4 ? n - j : 4, d, qp, k + (int64_t)j * ld_k, ld_k, s + j, ld_s);
+        block4(t, m_blk, m, n - j < 4 ? n - j : 4, d, qp, flat_elem_ptr(k, (int64_t)j * ld_k, t),
+               ld_k, s + j, ld_s);
 }
 
-static void flat_qk_rows__neon_f32(int m, int d, int n, const float *restrict qp, const float *k,
-                        int64_t ld_k, float *restrict s, int64_t ld_s)
+static inline __attribute__((always_inline)) void
+qk_rows(const flat_dtype t, int m, int d, int n, const float *restrict qp, const void *k,
+        int64_t ld_k, float *restrict s, int64_t ld_s)
 {
     assert(m >= 1 && m <= MR && d >= 1 && n >= 0);
     assert(n == 0 || (k != NULL && ld_s >= n));
     if (m == 1)
-        rows_blocked(1, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 1, m, d, n, qp, k, ld_k, s, ld_s);
     else if (m == 2)
-        rows_blocked(2, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 2, m, d, n, qp, k, ld_k, s, ld_s);
     else if (m <= 4)
-        rows_blocked(4, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 4, m, d, n, qp, k, ld_k, s, ld_s);
     else
-        rows_blocked(8, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 8, m, d, n, qp, k, ld_k, s, ld_s);
 }
 
-/* 16-bit K are not in this table yet (dtypes: F32). */
 void flat_qk_rows__neon(int m, int d, int n, const float *restrict qp, const void *k,
                         int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s)
 {
-    assert(t == FLAT_F32);
-    (void)t;
-    flat_qk_rows__neon_f32(m, d, n, qp, (const float *)k, ld_k, s, ld_s);
+    switch (t) {
+    case FLAT_F16: qk_rows(FLAT_F16, m, d, n, qp, k, ld_k, s, ld_s); break;
+    case FLAT_BF16: qk_rows(FLAT_BF16, m, d, n, qp, k, ld_k, s, ld_s); break;
+    default: qk_rows(FLAT_F32, m, d, n, qp, k, ld_k, s, ld_s); break;
+    }
 }

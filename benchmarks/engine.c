@@ -11,6 +11,9 @@
  *   score rules       long16k causal with window_left 4096 (GFLOP/s over the
  *                     visible pairs) against s4k_causal; s4k (D 64) with
  *                     softcap, ALiBi, sinks and a dense mask against without
+ *   element types     every shared shape with K/V in f32, f16 and bf16 (q f32)
+ *                     and all-bf16 (q, K, V, out): ms, GFLOP/s, K/V GB/s at
+ *                     the element size, and the ratio to f32
  *
  *   flat-bench-engine [--quick] [--threads N]
  * Medians of repeated calls; K/V of the decode shapes exceed the LLC.
@@ -249,6 +252,104 @@ static void rule_lines(int threads, int quick)
     free_bufs(&b);
 }
 
+/* f32 data as type t, in place (16-bit types use the first half), rounded
+ * to nearest even; the values here are in [-0.5, 0.5), so f16 needs no
+ * overflow or subnormal handling beyond flushing the tiniest to zero. */
+static void retype(void *data, int64_t n, flat_dtype t)
+{
+    if (t == FLAT_F32)
+        return;
+    const float *f = data;
+    uint16_t *h = data;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &f[i], 4);
+        uint32_t a = u & 0x7fffffffu, sign = (u >> 16) & 0x8000u;
+        if (t == FLAT_BF16)
+            h[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+        else
+            h[i] = a < 0x38800000u ? (uint16_t)sign
+                                   : (uint16_t)(sign | ((a + 0xfffu + ((a >> 13) & 1u) - (112u << 23)) >> 13));
+    }
+}
+
+typedef struct {
+    char name[32];
+    shape s;
+} named_shape;
+
+static int read_shapes(const char *path, named_shape *out, int max)
+{
+    FILE *f = fopen(path, "r");
+    char line[256];
+    int n = 0;
+    if (!f)
+        return 0;
+    while (n < max && fgets(line, sizeof line, f)) {
+        long long B, Hq, Hkv, Nq, Nk, D;
+        int c;
+        if (line[0] == '#' || sscanf(line, "%31[^,],%lld,%lld,%lld,%lld,%lld,%lld,%d", out[n].name,
+                                     &B, &Hq, &Hkv, &Nq, &Nk, &D, &c) != 8)
+            continue;
+        out[n].s = (shape){out[n].name, B, Hq, Hkv, Nq, Nk, D, c};
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+static double shape_flops(const shape *s)
+{
+    if (!s->causal || s->Nq == s->Nk)
+        return 4.0 * s->B * s->Hq * s->Nq * s->Nk * s->D / (s->causal ? 2 : 1);
+    return visible_flops(s, 0);
+}
+
+static void dtype_lines(int threads, int quick)
+{
+    named_shape shapes[32];
+    int n = read_shapes(FLAT_BENCH_SHAPES, shapes, 32);
+    static const struct { const char *name; flat_dtype q, kv; } kinds[4] = {
+        {"f32", FLAT_F32, FLAT_F32}, {"kv f16", FLAT_F32, FLAT_F16},
+        {"kv bf16", FLAT_F32, FLAT_BF16}, {"all bf16", FLAT_BF16, FLAT_BF16}};
+    printf("\n## Element types (AUTO, %d thread(s); decode shapes also report K/V GB/s)\n\n", threads);
+    printf("| shape | f32 ms | kv f16 ms | kv bf16 ms | all bf16 ms | kv f16 vs f32 | kv bf16 vs f32 "
+           "| all bf16 vs f32 | f32 / kv bf16 GFLOP/s or GB/s |\n|---|--:|--:|--:|--:|--:|--:|--:|--|\n");
+    for (int i = 0; i < n; i++) {
+        shape s = shapes[i].s;
+        if (quick) /* the same shapes, shorter */
+            s.Nq = s.Nq > 256 ? 256 : s.Nq, s.Nk = s.Nk > 1024 ? 1024 : s.Nk;
+        const int decode = s.Nq <= 16, big = shape_flops(&s) > 2e11;
+        if (!decode && threads == 1 && !quick)
+            continue; /* prefill element types at the machine's threads only (time) */
+        double t[4];
+        for (int k = 0; k < 4; k++) {
+            bufs b;
+            make_bufs(&s, &b);
+            retype(b.q.data, s.B * s.Hq * s.Nq * s.D, kinds[k].q);
+            retype(b.o.data, s.B * s.Hq * s.Nq * s.D, kinds[k].q);
+            retype(b.k.data, s.B * s.Hkv * s.Nk * s.D, kinds[k].kv);
+            retype(b.v.data, s.B * s.Hkv * s.Nk * s.D, kinds[k].kv);
+            b.q.dtype = b.o.dtype = kinds[k].q;
+            b.k.dtype = b.v.dtype = kinds[k].kv;
+            flat_options opt = {0};
+            opt.num_threads = threads, opt.causal = s.causal;
+            t[k] = median_call(&b, &opt, CALL_CONTIGUOUS, quick ? 1 : big ? 1 : decode ? 11 : 3);
+            free_bufs(&b);
+        }
+        char rate[96];
+        double kvb = 2.0 * s.B * s.Hkv * s.Nk * s.D;
+        if (decode)
+            snprintf(rate, sizeof rate, "%.1f / %.1f GB/s", kvb * 4 / t[0] / 1e9, kvb * 2 / t[2] / 1e9);
+        else
+            snprintf(rate, sizeof rate, "%.1f / %.1f GFLOP/s", shape_flops(&s) / t[0] / 1e9,
+                     shape_flops(&s) / t[2] / 1e9);
+        printf("| %s | %.3f | %.3f | %.3f | %.3f | %.2fx | %.2fx | %.2fx | %s |\n", s.name,
+               1e3 * t[0], 1e3 * t[1], 1e3 * t[2], 1e3 * t[3], t[0] / t[1], t[0] / t[2], t[0] / t[3],
+               rate);
+    }
+}
+
 int main(int argc, char **argv)
 {
     int quick = 0, threads = 2;
@@ -270,5 +371,7 @@ int main(int argc, char **argv)
         paged_lines(decode, 3, t, quick ? 3 : 21);
     plan_lines(&decode[0], &decode[2], threads, quick ? 3 : 21);
     rule_lines(threads, quick);
+    for (int t = 1; t <= threads; t++)
+        dtype_lines(t, quick);
     return 0;
 }

@@ -70,6 +70,7 @@ build_suite() {
     cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release \
           -DFLAT_BUILD_BENCHMARKS=ON -DFLAT_BUILD_TESTS=OFF >/dev/null
     cmake --build "$build" -j "$(nproc)" --target flat_benchmarks flat-bench flat-bench-memory \
+        flat-bench-engine \
         >/dev/null
 }
 
@@ -130,6 +131,15 @@ run_memory() {
         flags+=(--max-len 4096 --full-rows-up-to 2048 --query-rows 256)
     fi
     "$build/benchmarks/flat-bench-memory" "${flags[@]}" </dev/null
+}
+
+# The engine path's lines (paged decode, plan overheads, score rules, element
+# types): flat-bench-engine, a plain C program over the public API.
+run_engine() {
+    log "engine path: paged decode, plans, score rules, element types"
+    local flags=(--threads "$(nproc)")
+    [ "$quick" = 1 ] && flags+=(--quick)
+    "$build/benchmarks/flat-bench-engine" "${flags[@]}" </dev/null | tee "$out/engine.md"
 }
 
 machine() {
@@ -231,6 +241,11 @@ write_results_md() {
         echo
         echo "![Roofline](plots/roofline.png)"
         echo
+        echo "## Engine path"
+        echo
+        echo "From \`flat-bench-engine\` in the same run (paged decode, plan overheads, score rules, element types)."
+        sed 's/^# flat-bench-engine.*//' "$out/engine.md"
+        echo
         echo "## Memory"
         echo
         cat "$out/memory.md"
@@ -261,6 +276,7 @@ suite_status=0
 run_suite || suite_status=$?  # finish the report either way, fail at the end
 suite_seconds=$(( $(date +%s) - suite_start ))
 run_memory
+run_engine
 plot
 [ "$quick" = 1 ] || write_results_md
 log "done in $(( $(date +%s) - start )) s; JSON: $out/results.json"

@@ -392,6 +392,31 @@ static void test_partition_balance(void **state)
     assert_true(checked > 0);
 }
 
+/* The planner sizes by the visible lengths: a cache allocated for 12,288
+ * tokens with kv_lens up to 3,072 plans exactly as one allocated for 3,072
+ * (describe differs only in the capacity it reports, Nk). */
+static void test_plan_ignores_capacity(void **state)
+{
+    (void)state;
+    char desc[2][640];
+    const int64_t caps[2] = {3072, 12288};
+    for (int i = 0; i < 2; i++) {
+        uintptr_t at = (uintptr_t)1 << 32;
+        flat_tensor q = fake_view(&at, 4, 32, 1, 128), k = fake_view(&at, 4, 8, caps[i], 128);
+        flat_tensor v = fake_view(&at, 4, 8, caps[i], 128), o = fake_view(&at, 4, 32, 1, 128);
+        int32_t lens[4] = {3072, 100, 2000, 1};
+        flat_options opt = {0};
+        opt.kv_lens = lens, opt.num_threads = 2;
+        flat_plan *plan;
+        assert_int_equal(flat_plan_create(&q, &k, &v, &o, &opt, &plan), FLAT_OK);
+        const char *d = flat_plan_describe(plan), *nk = strstr(d, " Nk="), *end = strchr(nk + 1, ' ');
+        snprintf(desc[i], sizeof desc[i], "%.*s%s", (int)(nk - d), d, end);
+        flat_plan_destroy(plan);
+    }
+    printf("  capacity 3072 and 12288, same kv_lens: %s\n", desc[0]);
+    assert_string_equal(desc[0], desc[1]);
+}
+
 /* ---- the task interface's own checks ---------------------------------------- */
 
 static void test_run_task_checks(void **state)
@@ -440,6 +465,7 @@ int main(void)
         cmocka_unit_test(test_no_allocation),
         cmocka_unit_test(test_partition_balance),
         cmocka_unit_test(test_run_task_checks),
+        cmocka_unit_test(test_plan_ignores_capacity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

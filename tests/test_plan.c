@@ -41,8 +41,10 @@ static void count_one(void)
 }
 
 #if defined(__SANITIZE_ADDRESS__)
-/* ASan owns malloc; its hook sees every allocation. */
-#include <sanitizer/allocator_interface.h>
+/* ASan owns malloc; its hook sees every allocation (declared here: the
+ * sanitizer headers are not always installed, the runtime always has it). */
+int __sanitizer_install_malloc_and_free_hooks(void (*on_malloc)(const volatile void *, size_t),
+                                              void (*on_free)(const volatile void *));
 static void on_malloc(const volatile void *p, size_t n) { (void)p, (void)n, count_one(); }
 static void on_free(const volatile void *p) { (void)p; }
 static void install_counter(void) { __sanitizer_install_malloc_and_free_hooks(on_malloc, on_free); }

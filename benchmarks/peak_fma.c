@@ -21,7 +21,20 @@
  */
 #include <stdint.h>
 
-#if defined(PEAK_FMA_AVX512)
+#if defined(PEAK_FMA_AVX512_BF16)
+/* The bf16 compute table's ceiling: vdpbf16ps, 16 lanes x 2 bf16 products
+ * and 2 adds into fp32 per instruction (FLOPs = 4 per lane, counted below). */
+#include <immintrin.h>
+typedef __m512 VEC;
+#define LANES 16
+#define CHAINS 16 /* of 32 zmm */
+#define SET1(x) _mm512_set1_ps(x)
+#define MADD(acc, a, b) _mm512_dpbf16_ps(acc, (__m512bh)(a), (__m512bh)(b))
+#define STORE(p, v) _mm512_storeu_ps(p, v)
+#define FLOPS_PER_LANE 4
+#define FN peak_fma_chains_avx512_bf16
+
+#elif defined(PEAK_FMA_AVX512)
 #include <immintrin.h>
 typedef __m512 VEC;
 #define LANES 16
@@ -105,5 +118,8 @@ double FN(int64_t iters)
             sum += lanes[l];
     }
     sink = sum;
-    return (double)iters * CHAINS * LANES * 2;
+#ifndef FLOPS_PER_LANE
+#define FLOPS_PER_LANE 2 /* one FMA */
+#endif
+    return (double)iters * CHAINS * LANES * FLOPS_PER_LANE;
 }

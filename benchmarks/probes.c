@@ -14,6 +14,7 @@ double peak_fma_chains_baseline(int64_t iters);
 double peak_fma_chains_avx2(int64_t iters);
 double peak_fma_chains_avx512(int64_t iters);
 double peak_fma_chains_neon(int64_t iters);
+double peak_fma_chains_avx512_bf16(int64_t iters);
 
 /* probe_read.c: the sum of a[0..n) and b[0..n), vectorised. */
 double probe_read_sum(const float *a, const float *b, int64_t n);
@@ -141,6 +142,9 @@ static fma_chain_fn chains_for(flat_isa isa)
 #endif
 #if defined(PEAK_HAVE_AVX512)
     case FLAT_ISA_AVX512: return peak_fma_chains_avx512;
+#endif
+#if defined(PEAK_HAVE_AVX512_BF16)
+    case FLAT_ISA_AVX512_BF16: return peak_fma_chains_avx512_bf16; /* vdpbf16ps */
 #endif
 #if defined(PEAK_HAVE_NEON)
     case FLAT_ISA_NEON: return peak_fma_chains_neon;

@@ -244,7 +244,7 @@ static void test_auto_chooses_decode(void **state)
     tu_tensor_alloc(&o, TU_BHSD, 1, 8, FLAT_DECODE_MAX_ROWS, 64);
     assert_int_equal(flat_validate(&q.t, &k.t, &v.t, &o.t, &opt, &p), FLAT_OK);
     flat_tiling_choose(&p, tables[0], FLAT_DATAFLOW_AUTO, 2, &plan);
-    assert_false(plan.k_in_place); /* 4 x 16 rows per kv head: GEMM-shaped */
+    assert_false(plan.k_in_place); /* 4 x FLAT_DECODE_MAX_ROWS rows per kv head: GEMM-shaped */
     tu_tensor_free(&q);
     tu_tensor_free(&k);
     tu_tensor_free(&v);

@@ -32,7 +32,7 @@ flat_prefetch_run(const flat_problem *p, flat_run r, int64_t rows, int64_t dim)
     const int64_t size = flat_dtype_size(p->kv_dtype), bytes = dim * size;
     for (int64_t i = 0; i < rows; i++)
         for (int64_t c = 0; c < bytes; c += 64)
-            __builtin_prefetch((const char *)r.row + i * r.ld * size + c, 0, 3);
+            __builtin_prefetch((const char *)r.row + i * r.ld * size + c, 0, 1); /* to L2 */
 }
 
 /* S[:, k0 .. k0+width) of every Q panel that has a row seeing past k0: from

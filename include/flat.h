@@ -101,7 +101,13 @@ typedef enum {
     FLAT_ISA_SCALAR,   /* portable C; runs everywhere */
     FLAT_ISA_AVX2,     /* x86-64 AVX2 + FMA */
     FLAT_ISA_AVX512,   /* x86-64 AVX-512 F/BW/VL/DQ */
-    FLAT_ISA_NEON      /* AArch64 Advanced SIMD */
+    FLAT_ISA_NEON,     /* AArch64 Advanced SIMD */
+    FLAT_ISA_AVX512_BF16 /* x86-64 AVX-512 with AVX512_BF16: Q.K^T and P.V on vdpbf16ps
+                            (bf16 products, fp32 sums). It rounds Q, K, P and V to bf16,
+                            so the fp32 accuracy below does not apply: rows within 1e-2
+                            and lse within 5e-3 for logits of O(1) (measured 4e-3 and
+                            2.3e-3); each logit's error grows as 2^-8 scale sum|q k|.
+                            Never chosen by AUTO; opt.isa or FLAT_ISA selects it. */
 } flat_isa;
 
 typedef enum {
@@ -136,7 +142,7 @@ typedef struct {
     /* Dataflow; AUTO lets the planner decide (FLAT_VERBOSE=1 prints why). */
     flat_dataflow dataflow;
     /* Kernel table; AUTO picks the best the CPU runs, or the env FLAT_ISA
-     * (scalar, avx2, avx512, neon) when set. Asking for an ISA the CPU or
+     * (scalar, avx2, avx512, neon, avx512_bf16) when set. Asking for an ISA the CPU or
      * the build lacks returns FLAT_ERROR_UNSUPPORTED. */
     flat_isa isa;
     /* ---- 0.2: score rules (zero = off). They take words that were reserved
@@ -308,7 +314,7 @@ FLAT_API const char *flat_plan_describe(const flat_plan *plan);
 /* Best ISA of this CPU and build, ignoring FLAT_ISA. */
 FLAT_API flat_isa flat_isa_detect(void);
 
-/* "auto", "scalar", "avx2", "avx512", "neon"; "unknown" for other values. */
+/* "auto", "scalar", "avx2", "avx512", "neon", "avx512_bf16"; "unknown" for other values. */
 FLAT_API const char *flat_isa_name(flat_isa isa);
 
 #ifdef __cplusplus

@@ -1,5 +1,6 @@
 /*
- * The micro-kernel contract every ISA implements (scalar, avx2, avx512, neon).
+ * The micro-kernel contract every ISA implements (scalar, avx2, avx512, neon,
+ * avx512_bf16).
  *
  * The runtime (runtime/) drives both dataflows through these functions only;
  * it knows the register block (mr, nr, pv_mr) and the packing layouts below,
@@ -12,7 +13,8 @@
  * on both paths.
  *
  * Common rules for every kernel:
- *   - fp32 accumulation and fp32 scratch (panels, scores, O). Operands that
+ *   - fp32 accumulation and fp32 scratch (panels, scores, O; the panels of a
+ *     table that computes in bf16 hold bf16 pairs, below). Operands that
  *     come from the caller's tensors (Q rows, K, V, out) have an element type
  *     `t` (FLAT_F32, FLAT_F16 or FLAT_BF16) and are `void *`; kernels convert
  *     them on the fly (never a converted copy in memory), switching on t once,
@@ -37,6 +39,18 @@
  *        d = 1 | q0 q1 ... q(mr-1) |                        d = 1 | k0 k1 ... k(nr-1) |
  *        ...                                                ...
  *   a panel holds d*mr floats; rows past m are 0.      a panel holds d*nr floats; keys past n are 0.
+ *
+ * A table whose `compute` is FLAT_BF16 forms the qk products from bf16 pairs
+ * of dims instead (vdpbf16ps and the like): its panels keep the sizes and
+ * places above (panel p at p*d*mr and p*d*nr floats, which the runtime
+ * computes), and fill the first ceil(d/2)*mr (*nr) 32-bit words of each with
+ *        qp[p][c2][i] = bf16(scale*Q[p*mr+i][2*c2]) | bf16(scale*Q[..][2*c2+1]) << 16
+ *        kp[p][c2][j] = bf16(K[p*nr+j][2*c2])       | bf16(K[..][2*c2+1]) << 16
+ * (round to nearest even; a dim past d is 0, so an odd d pads with zeros);
+ * the rest of each panel is not written. qk and qk_rows of such a table read
+ * these layouts, and its pv rounds P and V to bf16 where it multiplies them
+ * that way (accumulating in fp32 still). No other part of the runtime reads
+ * the panels.
  */
 #ifndef FLAT_UKERNEL_H
 #define FLAT_UKERNEL_H
@@ -173,6 +187,9 @@ typedef struct flat_ukernels {
     const char *name;  /* "scalar", "avx2", ... (flat_isa_name) */
     uint32_t required; /* FLAT_CPU_* bits the host must have */
     uint32_t dtypes;   /* element types its kernels take: bit 1 << flat_dtype */
+    flat_dtype compute; /* what qk and pv multiply: FLAT_F32 (fp32 operands, the
+                           packing layouts drawn above; 0, the default) or
+                           FLAT_BF16 (operands rounded to bf16, bf16-pair panels) */
     int mr;            /* query rows of a qk register block (Q panel height) */
     int nr;            /* keys of a qk register block (K panel width) */
     int pv_mr;         /* rows of a pv register block; the runtime groups
@@ -199,6 +216,9 @@ extern const flat_ukernels flat_ukernels_avx512;
 #endif
 #if defined(FLAT_HAVE_NEON)
 extern const flat_ukernels flat_ukernels_neon;
+#endif
+#if defined(FLAT_HAVE_AVX512_BF16)
+extern const flat_ukernels flat_ukernels_avx512_bf16;
 #endif
 
 #endif /* FLAT_UKERNEL_H */

@@ -41,6 +41,12 @@ static uint32_t detect_features(void)
     if (zmm_ok && ((b >> 17) & 1)) f |= FLAT_CPU_AVX512DQ;
     if (zmm_ok && ((b >> 30) & 1)) f |= FLAT_CPU_AVX512BW;
     if (zmm_ok && ((b >> 31) & 1)) f |= FLAT_CPU_AVX512VL;
+    /* AVX512_BF16 is in subleaf 1 (EAX bit 5), present when subleaf 0's EAX
+     * (the highest subleaf) says so. */
+    if (a >= 1) {
+        __cpuid_count(7, 1, a, b, c, d);
+        if (zmm_ok && ((a >> 5) & 1)) f |= FLAT_CPU_AVX512BF16;
+    }
     return f;
 }
 #elif defined(__aarch64__)
@@ -122,6 +128,7 @@ void flat_cpu_feature_names(uint32_t features, char *buf, int n)
         {FLAT_CPU_F16C, "f16c"},         {FLAT_CPU_AVX512F, "avx512f"},
         {FLAT_CPU_AVX512BW, "avx512bw"}, {FLAT_CPU_AVX512VL, "avx512vl"},
         {FLAT_CPU_AVX512DQ, "avx512dq"}, {FLAT_CPU_NEON, "neon"},
+        {FLAT_CPU_AVX512BF16, "avx512_bf16"},
     };
     int used = 0;
     buf[0] = '\0';

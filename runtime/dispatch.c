@@ -11,6 +11,12 @@ static const flat_ukernels *const tables[] = {
 #if defined(FLAT_HAVE_AVX512)
     &flat_ukernels_avx512,
 #endif
+/* After avx512: bf16 products are faster but round Q, K, P and V, so AUTO
+ * (the first runnable table) keeps the fp32 accuracy; opt.isa or FLAT_ISA
+ * chooses this one. */
+#if defined(FLAT_HAVE_AVX512_BF16)
+    &flat_ukernels_avx512_bf16,
+#endif
 #if defined(FLAT_HAVE_AVX2)
     &flat_ukernels_avx2,
 #endif
@@ -20,6 +26,8 @@ static const flat_ukernels *const tables[] = {
     &flat_ukernels_scalar,
 };
 enum { N_TABLES = sizeof tables / sizeof tables[0] };
+/* The highest flat_isa value (flat.h appends new ones). */
+#define LAST_ISA FLAT_ISA_AVX512_BF16
 
 const flat_ukernels *const *flat_dispatch_tables(int *count)
 {
@@ -48,6 +56,7 @@ const char *flat_isa_name(flat_isa isa)
     case FLAT_ISA_AVX2: return "avx2";
     case FLAT_ISA_AVX512: return "avx512";
     case FLAT_ISA_NEON: return "neon";
+    case FLAT_ISA_AVX512_BF16: return "avx512_bf16";
     }
     return "unknown";
 }
@@ -67,11 +76,12 @@ static const flat_ukernels *select_auto(flat_status *status)
     const char *env = getenv("FLAT_ISA");
     if (!env || !*env || strcmp(env, "auto") == 0)
         return table_for(flat_isa_detect());
-    for (flat_isa isa = FLAT_ISA_SCALAR; isa <= FLAT_ISA_NEON; isa++)
+    for (flat_isa isa = FLAT_ISA_SCALAR; isa <= LAST_ISA; isa++)
         if (strcmp(env, flat_isa_name(isa)) == 0)
             return flat_dispatch_select(isa, status);
     *status = flat_error(FLAT_ERROR_INVALID_ARGUMENT,
-                         "FLAT_ISA (\"%.40s\") is not one of auto, scalar, avx2, avx512, neon",
+                         "FLAT_ISA (\"%.40s\") is not one of auto, scalar, avx2, avx512, neon, "
+                         "avx512_bf16",
                          env);
     return NULL;
 }
@@ -80,7 +90,7 @@ const flat_ukernels *flat_dispatch_select(flat_isa isa, flat_status *status)
 {
     if (isa == FLAT_ISA_AUTO)
         return select_auto(status);
-    if (isa < FLAT_ISA_AUTO || isa > FLAT_ISA_NEON) {
+    if (isa < FLAT_ISA_AUTO || isa > LAST_ISA) {
         *status = flat_error(FLAT_ERROR_INVALID_ARGUMENT,
                              "opt.isa (%d) is not a flat_isa value", (int)isa);
         return NULL;

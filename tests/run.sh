@@ -11,8 +11,8 @@
 #   4. runs `benchmarks/run.sh --quick` as a smoke test, when present;
 # and prints a summary. Exits non-zero if any step fails (every step runs).
 # FLAT_REQUIRE_ISAS is set to the kernel tables this CPU can run (scalar, plus
-# avx2 / avx512 from /proc/cpuinfo), so a table that silently does not run
-# fails the suites. Works non-interactively (CI=true, no stdin).
+# avx2 / avx512 / avx512_bf16 from /proc/cpuinfo), so a table that silently
+# does not run fails the suites. Works non-interactively (CI=true, no stdin).
 #
 # Environment:
 #   FLAT_JOBS            parallel build and test jobs (default: nproc)
@@ -72,7 +72,10 @@ x86_64 | amd64)
     flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
     has() { [[ " $flags " == *" $1 "* ]]; }
     if has avx2 && has fma; then require+=,avx2; fi
-    if has avx512f && has avx512bw && has avx512vl && has avx512dq; then require+=,avx512; fi
+    if has avx512f && has avx512bw && has avx512vl && has avx512dq; then
+        require+=,avx512
+        if has avx512_bf16; then require+=,avx512_bf16; fi
+    fi
     ;;
 aarch64 | arm64)
     require+=,neon

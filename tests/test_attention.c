@@ -906,6 +906,7 @@ int main(void)
         cmocka_set_test_filter(filter);
     quick = tu_quick();
     ntables = tu_runnable_tables("test_attention", tables, 8);
+    ntables = tu_fp32_product_tables("test_attention", tables, ntables); /* the 1e-5 bound */
     if (quick)
         printf("test_attention: quick mode (sequences above 300 shortened to 257)\n");
     const struct CMUnitTest tests[] = {

@@ -262,6 +262,7 @@ static void test_summary(void **state)
 int main(void)
 {
     ntables = tu_runnable_tables("test_decode", tables, 8);
+    ntables = tu_fp32_product_tables("test_decode", tables, ntables); /* the 1e-5 bound */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_groups_and_lengths),
         cmocka_unit_test(test_small_q_len),

@@ -239,6 +239,7 @@ static void test_concurrent_calls(void **state)
 int main(void)
 {
     ntables = tu_runnable_tables("test_threads", tables, 8);
+    ntables = tu_fp32_product_tables("test_threads", tables, ntables); /* the 1e-5 bound */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_concurrent_calls),
     };

@@ -16,6 +16,12 @@
  * (|err| <= (k+1) u sum|terms|, u = 2^-24, k terms): they hold for any
  * summation order and with or without FMA, so they fail only on real bugs.
  * exp2 is held to the contract's 2 ulp.
+ *
+ * A table whose products are bf16 (compute = FLAT_BF16) packs bf16 pairs
+ * (kernels/ukernel.h): its packings are checked bit for bit against
+ * convert.h's rounding, its qk and qk_rows against double sums of the bf16
+ * values they multiply (with the same fp32 bounds), and its pv against a
+ * bound that adds the bf16 rounding of P and V (2^-7 of the terms' sum).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -45,7 +51,9 @@
 static const flat_ukernels *tables[8];
 static int ntables;
 
-static const int dims[] = {1, 7, 32, 64, 80, 96, 128, 256};
+/* 33: an odd dim count whose last pair of dims (bf16-pair panels) is a
+ * single dim past a whole 32-dim chunk, and a 1-column tail past 32. */
+static const int dims[] = {1, 7, 32, 33, 64, 80, 96, 128, 256};
 #define NDIMS ((int)(sizeof dims / sizeof dims[0]))
 
 static float *falloc(size_t n)
@@ -93,6 +101,112 @@ static const char *dt_name(int t) { return t == FLAT_F16 ? "f16" : t == FLAT_BF1
 /* Whether table k takes element type t: the dtype loops below run
  * `for (dt...) if (takes(k, dt))` over every type a table claims. */
 static int takes(const flat_ukernels *k, int t) { return (k->dtypes & FLAT_DTYPE_BIT(t)) != 0; }
+
+/* Tables that multiply in bf16: bf16-pair panels, P and V rounded in pv. */
+static int bf16_products(const flat_ukernels *k) { return k->compute == FLAT_BF16; }
+
+/* x rounded to bf16 as those tables round (nearest even; vdpbf16ps and
+ * vcvtne2ps2bf16 flush subnormals to zero). */
+static float bf16_round(float x)
+{
+    if (fabsf(x) < 0x1p-126f)
+        return copysignf(0.0f, x);
+    return flat_bf16_to_f32(flat_f32_to_bf16(x));
+}
+
+/* The 32-bit word of a bf16-pair panel holding dims (lo, hi). */
+static uint32_t pair_word(float lo, float hi)
+{
+    return (uint32_t)flat_f32_to_bf16(bf16_round(lo)) |
+           (uint32_t)flat_f32_to_bf16(bf16_round(hi)) << 16;
+}
+
+static uint32_t word_at(const float *panel, size_t i)
+{
+    uint32_t w;
+    memcpy(&w, panel + i, sizeof w);
+    return w;
+}
+
+/* Equal as packed values: the same bits, or each half a zero of either sign. */
+static int same_word(uint32_t a, uint32_t b)
+{
+    for (int h = 0; h < 2; h++) {
+        uint16_t x = (uint16_t)(a >> 16 * h), y = (uint16_t)(b >> 16 * h);
+        if (x != y && !((x & 0x7fffu) == 0 && (y & 0x7fffu) == 0))
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * One panel of d dims x w lanes in table k's layout, random in [lo, hi):
+ * vals[c*w + i] receives the value the kernels multiply (bf16-rounded for a
+ * bf16-products table, with zeros in the pad half of an odd d's last pair),
+ * panel (d*w floats) the packed form; words past a bf16 panel's pairs hold
+ * the poison, which the kernels must not read.
+ */
+static void fill_panel(const flat_ukernels *k, tu_rng *rng, int d, int w, float lo, float hi,
+                       float *restrict vals, float *restrict panel)
+{
+    for (int i = 0; i < d * w; i++)
+        vals[i] = tu_uniform(rng, lo, hi);
+    if (!bf16_products(k)) {
+        memcpy(panel, vals, sizeof(float) * (size_t)d * w);
+        return;
+    }
+    fill_poison(panel, (size_t)d * w);
+    for (int c2 = 0; c2 < (d + 1) / 2; c2++)
+        for (int i = 0; i < w; i++) {
+            float *a = vals + (size_t)(2 * c2) * w + i;
+            *a = bf16_round(*a);
+            float b = 0.0f;
+            if (2 * c2 + 1 < d)
+                b = a[w] = bf16_round(a[w]);
+            uint32_t word = pair_word(*a, b);
+            memcpy(panel + (size_t)c2 * w + i, &word, sizeof word);
+        }
+}
+
+/*
+ * Checks one packed panel (d dims x w lanes) of table k against the values
+ * want(c, i) (already scaled; 0 for padding): fp32 tables bit for bit as
+ * floats, bf16-products tables as bf16 pairs (convert.h's rounding) with the
+ * rest of the panel untouched. Returns 0, or 1 after a failure message.
+ */
+static int check_panel(const flat_ukernels *k, const float *panel, int d, int w,
+                       const float *want, const char *what)
+{
+    if (!bf16_products(k)) {
+        for (int c = 0; c < d; c++)
+            for (int i = 0; i < w; i++) {
+                const float got = panel[(size_t)c * w + i], x = want[(size_t)c * w + i];
+                if (tu_bits(got) != tu_bits(x) && !(got == 0.0f && x == 0.0f)) {
+                    fail_msg("%s: [%d][%d] = %a, want %a", what, c, i, got, x);
+                    return 1;
+                }
+            }
+        return 0;
+    }
+    const int pairs = (d + 1) / 2;
+    for (int c2 = 0; c2 < pairs; c2++)
+        for (int i = 0; i < w; i++) {
+            const float lo = want[(size_t)(2 * c2) * w + i];
+            const float hi = 2 * c2 + 1 < d ? want[(size_t)(2 * c2 + 1) * w + i] : 0.0f;
+            const uint32_t got = word_at(panel, (size_t)c2 * w + i), x = pair_word(lo, hi);
+            if (!same_word(got, x)) {
+                fail_msg("%s: pair [%d][%d] = %08x, want %08x (%a, %a)", what, c2, i, got, x,
+                         lo, hi);
+                return 1;
+            }
+        }
+    for (size_t i = (size_t)pairs * w; i < (size_t)d * w; i++)
+        if (!is_poison(panel[i])) {
+            fail_msg("%s: wrote word %zu past the pairs", what, i);
+            return 1;
+        }
+    return 0;
+}
 
 /* The n-values of the edge matrix for a block width w. */
 static int edge_ns(int w, int *out)
@@ -191,16 +305,20 @@ static void test_pack_q(void **state)
                 float *qp = falloc(nqp);
                 fill_poison(qp, nqp);
                 k->pack_q(m, d, trows, (flat_dtype)dt, scale, qp);
-                for (int p = 0; p < panels; p++)
+                float *want = falloc((size_t)d * k->mr);
+                for (int p = 0; p < panels; p++) {
                     for (int c = 0; c < d; c++)
                         for (int i = 0; i < k->mr; i++) {
                             const int r = p * k->mr + i;
-                            const float got = qp[((size_t)p * d + c) * k->mr + i];
-                            const float want = r < m ? scale * rows[r][c] : 0.0f;
-                            if (tu_bits(got) != tu_bits(want) && !(got == 0.0f && want == 0.0f))
-                                fail_msg("%s pack_q %s m=%d d=%d: qp[%d][%d][%d] = %a, want %a",
-                                         k->name, dt_name(dt), m, d, p, c, i, got, want);
+                            want[(size_t)c * k->mr + i] = r < m ? scale * rows[r][c] : 0.0f;
                         }
+                    char what[96];
+                    snprintf(what, sizeof what, "%s pack_q %s m=%d d=%d panel %d", k->name,
+                             dt_name(dt), m, d, p);
+                    if (check_panel(k, qp + (size_t)p * d * k->mr, d, k->mr, want, what))
+                        break;
+                }
+                free(want);
                 free(qp);
                 free(rows);
                 free(trows);
@@ -237,18 +355,21 @@ static void test_pack_k(void **state)
                     float *kp = falloc(nkp);
                     fill_poison(kp, nkp);
                     k->pack_k(n, d, tk, ld, (flat_dtype)dt, kp);
-                    for (int p = 0; p < panels; p++)
+                    float *want = falloc((size_t)d * k->nr);
+                    for (int p = 0; p < panels; p++) {
                         for (int c = 0; c < d; c++)
                             for (int j = 0; j < k->nr; j++) {
                                 const int key = p * k->nr + j;
-                                const float got = kp[((size_t)p * d + c) * k->nr + j];
-                                const float want = key < n ? kk[(size_t)key * ld + c] : 0.0f;
-                                if (tu_bits(got) != tu_bits(want) &&
-                                    !(got == 0.0f && want == 0.0f))
-                                    fail_msg("%s pack_k %s n=%d d=%d ld=%d: kp[%d][%d][%d] = %a, "
-                                             "want %a",
-                                             k->name, dt_name(dt), n, d, ld, p, c, j, got, want);
+                                want[(size_t)c * k->nr + j] =
+                                    key < n ? kk[(size_t)key * ld + c] : 0.0f;
                             }
+                        char what[96];
+                        snprintf(what, sizeof what, "%s pack_k %s n=%d d=%d ld=%d panel %d",
+                                 k->name, dt_name(dt), n, d, ld, p);
+                        if (check_panel(k, kp + (size_t)p * d * k->nr, d, k->nr, want, what))
+                            break;
+                    }
+                    free(want);
                     free(kp);
                     typed_free(tk, kk);
                     free(kk);
@@ -270,10 +391,11 @@ static void test_qk(void **state)
                     const int d = dims[di], w = np * nr;
                     const int64_t ld_s = w + gap;
                     float *qp = falloc((size_t)d * mr), *kp = falloc((size_t)np * d * nr);
-                    for (int i = 0; i < d * mr; i++)
-                        qp[i] = tu_uniform(&rng, -1.0f, 1.0f);
-                    for (int i = 0; i < np * d * nr; i++)
-                        kp[i] = tu_uniform(&rng, -1.0f, 1.0f);
+                    float *qv = falloc((size_t)d * mr), *kv = falloc((size_t)np * d * nr);
+                    fill_panel(k, &rng, d, mr, -1.0f, 1.0f, qv, qp);
+                    for (int p = 0; p < np; p++)
+                        fill_panel(k, &rng, d, nr, -1.0f, 1.0f, kv + (size_t)p * d * nr,
+                                   kp + (size_t)p * d * nr);
                     const size_t ns = (size_t)(mr - 1) * ld_s + w; /* exact extent */
                     float *s = falloc(ns);
                     fill_poison(s, ns);
@@ -283,8 +405,8 @@ static void test_qk(void **state)
                             for (int j = 0; j < nr; j++) {
                                 double ref = 0, mag = 0;
                                 for (int c = 0; c < d; c++) {
-                                    double x = (double)qp[c * mr + i] *
-                                               kp[((size_t)p * d + c) * nr + j];
+                                    double x = (double)qv[c * mr + i] *
+                                               kv[((size_t)p * d + c) * nr + j];
                                     ref += x, mag += fabs(x);
                                 }
                                 const float got = s[i * ld_s + p * nr + j];
@@ -300,6 +422,8 @@ static void test_qk(void **state)
                                          k->name, d, np, i, j);
                     }
                     free(s);
+                    free(kv);
+                    free(qv);
                     free(kp);
                     free(qp);
                 }
@@ -328,9 +452,8 @@ static void test_qk_rows(void **state)
                         continue;
                     const int n = ns[ni], d = dims[di], ld_k = d + (ni % 2) * 3;
                     const int64_t ld_s = n + 2;
-                    float *qp = falloc((size_t)d * mr);
-                    for (int i = 0; i < d * mr; i++)
-                        qp[i] = tu_uniform(&rng, -1.0f, 1.0f);
+                    float *qp = falloc((size_t)d * mr), *qv = falloc((size_t)d * mr);
+                    fill_panel(k, &rng, d, mr, -1.0f, 1.0f, qv, qp);
                     const size_t nk = (size_t)(n + 1) * ld_k; /* one NaN row past n */
                     float *kk = falloc(nk);
                     for (size_t i = 0; i < nk; i++)
@@ -347,7 +470,10 @@ static void test_qk_rows(void **state)
                         for (int j = 0; j < n; j++) {
                             double ref = 0, mag = 0;
                             for (int c = 0; c < d; c++) {
-                                double x = (double)qp[c * mr + i] * kk[(size_t)j * ld_k + c];
+                                /* bf16 products: K is rounded too (bf16 K exactly) */
+                                const float kc = kk[(size_t)j * ld_k + c];
+                                double x = (double)qv[c * mr + i] *
+                                           (bf16_products(k) ? bf16_round(kc) : kc);
                                 ref += x, mag += fabs(x);
                             }
                             const float got = sc[i * ld_s + j];
@@ -365,6 +491,7 @@ static void test_qk_rows(void **state)
                     free(sc);
                     typed_free(tk, kk);
                     free(kk);
+                    free(qv);
                     free(qp);
                 }
     }
@@ -719,14 +846,18 @@ static void run_pv(const flat_ukernels *k, tu_rng *rng, int m, int n, int dv, in
                 ref = (double)alpha[i] * o0[i * ld_o + c];
                 mag = fabs(ref);
             }
+            double terms = 0;
             for (int j = 0; j < n; j++) {
                 double x = (double)p[i * ld_p + j] * v[j * ld_v + c];
-                ref += x, mag += fabs(x);
+                ref += x, mag += fabs(x), terms += fabs(x);
             }
+            /* bf16 products: P and V each rounded by at most 2^-8 (bf16's unit
+             * roundoff: 8 significant bits), so each term by 2^-7 */
+            const double tol = (n + 2) * U * mag + (bf16_products(k) ? 0x1p-7 * terms : 0.0);
             const float got = o[i * ld_o + c];
-            if (!(fabs(got - ref) <= (n + 2) * U * mag))
-                fail_msg("%s pv %s m=%d n=%d dv=%d alpha=%s: O[%d][%d] = %.9g, want %.9g",
-                         k->name, dt_name(dt), m, n, dv, alpha ? "yes" : "NULL", i, c, got, ref);
+            if (!(fabs(got - ref) <= tol))
+                fail_msg("%s pv %s m=%d n=%d dv=%d alpha=%s: O[%d][%d] = %.9g, want %.9g (tol %.3g)",
+                         k->name, dt_name(dt), m, n, dv, alpha ? "yes" : "NULL", i, c, got, ref, tol);
         }
         for (int c = dv; c < ld_o && i < m - 1; c++)
             if (!is_poison(o[i * ld_o + c]))
@@ -765,6 +896,26 @@ static void test_pv(void **state)
                             if (takes(k, dt) && (dt == FLAT_F32 || (m + ni + di + a) % 3 == 0))
                                 run_pv(k, &rng, m, ns[ni], dims[di], a, (flat_dtype)dt);
                 }
+    }
+}
+
+/* pv over key counts around 256 and 512 (chunk boundaries a kernel may
+ * have, such as avx512_bf16's P conversion chunk) for full and partial row
+ * groups, with a column tail. */
+static void test_pv_long(void **state)
+{
+    (void)state;
+    tu_rng rng = {71};
+    static const int ns[] = {255, 256, 257, 513};
+    for (int t = 0; t < ntables; t++) {
+        const flat_ukernels *k = tables[t];
+        const int ms[] = {k->pv_mr, k->pv_mr + 3};
+        for (int mi = 0; mi < 2; mi++)
+            for (int ni = 0; ni < 4; ni++)
+                for (int dt = FLAT_F32; dt <= FLAT_BF16; dt++)
+                    if (takes(k, dt))
+                        run_pv(k, &rng, ms[mi], ns[ni], (ni + dt) % 2 ? 64 : 33, (ni + mi) % 2,
+                               (flat_dtype)dt);
     }
 }
 
@@ -907,7 +1058,8 @@ static void test_pipeline(void **state)
                             double x = o[i * dv + c] / sums[i] - ref[i * dv + c];
                             num += x * x, den += ref[i * dv + c] * ref[i * dv + c];
                         }
-                        if (!(sqrt(num) <= 1e-5 * sqrt(den)))
+                        /* bf16 products: test_dtypes' bound for such tables */
+                        if (!(sqrt(num) <= (bf16_products(k) ? 1e-2 : 1e-5) * sqrt(den)))
                             fail_msg("%s pipeline m=%d n=%d d=%d dv=%d: row %d rel err %.3g",
                                      k->name, m, n, d, dv, i, sqrt(num / den));
                     }
@@ -945,6 +1097,7 @@ int main(void)
         cmocka_unit_test(test_row_max),      cmocka_unit_test(test_exp2_row),
         cmocka_unit_test(test_vexp2_ulp),    cmocka_unit_test(test_vexp2_sleef),
         cmocka_unit_test(test_vexp2_edges),  cmocka_unit_test(test_pv),
+        cmocka_unit_test(test_pv_long),
         cmocka_unit_test(test_pipeline),     cmocka_unit_test(test_required_isas),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

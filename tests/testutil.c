@@ -167,7 +167,7 @@ int tu_runnable_tables(const char *suite, const flat_ukernels **out, int max)
         }
     }
     /* Tables this build did not compile are skipped too; say so. */
-    static const char *known[] = {"scalar", "avx2", "avx512", "neon"};
+    static const char *known[] = {"scalar", "avx2", "avx512", "neon", "avx512_bf16"};
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
         int built = 0;
         for (int i = 0; i < count; i++)
@@ -181,6 +181,21 @@ int tu_runnable_tables(const char *suite, const flat_ukernels **out, int max)
     printf("%s: ran:%s / skipped:%s\n", suite, ran, skipped[0] ? skipped : " none");
     fflush(stdout);
     return n;
+}
+
+int tu_fp32_product_tables(const char *suite, const flat_ukernels **tables, int n)
+{
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        if (tables[i]->compute == FLAT_F32)
+            tables[kept++] = tables[i];
+        else
+            printf("%s: %s computes in bf16: held to its own bound by test_dtypes and "
+                   "test_ukernels, not run here\n",
+                   suite, tables[i]->name);
+    }
+    fflush(stdout);
+    return kept;
 }
 
 int tu_check_required_isas(const char *suite)

@@ -88,6 +88,15 @@ struct flat_ukernels;
 int tu_runnable_tables(const char *suite, const struct flat_ukernels **out, int max);
 
 /*
+ * Keeps, of the n tables in `tables`, those whose products are fp32 (compute
+ * FLAT_F32) and returns their number; prints the ones it drops. For the
+ * suites that hold every table to the fp32 bound (1e-5): a table with bf16
+ * products (avx512_bf16) has its own bound, which test_dtypes and
+ * test_ukernels check, across dtypes, dataflows, layouts and masks.
+ */
+int tu_fp32_product_tables(const char *suite, const struct flat_ukernels **tables, int n);
+
+/*
  * Returns 0 when every name in env FLAT_REQUIRE_ISAS (comma separated) is
  * among the runnable tables; otherwise prints the missing ones and returns 1.
  */

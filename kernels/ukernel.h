@@ -143,7 +143,8 @@ typedef float (*flat_exp2_row_fn)(int n, int width, float *s, float m);
  *   j = 0, 1, ..., one FMA (or multiply-add) each. Splitting a call at any
  *   key (the second part with a = 1) therefore gives bitwise the same O:
  *   paged and contiguous K/V, whose calls split at different keys, agree bit
- *   for bit.
+ *   for bit. (A table with compute = FLAT_BF16 multiplies keys in pairs, so
+ *   for it the order, and bitwise equality under splits, is per key pair.)
  */
 typedef void (*flat_pv_fn)(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                            const void *restrict v, int64_t ld_v, flat_dtype t,

@@ -85,6 +85,10 @@ static void make_options(const rcase *c, flat_options *opt, float *sinks, float 
     }
 }
 
+/* The bound of a table: fp32 products 1e-5; bf16 products (avx512_bf16)
+ * their own measured bound, as test_dtypes holds them. */
+static double tol;
+
 static void check(const rcase *c, const tu_tensor *o, const float *lse, const double *ref,
                   const double *ref_lse, const int64_t *seen, const char *what)
 {
@@ -111,12 +115,13 @@ static void check(const rcase *c, const tu_tensor *o, const float *lse, const do
                     continue;
                 }
                 double rel = sqrt(err / norm);
-                worst = rel > worst ? rel : worst;
-                if (!(rel <= TOL))
+                if (tol == TOL)
+                    worst = rel > worst ? rel : worst;
+                if (!(rel <= tol))
                     fail_msg("%s %s: row (%lld,%lld,%lld) sees %lld keys: relative error %.3g",
                              c->name, what, (long long)b, (long long)h, (long long)i,
                              (long long)seen[r], rel);
-                if (!(fabs(lse[r] - ref_lse[r]) <= TOL * fmax(1.0, fabs(ref_lse[r]))))
+                if (!(fabs(lse[r] - ref_lse[r]) <= (tol > TOL ? 5e-3 : TOL) * fmax(1.0, fabs(ref_lse[r]))))
                     fail_msg("%s %s: row (%lld,%lld,%lld): lse %.9g, want %.9g", c->name, what,
                              (long long)b, (long long)h, (long long)i, lse[r], ref_lse[r]);
             }
@@ -178,6 +183,7 @@ static void run_case(const rcase *c)
         for (int df = FLAT_DATAFLOW_AUTO; df <= FLAT_DATAFLOW_DECODE; df++)
             for (int threads = 1; threads <= 2; threads++) {
                 flat_options opt = base;
+                tol = tables[ti]->compute == FLAT_BF16 ? 1e-2 : TOL;
                 opt.isa = tables[ti]->isa, opt.dataflow = (flat_dataflow)df;
                 opt.num_threads = threads, opt.lse = lse;
                 /* paged: a sequence's queries are its last tokens, so every

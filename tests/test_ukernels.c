@@ -823,7 +823,7 @@ static void run_pv(const flat_ukernels *k, tu_rng *rng, int m, int n, int dv, in
     k->pv(m, n, dv, p, ld_p, tv, ld_v, dt, o, ld_o, alpha);
     /* The contract's order: the same call split at key h (the rest with
      * a = 1) gives bitwise the same O (paged K/V split calls at pages). */
-    if (n >= 2) {
+    if (n >= 2 && !bf16_products(k)) { /* bf16 products pair keys: ukernel.h */
         float *o2 = falloc(no), *ones = falloc((size_t)m);
         memcpy(o2, o0, no * sizeof(float));
         for (int i = 0; i < m; i++)

@@ -27,7 +27,7 @@
  * or 4 accumulator sets. Rows m..m_blk-1 run on the panel's zero padding.
  */
 static inline __attribute__((always_inline)) void
-block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, int d,
+block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, int ahead, int d,
         const uint32_t *restrict qp, const void *k, int64_t ld_k, float *restrict s,
         int64_t ld_s)
 {
@@ -46,8 +46,11 @@ block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, in
         for (int j = 0; j < 16; j++) {
             const void *kj = flat_elem_ptr(k, j * ld_k, t);
             if (full || j < keys) {
+                /* only rows of this call: past them (a paged cache's next
+                 * page) lies other data; the runtime prefetches that */
+                const int lines = j + QK_ROWS_PREFETCH < ahead ? 32 : 0;
 #pragma GCC unroll 2
-                for (int c = 0; c < 32; c += line)
+                for (int c = 0; c < lines; c += line)
                     _mm_prefetch((const char *)flat_elem_ptr(kj, QK_ROWS_PREFETCH * ld_k + c0 + c,
                                                              t),
                                  _MM_HINT_T0);
@@ -97,10 +100,10 @@ rows_blocked(const flat_dtype t, const int m_blk, int m, int d, int n, const uin
 {
     int j = 0;
     for (; j + 16 <= n; j += 16)
-        block16(t, m_blk, 1, m, 16, d, qp, flat_elem_ptr(k, (int64_t)j * ld_k, t), ld_k, s + j,
+        block16(t, m_blk, 1, m, 16, n - j, d, qp, flat_elem_ptr(k, (int64_t)j * ld_k, t), ld_k, s + j,
                 ld_s);
     if (j < n)
-        block16(t, m_blk, 0, m, n - j, d, qp, flat_elem_ptr(k, (int64_t)j * ld_k, t), ld_k,
+        block16(t, m_blk, 0, m, n - j, n - j, d, qp, flat_elem_ptr(k, (int64_t)j * ld_k, t), ld_k,
                 s + j, ld_s);
 }
 

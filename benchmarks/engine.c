@@ -20,6 +20,7 @@
  */
 #include <flat.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,6 +274,18 @@ static void retype(void *data, int64_t n, flat_dtype t)
     }
 }
 
+/* Whether this CPU and build run a kernel table (flat_isa_detect names only
+ * the best, so ask with a tiny call). */
+static int runs_here(flat_isa isa)
+{
+    float x[64] = {0};
+    flat_tensor t = flat_tensor_bhsd(x, FLAT_F32, 1, 1, 1, 16);
+    flat_tensor o = flat_tensor_bhsd(x + 32, FLAT_F32, 1, 1, 1, 16);
+    flat_options opt = {0};
+    opt.isa = isa, opt.num_threads = 1;
+    return flat_attention(&t, &t, &t, &o, &opt) == FLAT_OK;
+}
+
 typedef struct {
     char name[32];
     shape s;
@@ -309,12 +322,15 @@ static void dtype_lines(int threads, int quick)
 {
     named_shape shapes[32];
     int n = read_shapes(FLAT_BENCH_SHAPES, shapes, 32);
-    static const struct { const char *name; flat_dtype q, kv; } kinds[4] = {
-        {"f32", FLAT_F32, FLAT_F32}, {"kv f16", FLAT_F32, FLAT_F16},
-        {"kv bf16", FLAT_F32, FLAT_BF16}, {"all bf16", FLAT_BF16, FLAT_BF16}};
+    static const struct { const char *name; flat_dtype q, kv; flat_isa isa; } kinds[5] = {
+        {"f32", FLAT_F32, FLAT_F32, FLAT_ISA_AUTO}, {"kv f16", FLAT_F32, FLAT_F16, FLAT_ISA_AUTO},
+        {"kv bf16", FLAT_F32, FLAT_BF16, FLAT_ISA_AUTO},
+        {"all bf16", FLAT_BF16, FLAT_BF16, FLAT_ISA_AUTO},
+        {"all bf16 on avx512_bf16", FLAT_BF16, FLAT_BF16, FLAT_ISA_AVX512_BF16}};
     printf("\n## Element types (AUTO, %d thread(s); decode shapes also report K/V GB/s)\n\n", threads);
-    printf("| shape | f32 ms | kv f16 ms | kv bf16 ms | all bf16 ms | kv f16 vs f32 | kv bf16 vs f32 "
-           "| all bf16 vs f32 | f32 / kv bf16 GFLOP/s or GB/s |\n|---|--:|--:|--:|--:|--:|--:|--:|--|\n");
+    printf("| shape | f32 ms | kv f16 ms | kv bf16 ms | all bf16 ms | bf16 table ms | kv f16 vs f32 "
+           "| kv bf16 vs f32 | all bf16 vs f32 | bf16 table vs f32 | f32 / kv bf16 / bf16 table "
+           "GFLOP/s or GB/s |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--|\n");
     for (int i = 0; i < n; i++) {
         shape s = shapes[i].s;
         if (quick) /* the same shapes, shorter */
@@ -322,8 +338,8 @@ static void dtype_lines(int threads, int quick)
         const int decode = s.Nq <= 16, big = shape_flops(&s) > 2e11;
         if (!decode && threads == 1 && !quick)
             continue; /* prefill element types at the machine's threads only (time) */
-        double t[4];
-        for (int k = 0; k < 4; k++) {
+        double t[5];
+        for (int k = 0; k < 5; k++) {
             bufs b;
             make_bufs(&s, &b);
             retype(b.q.data, s.B * s.Hq * s.Nq * s.D, kinds[k].q);
@@ -333,20 +349,23 @@ static void dtype_lines(int threads, int quick)
             b.q.dtype = b.o.dtype = kinds[k].q;
             b.k.dtype = b.v.dtype = kinds[k].kv;
             flat_options opt = {0};
-            opt.num_threads = threads, opt.causal = s.causal;
-            t[k] = median_call(&b, &opt, CALL_CONTIGUOUS, quick ? 1 : big ? 1 : decode ? 11 : 3);
+            opt.num_threads = threads, opt.causal = s.causal, opt.isa = kinds[k].isa;
+            t[k] = NAN;
+            if (kinds[k].isa == FLAT_ISA_AUTO || runs_here(kinds[k].isa))
+                t[k] = median_call(&b, &opt, CALL_CONTIGUOUS, quick ? 1 : big ? 1 : decode ? 11 : 3);
             free_bufs(&b);
         }
         char rate[96];
         double kvb = 2.0 * s.B * s.Hkv * s.Nk * s.D;
         if (decode)
-            snprintf(rate, sizeof rate, "%.1f / %.1f GB/s", kvb * 4 / t[0] / 1e9, kvb * 2 / t[2] / 1e9);
+            snprintf(rate, sizeof rate, "%.1f / %.1f / %.1f GB/s", kvb * 4 / t[0] / 1e9,
+                     kvb * 2 / t[2] / 1e9, kvb * 2 / t[4] / 1e9);
         else
-            snprintf(rate, sizeof rate, "%.1f / %.1f GFLOP/s", shape_flops(&s) / t[0] / 1e9,
-                     shape_flops(&s) / t[2] / 1e9);
-        printf("| %s | %.3f | %.3f | %.3f | %.3f | %.2fx | %.2fx | %.2fx | %s |\n", s.name,
-               1e3 * t[0], 1e3 * t[1], 1e3 * t[2], 1e3 * t[3], t[0] / t[1], t[0] / t[2], t[0] / t[3],
-               rate);
+            snprintf(rate, sizeof rate, "%.1f / %.1f / %.1f GFLOP/s", shape_flops(&s) / t[0] / 1e9,
+                     shape_flops(&s) / t[2] / 1e9, shape_flops(&s) / t[4] / 1e9);
+        printf("| %s | %.3f | %.3f | %.3f | %.3f | %.3f | %.2fx | %.2fx | %.2fx | %.2fx | %s |\n",
+               s.name, 1e3 * t[0], 1e3 * t[1], 1e3 * t[2], 1e3 * t[3], 1e3 * t[4], t[0] / t[1],
+               t[0] / t[2], t[0] / t[3], t[0] / t[4], rate);
     }
 }
 

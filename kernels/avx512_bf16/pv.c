@@ -61,40 +61,22 @@ pv_pair(const flat_dtype t, const int mb, int width, const void *va, const void 
     }
 }
 
-/* The P rows the next chunk multiplies, converted into p16 form while this
- * chunk computes (see pv_block): rows x `whole` keys from src. */
-typedef struct {
-    const float *src;
-    int64_t ld_p;
-    uint32_t *dst;
-    int rows, whole;
-} p_next;
-
-/* 32 keys of a P row as 16 bf16 pairs. */
-static inline __attribute__((always_inline)) void convert32(const float *src, uint32_t *dst)
-{
-    _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + 16),
-                                                          _mm512_loadu_ps(src)));
-}
-
 /*
  * Keys [0, nk) of one chunk (v and p16 start at the chunk's first key) for
  * columns [0, cols) of rows < rows of the block; mb rows are computed (p16
  * rows past `rows` are 0, unstored). first: the chunk that applies alpha (or
  * clears O when alpha is NULL); later chunks add onto O. p16 rows are one
  * base plus constant offsets, so the 12 broadcasts need no row pointers
- * (12 of them spilled and reloaded in the loop, measured).
- * conv: also convert the next chunk's P (nx), 32 keys of a row per key
- * pair, so the conversion overlaps the multiplies instead of stalling
- * between chunks (it took 9% of pv's time there, measured). `pf`, if not
- * NULL: P rows converted after that (mb rows of ld_p, PV_KC keys), fetched
- * into L1 over the loop: P comes from L2 (exp2_row wrote all the task's rows).
+ * (12 of them spilled and reloaded in the loop, measured). `pf`, if not
+ * NULL: the P rows the next convert_p reads (mb rows of ld_p, PV_KC keys),
+ * prefetched over the loop: P comes from L2 (written by exp2_row for all
+ * the task's rows), and converting it cold cost a sixth of pv's time.
  */
 static inline __attribute__((always_inline)) void
-pv_chunk(const flat_dtype t, const int mb, const int masked, const int conv, int cols, int rows,
-         int nk, int first, const uint32_t *p16, const void *restrict v, int64_t ld_v,
-         float *restrict o, int64_t ld_o, const float *restrict alpha, p_next nx,
-         const float *pf, int64_t ld_p)
+pv_chunk(const flat_dtype t, const int mb, const int masked, int cols, int rows, int nk,
+         int first, const uint32_t *p16, const void *restrict v, int64_t ld_v,
+         float *restrict o, int64_t ld_o, const float *restrict alpha, const float *pf,
+         int64_t ld_p)
 {
     const int width = masked ? cols : 32;
     const int line = t == FLAT_F32 ? 16 : 32; /* elements per 64-byte line */
@@ -105,7 +87,6 @@ pv_chunk(const flat_dtype t, const int mb, const int masked, const int conv, int
     for (int i = 0; i < mb; i++)
         acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     const int pairs = nk / 2;
-    int cr = 0, cu = 0; /* the next piece of nx: row, key */
     for (int q = 0; q < pairs; q++) {
         const void *va = flat_elem_ptr(v, 2 * q * ld_v, t);
         const void *vb = flat_elem_ptr(va, ld_v, t);
@@ -123,18 +104,8 @@ pv_chunk(const flat_dtype t, const int mb, const int masked, const int conv, int
                     _mm_prefetch((const char *)(pf + (l >> 4) * ld_p + (l & 15) * 16),
                                  _MM_HINT_T0);
             }
-        if (conv && cr < nx.rows) {
-            convert32(nx.src + cr * nx.ld_p + cu, nx.dst + cr * PV_KC2 + cu / 2);
-            cu += 32;
-            if (cu >= nx.whole)
-                cu = 0, cr++;
-        }
         pv_pair(t, mb, width, va, vb, 1, p16 + q, acc);
     }
-    if (conv) /* what the loop did not reach (a chunk of fewer keys than rows x 64) */
-        for (; cr < nx.rows; cr++, cu = 0)
-            for (; cu < nx.whole; cu += 32)
-                convert32(nx.src + cr * nx.ld_p + cu, nx.dst + cr * PV_KC2 + cu / 2);
     if (nk % 2) /* the last key alone: its pair's second row is 0 */
         pv_pair(t, mb, width, flat_elem_ptr(v, (int64_t)(nk - 1) * ld_v, t), NULL, 0,
                 p16 + pairs, acc);
@@ -167,11 +138,12 @@ pv_chunk(const flat_dtype t, const int mb, const int masked, const int conv, int
     }
 }
 
-/* P rows [0, rows) x keys [u0, nk) (u0 a multiple of 32) of a chunk as bf16
- * pairs (keys past nk are 0 and never read), row i at p16 + i * PV_KC2:
- * whole 32-key steps with plain loads (masks in every step took 23% of pv's
- * time, measured), then the tail. */
-static void convert_p(int rows, int u0, int nk, const float *restrict p, int64_t ld_p,
+/* P rows [0, rows) x keys [0, nk) of the chunk as bf16 pairs (keys past nk
+ * are 0 and never read), row i at p16 + i * PV_KC2. Whole 32-key steps take
+ * plain loads: this loop does not overlap the multiplies, and with the
+ * tail's mask arithmetic in every step it took 23% of pv's time (m = 12,
+ * n = 256, P in L1; measured without it), 9% with plain loads. */
+static void convert_p(int rows, int nk, const float *restrict p, int64_t ld_p,
                       uint32_t *restrict p16)
 {
     const int whole = nk / 32 * 32, cnt = nk - whole;
@@ -180,8 +152,9 @@ static void convert_p(int rows, int u0, int nk, const float *restrict p, int64_t
     for (int i = 0; i < rows; i++) {
         const float *pi = p + i * ld_p;
         uint32_t *qi = p16 + i * PV_KC2;
-        for (int u = u0; u < whole; u += 32)
-            convert32(pi + u, qi + u / 2);
+        for (int u = 0; u < whole; u += 32)
+            _mm512_storeu_si512(qi + u / 2, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(pi + u + 16),
+                                                                         _mm512_loadu_ps(pi + u)));
         if (cnt)
             _mm512_storeu_si512(qi + whole / 2,
                                 (__m512i)_mm512_cvtne2ps_pbh(
@@ -190,48 +163,30 @@ static void convert_p(int rows, int u0, int nk, const float *restrict p, int64_t
     }
 }
 
-/*
- * One block of rows (<= mb) over all keys and columns, in key chunks of
- * PV_KC whose P is converted to bf16 pairs in two alternating buffers: the
- * first column chunk of chunk k converts chunk k+1's P (whole 32-key steps;
- * the tail after it) and prefetches what is converted after that: chunk
- * k+2's P, or the next row group's first chunk (the runtime's next call, or
- * this call's next block).
- */
+/* One block of rows (<= mb) over all keys and columns. The first column
+ * chunk of each key chunk prefetches the P that convert_p reads next. */
 static inline __attribute__((always_inline)) void
 pv_block(const flat_dtype t, const int mb, int rows, int n, int dv, const float *restrict p,
          int64_t ld_p, const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
          const float *restrict alpha)
 {
-    uint32_t p16[2][PV_MR * PV_KC2] __attribute__((aligned(64)));
+    uint32_t p16[PV_MR * PV_KC2] __attribute__((aligned(64)));
     /* rows past `rows` multiply zeros: computed, never stored */
-    for (int b = 0; b < 2; b++)
-        memset(p16[b] + rows * PV_KC2, 0, sizeof(uint32_t) * (size_t)((mb - rows) * PV_KC2));
-    convert_p(rows, 0, n < PV_KC ? n : PV_KC, p, ld_p, p16[0]);
-    for (int j0 = 0, b = 0; j0 < n; j0 += PV_KC, b ^= 1) {
+    memset(p16 + rows * PV_KC2, 0, sizeof(uint32_t) * (size_t)((mb - rows) * PV_KC2));
+    for (int j0 = 0; j0 < n; j0 += PV_KC) {
         const int nk = n - j0 < PV_KC ? n - j0 : PV_KC;
-        const int next = n - (j0 + PV_KC) < PV_KC ? n - (j0 + PV_KC) : PV_KC; /* <= 0: none */
-        /* whole 32-key steps only (none under 32 keys: nothing past n is read) */
-        const p_next nx = {p + j0 + PV_KC, ld_p, p16[b ^ 1], next >= 32 ? rows : 0,
-                           next >= 32 ? next / 32 * 32 : 0};
-        const float *pf = j0 + 2 * PV_KC < n ? p + j0 + 2 * PV_KC : p + rows * ld_p;
+        convert_p(rows, nk, p + j0, ld_p, p16);
         const void *vj = flat_elem_ptr(v, (int64_t)j0 * ld_v, t);
-        if (dv <= 32) {
-            pv_chunk(t, mb, dv < 32, 1, dv, rows, nk, j0 == 0, p16[b], vj, ld_v, o, ld_o, alpha,
-                     nx, pf, ld_p);
-        } else {
-            pv_chunk(t, mb, 0, 1, 32, rows, nk, j0 == 0, p16[b], vj, ld_v, o, ld_o, alpha, nx, pf,
-                     ld_p);
-            int c0 = 32;
-            for (; c0 + 32 <= dv; c0 += 32)
-                pv_chunk(t, mb, 0, 0, 32, rows, nk, j0 == 0, p16[b], flat_elem_ptr(vj, c0, t),
-                         ld_v, o + c0, ld_o, alpha, nx, NULL, ld_p);
-            if (c0 < dv)
-                pv_chunk(t, mb, 1, 0, dv - c0, rows, nk, j0 == 0, p16[b],
-                         flat_elem_ptr(vj, c0, t), ld_v, o + c0, ld_o, alpha, nx, NULL, ld_p);
-        }
-        if (next > 0 && next % 32)
-            convert_p(rows, next / 32 * 32, next, p + j0 + PV_KC, ld_p, p16[b ^ 1]);
+        /* the next chunk's P, or after the last one the next row group's
+         * (the runtime's next call, or this call's next block) */
+        const float *pf = j0 + PV_KC < n ? p + j0 + PV_KC : p + rows * ld_p;
+        int c0 = 0;
+        for (; c0 + 32 <= dv; c0 += 32)
+            pv_chunk(t, mb, 0, 32, rows, nk, j0 == 0, p16, flat_elem_ptr(vj, c0, t), ld_v,
+                     o + c0, ld_o, alpha, c0 == 0 ? pf : NULL, ld_p);
+        if (c0 < dv)
+            pv_chunk(t, mb, 1, dv - c0, rows, nk, j0 == 0, p16, flat_elem_ptr(vj, c0, t), ld_v,
+                     o + c0, ld_o, alpha, c0 == 0 ? pf : NULL, ld_p);
     }
 }
 

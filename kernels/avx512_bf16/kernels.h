@@ -38,9 +38,11 @@
  * copied into a stack scratch: with the call's 12 rows in one register
  * block, every pair vector already serves all of them, so a scratch would
  * add a store and a load per vector and save nothing. Measured (pv alone,
- * m = 12, n = 1024, dv = 64, bf16 V, P and V in L2, one Zen 5 core):
- * 380 GFLOP/s, 84% of the vdpbf16ps peak measured beside it (455), against
- * 229 GFLOP/s for widening V to fp32 with FMA (the AVX-512 pv, 6 rows).
+ * m = 12, n = 1024, dv = 64, P and V in L2, one Zen 5 core, interleaved
+ * with a vdpbf16ps peak probe): 415 GFLOP/s with bf16 V (86% of that peak),
+ * 392 with f32 V (81%; two conversions more per pair vector), against 229
+ * for widening V to fp32 with FMA (the AVX-512 pv; 95% of the FMA peak).
+ * Most of the rest is converting P (pv.c, convert_p).
  */
 #define FLAT_AVX512_BF16_MR 12
 #define FLAT_AVX512_BF16_NR 32

@@ -41,7 +41,7 @@ static void print_sweep_row(FILE *f, int index)
                "| %9.1f | %6.1f |\n",
             s->name, bench_case_get(index)->threads, (long long)s->q_len, (long long)s->kv_len,
             summary_auto_choice(index), 1e3 * summary_median_seconds(index), fig.gflops,
-            summary_worst_error(index) > SUMMARY_MAX_ERROR ? "!" : "", fig.kv_gbs,
+            summary_worst_error(index) > summary_error_bound(index) ? "!" : "", fig.kv_gbs,
             100 * figures_bw_frac(&fig), fig.flops_per_byte, fig.roof_gflops,
             100 * figures_roof_frac(&fig));
 }

@@ -24,7 +24,7 @@ static void gflops_cell(int index, char *cell)
         return;
     }
     snprintf(cell, CELL, "%.1f%s", summary_figures(index).gflops,
-             summary_worst_error(index) > SUMMARY_MAX_ERROR ? " !" : "");
+             summary_worst_error(index) > summary_error_bound(index) ? " !" : "");
 }
 
 static void cpu_model(char *buf, size_t len)
@@ -201,7 +201,7 @@ static void print_other_isas(FILE *f, flat_isa shown)
                     "-------:", "-------:");
         bench_figures fig = summary_figures(i);
         fprintf(f, "| %-36s | %9.2f | %9.1f%s | %6.1f | %6.1f |\n", c->name, 1e3 * t, fig.gflops,
-                summary_worst_error(i) > SUMMARY_MAX_ERROR ? "!" : "",
+                summary_worst_error(i) > summary_error_bound(i) ? "!" : "",
                 100 * figures_peak_frac(&fig), 100 * figures_roof_frac(&fig));
     }
 }

@@ -175,8 +175,10 @@ typedef struct {
  *   polynomial), else 1 - 2 / (exp(2|x|) + 1) with the table's exp2; the
  *   absolute error of cap * tanh stays below 2 ulp of cap (tests measure it
  *   against the double tanh and SLEEF's Sleef_tanhf_u10). NaN stays NaN.
+ *   Returns the max of the n results, as row_max would (-inf for n == 0):
+ *   the rules and the row max are one pass over the scores.
  */
-typedef void (*flat_score_rules_fn)(int n, float *s, const flat_rules_row *r);
+typedef float (*flat_score_rules_fn)(int n, float *s, const flat_rules_row *r);
 
 /* vexp2: y[j] = exp2(x[j]) for j < n, with exp2_row's accuracy and flushing.
  * Exposed so tests measure the exp against SLEEF and the double reference. */

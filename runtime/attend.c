@@ -27,6 +27,7 @@ static int64_t scratch_layout(flat_scratch *ws, float *mem, const flat_problem *
     CARVE(m, float *, r);
     CARVE(l, float *, r);
     CARVE(alpha, float *, r);
+    CARVE(bmax, float *, r);
     CARVE(ones, float *, r);
     CARVE(lo, int *, r);
     CARVE(limit, int *, r);

@@ -24,6 +24,8 @@ typedef struct {
     int o_direct;  /* o_base is the task's rows of `out` itself */
     float *m, *l;  /* running max (base-2 units) and sum per row */
     float *alpha;  /* per-row rescale factors of the current key block */
+    float *bmax;   /* per-row max of the current block, when the score rules
+                      computed it on their pass (rules.h) */
     float *ones;   /* rows ones: pv's "accumulate" */
     int *lo, *limit; /* keys visible to each row: the interval [lo, limit) */
     int64_t k_base;  /* the first key packed at kp (a multiple of nr) */

@@ -127,7 +127,7 @@ void flat_rows_flat(const flat_problem *p, const flat_tiling *plan, const flat_u
         row_segment(ws, r, kbeg, 0, kend - kbeg, &a, &e);
         int n = (int)flat_max(0, e - a);
         float *s = ws->s + r * ld_s + a;
-        ws->m[r] = uk->row_max(n, s);
+        ws->m[r] = flat_has_score_rules(p) ? ws->bmax[r] : uk->row_max(n, s);
         if (n > 0 && ws->m[r] == -INFINITY && p->mask) /* the mask hid every key */
             uk->exp2_row(0, n, s, 0.0f);
         else if (n > 0 && !isfinite(ws->m[r]))
@@ -153,7 +153,7 @@ void flat_rows_flash(const flat_problem *p, const flat_tiling *plan, const flat_
             row_segment(ws, r, k0, 0, width, &a, &e);
             int n = (int)flat_max(0, e - a);
             float *s = ws->s + r * ld_s + a;
-            float block_max = uk->row_max(n, s);
+            float block_max = flat_has_score_rules(p) ? ws->bmax[r] : uk->row_max(n, s);
             ws->alpha[r] = 1.0f; /* unless a new max rescales the row below */
             if (n == 0)
                 continue;

@@ -82,10 +82,11 @@ void flat_fill_rules(const flat_options *o, flat_problem *p)
 }
 
 void flat_apply_score_rules(const flat_problem *p, const flat_ukernels *uk, const flat_task *t,
-                            const flat_scratch *ws, int rows, int k0, int width, int64_t ld_s)
+                            flat_scratch *ws, int rows, int k0, int width, int64_t ld_s)
 {
     for (int r = 0; r < rows; r++) {
         int a = (int)flat_max(ws->lo[r] - k0, 0), e = (int)flat_min(ws->limit[r] - k0, width);
+        ws->bmax[r] = -INFINITY;
         if (e <= a)
             continue;
         int64_t h = t->head0 + r / t->positions, pos = t->pos0 + r % t->positions, qb, qs;
@@ -97,7 +98,7 @@ void flat_apply_score_rules(const flat_problem *p, const flat_ukernels *uk, cons
             flat_q_index(p, t->b, pos, &qb, &qs);
             rule.mask = p->mask + qb * p->mask_sb + h * p->mask_sh + qs * p->mask_ss + k0 + a;
         }
-        uk->score_rules(e - a, ws->s + r * ld_s + a, &rule);
+        ws->bmax[r] = uk->score_rules(e - a, ws->s + r * ld_s + a, &rule);
     }
 }
 

@@ -19,10 +19,11 @@ static inline int flat_has_score_rules(const flat_problem *p)
     return p->softcap > 0 || p->alibi_slopes || p->mask;
 }
 
-/* Between qk and the row max: the scores of keys [k0, k0 + width) of every
- * row of the task, each on its own visible part (score_rules kernel). */
+/* Between qk and the softmax: the scores of keys [k0, k0 + width) of every
+ * row of the task, each on its own visible part (score_rules kernel), and
+ * each row's max of them into ws->bmax (the same pass: no row_max after). */
 void flat_apply_score_rules(const flat_problem *p, const flat_ukernels *uk, const flat_task *t,
-                            const flat_scratch *ws, int rows, int k0, int width, int64_t ld_s);
+                            flat_scratch *ws, int rows, int k0, int width, int64_t ld_s);
 
 /* A finished row (running max m in base-2 units, sum l): the factor that
  * normalises its output and its lse, with the head's sink joining the

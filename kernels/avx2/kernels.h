@@ -88,6 +88,6 @@ flat_load8_part_avx2(const flat_dtype t, const void *row, int64_t c, int count, 
         h[i] = ((const uint16_t *)row)[c + i];
     return flat_widen8_avx2(t, _mm_loadu_si128((const __m128i *)h));
 }
-void flat_score_rules__avx2(int n, float *s, const flat_rules_row *r);
+float flat_score_rules__avx2(int n, float *s, const flat_rules_row *r);
 
 #endif

@@ -108,6 +108,6 @@ static inline __attribute__((always_inline)) void flat_transpose16_avx512(__m512
     }
 }
 
-void flat_score_rules__avx512(int n, float *s, const flat_rules_row *r);
+float flat_score_rules__avx512(int n, float *s, const flat_rules_row *r);
 
 #endif

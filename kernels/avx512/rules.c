@@ -5,6 +5,7 @@
 
 #include <assert.h>
 #include <immintrin.h>
+#include <math.h>
 
 #include "../ukernel.h"
 #include "exp.h"
@@ -23,18 +24,21 @@ static inline __m512 tanh_avx512(__m512 x)
     p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036e-1f));
     p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422e-1f));
     const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), x, x);
+    const __mmask16 is_small = _mm512_cmp_ps_mask(a, _mm512_set1_ps(0.625f), _CMP_LT_OQ);
+    if (is_small == 0xffff) /* capped logits are mostly small: skip exp and divide */
+        return small;
     const __m512 e = flat_exp2_avx512(_mm512_mul_ps(_mm512_set1_ps(2.0f * LOG2E), a));
     const __m512 t = _mm512_sub_ps(_mm512_set1_ps(1.0f),
                                    _mm512_div_ps(_mm512_set1_ps(2.0f),
                                                  _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
     /* copysign: t >= 0, so or in x's sign bit */
     const __m512 big = _mm512_or_ps(t, _mm512_and_ps(x, _mm512_set1_ps(-0.0f)));
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(0.625f), _CMP_LT_OQ), big,
-                                small);
+    return _mm512_mask_blend_ps(is_small, big, small);
 }
 
-void flat_score_rules__avx512(int n, float *s, const flat_rules_row *r)
+float flat_score_rules__avx512(int n, float *s, const flat_rules_row *r)
 {
+    __m512 m = _mm512_set1_ps(-INFINITY);
     assert(n >= 0 && s && r);
     const __m512 cap = _mm512_set1_ps(r->cap), inv = _mm512_set1_ps(r->cap > 0 ? 1.0f / r->cap : 0);
     const __m512 lane = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -50,5 +54,7 @@ void flat_score_rules__avx512(int n, float *s, const flat_rules_row *r)
         if (r->mask)
             x = _mm512_fmadd_ps(_mm512_set1_ps(LOG2E), _mm512_maskz_loadu_ps(k, r->mask + c), x);
         _mm512_mask_storeu_ps(s + c, k, x);
+        m = _mm512_mask_max_ps(m, k, m, x);
     }
+    return _mm512_reduce_max_ps(m);
 }

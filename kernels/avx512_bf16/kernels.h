@@ -110,6 +110,6 @@ static inline __attribute__((always_inline)) __m512 flat_dp_avx512bf16(__m512 ac
     return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b);
 }
 
-void flat_score_rules__avx512_bf16(int n, float *s, const flat_rules_row *r);
+float flat_score_rules__avx512_bf16(int n, float *s, const flat_rules_row *r);
 
 #endif

@@ -8,7 +8,7 @@
 #include "../ukernel.h"
 #include "kernels.h"
 
-void flat_score_rules__avx512_bf16(int n, float *s, const flat_rules_row *r)
+float flat_score_rules__avx512_bf16(int n, float *s, const flat_rules_row *r)
 {
-    flat_score_rules__avx512(n, s, r);
+    return flat_score_rules__avx512(n, s, r);
 }

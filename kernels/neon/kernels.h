@@ -70,6 +70,6 @@ flat_load4_part_neon(const flat_dtype t, const void *row, int64_t c, int count)
         x[i] = flat_load_elem(row, c + i, t);
     return vld1q_f32(x);
 }
-void flat_score_rules__neon(int n, float *s, const flat_rules_row *r);
+float flat_score_rules__neon(int n, float *s, const flat_rules_row *r);
 
 #endif

@@ -30,8 +30,9 @@ static inline float32x4_t tanh_neon(float32x4_t x)
     return vbslq_f32(vcltq_f32(a, vdupq_n_f32(0.625f)), small, big);
 }
 
-void flat_score_rules__neon(int n, float *s, const flat_rules_row *r)
+float flat_score_rules__neon(int n, float *s, const flat_rules_row *r)
 {
+    float32x4_t mv = vdupq_n_f32(-INFINITY);
     assert(n >= 0 && s && r);
     const float inv = r->cap > 0 ? 1.0f / r->cap : 0;
     const float lanes[4] = {0, 1, 2, 3};
@@ -46,7 +47,9 @@ void flat_score_rules__neon(int n, float *s, const flat_rules_row *r)
         if (r->mask)
             x = vfmaq_n_f32(x, vld1q_f32(r->mask + c), LOG2E);
         vst1q_f32(s + c, x);
+        mv = vmaxq_f32(mv, x);
     }
+    float m = vmaxvq_f32(mv);
     for (; c < n; c++) { /* the tail, lane 0 of the same vector code */
         float32x4_t x = vdupq_n_f32(s[c]);
         if (r->cap > 0)
@@ -57,5 +60,7 @@ void flat_score_rules__neon(int n, float *s, const flat_rules_row *r)
         if (r->mask)
             y = fmaf(r->mask[c], LOG2E, y);
         s[c] = y;
+        m = y > m ? y : m;
     }
+    return m;
 }

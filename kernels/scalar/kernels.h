@@ -25,6 +25,6 @@ void flat_pv_4__scalar(int m, int n, int dv, const float *restrict p, int64_t ld
 void flat_store_row__scalar(int n, const float *restrict x, float scale, flat_dtype t,
                             void *restrict y);
 
-void flat_score_rules__scalar(int n, float *s, const flat_rules_row *r);
+float flat_score_rules__scalar(int n, float *s, const flat_rules_row *r);
 
 #endif

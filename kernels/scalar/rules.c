@@ -22,8 +22,9 @@ static float tanh_model(float x)
     return x < 0 ? -t : t;
 }
 
-void flat_score_rules__scalar(int n, float *s, const flat_rules_row *r)
+float flat_score_rules__scalar(int n, float *s, const flat_rules_row *r)
 {
+    float m = -INFINITY;
     for (int c = 0; c < n; c++) {
         float x = s[c];
         if (r->cap > 0)
@@ -33,5 +34,7 @@ void flat_score_rules__scalar(int n, float *s, const flat_rules_row *r)
         if (r->mask)
             x += LOG2E * r->mask[c];
         s[c] = x;
+        m = x > m ? x : m;
     }
+    return m;
 }

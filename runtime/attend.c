@@ -158,18 +158,15 @@ void flat_attend_task(const flat_problem *p, const flat_tiling *plan, const flat
 void flat_attend_unit(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                       const flat_unit_view *u, flat_scratch *ws, float *part)
 {
-    /* Visible intervals only move right as the query position grows: the
-     * unit reads keys from its first row's lo to its last row's hi. */
-    int64_t lo, hi, unused;
-    flat_visible_range(p, u->b, u->pos0, &lo, &unused);
-    flat_visible_range(p, u->b, u->pos1 - 1, &unused, &hi);
+    int64_t lo, hi;
+    flat_unit_keys(p, u->b, u->pos0, u->pos1, &lo, &hi);
     ws->k_lo = lo / plan->nr * plan->nr;
     ws->k_hi = hi;
     /* Last block first: the block below is the next, and gather_rows
      * prefetches its Q rows during this one's last pv pass. */
     int64_t last = u->pos0 + (u->pos1 - 1 - u->pos0) / plan->bq * plan->bq;
     for (int64_t pos = last; pos >= u->pos0; pos -= plan->bq) {
-        flat_task task = {u->b, u->kv_head, u->head0, pos, 0, u->heads,
+        flat_task task = {u->b, u->kv_head, u->head0, pos, u->heads,
                           (int)flat_min(plan->bq, u->pos1 - pos), u->split};
         flat_attend_task(p, plan, uk, &task, ws, part);
     }

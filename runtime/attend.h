@@ -45,7 +45,6 @@ void flat_scratch_init(flat_scratch *ws, float *mem, const flat_problem *p,
 /* One query block: its coordinates. */
 typedef struct {
     int64_t b, kv_head, head0, pos0; /* sequence, kv head, first query head and position */
-    int64_t unused;
     int heads, positions;
     int split;                       /* which key range, when plan->splits > 1 */
 } flat_task;

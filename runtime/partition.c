@@ -63,19 +63,16 @@ static double visible_pairs(const flat_problem *p, int64_t b, int64_t pos0, int6
 static float unit_cost(const flat_problem *p, const flat_tiling *t, const flat_unit *u)
 {
     double pairs = u->heads * visible_pairs(p, u->b, u->pos0, u->pos1) / t->splits;
-    int64_t lo, hi, unused;
-    flat_visible_range(p, u->b, u->pos0, &lo, &unused);
-    flat_visible_range(p, u->b, u->pos1 - 1, &unused, &hi);
+    int64_t lo, hi;
+    flat_unit_keys(p, u->b, u->pos0, u->pos1, &lo, &hi);
     double pack = t->k_in_place ? 0 : PACK_WEIGHT * (double)(hi - lo) * p->dim;
     return (float)(pairs * (double)(p->dim + p->v_dim) + pack / t->splits);
 }
 
 /* Heaviest first; ties in the order the units were made (a total order, so
  * the plan is the same on every run). */
-static int before(const flat_unit *a, float ca, int64_t ia, const flat_unit *b, float cb,
-                  int64_t ib)
+static int before(float ca, int64_t ia, float cb, int64_t ib)
 {
-    (void)a, (void)b;
     return ca > cb || (ca == cb && ia < ib);
 }
 
@@ -96,9 +93,9 @@ static void sift_down(flat_unit *u, float *c, int64_t *order, int64_t i, int64_t
     for (;;) {
         int64_t worst = i, l = 2 * i + 1, r = l + 1;
         /* a min-heap on "before": the root is the unit that goes last */
-        if (l < n && before(&u[worst], c[worst], order[worst], &u[l], c[l], order[l]))
+        if (l < n && before(c[worst], order[worst], c[l], order[l]))
             worst = l;
-        if (r < n && before(&u[worst], c[worst], order[worst], &u[r], c[r], order[r]))
+        if (r < n && before(c[worst], order[worst], c[r], order[r]))
             worst = r;
         if (worst == i)
             return;

@@ -105,7 +105,7 @@ flat_status flat_plan_build(const flat_problem *p, const flat_ukernels *uk,
     flat_tiling t;
     flat_tiling_choose(p, uk, requested, threads, &t);
     if (force_splits > 0)
-        flat_tiling_set_splits(p, &t, force_splits, threads > 0 ? threads : t.threads);
+        flat_tiling_set_splits(&t, force_splits, threads > 0 ? threads : t.threads);
     int64_t units = flat_partition_count(p, &t, t.threads);
     flat_tiling_size_k(p, uk, &t, units == t.tasks);
     plan_copies c = copies_of(p);
@@ -210,7 +210,7 @@ void flat_plan_run_merge(const flat_plan *plan, int64_t i, void *workspace)
 {
     const flat_unit *u = &plan->units[i * plan->t.splits];
     float *parts = (float *)workspace + plan->scratch_floats * plan->workers;
-    flat_task block = {u->b, u->kv_head, u->head0, u->pos0, 0, u->heads, u->pos1 - u->pos0, 0};
+    flat_task block = {u->b, u->kv_head, u->head0, u->pos0, u->heads, u->pos1 - u->pos0, 0};
     flat_merge_splits(&plan->p, &plan->t, plan->uk, &block,
                       parts + i * plan->t.splits * plan->split_floats);
 }

@@ -131,6 +131,16 @@ static inline void flat_visible_range(const flat_problem *p, int64_t b, int64_t 
     *hi = flat_max(*lo, flat_max(h, 0));
 }
 
+/* Keys the queries [pos0, pos1) of sequence b see together: intervals only
+ * move right as the position grows, so from pos0's lo to pos1 - 1's hi. */
+static inline void flat_unit_keys(const flat_problem *p, int64_t b, int64_t pos0, int64_t pos1,
+                                  int64_t *lo, int64_t *hi)
+{
+    int64_t ignored;
+    flat_visible_range(p, b, pos0, lo, &ignored);
+    flat_visible_range(p, b, pos1 - 1, &ignored, hi);
+}
+
 /* How many keys it sees. */
 static inline int64_t flat_visible_keys(const flat_problem *p, int64_t b, int64_t pos)
 {

@@ -62,14 +62,6 @@ static inline int flat_max_limit(const int *limit, int r0, int r1)
     return m;
 }
 
-static inline int flat_min_lo(const int *lo, int r0, int r1)
-{
-    int m = lo[r0];
-    for (int r = r0 + 1; r < r1; r++)
-        m = lo[r] < m ? lo[r] : m;
-    return m;
-}
-
 static inline int flat_max_lo(const int *lo, int r0, int r1)
 {
     int m = lo[r0];

@@ -77,9 +77,8 @@ void flat_tiling_size_k(const flat_problem *p, const flat_ukernels *uk, flat_til
                                       : kv_pad * p->dim;
 }
 
-void flat_tiling_set_splits(const flat_problem *p, flat_tiling *plan, int splits, int threads)
+void flat_tiling_set_splits(flat_tiling *plan, int splits, int threads)
 {
-    (void)p;
     plan->splits = splits < 1 ? 1 : splits;
     if (plan->splits > 1 && plan->dataflow == FLAT_DATAFLOW_FLAT) {
         plan->dataflow = FLAT_DATAFLOW_FLASH; /* a key range is what FLASH walks */
@@ -183,7 +182,7 @@ void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dat
     int splits = plan->dataflow == FLAT_DATAFLOW_FLAT && requested == FLAT_DATAFLOW_FLAT
                      ? 1
                      : choose_splits(p, uk, plan->tasks, threads);
-    flat_tiling_set_splits(p, plan, splits, threads);
+    flat_tiling_set_splits(plan, splits, threads);
     flat_tiling_size_k(p, uk, plan, plan->tasks == p->batch * p->kv_heads);
     snprintf(plan->reason, sizeof plan->reason,
              "%s (%lld rows per kv head; FLAT rows fitting L2/2=%lldKiB at %lld visible keys: "

@@ -43,7 +43,7 @@ void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dat
 /* Sets the split-KV count (>= 1) and what follows from it (threads, task
  * chunks, dataflow). flat_tiling_choose calls it with its own choice; tests
  * call it again to force any count on a valid plan. */
-void flat_tiling_set_splits(const flat_problem *p, flat_tiling *plan, int splits, int threads);
+void flat_tiling_set_splits(flat_tiling *plan, int splits, int threads);
 
 /* Sizes the packed-K buffer: whole (sequence, kv head) when a unit runs
  * several blocks over it, one qk chunk when every unit is a single block or

@@ -72,8 +72,10 @@ FLAT_API const char *flat_last_error(void);
 /* Run-time library version, "MAJOR.MINOR.PATCH". */
 FLAT_API const char *flat_version(void);
 
-/* Element type of a tensor. This release computes FLAT_F32 only; F16 and
- * BF16 are recognised and rejected with FLAT_ERROR_UNSUPPORTED. */
+/* Element type of a tensor (0.2: all three on every kernel table). q and out
+ * share one type, k and v another (or the same); any pairing is allowed.
+ * Sums are fp32 (see FLAT_ISA_AVX512_BF16 for the one table that rounds
+ * operands); a 16-bit out is rounded once, to nearest even. */
 typedef enum { FLAT_F32 = 0, FLAT_F16 = 1, FLAT_BF16 = 2 } flat_dtype;
 
 /* A 4-D strided view [batch, heads, seq, dim]. The caller owns `data`; flat
@@ -187,15 +189,19 @@ typedef struct {
  * Shapes: q [B, Hq, Nq, D], k [B, Hkv, Nk, D], v [B, Hkv, Nk, Dv],
  * out [B, Hq, Nq, Dv], with Hq % Hkv == 0, and Nq, Nk, D, Dv < 2^31;
  * query head h reads kv head
- * h / (Hq / Hkv) (GQA; MQA when Hkv == 1). All four share one dtype.
+ * h / (Hq / Hkv) (GQA; MQA when Hkv == 1). out.dtype == q.dtype and
+ * v.dtype == k.dtype (see flat_dtype).
  * A query row that sees no key gets a zero output row (and lse = -inf).
  *
  * Errors: every argument is checked before anything is written; on any
  * error `out` and `opt->lse` are untouched and flat_last_error() names the
  * argument. opt == NULL means defaults.
  *
- * Accuracy (fp32): each output row's relative 2-norm error against a
- * double-precision reference is below 1e-5 for every ISA and dataflow.
+ * Accuracy: against a double-precision reference on the same (rounded)
+ * inputs, each fp32 output row's relative 2-norm error is below 1e-5 for
+ * every ISA, dataflow and K/V type when the scaled logits stay within 8 in
+ * magnitude (1e-5 * L/8 when they reach L); f16 out rows within 1e-3, bf16
+ * out rows within 8e-3. FLAT_ISA_AVX512_BF16 has its own bound (above).
  */
 FLAT_API flat_status flat_attention(const flat_tensor *q, const flat_tensor *k,
                                     const flat_tensor *v, const flat_tensor *out,

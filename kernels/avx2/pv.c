@@ -146,7 +146,6 @@ pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld
 {
     assert(m >= 1 && n >= 0 && dv >= 1);
     assert(n == 0 || m == 1 || ld_p >= n);
-    assert(n <= 1 || ld_v >= dv);
     assert(m == 1 || ld_o >= dv);
     int r = 0;
     for (; r + FLAT_AVX2_PV_MR <= m; r += FLAT_AVX2_PV_MR)

@@ -39,7 +39,8 @@ static void choose_task_shape(const flat_problem *p, int rows, flat_tiling *plan
         plan->bq = 1;
     } else {
         plan->heads_per_task = (int)group;
-        plan->bq = (int)flat_min(p->q_len, flat_max(1, rows / group));
+        /* >= 1: q_len is 0 when every sequence of a paged call has no query */
+        plan->bq = (int)flat_max(1, flat_min(p->q_len, rows / group));
     }
 }
 
@@ -58,7 +59,7 @@ static int64_t count_tasks(const flat_problem *p, const flat_tiling *plan)
 static int choose_splits(const flat_problem *p, const flat_ukernels *uk, int64_t tasks,
                          int threads)
 {
-    if (tasks >= (int64_t)TASKS_PER_THREAD * threads || p->kv_visible == 0)
+    if (tasks >= (int64_t)TASKS_PER_THREAD * threads || p->kv_visible == 0 || tasks == 0)
         return 1;
     int64_t want = (TASKS_PER_THREAD * threads + tasks - 1) / tasks;
     int64_t bytes = p->kv_visible * (p->dim + p->v_dim) * (int64_t)sizeof(float);
@@ -95,7 +96,8 @@ static int flash_block(const flat_ukernels *uk, const flat_tiling *plan, int64_t
                        int64_t kv_pad)
 {
     int64_t bk_max = flat_max(uk->nr, l2_quarter / (plan->rows_pad * 4) / uk->nr * uk->nr);
-    int64_t blocks = (kv_pad + bk_max - 1) / bk_max;
+    /* at least one block: kv_pad is 0 when every sequence sees no key */
+    int64_t blocks = flat_max(1, (kv_pad + bk_max - 1) / bk_max);
     return (int)flat_max(uk->nr, flat_round_up((kv_pad + blocks - 1) / blocks, uk->nr));
 }
 
@@ -106,7 +108,7 @@ static void plan_decode(const flat_problem *p, const flat_ukernels *uk, int64_t 
     plan->dataflow = FLAT_DATAFLOW_FLASH;
     plan->k_in_place = 1;
     plan->heads_per_task = (int)(p->q_heads / p->kv_heads);
-    plan->bq = (int)p->q_len;
+    plan->bq = (int)flat_max(1, p->q_len); /* q_len 0: no query in any sequence */
     plan->rows = plan->heads_per_task * plan->bq;
     plan->rows_pad = (int)flat_round_up(plan->rows, uk->mr);
     plan->tasks = count_tasks(p, plan);

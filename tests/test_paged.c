@@ -343,6 +343,34 @@ static void test_validation(void **state)
     vfix_free(&f);
 }
 
+/* A ragged step in which no sequence has a query (q_offsets all equal; the
+ * planner once divided by the zero-row query blocks): OK, out untouched. */
+static void test_no_queries(void **state)
+{
+    (void)state;
+    vfix f;
+    vfix_make(&f);
+    int32_t offsets[3] = {0, 0, 0};
+    flat_paged_kv kv = f.pl.kv;
+    kv.q_offsets = offsets;
+    flat_tensor q = f.q.t, o = f.o.t;
+    q.batch = o.batch = 1;
+    for (int ti = 0; ti < ntables; ti++)
+        for (int df = FLAT_DATAFLOW_AUTO; df <= FLAT_DATAFLOW_DECODE; df++) {
+            flat_options opt = {0};
+            opt.isa = tables[ti]->isa, opt.dataflow = (flat_dataflow)df, opt.num_threads = 2;
+            tu_tensor_poison(&f.o);
+            flat_status s = flat_attention_paged(&q, &kv, &o, &opt);
+            if (s != FLAT_OK)
+                fail_msg("%s dataflow %d: status %s: %s", tables[ti]->name, df,
+                         flat_status_string(s), flat_last_error());
+            for (size_t i = 0; i < f.o.n; i++)
+                if (tu_bits(f.o.buf[i]) != TU_POISON_BITS)
+                    fail_msg("%s dataflow %d: out written with no query", tables[ti]->name, df);
+        }
+    vfix_free(&f);
+}
+
 static void test_summary(void **state)
 {
     (void)state;
@@ -358,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_dtypes),
         cmocka_unit_test(test_ragged_mix),
         cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_no_queries),
         cmocka_unit_test(test_summary),
     };
     if (tu_check_required_isas("test_paged"))

@@ -6,9 +6,12 @@
 # On a fresh Debian 12 machine: installs (as root) or names (otherwise) the
 # Debian packages it needs, then
 #   1. builds in build/tests and runs ctest;
-#   2. builds with -DFLAT_SANITIZE=ON (ASan + UBSan) in build/asan and runs ctest;
-#   3. runs tests/aarch64.sh (NEON build under qemu-aarch64), when present;
-#   4. runs `benchmarks/run.sh --quick` as a smoke test, when present;
+#   2. runs the Python package's pytest suite (python/tests) on that build's
+#      libflat with Debian's /usr/bin/python3, then pip-installs the package
+#      into a fresh venv (offline) and makes one call from outside the tree;
+#   3. builds with -DFLAT_SANITIZE=ON (ASan + UBSan) in build/asan and runs ctest;
+#   4. runs tests/aarch64.sh (NEON build under qemu-aarch64), when present;
+#   5. runs `benchmarks/run.sh --quick` as a smoke test, when present;
 # and prints a summary. Exits non-zero if any step fails (every step runs).
 # FLAT_REQUIRE_ISAS is set to the kernel tables this CPU can run (scalar, plus
 # avx2 / avx512 / avx512_bf16 from /proc/cpuinfo), so a table that silently
@@ -16,7 +19,7 @@
 #
 # Environment:
 #   FLAT_JOBS            parallel build and test jobs (default: nproc)
-#   FLAT_SKIP_AARCH64=1  skip step 3;  FLAT_SKIP_BENCH=1  skip step 4
+#   FLAT_SKIP_AARCH64=1  skip step 4;  FLAT_SKIP_BENCH=1  skip step 5
 set -uo pipefail
 exec </dev/null
 cd "$(dirname "$0")/.."
@@ -25,7 +28,8 @@ jobs=${FLAT_JOBS:-$(nproc 2>/dev/null || echo 2)}
 start_all=$SECONDS
 
 # ---------------------------------------------------------------- packages
-pkgs=(cmake gcc g++ make pkg-config binutils libcmocka-dev libsleef-dev)
+pkgs=(cmake gcc g++ make pkg-config binutils libcmocka-dev libsleef-dev
+      python3-numpy python3-pytest python3-venv python3-pip python3-setuptools python3-wheel)
 
 installed() {
     # native-architecture instance first (multiarch may hold an arm64 one too)
@@ -132,6 +136,45 @@ mkdir -p build
 echo "tests/run.sh: FLAT_REQUIRE_ISAS=$FLAT_REQUIRE_ISAS, $jobs jobs"
 
 build_and_test "plain" build/tests
+
+# The Python package over the plain build's library: pytest, then a venv
+# install (pip offline, Debian's numpy through --system-site-packages) used
+# from outside the source tree.
+echo
+echo "======== python (pytest): python/tests on build/tests/libflat.so.0 ========"
+t0=$SECONDS
+rc=0
+py=/usr/bin/python3
+lib=$root/build/tests/libflat.so.0
+log=$(mktemp)
+tmp=$(mktemp -d)
+if [ ! -f "$lib" ]; then
+    echo "no $lib: the plain step did not build it" | tee "$log"
+    rc=1
+else
+    FLAT_LIBRARY=$lib "$py" -m pytest -q -p no:cacheprovider python/tests 2>&1 | tee "$log" ||
+        rc=$?
+    echo "-- pip install ./python into a venv, one call from $tmp"
+    cp -r python "$tmp/src"
+    if "$py" -m venv --system-site-packages "$tmp/venv" &&
+        FLAT_LIBRARY=$lib "$tmp/venv/bin/pip" install -q --no-build-isolation --no-index \
+            "$tmp/src" &&
+        (cd "$tmp" && env -u FLAT_LIBRARY "$tmp/venv/bin/python" -c '
+import sys, numpy as np, flat
+assert flat.__file__.startswith(sys.prefix), flat.__file__
+assert flat.library_path().startswith(sys.prefix), flat.library_path()
+q = np.ones((1, 2, 3, 8), np.float32)
+assert np.allclose(flat.attention(q, q, q, causal=True), 1.0)
+print("venv: flat", flat.version(), "from", flat.library_path())'); then
+        echo "venv install ok" >>"$log"
+    else
+        echo "venv install FAILED" | tee -a "$log"
+        rc=1
+    fi
+fi
+record "python (pytest)" $rc $((SECONDS - t0)) \
+    "pytest: $(grep -Eo '[0-9]+ (passed|failed|errors?)' "$log" | paste -sd, - | sed 's/,/, /g'); $(grep -Eo 'venv install (ok|FAILED)' "$log" | tail -n 1)"
+rm -rf "$log" "$tmp"
 
 # ASan + UBSan. LeakSanitizer stays on: libgomp's thread pool is not reported
 # (checked), so no suppressions are needed. The ctest ENVIRONMENT of each test

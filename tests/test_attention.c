@@ -845,6 +845,47 @@ static void test_null_options(void **state)
     tu_tensor_free(&o);
 }
 
+/* Every kv_lens[b] == 0: no key is visible anywhere (the planner once divided
+ * by the zero key blocks this gives): zero rows, lse = -inf, on every table,
+ * dataflow and both thread counts. */
+static void test_no_visible_key(void **state)
+{
+    (void)state;
+    tu_rng rng = {7};
+    tu_tensor q, k, v, o;
+    tu_tensor_alloc(&q, TU_BHSD, 2, 4, 40, 32);
+    tu_tensor_alloc(&k, TU_BHSD, 2, 2, 50, 32);
+    tu_tensor_alloc(&v, TU_BHSD, 2, 2, 50, 32);
+    tu_tensor_alloc(&o, TU_BHSD, 2, 4, 40, 32);
+    tu_tensor_fill(&q, &rng, 1.0f);
+    tu_tensor_fill(&k, &rng, 1.0f);
+    tu_tensor_fill(&v, &rng, 1.0f);
+    int32_t lens[2] = {0, 0};
+    float lse[2 * 4 * 40];
+    for (int ti = 0; ti < ntables; ti++)
+        for (int df = FLAT_DATAFLOW_AUTO; df <= FLAT_DATAFLOW_DECODE; df++)
+            for (int threads = 1; threads <= 2; threads++) {
+                flat_options opt = {0};
+                opt.isa = tables[ti]->isa, opt.dataflow = (flat_dataflow)df;
+                opt.num_threads = threads, opt.kv_lens = lens, opt.lse = lse;
+                flat_status s = flat_attention(&q.t, &k.t, &v.t, &o.t, &opt);
+                if (s != FLAT_OK)
+                    fail_msg("%s %s: status %s: %s", tables[ti]->name,
+                             df_name((flat_dataflow)df), flat_status_string(s), flat_last_error());
+                for (int64_t i = 0; i < 2 * 4 * 40 * 32; i++)
+                    if (o.buf[i] != 0.0f)
+                        fail_msg("%s %s: out[%lld] = %g, want 0", tables[ti]->name,
+                                 df_name((flat_dataflow)df), (long long)i, o.buf[i]);
+                for (int i = 0; i < 2 * 4 * 40; i++)
+                    if (!(isinf(lse[i]) && lse[i] < 0))
+                        fail_msg("%s: lse[%d] = %g, want -inf", tables[ti]->name, i, lse[i]);
+            }
+    tu_tensor_free(&q);
+    tu_tensor_free(&k);
+    tu_tensor_free(&v);
+    tu_tensor_free(&o);
+}
+
 /* Same call twice gives the same bits (no uninitialised workspace reads). */
 static void test_repeatable(void **state)
 {
@@ -917,6 +958,7 @@ int main(void)
         cmocka_unit_test(test_nonfinite_inputs), cmocka_unit_test(test_overflowing_logits),
         cmocka_unit_test(test_long_kv),          cmocka_unit_test(test_long_prefill_sampled),
         cmocka_unit_test(test_null_options),     cmocka_unit_test(test_repeatable),
+        cmocka_unit_test(test_no_visible_key),
         cmocka_unit_test(test_required_isas),    cmocka_unit_test(test_summary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,180 @@
+"""flat.attention_paged: bitwise flat.attention on the same data laid out
+contiguously (the header's promise, for the tables with fp32 products),
+against the reference, both pool layouts, every pool dtype, ragged q, the
+score rules, and its validation."""
+import numpy as np
+import pytest
+
+import flat
+import reference
+from support import ISAS, as_f64, make, row_tol
+
+NAN = {np.dtype(np.float32): np.float32(np.nan), np.dtype(np.float16): np.float16(np.nan),
+       np.dtype(np.uint16): np.uint16(0x7FC0)}
+
+
+def build_pools(rng, k, v, seq_lens, page_size, kv_layout, spare=3):
+    """Pools holding k, v [B, Hkv, S, D] in pages at shuffled positions; every
+    slot no sequence uses holds NaN; unused block-table entries are -1."""
+    b_, hkv, s, d = k.shape
+    per_seq = max(1, -(-s // page_size))
+    pages = b_ * per_seq + spare
+    order = rng.permutation(pages)
+    table = np.full((b_, per_seq), -1, np.int32)
+    pools = []
+    for x in (k, v):
+        shape = (pages, page_size, hkv, x.shape[3]) if kv_layout == "nhd" else \
+            (pages, hkv, page_size, x.shape[3])
+        pools.append(np.full(shape, NAN[x.dtype], x.dtype))
+    for b in range(b_):
+        for i in range(-(-seq_lens[b] // page_size)):
+            page = order[b * per_seq + i]
+            table[b, i] = page
+            t0, t1 = i * page_size, min((i + 1) * page_size, seq_lens[b])
+            for pool, x in zip(pools, (k, v)):
+                if kv_layout == "nhd":
+                    pool[page, :t1 - t0] = x[b, :, t0:t1].transpose(1, 0, 2)
+                else:
+                    pool[page, :, :t1 - t0] = x[b, :, t0:t1]
+    return pools[0], pools[1], table
+
+
+def same_rows(got, want, isa, what):
+    """Bitwise for fp32-product tables; avx512_bf16's key pairs follow the
+    page boundaries, so its rows are held to its bound (1e-2) instead."""
+    if isa == "avx512_bf16":
+        reference.check_rows(as_f64(got), as_f64(want), 1e-2, what)
+    else:
+        assert np.array_equal(got.view(np.uint8), want.view(np.uint8)), f"{what}: not bitwise"
+
+
+SEQS = [300, 5, 129, 1]
+
+
+@pytest.mark.parametrize("kvdt", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("page_size", [1, 7, 16])
+@pytest.mark.parametrize("kv_layout", ["nhd", "hnd"])
+@pytest.mark.parametrize("isa", ISAS)
+def test_paged_equals_contiguous(rng, isa, kv_layout, page_size, kvdt):
+    b_, hq, hkv, d = len(SEQS), 4, 2, 32
+    k, v = make(rng, (b_, hkv, max(SEQS), d), kvdt), make(rng, (b_, hkv, max(SEQS), d), kvdt)
+    q = make(rng, (b_, hq, 1, d))
+    kp, vp, table = build_pools(rng, k, v, SEQS, page_size, kv_layout)
+    bf = "bfloat16" if kvdt == "bfloat16" else None
+    for causal, threads in ((False, 1), (True, 2)):
+        kw = dict(causal=causal, isa=isa, num_threads=threads, dtype=bf, return_lse=True)
+        want, want_lse = flat.attention(q, k, v, kv_lens=SEQS, **kw)
+        got, lse = flat.attention_paged(q, kp, vp, table, SEQS, kv_layout=kv_layout, **kw)
+        what = f"{isa} {kv_layout} page {page_size} {kvdt} causal={causal}"
+        same_rows(got, want, isa, what)
+        if isa != "avx512_bf16":
+            assert np.array_equal(lse, want_lse), what
+        ref, ref_lse = reference.attention(as_f64(q), as_f64(k), as_f64(v), kv_lens=SEQS,
+                                           causal=causal)
+        tol, lse_bound = row_tol(got.dtype, isa)
+        reference.check_rows(got, ref, tol, what)
+        reference.check_lse(lse, ref_lse, lse_bound, what)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_ragged_q_offsets(rng, isa):
+    """One call mixing 0, 1, 7 and 40 queries (prefill chunks and decodes),
+    against a contiguous call with each sequence's queries right-aligned in
+    [B, Hq, 40, D] (as tests/test_paged.c compares them): bitwise with the
+    rules but the window; with a window, whose skipped key blocks follow the
+    query blocks (which differ between the two q layouts), the reference."""
+    seqs, counts = [50, 200, 40, 90], [0, 1, 7, 40]
+    b_, hq, hkv, d, maxq = 4, 4, 2, 32, max(counts)
+    k, v = make(rng, (b_, hkv, max(seqs), d)), make(rng, (b_, hkv, max(seqs), d))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    qr = make(rng, (1, hq, int(offsets[-1]), d))
+    qd = make(rng, (b_, hq, maxq, d))
+    for b in range(b_):
+        qd[b, :, maxq - counts[b]:] = qr[0, :, offsets[b]:offsets[b + 1]]
+    kp, vp, table = build_pools(rng, k, v, seqs, 16, "nhd")
+    rules = dict(causal=True, softcap=5.0, sinks=[0.5, 0, -1, 2], alibi_slopes=[0.1, 0.2, 0, 0.05])
+    tol, _ = row_tol(np.float32, isa)
+    for window in ((0, 0), (30, 0)):
+        kw = dict(rules, window=window, isa=isa, num_threads=2)
+        want = flat.attention(qd, k, v, kv_lens=seqs, **kw)
+        got = flat.attention_paged(qr, kp, vp, table, seqs, q_offsets=offsets, **kw)
+        ref, _ = reference.attention(qd, k, v, kv_lens=seqs, window=window, **rules)
+        for b in range(b_):
+            rows, what = got[0, :, offsets[b]:offsets[b + 1]], f"{isa} window {window} seq {b}"
+            if window == (0, 0):
+                same_rows(rows, want[b, :, maxq - counts[b]:], isa, what)
+            reference.check_rows(rows, ref[b, :, maxq - counts[b]:], tol, what)
+
+
+def test_mask_bshd_and_dataflows(rng):
+    seqs = [33, 20]
+    k, v = make(rng, (2, 2, 33, 16)), make(rng, (2, 2, 33, 16))
+    q = make(rng, (2, 4, 3, 16))
+    mask = rng.uniform(-1, 1, (2, 1, 3, 33)).astype(np.float32)
+    mask[0, 0, 1, 5:9] = -np.inf
+    kp, vp, table = build_pools(rng, k, v, seqs, 8, "hnd")
+    qs = np.ascontiguousarray(q.transpose(0, 2, 1, 3))
+    for dataflow in ("auto", "flat", "flash", "decode"):
+        want = flat.attention(q, k, v, kv_lens=seqs, mask=mask, dataflow=dataflow, num_threads=1)
+        got = flat.attention_paged(qs, kp, vp, table, seqs, kv_layout="hnd", mask=mask,
+                                   layout="bshd", dataflow=dataflow, num_threads=1)
+        assert got.shape == (2, 3, 4, 16)
+        assert np.array_equal(got.transpose(0, 2, 1, 3), want), dataflow
+
+
+@pytest.fixture
+def small(rng):
+    seqs = [20, 9]
+    k, v = make(rng, (2, 2, 20, 8)), make(rng, (2, 2, 20, 8))
+    q = make(rng, (2, 4, 2, 8))
+    kp, vp, table = build_pools(rng, k, v, seqs, 4, "nhd")
+    return q, kp, vp, table, seqs
+
+
+C_ERRORS = {
+    "page out of range": (lambda t, s: (np.where(t == t[0, 1], 99, t), s, None),
+                          "kv.block_table[0][1] (99) outside [0, kv.pages = 13)"),
+    "sequence too long": (lambda t, s: (t, [21, 9], None),
+                          "kv.seq_lens[0] (21) outside [0, block_table_stride x page_size = 20]"),
+    "more queries than tokens": (lambda t, s: (t, [20, 1], None),
+                                 "sequence 1 has 2 queries but kv.seq_lens[1] is 1"),
+    "q_offsets decreasing": (lambda t, s: (t, s, [0, 2, 1]), "kv.q_offsets[2] (1) < kv.q_offsets[1]"),
+}
+
+
+@pytest.mark.parametrize("case", list(C_ERRORS))
+def test_paged_c_errors(small, case):
+    q, kp, vp, table, seqs = small
+    mutate, words = C_ERRORS[case]
+    table, seqs, offsets = mutate(table, seqs)
+    if offsets is not None:
+        q = q[:1]
+    out = np.full(q.shape, 9.0, np.float32)
+    with pytest.raises(flat.InvalidArgumentError) as e:
+        flat.attention_paged(q, kp, vp, table, seqs, q_offsets=offsets, out=out)
+    assert words in e.value.message and "flat_attention_paged" in str(e.value)
+    assert np.all(out == 9.0)
+
+
+def test_paged_python_errors(small):
+    q, kp, vp, table, seqs = small
+    out = np.full(q.shape, 9.0, np.float32)
+    cases = [
+        (dict(block_table=table[:, :2].astype(float)), TypeError, "block_table must hold integers"),
+        (dict(block_table=table[:1]), ValueError, "block_table must be 2-D [batch = 2"),
+        (dict(seq_lens=[[20, 9]]), ValueError, "seq_lens must be 1-D"),
+        (dict(v_pages=vp[:, :2]), ValueError, "k_pages and v_pages differ in page_size (4 vs 2)"),
+        (dict(v_pages=vp.astype(np.float16)), TypeError, "v_pages has dtype float16"),
+        (dict(k_pages=kp[0]), ValueError, "k_pages must be 4-D [pages, page_size, heads, dim]"),
+        (dict(kv_layout="vllm"), ValueError, "kv_layout='vllm'"),
+        (dict(q_offsets=[0, 1]), ValueError, "q_offsets must have shape (3,)"),
+        (dict(kv_lens=[1, 2]), TypeError, "kv_lens"),
+        (dict(dropout_p=0.5), NotImplementedError, "not supported by flat 0.2"),
+    ]
+    for change, exc, words in cases:
+        args = dict(q=q, k_pages=kp, v_pages=vp, block_table=table, seq_lens=seqs, out=out)
+        args.update(change)
+        with pytest.raises(exc) as e:
+            flat.attention_paged(**args)
+        assert words in str(e.value), change
+    assert np.all(out == 9.0)

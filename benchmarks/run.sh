@@ -70,7 +70,7 @@ build_suite() {
     cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release \
           -DFLAT_BUILD_BENCHMARKS=ON -DFLAT_BUILD_TESTS=OFF >/dev/null
     cmake --build "$build" -j "$(nproc)" --target flat_benchmarks flat-bench flat-bench-memory \
-        flat-bench-engine \
+        flat-bench-engine flat-bench-extreme \
         >/dev/null
 }
 
@@ -140,6 +140,15 @@ run_engine() {
     local flags=(--threads "$(nproc)")
     [ "$quick" = 1 ] && flags+=(--quick)
     "$build/benchmarks/flat-bench-engine" "${flags[@]}" </dev/null | tee "$out/engine.md"
+}
+
+# Extreme inputs (subnormals, logits near overflow, equal rows, one visible
+# key of 2^20) against ordinary ones of the same shape.
+run_extreme() {
+    log "extreme inputs vs ordinary ones"
+    local flags=(--threads "$(nproc)")
+    [ "$quick" = 1 ] && flags+=(--quick)
+    "$build/benchmarks/flat-bench-extreme" "${flags[@]}" </dev/null | tee "$out/extreme.md"
 }
 
 machine() {
@@ -246,6 +255,12 @@ write_results_md() {
         echo "From \`flat-bench-engine\` in the same run (paged decode, plan overheads, score rules, element types)."
         sed 's/^# flat-bench-engine.*//' "$out/engine.md"
         echo
+        echo "## Extreme inputs"
+        echo
+        echo "From \`flat-bench-extreme\` in the same run: each extreme input against ordinary" \
+             "inputs of the same shape (issue 14: none slower than 2x)."
+        sed 's/^# flat-bench-extreme.*//' "$out/extreme.md"
+        echo
         echo "## Memory"
         echo
         cat "$out/memory.md"
@@ -277,6 +292,7 @@ run_suite || suite_status=$?  # finish the report either way, fail at the end
 suite_seconds=$(( $(date +%s) - suite_start ))
 run_memory
 run_engine
+run_extreme
 plot
 [ "$quick" = 1 ] || write_results_md
 log "done in $(( $(date +%s) - start )) s; JSON: $out/results.json"

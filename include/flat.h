@@ -220,9 +220,14 @@ FLAT_API flat_status flat_attention(const flat_tensor *q, const flat_tensor *k,
  *          stride_token = dim, stride_head = page_size*dim
  * A sequence's queries are its last tokens: causal alignment is bottom-right
  * against seq_lens[b], so one call serves a continuous-batching step mixing
- * prefill chunks and single-token decodes. Results are bitwise those of
- * flat_attention on the same data laid out contiguously (same options, ISA and
- * thread count). The caller owns every array; flat reads them during the call
+ * prefill chunks and single-token decodes. Without q_offsets, results are
+ * bitwise those of flat_attention on the same data laid out contiguously
+ * (same options, ISA and thread count; not on FLAT_ISA_AVX512_BF16, whose key
+ * pairs follow page boundaries: within its bound). With q_offsets they are
+ * within the same accuracy bound (bitwise without a window; a window's
+ * skipped key blocks follow the query blocks, which the ragged rows place
+ * differently). Rows of q that no sequence owns are neither read nor written
+ * (their out rows and lse stay as they were). The caller owns every array; flat reads them during the call
  * (a plan copies what it needs when it is made). Pages past a sequence's
  * seq_lens[b] tokens are never read, and their block-table entries may hold
  * anything (e.g. -1).

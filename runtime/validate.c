@@ -47,7 +47,7 @@ flat_status flat_last_offset(const char *name, const flat_tensor *t, int64_t *la
         mul_overflows(t->heads - 1, t->stride_head, &b) ||
         mul_overflows(t->seq - 1, t->stride_seq, &c) || __builtin_add_overflow(a, b, &sum) ||
         __builtin_add_overflow(sum, c, &sum) || __builtin_add_overflow(sum, t->dim - 1, &sum) ||
-        mul_overflows(sum + 1, 4, &a))
+        sum == INT64_MAX || mul_overflows(sum + 1, 4, &a)) /* sum + 1: found by fuzzing */
         return INVALID("%s strides address beyond the int64 range", name);
     *last = sum;
     return FLAT_OK;
@@ -76,7 +76,9 @@ flat_status flat_check_out_layout(const flat_tensor *t)
         if (d[i].stride < covered)
             return INVALID("%s (%lld) makes out overlap itself (needs >= %lld)", d[i].name,
                            (long long)d[i].stride, (long long)covered);
-        covered = d[i].stride * d[i].extent;
+        if (__builtin_mul_overflow(d[i].stride, d[i].extent, &covered)) /* found by fuzzing */
+            return INVALID("%s (%lld) x %lld addresses beyond the int64 range", d[i].name,
+                           (long long)d[i].stride, (long long)d[i].extent);
     }
     return FLAT_OK;
 }

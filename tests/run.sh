@@ -10,8 +10,14 @@
 #      libflat with Debian's /usr/bin/python3, then pip-installs the package
 #      into a fresh venv (offline) and makes one call from outside the tree;
 #   3. builds with -DFLAT_SANITIZE=ON (ASan + UBSan) in build/asan and runs ctest;
-#   4. runs tests/aarch64.sh (NEON build under qemu-aarch64), when present;
-#   5. runs `benchmarks/run.sh --quick` as a smoke test, when present;
+#   4. fuzzing: builds the libFuzzer target with clang (-DFLAT_BUILD_FUZZ=ON,
+#      build/fuzz), runs it for FLAT_FUZZ_SECONDS (60) from tests/fuzz/corpus,
+#      then replays every input it kept through build/asan's fuzz_replay
+#      (gcc ASan + UBSan, kernels instrumented too);
+#   5. runs tests/tsan.sh: ThreadSanitizer (clang, libomp + Archer) over the
+#      threading tests, the soak and the engine example;
+#   6. runs tests/aarch64.sh (NEON build under qemu-aarch64), when present;
+#   7. runs `benchmarks/run.sh --quick` as a smoke test, when present;
 # and prints a summary. Exits non-zero if any step fails (every step runs).
 # FLAT_REQUIRE_ISAS is set to the kernel tables this CPU can run (scalar, plus
 # avx2 / avx512 / avx512_bf16 from /proc/cpuinfo), so a table that silently
@@ -19,7 +25,8 @@
 #
 # Environment:
 #   FLAT_JOBS            parallel build and test jobs (default: nproc)
-#   FLAT_SKIP_AARCH64=1  skip step 4;  FLAT_SKIP_BENCH=1  skip step 5
+#   FLAT_FUZZ_SECONDS    length of the fuzz run of step 4 (default 60)
+#   FLAT_SKIP_AARCH64=1  skip step 6;  FLAT_SKIP_BENCH=1  skip step 7
 set -uo pipefail
 exec </dev/null
 cd "$(dirname "$0")/.."
@@ -29,6 +36,7 @@ start_all=$SECONDS
 
 # ---------------------------------------------------------------- packages
 pkgs=(cmake gcc g++ make pkg-config binutils libcmocka-dev libsleef-dev
+      clang libclang-rt-14-dev libomp-dev
       python3-numpy python3-pytest python3-venv python3-pip python3-setuptools python3-wheel)
 
 installed() {
@@ -184,15 +192,51 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 build_and_test "asan+ubsan" build/asan -DFLAT_SANITIZE=ON
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
-if [ -f tests/aarch64.sh ] && [ "${FLAT_SKIP_AARCH64:-0}" != 1 ]; then
+# Fuzzing for a bounded time; the long run is the README's command.
+echo
+echo "======== fuzz: tests/fuzz/fuzz_attention for ${FLAT_FUZZ_SECONDS:-60} s ========"
+t0=$SECONDS
+rc=0
+note=""
+fz=$(mktemp -d)
+if CC=clang cmake -S "$root" -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLAT_BUILD_FUZZ=ON \
+        -DFLAT_BUILD_TESTS=OFF >build/fuzz.configure.log 2>&1 &&
+    cmake --build build/fuzz -j "$jobs" --target fuzz_attention >build/fuzz.build.log 2>&1; then
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        build/fuzz/tests/fuzz/fuzz_attention -max_total_time="${FLAT_FUZZ_SECONDS:-60}" \
+        -timeout=30 -rss_limit_mb=4096 -artifact_prefix="$fz/" "$fz" tests/fuzz/corpus \
+        >"$fz.log" 2>&1 || rc=$?
+    grep -E 'fuzz_attention:|SUMMARY|ERROR' "$fz.log" || true
+    done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$fz.log" | tail -n 1)
+    note="$(echo "$done_line" | awk '{print substr($1, 2) " execs, " $3 " " $4}')"
+    echo "fuzz: ${done_line:-no DONE line}"
+    # what the run kept, through the gcc ASan + UBSan build (kernels instrumented)
+    if [ $rc = 0 ] && [ -x build/asan/tests/fuzz/fuzz_replay ]; then
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+            build/asan/tests/fuzz/fuzz_replay "$fz" | tail -n 1 || rc=$?
+        note="$note; $(ls "$fz" | wc -l) inputs replayed under gcc ASan"
+    fi
+else
+    tail -n 40 build/fuzz.build.log build/fuzz.configure.log 2>/dev/null
+    rc=1
+fi
+record "fuzz" $rc $((SECONDS - t0)) "$note"
+rm -rf "$fz" "$fz.log"
+
+# run_leg <name> <script> <prefix>: a leg script, its "<prefix>: N passed" line as the note.
+run_leg() {
+    local name=$1 script=$2 prefix=$3 t0=$SECONDS rc=0 out
     echo
-    echo "======== aarch64 (tests/aarch64.sh) ========"
-    t0=$SECONDS
-    rc=0
+    echo "======== $name ($script) ========"
     out=$(mktemp)
-    bash tests/aarch64.sh 2>&1 | tee "$out" || rc=$?
-    record "aarch64 (qemu)" $rc $((SECONDS - t0)) "$(grep -h '^aarch64: [0-9]* passed' "$out" | tail -n 1)"
+    bash "$script" 2>&1 | tee "$out" || rc=$?
+    record "$name" $rc $((SECONDS - t0)) "$(grep -h "^$prefix: [0-9]* passed" "$out" | tail -n 1)"
     rm -f "$out"
+}
+
+run_leg "tsan" tests/tsan.sh tsan
+if [ -f tests/aarch64.sh ] && [ "${FLAT_SKIP_AARCH64:-0}" != 1 ]; then
+    run_leg "aarch64 (qemu)" tests/aarch64.sh aarch64
 fi
 
 if [ -f benchmarks/run.sh ] && [ "${FLAT_SKIP_BENCH:-0}" != 1 ]; then

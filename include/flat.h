@@ -227,10 +227,10 @@ FLAT_API flat_status flat_attention(const flat_tensor *q, const flat_tensor *k,
  * within the same accuracy bound (bitwise without a window; a window's
  * skipped key blocks follow the query blocks, which the ragged rows place
  * differently). Rows of q that no sequence owns are neither read nor written
- * (their out rows and lse stay as they were). The caller owns every array; flat reads them during the call
- * (a plan copies what it needs when it is made). Pages past a sequence's
- * seq_lens[b] tokens are never read, and their block-table entries may hold
- * anything (e.g. -1).
+ * (their out rows and lse stay as they were). The caller owns every array;
+ * flat reads them during the call (a plan copies what it needs when it is
+ * made). Pages past a sequence's seq_lens[b] tokens are never read, and their
+ * block-table entries may hold anything (e.g. -1).
  * ------------------------------------------------------------------------ */
 typedef struct {
     flat_dtype dtype;          /* of both pools: FLAT_F32, FLAT_F16 or FLAT_BF16 */

@@ -53,25 +53,17 @@ void fc_check_paged(fc_case *c, fc_result *r)
         const int64_t i0 = ragged ? kv->q_offsets[b] : 0;
         const int64_t count = ragged ? kv->q_offsets[b + 1] - i0 : c->q.t.seq;
         const int64_t qb = ragged ? 0 : b;
-        if (count == 0)
+        if (count == 0 || len <= 0) /* count <= len in a valid call */
             continue;
-        const int64_t n = len > 0 ? len : 1;
         flat_tensor k = gather(c, c->kpool_ref, kv->dim, kv->k_stride_page, kv->k_stride_token,
-                               kv->k_stride_head, b, len > 0 ? n : 0);
+                               kv->k_stride_head, b, len);
         flat_tensor v = gather(c, c->vpool_ref, kv->v_dim, kv->v_stride_page,
-                               kv->v_stride_token, kv->v_stride_head, b, len > 0 ? n : 0);
-        k.seq = v.seq = n; /* with kv_lens = len, so a 0-length sequence sees nothing */
-        if (len == 0) {
-            free(k.data), free(v.data);
-            k.data = calloc((size_t)(kv->heads * kv->dim), sizeof(float));
-            v.data = calloc((size_t)(kv->heads * kv->v_dim), sizeof(float));
-            k.stride_head = kv->dim, v.stride_head = kv->v_dim;
-        }
+                               kv->v_stride_token, kv->v_stride_head, b, len);
         flat_tensor q = c->q.ref;
         q.data = (float *)q.data + qb * q.stride_batch + i0 * q.stride_seq;
         q.batch = 1, q.seq = count;
         flat_options opt = c->popt ? c->opt : none;
-        opt.kv_lens = &len;
+        opt.kv_lens = NULL; /* k holds exactly the sequence's len keys */
         flat_tensor mask;
         if (opt.mask) {
             mask = *opt.mask;

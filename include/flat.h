@@ -251,7 +251,10 @@ typedef struct {
                                   q_offsets[b] .. q_offsets[b+1]-1 of q (q.batch 1),
                                   non-decreasing, q_offsets[batch] <= q.seq; each
                                   count <= seq_lens[b] (0 allowed). NULL: q.batch ==
-                                  batch and every sequence has q.seq queries. */
+                                  batch and every sequence has q.seq queries, whatever
+                                  its seq_lens[b] (0 included: an empty slot), as
+                                  flat_attention's kv_lens: a row that sees no key
+                                  gets a zero row and lse = -inf. */
 } flat_paged_kv;
 
 /*

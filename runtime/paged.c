@@ -108,7 +108,11 @@ static flat_status check_sequences(const flat_tensor *q, const flat_tensor *out,
         if (qo && qo[b + 1] < qo[b])
             return INVALID("kv.q_offsets[%lld] (%d) < kv.q_offsets[%lld] (%d): must not decrease",
                            (long long)b + 1, (int)qo[b + 1], (long long)b, (int)qo[b]);
-        int64_t count = qo ? qo[b + 1] - qo[b] : q->seq;
+        /* A ragged sequence's queries are its last tokens, so they must be in
+         * the cache. Without q_offsets every sequence has q.seq rows and, as
+         * flat_attention's kv_lens, seq_lens may be shorter (an empty slot of a
+         * fixed batch is seq_lens[b] = 0): rows that see no key get zeros. */
+        int64_t count = qo ? qo[b + 1] - qo[b] : 0;
         if (count > n)
             return INVALID("sequence %lld has %lld queries but kv.seq_lens[%lld] is %d (queries are "
                            "its last tokens)", (long long)b, (long long)count, (long long)b, (int)n);

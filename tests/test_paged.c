@@ -215,6 +215,19 @@ static void test_page_sizes_and_layouts(void **state)
         }
 }
 
+/* Without q_offsets a sequence may hold fewer tokens than q.seq, none at all
+ * (an empty slot of a fixed batch) included, as flat_attention's kv_lens. */
+static void test_short_and_empty_slots(void **state)
+{
+    (void)state;
+    const scase fixed = {3, 4, 2, 64, {0, 300, 5, 0}, {9, 9, 9, 0}, 0, 0};
+    const scase fixed_causal = {3, 4, 2, 64, {5, 0, 129, 0}, {9, 9, 9, 0}, 0, 1};
+    for (int layout = NHD; layout <= HND; layout++) {
+        run_case(&fixed, FLAT_F32, 16, layout, 2);
+        run_case(&fixed_causal, FLAT_BF16, 1, layout, 1);
+    }
+}
+
 static void test_dtypes(void **state)
 {
     (void)state;
@@ -322,7 +335,8 @@ static void test_validation(void **state)
     CASE(table[1] = -1, "kv.block_table[0][1]");
     CASE(lens[1] = (int32_t)(ok.block_table_stride * ok.page_size + 1), "kv.seq_lens[1]");
     CASE(lens[0] = -1, "kv.seq_lens[0]");
-    CASE(lens[1] = 2, "kv.seq_lens[1]"); /* 3 queries, 2 tokens */
+    CASE((lens[1] = 1, offsets[0] = 0, offsets[1] = 1, offsets[2] = 3, kv.q_offsets = offsets,
+          q.batch = 1, o.batch = 1), "kv.seq_lens[1]"); /* ragged: 2 queries, 1 token */
     CASE((offsets[0] = 0, offsets[1] = 2, offsets[2] = 1, kv.q_offsets = offsets, q.batch = 1,
           o.batch = 1), "kv.q_offsets[2]");
     CASE((offsets[0] = 0, offsets[1] = 2, offsets[2] = 7, kv.q_offsets = offsets, q.batch = 1,
@@ -383,6 +397,7 @@ int main(void)
     ntables = tu_runnable_tables("test_paged", tables, 8);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_page_sizes_and_layouts),
+        cmocka_unit_test(test_short_and_empty_slots),
         cmocka_unit_test(test_dtypes),
         cmocka_unit_test(test_ragged_mix),
         cmocka_unit_test(test_validation),

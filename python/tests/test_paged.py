@@ -136,7 +136,7 @@ C_ERRORS = {
                           "kv.block_table[0][1] (99) outside [0, kv.pages = 13)"),
     "sequence too long": (lambda t, s: (t, [21, 9], None),
                           "kv.seq_lens[0] (21) outside [0, block_table_stride x page_size = 20]"),
-    "more queries than tokens": (lambda t, s: (t, [20, 1], None),
+    "more queries than tokens": (lambda t, s: (t, [20, 1], [0, 0, 2]),
                                  "sequence 1 has 2 queries but kv.seq_lens[1] is 1"),
     "q_offsets decreasing": (lambda t, s: (t, s, [0, 2, 1]), "kv.q_offsets[2] (1) < kv.q_offsets[1]"),
 }
@@ -154,6 +154,16 @@ def test_paged_c_errors(small, case):
         flat.attention_paged(q, kp, vp, table, seqs, q_offsets=offsets, out=out)
     assert words in e.value.message and "flat_attention_paged" in str(e.value)
     assert np.all(out == 9.0)
+
+
+def test_paged_empty_slot(small):
+    """A fixed batch with an empty slot (seq_lens[b] = 0), as flat.attention with
+    kv_lens = 0: that sequence's rows are zeros, lse -inf, the others unchanged."""
+    q, kp, vp, table, seqs = small
+    full, lse_full = flat.attention_paged(q, kp, vp, table, [20, 9], return_lse=True)
+    out, lse = flat.attention_paged(q, kp, vp, table, [0, 9], return_lse=True)
+    assert np.all(out[0] == 0) and np.all(np.isneginf(lse[0]))
+    assert np.array_equal(out[1], full[1]) and np.array_equal(lse[1], lse_full[1])
 
 
 def test_paged_python_errors(small):

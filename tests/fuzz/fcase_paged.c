@@ -53,7 +53,7 @@ void fc_check_paged(fc_case *c, fc_result *r)
         const int64_t i0 = ragged ? kv->q_offsets[b] : 0;
         const int64_t count = ragged ? kv->q_offsets[b + 1] - i0 : c->q.t.seq;
         const int64_t qb = ragged ? 0 : b;
-        if (count == 0 || len <= 0) /* count <= len in a valid call */
+        if (count == 0 || len <= 0) /* the generator keeps count <= len */
             continue;
         flat_tensor k = gather(c, c->kpool_ref, kv->dim, kv->k_stride_page, kv->k_stride_token,
                                kv->k_stride_head, b, len);

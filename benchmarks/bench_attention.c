@@ -216,7 +216,7 @@ static bench_run *open_case(int index, char *why, size_t why_len)
 {
     const bench_config *cfg = suite_config();
     if (cfg->time_budget > 0 && suite_elapsed() > cfg->time_budget) {
-        snprintf(why, why_len, "skipped: suite time budget of %.0f s of timed work used up",
+        snprintf(why, why_len, "skipped: suite time budget of %g s of timed work used up",
                  cfg->time_budget);
         return NULL;
     }

@@ -7,6 +7,8 @@
  * A case is one (shape, implementation, ISA, dataflow, threads), named
  *   flat/<shape>/<isa>/<FLAT|FLASH|AUTO>/t<threads>
  *   flat/qsweep_q<N>/<isa>/AUTO/t<threads>  (the q_len sweep: best table, AUTO)
+ *   flat/<shape>+<variant>/<isa>/AUTO/t<threads>  (a decode-like shape with
+ *       other element types, e.g. +kv_bf16, +bf16, or paged K/V, +paged16)
  *   openblas/<shape>/t<threads>            (the unfused baseline)
  *   ukernel/<isa>/<qk|exp2_row|pv>[/d<D>]  (one micro-kernel, one thread)
  * so --benchmark_filter selects by any part (Google Benchmark appends
@@ -37,12 +39,15 @@ typedef struct {
     int threads[BENCH_MAX_THREAD_COUNTS]; /* --flat_threads=1,2 */
     int n_threads;
     double time_budget;       /* --flat_time_budget=SECONDS: cases starting after
-                                 this much suite time are skipped; 0 = none */
+                                 this many seconds of timed work (setup not
+                                 counted) are skipped; 0 = none */
     double max_call_seconds;  /* --flat_max_call_seconds=S: skip a non-primary case
                                  when the rate of the previous shape on the same ISA
                                  and thread count predicts a call longer than S */
     double memory_budget_gib; /* --flat_memory_budget=GIB for the baseline's score
                                  matrices (default 8) */
+    int variants;             /* --flat_variants=1|0: the dtype and paged variants
+                                 of the decode-like shapes (default 1) */
 } bench_config;
 
 /* Fills cfg from defaults and removes the --flat_* flags it recognises from
@@ -76,8 +81,10 @@ int bench_cases_build(const bench_config *cfg);
 int bench_case_count(void);
 const bench_case *bench_case_get(int index);
 
-/* The shape set's shapes come first, then the sweep's points. */
+/* The shape set's shapes come first (each decode-like one followed by its
+ * dtype and paged variants), then the sweep's points. */
 int bench_shape_count(void);
+int bench_shape_is_variant(int index);
 const bench_shape *bench_shape_get(int index);
 int bench_shape_in_sweep(int index);
 

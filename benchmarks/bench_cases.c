@@ -6,7 +6,19 @@
 #include <string.h>
 
 #include "dispatch.h"
+#include "dtypes.h"
 #include "suite.h"
+
+/* The variants of each decode-like shape of the set: element types (a
+ * --dtype spec, dtypes.h) and the paged call. They run AUTO on the best
+ * table, and sit in the tables and plots right below their shape. */
+static const struct {
+    const char *dtype;
+    int64_t page_size;
+} variants[] = {
+    {"kv=f16", 0}, {"kv=bf16", 0}, {"bf16", 0}, {"f32", 16},
+};
+enum { N_VARIANTS = sizeof variants / sizeof variants[0] };
 
 static bench_config config;
 static bench_shape *shapes; /* the shape set's, then the sweep's */
@@ -39,6 +51,12 @@ static int add_case(const bench_case *c)
 static const flat_dataflow all_dataflows[] = {FLAT_DATAFLOW_FLAT, FLAT_DATAFLOW_FLASH,
                                              FLAT_DATAFLOW_DECODE, FLAT_DATAFLOW_AUTO};
 static const flat_dataflow auto_only[] = {FLAT_DATAFLOW_AUTO};
+
+int bench_shape_is_variant(int index)
+{
+    const bench_shape *s = &shapes[index];
+    return s->q_dtype != FLAT_F32 || s->kv_dtype != FLAT_F32 || s->page_size > 0;
+}
 
 static int add_flat_cases(int shape, const flat_ukernels *table, const flat_dataflow *dataflows,
                           int n_dataflows, int primary, const bench_config *cfg)
@@ -105,6 +123,11 @@ static int add_all_cases(const bench_config *cfg)
         if (!flat_dispatch_runnable(tables[i]))
             continue;
         for (int s = 0; s < n_table_shapes; s++) {
+            if (bench_shape_is_variant(s)) { /* AUTO on the best table only */
+                if (first && add_flat_cases(s, tables[i], auto_only, 1, 1, cfg) != 0)
+                    return -1;
+                continue;
+            }
             if (add_flat_cases(s, tables[i], all_dataflows, 4, first, cfg) != 0 ||
                 (first && add_baseline_cases(s, cfg) != 0))
                 return -1;
@@ -113,6 +136,47 @@ static int add_all_cases(const bench_config *cfg)
             return -1;
         first = 0;
     }
+    return 0;
+}
+
+/* The set's shapes with each decode-like one followed by its variants
+ * (named <shape>+<types or pages>, e.g. decode_4k+kv_bf16, decode_4k+paged16). */
+static int add_variants(char *err, size_t err_len)
+{
+    int decode = 0;
+    for (int s = 0; s < n_shapes; s++)
+        decode += shape_is_decode_like(&shapes[s]);
+    bench_shape *all = malloc((size_t)(n_shapes + decode * N_VARIANTS) * sizeof *all);
+    if (!all) {
+        snprintf(err, err_len, "out of memory listing shape variants");
+        return -1;
+    }
+    int n = 0;
+    for (int s = 0; s < n_shapes; s++) {
+        all[n++] = shapes[s];
+        for (int v = 0; v < N_VARIANTS && shape_is_decode_like(&shapes[s]); v++) {
+            bench_types t;
+            char label[32];
+            if (bench_types_parse(variants[v].dtype, &t, err, err_len) != 0) {
+                free(all);
+                return -1;
+            }
+            bench_shape *x = &all[n++];
+            *x = shapes[s];
+            x->q_dtype = t.q->dtype;
+            x->kv_dtype = t.kv->dtype;
+            x->page_size = variants[v].page_size;
+            if (x->page_size > 0)
+                snprintf(label, sizeof label, "paged%lld", (long long)x->page_size);
+            else
+                bench_types_label(&t, label, sizeof label);
+            snprintf(x->name, sizeof x->name, "%.*s+%s", (int)(sizeof x->name - 2 - strlen(label)),
+                     shapes[s].name, label);
+        }
+    }
+    free(shapes);
+    shapes = all;
+    n_shapes = n;
     return 0;
 }
 
@@ -142,7 +206,10 @@ int bench_cases_build(const bench_config *cfg)
 {
     char err[256];
     config = *cfg;
-    n_shapes = n_table_shapes = shapes_load(cfg->shapes_path, &shapes, err, sizeof err);
+    n_shapes = shapes_load(cfg->shapes_path, &shapes, err, sizeof err);
+    if (n_shapes >= 0 && cfg->variants && add_variants(err, sizeof err) != 0)
+        n_shapes = -1;
+    n_table_shapes = n_shapes;
     if (n_shapes < 0 || load_sweep(cfg->qsweep_path, err, sizeof err) != 0) {
         fprintf(stderr, "bench: %s\n", err);
         return -1;

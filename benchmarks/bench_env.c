@@ -18,12 +18,16 @@ void bench_config_usage(void)
            "  --flat_threads=LIST       thread counts, e.g. 1,2 (default 1,2)\n"
            "  --flat_summary_dir=DIR    also write DIR/summary.md, DIR/gflops.dat and\n"
            "                            DIR/roofline.dat\n"
-           "  --flat_time_budget=SEC    skip cases that would start after SEC seconds\n"
+           "  --flat_time_budget=SEC    skip cases that would start after SEC seconds of\n"
+           "                            timed work (inputs and probes not counted)\n"
            "  --flat_max_call_seconds=S skip cases of the non-best kernel tables predicted\n"
            "                            (from the rate of the previous shape on the same\n"
            "                            table and threads) to need more than S s per call\n"
            "  --flat_memory_budget=GIB  skip baselines whose score matrices exceed GIB "
-           "(default 8)\n",
+           "(default 8)\n"
+           "  --flat_variants=1|0       the dtype (kv f16, kv bf16, all bf16) and paged\n"
+           "                            (16-token pages) variants of the decode-like shapes,\n"
+           "                            AUTO on the best table (default 1)\n",
            BENCH_DEFAULT_SHAPES, BENCH_DEFAULT_QSWEEP);
 }
 
@@ -81,6 +85,8 @@ static int apply_flag(const char *arg, bench_config *cfg)
         return parse_positive(value, &cfg->max_call_seconds);
     else if (flag_is(arg, n, "--flat_memory_budget"))
         return parse_positive(value, &cfg->memory_budget_gib);
+    else if (flag_is(arg, n, "--flat_variants") && (!strcmp(value, "0") || !strcmp(value, "1")))
+        cfg->variants = value[0] == '1';
     else
         return -1;
     return 0;
@@ -95,6 +101,7 @@ int bench_config_parse(int *argc, char **argv, bench_config *cfg)
         .threads = {1, 2},
         .n_threads = 2,
         .memory_budget_gib = 8,
+        .variants = 1,
     };
     int kept = 1;
     for (int i = 1; i < *argc; i++) {

@@ -8,7 +8,7 @@
 static flat_status timed_call(const workload *w, const flat_options *opt, double *seconds)
 {
     double t0 = bench_now();
-    flat_status st = flat_attention(&w->tq, &w->tk, &w->tv, &w->tout, opt);
+    flat_status st = workload_call(w, opt);
     *seconds = bench_now() - t0;
     return st;
 }

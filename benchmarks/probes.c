@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +31,19 @@ static const double STABLE_SPREAD = 0.05; /* a round within 5% is trusted */
 static const double PROBE_RUN_SECONDS = 0.025;
 static const int64_t MIB = 1 << 20;
 static const int64_t READ_PROBE_MIN_BYTES = (int64_t)1 << 30;
+/* Bounds on every buffer sized from the LLC: a reported LLC is a claim (a VM
+ * may pass the host's 508 MiB through CPUID), and buffers sized from a false
+ * one cost tens of seconds of page faults. 256 MiB is 4x the largest L3 one
+ * core reads from on current x86 parts (a 64 MiB V-cache CCD; larger
+ * per-package figures are split among CCXs). */
+static const int64_t LLC_BOUND = 256 * ((int64_t)1 << 20);
+static const int64_t READ_PROBE_MAX_BYTES = (int64_t)2 << 30;
+static const int64_t TRIAD_ARRAY_MIN = 64 * ((int64_t)1 << 20);
+static const int64_t TRIAD_ARRAY_MAX = 256 * ((int64_t)1 << 20);
+static const int64_t COLD_SPAN_MIN = 64 * ((int64_t)1 << 20);
+static const int64_t COLD_SPAN_MAX = 256 * ((int64_t)1 << 20);
+
+static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 static double now_seconds(void)
 {
@@ -176,11 +190,35 @@ static int64_t sysfs_cache_size(int index, int *level)
     return size;
 }
 
-/* sysfs first: under a hypervisor glibc's sysconf can report the host's L3
- * (384 MiB on this project's VMs, where the guest sees 32 MiB), and buffers
- * sized from that waste seconds of page faults per probe. */
+/* The third size of FLAT_CACHE_SIZES ("L1D,L2,L3", as the library reads
+ * it), or 0: forces a claim, e.g. a VM's 508 MiB with no sysfs entries. */
+static int64_t forced_llc_bytes(void)
+{
+    const char *env = getenv("FLAT_CACHE_SIZES");
+    const char *last = env ? strrchr(env, ',') : NULL;
+    if (!last)
+        return -1;
+    char *end;
+    long long v = strtoll(last + 1, &end, 10);
+    int shift = *end == 'K' || *end == 'k' ? 10 : *end == 'M' || *end == 'm' ? 20
+                : *end == 'G' || *end == 'g'                                 ? 30
+                                                                             : 0;
+    return end == last + 1 || v < 0 || v > (1ll << 40) >> shift ? -1 : (int64_t)v << shift;
+}
+
+static const char *llc_source = "default";
+
+/* FLAT_CACHE_SIZES, then sysfs: under a hypervisor glibc's sysconf can
+ * report the host's L3 (384 MiB on this project's VMs, where the guest sees
+ * 32 MiB); then sysconf. Every buffer sized from the result is bounded
+ * (LLC_BOUND), so a false claim costs no more than a large true one. */
 int64_t probe_llc_bytes(void)
 {
+    int64_t forced = forced_llc_bytes();
+    if (forced >= 0) {
+        llc_source = "FLAT_CACHE_SIZES";
+        return forced > 0 ? forced : 32 * MIB;
+    }
     int64_t best = 0;
     int best_level = 0;
     for (int i = 0; i < MAX_CACHE_INDEX; i++) {
@@ -192,9 +230,28 @@ int64_t probe_llc_bytes(void)
         }
     }
     long l3 = best > 0 ? 0 : sysconf(_SC_LEVEL3_CACHE_SIZE);
+    llc_source = best > 0 ? "sysfs" : l3 > 0 ? "CPUID via sysconf, no sysfs entries" : "default";
     if (best == 0)
         best = l3 > 0 ? l3 : 32 * MIB;
     return best;
+}
+
+const char *probe_llc_source(void)
+{
+    probe_llc_bytes();
+    return llc_source;
+}
+
+/* The LLC as the buffers below see it. */
+static int64_t llc_for_buffers(void) { return clamp64(probe_llc_bytes(), 0, LLC_BOUND); }
+
+int64_t probe_cold_span_bytes(void)
+{
+    const char *env = getenv("FLAT_BENCH_COLD_MIB"); /* to measure the rotation itself */
+    long long mib = env ? atoll(env) : 0;
+    if (mib > 0)
+        return (int64_t)mib * MIB;
+    return clamp64(4 * llc_for_buffers(), COLD_SPAN_MIN, COLD_SPAN_MAX);
 }
 
 /* ---- STREAM triad ------------------------------------------------------ */
@@ -217,14 +274,12 @@ static double triad_run(void *ctx, int threads)
     return 3.0 * sizeof(float) * (double)t->n / (now_seconds() - t0) * 1e-9;
 }
 
-/* Each array is 4x the last-level cache (at least 64 MiB), so the triad
+/* Each array is 4x the last-level cache (64 to 256 MiB), so the triad
  * streams from DRAM; first touch uses the triad's own schedule so every
  * thread's pages sit where that thread reads them. */
 static int triad_alloc(triad_arrays *t, int threads)
 {
-    int64_t bytes = 4 * probe_llc_bytes();
-    if (bytes < 64 * MIB)
-        bytes = 64 * MIB;
+    int64_t bytes = clamp64(4 * llc_for_buffers(), TRIAD_ARRAY_MIN, TRIAD_ARRAY_MAX);
     t->n = bytes / (int64_t)sizeof(float);
     t->a = malloc((size_t)bytes);
     t->b = malloc((size_t)bytes);
@@ -281,12 +336,11 @@ static double read_run(void *ctx, int threads)
     return sizeof(float) * (double)r->n / t * 1e-9;
 }
 
-/* At least 1 GiB and 8x the LLC, so nothing of one pass is left in cache for
+/* 8x the LLC within 1 to 2 GiB, so nothing of one pass is left in cache for
  * the next. */
 int64_t probe_read_bytes(void)
 {
-    int64_t bytes = 8 * probe_llc_bytes();
-    return bytes > READ_PROBE_MIN_BYTES ? bytes : READ_PROBE_MIN_BYTES;
+    return clamp64(8 * llc_for_buffers(), READ_PROBE_MIN_BYTES, READ_PROBE_MAX_BYTES);
 }
 
 /* Each thread first-touches the part it will read, so its pages sit on its

@@ -30,8 +30,8 @@ const probe_result *probe_fma_peak(flat_isa isa, int threads);
  * peak; value is 0 when the arrays could not be allocated. */
 const probe_result *probe_triad_bandwidth(int threads);
 
-/* Read-only bandwidth in GB/s: a vectorised sum (probe_read.c) over at least
- * 1 GiB and 8x the last-level cache, each of `threads` threads reading its own
+/* Read-only bandwidth in GB/s: a vectorised sum (probe_read.c) over 8x the
+ * last-level cache within 1 to 2 GiB, each of `threads` threads reading its own
  * part, which it first-touched; the fastest of 9 passes after a warm-up pass
  * (STREAM's "best", since other processes on the cores only slow passes
  * down); spread over those passes. This is the bandwidth ceiling of the
@@ -41,7 +41,17 @@ const probe_result *probe_read_bandwidth(int threads);
 /* Bytes the read probe sums per pass. */
 int64_t probe_read_bytes(void);
 
-/* Bytes of the CPU's last-level cache (sysfs, else sysconf, else 32 MiB). */
+/* Bytes of the CPU's last-level cache as reported: FLAT_CACHE_SIZES's third
+ * size, else sysfs, else sysconf (CPUID), else 32 MiB. A claim only: buffers
+ * sized from it are bounded (probes.c). */
 int64_t probe_llc_bytes(void);
+
+/* Where probe_llc_bytes's figure came from, for the summary. */
+const char *probe_llc_source(void);
+
+/* Bytes the cold-cache rotation of K/V copies spans (workload.h): 4x the LLC
+ * within 64 to 256 MiB; FLAT_BENCH_COLD_MIB=N sets it (to measure that the
+ * bound keeps K/V cold). */
+int64_t probe_cold_span_bytes(void);
 
 #endif

@@ -11,7 +11,12 @@
 # line and stops otherwise), builds in build/bench (Release), runs the Google
 # Benchmark suite (JSON in build/bench/.../results.json), the peak-memory sweep,
 # and gnuplot (GFLOP/s, roofline and memory plots). Needs no terminal: works under CI=true with stdin closed.
-# FLAT_BENCH_BUILD_DIR moves build/bench elsewhere.
+# Fails (exit 1) with one line saying why when no case ran, or when a shape of
+# the set has no timed row in the summary. The LLC the buffers are sized from
+# is what sysfs/CPUID report (FLAT_CACHE_SIZES=L1D,L2,L3 forces a claim), and
+# every such buffer is bounded, so a misreported LLC cannot stretch setup.
+# FLAT_BENCH_BUILD_DIR moves build/bench elsewhere; FLAT_BENCH_SUITE_FLAGS adds flags to the
+# suite's command line (e.g. "--flat_time_budget=1" to see what a starved run reports).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -121,7 +126,7 @@ run_suite() {
     "$build/benchmarks/flat_benchmarks" --flat_shapes="$shapes" --flat_qsweep="$qsweep" \
         --flat_summary_dir="$out" \
         --benchmark_filter="$filter" --benchmark_out="$out/results.json" \
-        --benchmark_out_format=json "${suite_flags[@]}" </dev/null
+        --benchmark_out_format=json "${suite_flags[@]}" ${FLAT_BENCH_SUITE_FLAGS:-} </dev/null
 }
 
 run_memory() {
@@ -157,16 +162,60 @@ machine() {
     echo "$model, $(nproc) cores"
 }
 
-# The thread counts of a .dat file's blocks ("1 2"), and its kernel table.
-dat_threads() { sed -n 's/^# threads=\([0-9]*\).*/\1/p' "$1" | xargs; }
+# The thread counts of a .dat file's blocks ("1 2"; the suite writes a block
+# only for a thread count whose cases ran), and its kernel table.
+dat_threads() { [ -f "$1" ] && sed -n 's/^# threads=\([0-9]*\).*/\1/p' "$1" | xargs; }
 dat_isa() { sed -n 's/^# threads=[0-9]* isa=\([^ ]*\).*/\1/p' "$1" | head -1; }
+
+# Why the suite's cases did not run: the most frequent reason its summary
+# gives ("skipped: suite time budget ..."), or what else is known.
+skip_reason() {
+    local md="$out/summary.md"
+    if [ ! -s "$md" ]; then
+        echo "the suite wrote no summary (exit $suite_status; see its output above)"
+        return
+    fi
+    local why
+    why=$(sed -n 's/^- [^ ]*: //p' "$md" | sort | uniq -c | sort -rn | head -1 | sed 's/^ *[0-9]* //')
+    echo "${why:-no case reported a time}"
+}
+
+# Nothing timed: one line that says why, before any plot is attempted.
+require_some_results() {
+    if [ -z "$(dat_threads "$out/gflops.dat")" ]; then
+        echo "run.sh: FAILED: no benchmark case ran: $(skip_reason)" >&2
+        exit 1
+    fi
+}
+
+# Every shape of the set has a table row with a time (AUTO ms, column 8 of the
+# summary's markdown): a run that lost shapes fails for that reason.
+check_numbers() {
+    local md="$out/summary.md" name missing=()
+    for name in $(grep -v '^#' "$shapes" | cut -d, -f1); do
+        awk -F'|' -v n="$name" '{ gsub(/ /, "", $2); gsub(/ /, "", $8) }
+                                $2 == n && $8 ~ /^[0-9]+[.][0-9]+$/ { found = 1 }
+                                END { exit !found }' "$md" || missing+=("$name")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "run.sh: FAILED: no timed row in the summary for ${#missing[@]} shape(s) of" \
+             "$(basename "$shapes"): ${missing[*]}: $(skip_reason)" >&2
+        return 1
+    fi
+    echo "run.sh: every shape of $(basename "$shapes") has a timed row in the summary"
+}
 
 plot() {
     log "plots in $plots"
     mkdir -p "$plots"
-    local dat
+    local dat threads
     for dat in gflops roofline; do
-        gnuplot -e "data='$out/$dat.dat'; out='$plots/$dat.png'; threads='$(dat_threads "$out/$dat.dat")';
+        threads=$(dat_threads "$out/$dat.dat")
+        if [ -z "$threads" ]; then
+            echo "run.sh: no $dat plot: none of its cases ran ($(skip_reason))"
+            continue
+        fi
+        gnuplot -e "data='$out/$dat.dat'; out='$plots/$dat.png'; threads='$threads';
                     isa='$(dat_isa "$out/$dat.dat")'; machine='$(machine)'" "$here/plot_$dat.gp"
     done
     gnuplot -e "data='$out/memory.dat'; out='$plots/memory.png'; budget_mib=8192;
@@ -184,16 +233,24 @@ method_md() {
   FlashAttention papers' convention); causal with Nq < Nk (bottom-right aligned), row i
   sees Nk − Nq + 1 + i keys. One function (`shape_flops`, benchmarks/shapes.c) serves
   every figure.
-- **Bytes**: K and V read once, each kv head's once, at the K/V element size (4 bytes:
-  f32 today): B·Hkv·Nk·2D·4. Every timed call starts with K and V out of the last-level
-  cache: where K+V is below 4× the LLC, the suite rotates through enough identical copies
-  of them to span 4× the LLC, one copy per call.
+- **Bytes**: K and V read once, each kv head's once, at the K/V element size (4 bytes
+  for f32, 2 for f16 and bf16): B·Hkv·Nk·2D·size. Every timed call starts with K and V
+  out of the last-level cache: where K+V is below 4× the LLC, the suite rotates through
+  enough identical copies of them to span 4× the LLC (bounded to 64–256 MiB whatever
+  size the system reports, so a VM that reports its host's L3 cannot stretch setup;
+  the summary's header says which size was used), one copy per call.
+- **Variants** of the decode-like shapes (`<shape>+kv_f16`, `+kv_bf16`, `+bf16` for
+  q, out, K and V in bf16, `+paged16` for K/V in head-major pages of 16 tokens in
+  scrambled order through `flat_attention_paged`): AUTO on the best kernel table, their
+  outputs checked against the reference on the same rounded inputs (bf16 and f16
+  outputs to their own bounds). `flat-bench --dtype q=bf16,kv=f16 --page 16 --json`
+  times one such call.
 - **Ceilings**, measured in the same process before the cases that need them, per
   thread count:
   - FP32 FMA peak of the kernel table's ISA: independent FMA chains (`peak_fma.c`),
     median of 7 runs.
   - Read bandwidth: a vectorised sum (`probe_read.c`, AVX-512/AVX2/SSE2 clone picked
-    at run time) over 1 GiB (8× the LLC at least), each thread summing its own part as
+    at run time) over 8× the LLC within 1–2 GiB, each thread summing its own part as
     two streams, best of 9 passes. Decode reads K and V and writes almost nothing, so
     this, not the triad, is its ceiling.
   - STREAM triad (`probes.c`, STREAM's 12 bytes per element), quoted for comparison
@@ -286,16 +343,21 @@ else
     plots="$here/plots"
 fi
 mkdir -p "$out"
+rm -f "$out/summary.md" "$out/gflops.dat" "$out/roofline.dat"  # no stale results
 suite_start=$(date +%s)
 suite_status=0
 run_suite || suite_status=$?  # finish the report either way, fail at the end
 suite_seconds=$(( $(date +%s) - suite_start ))
+require_some_results
 run_memory
 run_engine
 run_extreme
 plot
+numbers_status=0
+check_numbers || numbers_status=1
 [ "$quick" = 1 ] || write_results_md
 log "done in $(( $(date +%s) - start )) s; JSON: $out/results.json"
+[ "$numbers_status" = 0 ] || exit 1
 if [ "$suite_status" != 0 ]; then
     echo "run.sh: the suite reported failures (exit $suite_status); see the summary above" >&2
     exit 1

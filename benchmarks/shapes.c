@@ -56,7 +56,8 @@ static int parse_line(char *line, bench_shape *s, char *why, size_t why_len)
         return -1;
     }
     s->causal = (int)causal;
-    s->kv_dtype = FLAT_F32; /* the shape set has no dtype column yet */
+    s->kv_dtype = s->q_dtype = FLAT_F32; /* the set's shapes are f32 and contiguous; */
+    s->page_size = 0;                     /* the suite adds their variants */
     if (s->q_heads % s->kv_heads != 0) {
         snprintf(why, why_len, "q_heads (%lld) is not a multiple of kv_heads (%lld)",
                  (long long)s->q_heads, (long long)s->kv_heads);
@@ -79,7 +80,7 @@ int shapes_load(const char *path, bench_shape **shapes, char *err, size_t err_le
         line_no++;
         if (is_skippable(line))
             continue;
-        bench_shape s;
+        bench_shape s = {0};
         bench_shape *grown = realloc(list, (size_t)(count + 1) * sizeof *list);
         if (!grown || parse_line(line, &s, why, sizeof why) != 0) {
             snprintf(err, err_len, "%s:%d: %s", path, line_no, grown ? why : "out of memory");

@@ -12,9 +12,14 @@ typedef struct {
     char name[48];
     int64_t batch, q_heads, kv_heads, q_len, kv_len, head_dim;
     int causal;
-    /* K and V element type: FLAT_F32 (0, so a zeroed shape is f32) for every
-     * shape today; the byte counts follow it, ready for f16/bf16 caches. */
-    flat_dtype kv_dtype;
+    /* Element types (FLAT_F32 = 0, so a zeroed shape is f32, as every row of
+     * shapes.csv is): K and V, whose bytes the figures count, and q and out.
+     * The suite's dtype variants of the decode shapes set them. */
+    flat_dtype kv_dtype, q_dtype;
+    /* > 0: K/V live in head-major pages of this many tokens (vLLM's CPU
+     * layout, pages in scrambled order) and calls go through
+     * flat_attention_paged; 0: contiguous K/V, flat_attention. */
+    int64_t page_size;
 } bench_shape;
 
 /*

@@ -98,8 +98,13 @@ const char *summary_auto_choice(int index)
 double summary_error_bound(int index)
 {
     const bench_case *c = bench_case_get(index);
-    return c && c->isa == FLAT_ISA_AVX512_BF16 ? SUMMARY_MAX_ERROR_BF16_PRODUCTS
-                                               : SUMMARY_MAX_ERROR;
+    double table = c && c->isa == FLAT_ISA_AVX512_BF16 ? SUMMARY_MAX_ERROR_BF16_PRODUCTS
+                                                       : SUMMARY_MAX_ERROR;
+    flat_dtype out = c ? bench_shape_get(c->shape)->q_dtype : FLAT_F32;
+    double rounding = out == FLAT_BF16  ? SUMMARY_MAX_ERROR_BF16_OUT
+                      : out == FLAT_F16 ? SUMMARY_MAX_ERROR_F16_OUT
+                                        : 0;
+    return table > rounding ? table : rounding;
 }
 
 double summary_worst_error(int index) { return result_at(index) ? result_at(index)->err : 0; }
@@ -143,6 +148,26 @@ double summary_recent_rate(const bench_case *c)
             rate = shape_flops(bench_shape_get(bench_case_get(i)->shape)) / t * 1e-9;
     }
     return rate;
+}
+
+static int over_marked;
+
+const char *summary_over_mark(double frac)
+{
+    if (!(frac > 1.0))
+        return "";
+    over_marked = 1;
+    return "*";
+}
+
+void summary_print_over_note(FILE *f)
+{
+    if (!over_marked)
+        return;
+    fprintf(f, "\n\\* above 100%%: the ceiling was under-measured for this call, not beaten: "
+               "part of K/V was still served from L3/L2 between calls, or the read probe "
+               "ran while other processes loaded the memory.\n");
+    over_marked = 0;
 }
 
 int summary_find_case(bench_kind kind, int shape, flat_isa isa, flat_dataflow df, int threads)

@@ -38,6 +38,12 @@ bench_figures summary_figures(int index);
 /* Some case ran on `threads` threads, so its ceilings were measured. */
 int summary_any_ran(int threads);
 
+/* "*" for a fraction of a ceiling above 1 (remembered for the note), else "". */
+const char *summary_over_mark(double frac);
+
+/* After a table with a "*": one line on what a figure above 100% means. */
+void summary_print_over_note(FILE *f);
+
 /* The kernel table the tables show: the best one that ran. */
 flat_isa summary_isa(void);
 

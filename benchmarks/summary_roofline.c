@@ -37,13 +37,14 @@ static void print_sweep_row(FILE *f, int index)
 {
     const bench_shape *s = bench_shape_get(bench_case_get(index)->shape);
     bench_figures fig = summary_figures(index);
-    fprintf(f, "| %-16s | %3d | %5lld | %6lld | %5s | %9.2f | %9.1f%s | %7.1f | %6.1f | %7.1f "
-               "| %9.1f | %6.1f |\n",
+    fprintf(f, "| %-16s | %3d | %5lld | %6lld | %5s | %9.2f | %9.1f%s | %7.1f | %5.1f%s | %7.1f "
+               "| %9.1f | %5.1f%s |\n",
             s->name, bench_case_get(index)->threads, (long long)s->q_len, (long long)s->kv_len,
             summary_auto_choice(index), 1e3 * summary_median_seconds(index), fig.gflops,
             summary_worst_error(index) > summary_error_bound(index) ? "!" : "", fig.kv_gbs,
-            100 * figures_bw_frac(&fig), fig.flops_per_byte, fig.roof_gflops,
-            100 * figures_roof_frac(&fig));
+            100 * figures_bw_frac(&fig), summary_over_mark(figures_bw_frac(&fig)),
+            fig.flops_per_byte, fig.roof_gflops, 100 * figures_roof_frac(&fig),
+            summary_over_mark(figures_roof_frac(&fig)));
 }
 
 void summary_print_sweep(FILE *f, const bench_config *cfg, flat_isa isa)
@@ -60,9 +61,17 @@ void summary_print_sweep(FILE *f, const bench_config *cfg, flat_isa isa)
     }
 }
 
-/* One block per thread count that ran: the ceilings in its header line and
+/* One block per thread count whose AUTO cases ran: the ceilings in its header line and
  * on every row (gnuplot's stats reads them from the columns), then one row
  * per shape or sweep point whose AUTO case ran. */
+static int any_auto_ran(int threads, flat_isa isa)
+{
+    for (int s = 0; s < bench_shape_count(); s++)
+        if (!isnan(summary_median_seconds(auto_case(s, threads, isa))))
+            return 1;
+    return 0;
+}
+
 static void write_roofline_block(FILE *f, int threads, flat_isa isa, int first)
 {
     bench_figures ceiling = figures_of(bench_shape_get(0), isa, threads, NAN);
@@ -85,8 +94,8 @@ void summary_write_roofline_dat(FILE *f, const bench_config *cfg, flat_isa isa)
 {
     int first = 1;
     for (int t = 0; t < cfg->n_threads; t++) {
-        if (!summary_any_ran(cfg->threads[t]))
-            continue;
+        if (!any_auto_ran(cfg->threads[t], isa))
+            continue; /* an empty block would leave the plot's stats nothing */
         write_roofline_block(f, cfg->threads[t], isa, first);
         first = 0;
     }

@@ -84,12 +84,16 @@ static void print_header(FILE *f, const bench_config *cfg, flat_isa isa)
     char model[128];
     const char *pinned = getenv("OPENBLAS_CORETYPE");
     cpu_model(model, sizeof model);
-    fprintf(f, "- Machine: %s, %ld logical CPUs, %.0f MiB last-level cache; flat %s, kernel "
-               "table %s; baseline: OpenBLAS %s kernels%s%s%s\n",
+    fprintf(f, "- Machine: %s, %ld logical CPUs, %.0f MiB last-level cache (%s); flat %s, "
+               "kernel table %s; baseline: OpenBLAS %s kernels%s%s%s\n",
             model, sysconf(_SC_NPROCESSORS_ONLN), (double)probe_llc_bytes() / (1 << 20),
-            flat_version(), flat_isa_name(isa), openblas_get_corename(),
+            probe_llc_source(), flat_version(), flat_isa_name(isa), openblas_get_corename(),
             pinned ? " (pinned by OPENBLAS_CORETYPE=" : "", pinned ? pinned : "",
             pinned ? ")" : "");
+    fprintf(f, "- Cold K/V: each shape rotates through identical K/V copies spanning %.0f MiB "
+               "(4x the LLC, bounded to 64-256 MiB whatever the LLC claims), one copy per "
+               "call; the read probe sums %.0f MiB (8x the LLC within 1-2 GiB)\n",
+            (double)probe_cold_span_bytes() / (1 << 20), (double)probe_read_bytes() / (1 << 20));
     print_ceilings(f, cfg, isa);
     fprintf(f, "- Load average (1 min) when the suite ended: %.2f\n", load_average());
     fprintf(f, "\nTimes are medians over all timed calls; each call starts with K and V out of "
@@ -121,7 +125,7 @@ static row_cases cases_of_row(int shape, int threads, flat_isa isa)
 static void percent_cell(char *cell, double frac)
 {
     if (!isnan(frac))
-        snprintf(cell, CELL, "%.1f", 100 * frac);
+        snprintf(cell, CELL, "%.1f%s", 100 * frac, summary_over_mark(frac));
 }
 
 /* AUTO's figures: its choice, ms, % of the FMA peak, FLOP/B, % of the
@@ -152,11 +156,11 @@ static void auto_cells(const row_cases *rc, char cells[AUTO_CELLS][CELL])
 
 static void print_table_head(FILE *f)
 {
-    fprintf(f, "| %-16s | %3s | %9s | %9s | %9s | %6s | %9s | %9s | %6s | %7s | %6s | %7s "
+    fprintf(f, "| %-24s | %3s | %9s | %9s | %9s | %6s | %9s | %9s | %6s | %7s | %6s | %7s "
                "| %6s | %9s | %8s |\n",
             "shape", "thr", "FLAT", "FLASH", "DECODE", "AUTO", "AUTO ms", "AUTO", "% peak",
             "FLOP/B", "% roof", "KV GB/s", "% BW", "OpenBLAS", "speed-up");
-    fprintf(f, "|------------------|----:|----------:|----------:|----------:|--------|----------:"
+    fprintf(f, "|--------------------------|----:|----------:|----------:|----------:|--------|----------:"
                "|----------:|-------:|--------:|-------:|--------:|-------:|----------:"
                "|---------:|\n");
 }
@@ -178,7 +182,7 @@ static void print_row(FILE *f, int shape, int threads, flat_isa isa)
     else
         for (int i = 0; i < AUTO_CELLS; i++)
             snprintf(a[i], CELL, "-");
-    fprintf(f, "| %-16s | %3d | %9s | %9s | %9s | %6s | %9s | %9s | %6s | %7s | %6s | %7s "
+    fprintf(f, "| %-24s | %3d | %9s | %9s | %9s | %6s | %9s | %9s | %6s | %7s | %6s | %7s "
                "| %6s | %9s | %8s |\n",
             bench_shape_get(shape)->name, threads, flat, flash, decode, a[0], a[1], autoflow,
             a[2], a[3], a[4], a[5], a[6], base, a[7]);
@@ -220,7 +224,9 @@ void summary_write_text(FILE *f, const bench_config *cfg, flat_isa isa)
     for (int s = 0; s < bench_shape_count(); s++)
         for (int t = 0; t < cfg->n_threads && !bench_shape_in_sweep(s); t++)
             print_row(f, s, cfg->threads[t], isa);
+    summary_print_over_note(f);
     summary_print_sweep(f, cfg, isa);
+    summary_print_over_note(f);
     print_other_isas(f, isa);
     ukernel_summary_print(f);
     fprintf(f, "\n");
@@ -232,17 +238,40 @@ static void print_gflops_value(FILE *f, int index)
     fprintf(f, " %10.2f", summary_figures(index).gflops);
 }
 
-/* One gnuplot data block per thread count: shape FLAT FLASH AUTO OpenBLAS peak. */
+static int row_ran(const row_cases *rc)
+{
+    return !isnan(summary_median_seconds(rc->flat)) || !isnan(summary_median_seconds(rc->flash)) ||
+           !isnan(summary_median_seconds(rc->autoflow)) ||
+           !isnan(summary_median_seconds(rc->baseline));
+}
+
+static int block_ran(int threads, flat_isa isa)
+{
+    for (int s = 0; s < bench_shape_count() && !bench_shape_in_sweep(s); s++) {
+        row_cases rc = cases_of_row(s, threads, isa);
+        if (row_ran(&rc))
+            return 1;
+    }
+    return 0;
+}
+
+/* One gnuplot data block per thread count of which something ran: shape FLAT
+ * FLASH AUTO OpenBLAS peak, a row per shape that ran (a budget that skipped
+ * cases leaves the plot what ran; no block at all when nothing did). */
 void summary_write_gflops_dat(FILE *f, const bench_config *cfg, flat_isa isa)
 {
+    int blocks = 0;
     for (int t = 0; t < cfg->n_threads; t++) {
-        const probe_result *peak =
-            summary_any_ran(cfg->threads[t]) ? probe_fma_peak(isa, cfg->threads[t]) : NULL;
+        if (!block_ran(cfg->threads[t], isa))
+            continue;
+        const probe_result *peak = probe_fma_peak(isa, cfg->threads[t]);
         fprintf(f, "%s# threads=%d isa=%s\n# shape FLAT FLASH AUTO OpenBLAS peak\n",
-                t ? "\n\n" : "", cfg->threads[t], flat_isa_name(isa));
+                blocks++ ? "\n\n" : "", cfg->threads[t], flat_isa_name(isa));
         for (int s = 0; s < bench_shape_count() && !bench_shape_in_sweep(s); s++) {
             row_cases rc = cases_of_row(s, cfg->threads[t], isa);
-            fprintf(f, "%-16s", bench_shape_get(s)->name);
+            if (!row_ran(&rc))
+                continue;
+            fprintf(f, "%-24s", bench_shape_get(s)->name);
             print_gflops_value(f, rc.flat);
             print_gflops_value(f, rc.flash);
             print_gflops_value(f, rc.autoflow);

@@ -1,8 +1,10 @@
 /* Host features (CPUID + XGETBV on x86, always NEON on AArch64) and cache
- * sizes (sysfs, then sysconf, then defaults), detected once. Built without
+ * sizes (FLAT_CACHE_SIZES, else sysfs, then sysconf; a size outside its sane
+ * range gets the default), detected once. Built without
  * ISA flags: it must run on every CPU to find out what that CPU can do. */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -90,29 +92,93 @@ static int64_t sysfs_cache_bytes(int level, int want_data)
     return 0;
 }
 
-static int64_t cache_bytes(int level, int sysconf_name, int64_t fallback)
+/* What the host claims, before the sanity range below: sysfs, then sysconf
+ * (CPUID under glibc), else 0 (unknown). */
+static int64_t reported_cache_bytes(int level, int sysconf_name)
 {
     int64_t v = sysfs_cache_bytes(level, 1);
     if (v <= 0 && sysconf_name >= 0)
         v = sysconf(sysconf_name);
-    return v > 0 ? v : fallback;
+    return v > 0 ? v : 0;
+}
+
+/* "48K,2M,508M" (L1d, L2, L3; K/M/G suffixes, 0 = unknown) into v[3]:
+ * FLAT_CACHE_SIZES replaces what sysfs and CPUID report, so a test (or a
+ * user whose VM misreports) can see what the planner makes of any claim.
+ * Returns 0 when the text is not three sizes. */
+static int parse_cache_sizes(const char *text, int64_t v[3])
+{
+    const char *p = text;
+    for (int i = 0; i < 3; i++) {
+        char *end;
+        long long n = strtoll(p, &end, 10);
+        if (end == p || n < 0)
+            return 0;
+        int shift = *end == 'K' || *end == 'k' ? 10 : *end == 'M' || *end == 'm' ? 20
+                    : *end == 'G' || *end == 'g'                                 ? 30
+                                                                                 : 0;
+        end += shift != 0;
+        if (n > ((long long)1 << 40) >> shift || *end != (i < 2 ? ',' : '\0'))
+            return 0;
+        v[i] = (int64_t)n << shift;
+        p = end + 1;
+    }
+    return 1;
+}
+
+/* A size outside [lo, hi] is a misreport (a hypervisor passing the host's
+ * whole L3 through CPUID, a per-package figure read as per core): it would
+ * size buffers and tiles from nothing real, so the default stands in. The
+ * ranges hold every CPU this library targets (L2 per core: 256 KiB on
+ * Skylake client to 2 MiB on Sapphire Rapids and Raptor Cove). */
+static int64_t sane(int64_t v, int64_t lo, int64_t hi, int64_t fallback)
+{
+    return v >= lo && v <= hi ? v : fallback;
 }
 
 static flat_cpu_info info;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+static void detect_caches(int64_t reported[3])
+{
+    const char *env = getenv("FLAT_CACHE_SIZES");
+    if (env && *env && parse_cache_sizes(env, reported))
+        return;
+#if defined(_SC_LEVEL1_DCACHE_SIZE)
+    reported[0] = reported_cache_bytes(1, _SC_LEVEL1_DCACHE_SIZE);
+    reported[1] = reported_cache_bytes(2, _SC_LEVEL2_CACHE_SIZE);
+    reported[2] = reported_cache_bytes(3, _SC_LEVEL3_CACHE_SIZE);
+#else
+    for (int level = 1; level <= 3; level++)
+        reported[level - 1] = reported_cache_bytes(level, -1);
+#endif
+}
+
+static void set_caches(const int64_t reported[3])
+{
+    info.l1d_bytes = sane(reported[0], FLAT_CPU_L1D_MIN, FLAT_CPU_L1D_MAX, FLAT_CPU_L1D_DEFAULT);
+    info.l2_bytes = sane(reported[1], FLAT_CPU_L2_MIN, FLAT_CPU_L2_MAX, FLAT_CPU_L2_DEFAULT);
+    info.l3_bytes = sane(reported[2], FLAT_CPU_L3_MIN, FLAT_CPU_L3_MAX, FLAT_CPU_L3_DEFAULT);
+}
+
 static void detect(void)
 {
+    int64_t reported[3];
     info.features = detect_features();
-#if defined(_SC_LEVEL1_DCACHE_SIZE)
-    info.l1d_bytes = cache_bytes(1, _SC_LEVEL1_DCACHE_SIZE, 32 << 10);
-    info.l2_bytes = cache_bytes(2, _SC_LEVEL2_CACHE_SIZE, 512 << 10);
-    info.l3_bytes = cache_bytes(3, _SC_LEVEL3_CACHE_SIZE, 8 << 20);
-#else
-    info.l1d_bytes = cache_bytes(1, -1, 32 << 10);
-    info.l2_bytes = cache_bytes(2, -1, 512 << 10);
-    info.l3_bytes = cache_bytes(3, -1, 8 << 20);
-#endif
+    detect_caches(reported);
+    set_caches(reported);
+}
+
+int flat_cpu_set_caches_for_test(const char *spec)
+{
+    int64_t reported[3];
+    flat_cpu();
+    if (spec && !parse_cache_sizes(spec, reported))
+        return -1;
+    if (!spec)
+        detect_caches(reported);
+    set_caches(reported);
+    return 0;
 }
 
 const flat_cpu_info *flat_cpu(void)

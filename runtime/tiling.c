@@ -184,13 +184,21 @@ void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dat
     int splits = plan->dataflow == FLAT_DATAFLOW_FLAT && requested == FLAT_DATAFLOW_FLAT
                      ? 1
                      : choose_splits(p, uk, plan->tasks, threads);
+    flat_dataflow before_split = plan->dataflow;
     flat_tiling_set_splits(plan, splits, threads);
     flat_tiling_size_k(p, uk, plan, plan->tasks == p->batch * p->kv_heads);
+    /* Split-KV turns a FLAT choice into FLASH: the reason is then the split,
+     * not the row buffer (which names the other dataflow). */
+    if (before_split != plan->dataflow)
+        why = "split-KV (too few tasks per thread) needs key ranges, which FLASH walks; "
+              "FLAT's row buffer would fit L2";
     snprintf(plan->reason, sizeof plan->reason,
              "%s (%lld rows per kv head; FLAT rows fitting L2/2=%lldKiB at %lld visible keys: "
              "%lld of %lld)%s%s",
              why, (long long)rows_per_kv_head, (long long)(l2_budget >> 10),
              (long long)p->kv_visible, (long long)flat_rows, (long long)useful_rows,
-             plan->splits > 1 ? "; split-KV: too few tasks per thread" : "",
+             plan->splits > 1 && before_split == plan->dataflow
+                 ? "; split-KV: too few tasks per thread"
+                 : "",
              plan->stream_k ? "; K packed chunk by chunk (read once)" : "");
 }

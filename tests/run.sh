@@ -17,7 +17,8 @@
 #   5. runs tests/tsan.sh: ThreadSanitizer (clang, libomp + Archer) over the
 #      threading tests, the soak and the engine example;
 #   6. runs tests/aarch64.sh (NEON build under qemu-aarch64), when present;
-#   7. runs `benchmarks/run.sh --quick` as a smoke test, when present;
+#   7. runs `benchmarks/run.sh --quick` as a smoke test, when present: it fails
+#      unless every shape of the quick set has a timed row in its summary;
 # and prints a summary. Exits non-zero if any step fails (every step runs).
 # FLAT_REQUIRE_ISAS is set to the kernel tables this CPU can run (scalar, plus
 # avx2 / avx512 / avx512_bf16 from /proc/cpuinfo), so a table that silently
@@ -244,8 +245,13 @@ if [ -f benchmarks/run.sh ] && [ "${FLAT_SKIP_BENCH:-0}" != 1 ]; then
     echo "======== benchmarks smoke (benchmarks/run.sh --quick) ========"
     t0=$SECONDS
     rc=0
-    bash benchmarks/run.sh --quick || rc=$?
-    record "benchmarks --quick" $rc $((SECONDS - t0)) ""
+    log=$(mktemp)
+    # run.sh --quick fails when a shape of the quick set has no timed row in
+    # the summary (an empty or budget-starved run), with one line saying why.
+    bash benchmarks/run.sh --quick 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+    record "benchmarks --quick" $rc $((SECONDS - t0)) \
+        "$(grep -E '^run.sh: (FAILED|every shape)' "$log" | tail -n 1 | cut -c1-160)"
+    rm -f "$log"
 fi
 
 # ----------------------------------------------------------------- summary

@@ -71,6 +71,13 @@ def mask_view(mask, batch, heads, q_len, kv_len):
     return view, _arrays.tensor(view, "mask", "bhsd", _types.F32)
 
 
+def _window_side(x, what):
+    """One side of a window: -1 is flash_attn's "no limit" (its window_size=(-1, -1)),
+    flat's 0; other negatives stay for the C library to refuse."""
+    v = _int(x, what)
+    return 0 if v == -1 else v
+
+
 def build(keep, *, q_heads, batch, causal, scale, kv_lens, window, softcap, sinks,
           alibi_slopes, mask, lse, num_threads, isa, dataflow, dropout_p):
     """flat_options for these keywords; the arrays it points to are appended to `keep`.
@@ -93,8 +100,8 @@ def build(keep, *, q_heads, batch, causal, scale, kv_lens, window, softcap, sink
         o.kv_lens = kv.ctypes.data
     if not isinstance(window, (tuple, list)) or len(window) != 2:
         raise TypeError(f"window must be a pair (left, right), got {window!r}")
-    o.window_left = _int(window[0], "window[0] (left)")
-    o.window_right = _int(window[1], "window[1] (right)")
+    o.window_left = _window_side(window[0], "window[0] (left)")
+    o.window_right = _window_side(window[1], "window[1] (right)")
     o.softcap = float(softcap)
     for name, vec in (("sinks", sinks), ("alibi_slopes", alibi_slopes)):
         if vec is not None:

@@ -1,10 +1,14 @@
 """flat.attention and flat.attention_paged over numpy arrays, zero-copy."""
 import numpy as np
 
-from . import _arrays, _lib, _options, _types
+from . import _arrays, _lib, _options, _types, errors
 from ._arrays import check_layout, dtype_code, tensor
 
 KV_LAYOUTS = ("nhd", "hnd")
+# The q layout that matches each pool layout: a token-major "nhd" pool
+# [pages, page_size, H, D] goes with a token-major q [B, S, H, D] (vLLM's
+# q [tokens, heads, dim]); a head-major "hnd" pool with [B, H, S, D].
+Q_LAYOUT_OF_POOL = {"nhd": "bshd", "hnd": "bhsd"}
 
 
 class _Call:
@@ -30,6 +34,22 @@ def _q_and_out(q, out, layout, bf16, dv, return_lse, extra_codes):
     out_t = tensor(out, "out", layout, cq)
     lse = np.empty((b, h, s), np.float32) if return_lse else None
     return q_t, out_t, out, lse
+
+
+def _check_heads(q, layout, kv_heads, kv_what, layout_note=""):
+    """q's heads (read where `layout` puts them) against the kv heads, before
+    the C call, so a q passed in the other layout is named as such."""
+    if getattr(q, "ndim", 0) != 4:
+        return  # tensor() reports the shape
+    _, h, s, _ = _arrays.bhsd_extents(q, layout)
+    if kv_heads > 0 and h % kv_heads != 0:
+        axis = 2 if layout == "bshd" else 1
+        other = "bhsd" if layout == "bshd" else "bshd"
+        raise errors.InvalidArgumentError(
+            f"q.heads ({h}, axis {axis} of q {tuple(q.shape)} read as "
+            f"{_arrays.layout_shape(layout)}, layout={layout!r}{layout_note}) is not a multiple "
+            f"of {kv_what} ({kv_heads}); if q is {_arrays.layout_shape(other)}, pass "
+            f"layout={other!r}")
 
 
 def _same_type(a, b, na, nb):
@@ -75,10 +95,14 @@ def _pool(arr, name, kv_layout, bf16):
 def _prepare_paged(q, k_pages, v_pages, block_table, seq_lens, *, q_offsets=None,
                    kv_layout="nhd", causal=False, scale=None, window=(0, 0), softcap=0.0,
                    sinks=None, alibi_slopes=None, mask=None, out=None, return_lse=False,
-                   layout="bhsd", num_threads=0, isa="auto", dataflow="auto", dtype=None,
+                   layout=None, num_threads=0, isa="auto", dataflow="auto", dtype=None,
                    dropout_p=0.0):
     bf16 = _arrays.bf16_flag(dtype)
     check_layout(kv_layout, KV_LAYOUTS, "kv_layout")
+    note = ""
+    if layout is None:
+        layout = Q_LAYOUT_OF_POOL[kv_layout]
+        note = f", the default with kv_layout={kv_layout!r}"
     kp = _pool(k_pages, "k_pages", kv_layout, bf16)
     vp = _pool(v_pages, "v_pages", kv_layout, bf16)
     _same_type(k_pages, v_pages, "k_pages", "v_pages")
@@ -102,6 +126,7 @@ def _prepare_paged(q, k_pages, v_pages, block_table, seq_lens, *, q_offsets=None
                             kp[4], vp[4], kp[5], kp[6], kp[7], vp[5], vp[6], vp[7], batch,
                             seq.ctypes.data, bt.ctypes.data, bt.shape[1],
                             None if qo is None else qo.ctypes.data)
+    _check_heads(q, layout, kp[3], "the pools' kv heads", note)
     q_t, out_t, out, lse = _q_and_out(q, out, layout, bf16, vp[4], return_lse, [kp[0]])
     keep = [q, k_pages, v_pages, out, seq, bt, qo]
     m = None if mask is None else _options.mask_view(mask, q_t.batch, q_t.heads, q_t.seq,
@@ -127,7 +152,8 @@ def attention(q, k, v, *, causal=False, scale=None, kv_lens=None, window=(0, 0),
 
     causal: bottom-right aligned (query i sees key j iff j <= i + kv_len - q_len).
     scale: None is 1/sqrt(D). kv_lens: [B] visible keys per batch.
-    window: (left, right), FlashAttention's inclusive bounds, 0 = unbounded.
+    window: (left, right), FlashAttention's inclusive bounds; 0 or -1 (flash_attn's
+    window_size=(-1, -1)) = unbounded on that side.
     softcap: s = cap * tanh(s / cap) when > 0. sinks, alibi_slopes: [Hq].
     mask: additive float32, broadcastable to [B, Hq, Sq, Sk] (zero-copy).
     out: written in place (same shape and type as the result), else allocated.
@@ -147,7 +173,7 @@ def attention(q, k, v, *, causal=False, scale=None, kv_lens=None, window=(0, 0),
 def attention_paged(q, k_pages, v_pages, block_table, seq_lens, *, q_offsets=None,
                     kv_layout="nhd", causal=False, scale=None, window=(0, 0), softcap=0.0,
                     sinks=None, alibi_slopes=None, mask=None, out=None, return_lse=False,
-                    layout="bhsd", num_threads=0, isa="auto", dataflow="auto", dtype=None,
+                    layout=None, num_threads=0, isa="auto", dataflow="auto", dtype=None,
                     dropout_p=0.0):
     """Attention over a paged KV cache (flat_attention_paged).
 
@@ -155,8 +181,10 @@ def attention_paged(q, k_pages, v_pages, block_table, seq_lens, *, q_offsets=Non
     (vLLM) or "hnd" [pages, Hkv, page_size, D]. block_table [batch, n]: pool
     page of each of a sequence's pages. seq_lens [batch]: tokens of each
     sequence; its queries are its last tokens (causal is bottom-right against
-    seq_lens[b]). q [batch, Hq, Sq, D] (layout as for attention), or with
-    q_offsets [batch + 1] a ragged q [1, Hq, total, D] whose rows
+    seq_lens[b]). q's layout defaults to the pools': [batch, Sq, Hq, D]
+    (layout="bshd") with kv_layout="nhd", [batch, Hq, Sq, D] ("bhsd") with
+    "hnd"; either may be passed with either pool. With q_offsets [batch + 1] q
+    is ragged, [1, total, Hq, D] (or [1, Hq, total, D]), and rows
     q_offsets[b] .. q_offsets[b+1]-1 belong to sequence b. mask broadcasts to
     [q batch, Hq, Sq, max(seq_lens)]. Other keywords as for flat.attention
     (no kv_lens: seq_lens gives the lengths). Results are bitwise those of

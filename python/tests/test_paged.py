@@ -61,10 +61,14 @@ def test_paged_equals_contiguous(rng, isa, kv_layout, page_size, kvdt):
     q = make(rng, (b_, hq, 1, d))
     kp, vp, table = build_pools(rng, k, v, SEQS, page_size, kv_layout)
     bf = "bfloat16" if kvdt == "bfloat16" else None
+    # q in the layout the pool's default gives it: [B, S, H, D] beside "nhd"
+    qp = np.ascontiguousarray(q.transpose(0, 2, 1, 3)) if kv_layout == "nhd" else q
     for causal, threads in ((False, 1), (True, 2)):
         kw = dict(causal=causal, isa=isa, num_threads=threads, dtype=bf, return_lse=True)
         want, want_lse = flat.attention(q, k, v, kv_lens=SEQS, **kw)
-        got, lse = flat.attention_paged(q, kp, vp, table, SEQS, kv_layout=kv_layout, **kw)
+        got, lse = flat.attention_paged(qp, kp, vp, table, SEQS, kv_layout=kv_layout, **kw)
+        if kv_layout == "nhd":
+            got = got.transpose(0, 2, 1, 3)
         what = f"{isa} {kv_layout} page {page_size} {kvdt} causal={causal}"
         same_rows(got, want, isa, what)
         if isa != "avx512_bf16":
@@ -97,7 +101,8 @@ def test_ragged_q_offsets(rng, isa):
     for window in ((0, 0), (30, 0)):
         kw = dict(rules, window=window, isa=isa, num_threads=2)
         want = flat.attention(qd, k, v, kv_lens=seqs, **kw)
-        got = flat.attention_paged(qr, kp, vp, table, seqs, q_offsets=offsets, **kw)
+        got = flat.attention_paged(qr, kp, vp, table, seqs, q_offsets=offsets, layout="bhsd",
+                                   **kw)
         ref, _ = reference.attention(qd, k, v, kv_lens=seqs, window=window, **rules)
         for b in range(b_):
             rows, what = got[0, :, offsets[b]:offsets[b + 1]], f"{isa} window {window} seq {b}"
@@ -126,7 +131,7 @@ def test_mask_bshd_and_dataflows(rng):
 def small(rng):
     seqs = [20, 9]
     k, v = make(rng, (2, 2, 20, 8)), make(rng, (2, 2, 20, 8))
-    q = make(rng, (2, 4, 2, 8))
+    q = make(rng, (2, 2, 4, 8))  # [B, S, H, D]: the default beside an "nhd" pool
     kp, vp, table = build_pools(rng, k, v, seqs, 4, "nhd")
     return q, kp, vp, table, seqs
 
@@ -188,3 +193,63 @@ def test_paged_python_errors(small):
             flat.attention_paged(**args)
         assert words in str(e.value), change
     assert np.all(out == 9.0)
+
+
+@pytest.mark.parametrize("kv_layout", ["nhd", "hnd"])
+def test_default_q_layout_follows_pool(rng, kv_layout):
+    """Without layout=, q is read as the pool is laid out: [B, S, H, D] beside
+    "nhd" (vLLM's q [tokens, heads, dim]), [B, H, S, D] beside "hnd"."""
+    seqs = [33, 20]
+    k, v = make(rng, (2, 2, 33, 16)), make(rng, (2, 2, 33, 16))
+    q = make(rng, (2, 6, 3, 16))  # [B, H, S, D]; 3 queries, 6 heads over 2 kv heads
+    kp, vp, table = build_pools(rng, k, v, seqs, 8, kv_layout)
+    want = flat.attention(q, k, v, kv_lens=seqs, causal=True, num_threads=1)
+    qs = np.ascontiguousarray(q.transpose(0, 2, 1, 3))
+    if kv_layout == "nhd":
+        got = flat.attention_paged(qs, kp, vp, table, seqs, kv_layout=kv_layout, causal=True,
+                                   num_threads=1).transpose(0, 2, 1, 3)
+    else:
+        got = flat.attention_paged(q, kp, vp, table, seqs, kv_layout=kv_layout, causal=True,
+                                   num_threads=1)
+    assert np.array_equal(got, want)
+    # either layout with either pool when named
+    other = flat.attention_paged(qs, kp, vp, table, seqs, kv_layout=kv_layout, causal=True,
+                                 layout="bshd", num_threads=1)
+    assert np.array_equal(other.transpose(0, 2, 1, 3), want)
+
+
+def test_heads_message_names_the_layout(rng):
+    """The newcomer's trip (issue 19): a [B, S, H, D] q read as [B, H, S, D]
+    took S (3) for the heads; the message says which layout read it."""
+    seqs = [33, 20]
+    k, v = make(rng, (2, 2, 33, 16)), make(rng, (2, 2, 33, 16))
+    q_bshd = make(rng, (2, 3, 4, 16))
+    out = np.full(q_bshd.shape, 9.0, np.float32)
+    kp, vp, table = build_pools(rng, k, v, seqs, 8, "hnd")
+    with pytest.raises(flat.InvalidArgumentError) as e:
+        flat.attention_paged(q_bshd, kp, vp, table, seqs, kv_layout="hnd", out=out)
+    text = str(e.value)
+    assert "q.heads (3, axis 1 of q (2, 3, 4, 16) read as [B, H, S, D], layout='bhsd', " \
+           "the default with kv_layout='hnd')" in text, text
+    assert "pass layout='bshd'" in text, text
+    assert np.all(out == 9.0)
+    kp, vp, table = build_pools(rng, k, v, seqs, 8, "nhd")
+    with pytest.raises(ValueError) as e:
+        flat.attention_paged(q_bshd, kp, vp, table, seqs, layout="bhsd")
+    assert "layout='bhsd')" in str(e.value) and "pass layout='bshd'" in str(e.value)
+
+
+def test_flash_attn_window_minus_one(rng):
+    """flash_attn's window_size=(-1, -1) means no window: -1 on either side is
+    flat's 0 (unbounded), in both calls."""
+    seqs = [33, 20]
+    k, v = make(rng, (2, 2, 33, 16)), make(rng, (2, 2, 33, 16))
+    q = make(rng, (2, 4, 3, 16))
+    kp, vp, table = build_pools(rng, k, v, seqs, 8, "hnd")
+    for window, same in (((-1, -1), (0, 0)), ((5, -1), (5, 0)), ((-1, 2), (0, 2))):
+        kw = dict(kv_lens=seqs, num_threads=1)
+        assert np.array_equal(flat.attention(q, k, v, window=window, **kw),
+                              flat.attention(q, k, v, window=same, **kw)), window
+        pw = dict(kv_layout="hnd", num_threads=1)
+        assert np.array_equal(flat.attention_paged(q, kp, vp, table, seqs, window=window, **pw),
+                              flat.attention_paged(q, kp, vp, table, seqs, window=same, **pw))

@@ -84,8 +84,9 @@ def test_plan_paged(rng):
     k, v = make(rng, (2, 2, 70, 16)), make(rng, (2, 2, 70, 16))
     q = make(rng, (2, 4, 1, 16))
     kp, vp, table = build_pools(rng, k, v, seqs, 16, "nhd")
-    with flat.plan_paged(q, kp, vp, table, seqs, num_threads=1) as p:
+    with flat.plan_paged(q, kp, vp, table, seqs, layout="bhsd", num_threads=1) as p:
         assert "dataflow=DECODE" in p.describe()
         got = p.execute()
-    assert np.array_equal(got, flat.attention_paged(q, kp, vp, table, seqs, num_threads=1))
+    assert np.array_equal(got, flat.attention_paged(q, kp, vp, table, seqs, layout="bhsd",
+                                                    num_threads=1))
     assert np.array_equal(got, flat.attention(q, k, v, kv_lens=seqs, num_threads=1))

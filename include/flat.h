@@ -179,9 +179,47 @@ typedef struct {
      * never copied; it must not overlap out or lse. The only rule that reads
      * an N^2 tensor. */
     const flat_tensor *mask;
-    /* Must be zero: later options take these words. */
-    uint64_t reserved[3];
+    /* Must be zero: a later option takes this word. */
+    uint64_t reserved[1];
+    /* ---- 0.3 ---- FLAT_FLAG_* bits (below); 0: none. Unknown bits are
+     * rejected (FLAT_ERROR_INVALID_ARGUMENT). Takes 0.2's reserved[1]. */
+    uint64_t flags;
+    /* Must be zero: a later option takes this word (0.2's reserved[2]). */
+    uint64_t reserved2;
 } flat_options;
+
+/*
+ * FLAT_FLAG_BATCH_INVARIANT: the bits of a query row's output and lse depend
+ * only on that row's q, the keys and values it sees (and its mask row, ALiBi
+ * distance, sink), the options and the kernel table: not on the other rows or
+ * sequences of the call, its q_len (a decode step or a row of a prefill
+ * chunk: a causal row at the same position sees the same keys), the thread
+ * count, the page size, the split-KV count or the task schedule (plans run on
+ * caller threads in any order included). Serving the same prompt twice then
+ * gives the same tokens whatever else is batched.
+ *
+ * How: one reduction order per row, whatever the call.
+ *   - Online softmax (FLASH) over key blocks on a fixed grid: block i holds
+ *     keys [i*Bk, (i+1)*Bk) counted from key 0, Bk a constant of the table and
+ *     head dims (nr-multiple near 2^17 / (D + Dv), within 256..1024 keys). A
+ *     row's running max, sum and rescales follow its own visible keys on that
+ *     grid; opt.dataflow FLAT (exact softmax over whole rows) is not used.
+ *   - The scores: the GEMM path's qk and the decode path's qk_rows compute a
+ *     score with the same operations in the same order when qk_rows gets a
+ *     whole register block of rows (kernels/ukernel.h), so the planner keeps
+ *     its decode/prefill choice (DECODE and FLASH give the same bits).
+ *   - Split-KV at a fixed key count: the keys are cut into ranges of 8 Bk
+ *     keys from key 0, and a row that sees more than one range merges the
+ *     ranges' partial results in range order (by lse weights, merge.c), on
+ *     any thread count; the threads and tasks never change a row's cuts.
+ *   - P.V adds keys in order (per key; on FLAT_ISA_AVX512_BF16 per key pair
+ *     counted from key 0, a pair across a page boundary gathered), so page
+ *     sizes and row groupings do not change it.
+ * Cost (flat-bench, see README): the fixed grid and split ranges, and the
+ * decode path's whole-block qk_rows; stated per shape in the benchmark
+ * results. Not the default: results without the flag are unchanged from 0.2.
+ */
+#define FLAT_FLAG_BATCH_INVARIANT 1u
 
 /*
  * out = softmax(scale * q k^T + mask) v, per batch and query head.

@@ -134,8 +134,9 @@ void flat_attend_task(const flat_problem *p, const flat_tiling *plan, const flat
     int rows = task->heads * task->positions, kmin;
     int kmax = gather_rows(p, plan, task, ws, &kmin);
     /* Blocks start at a K panel boundary: keys left of every row's window
-     * are skipped whole, like causal blocks above the diagonal. */
-    int kbeg = kmax > 0 ? kmin / plan->nr * plan->nr : 0, kend = kmax;
+     * are skipped whole, like causal blocks above the diagonal. Batch-
+     * invariant plans align them to the fixed block grid instead. */
+    int kbeg = kmax > 0 ? kmin / plan->k_align * plan->k_align : 0, kend = kmax;
     if (part)
         flat_split_range(plan, uk, task, kbeg, kmax, &kbeg, &kend);
     map_output(p, plan, uk, task, ws);
@@ -162,7 +163,7 @@ void flat_attend_unit(const flat_problem *p, const flat_tiling *plan, const flat
 {
     int64_t lo, hi;
     flat_unit_keys(p, u->b, u->pos0, u->pos1, &lo, &hi);
-    ws->k_lo = lo / plan->nr * plan->nr;
+    ws->k_lo = lo / plan->k_align * plan->k_align; /* where the unit's first block starts */
     ws->k_hi = hi;
     /* Last block first: the block below is the next, and gather_rows
      * prefetches its Q rows during this one's last pv pass. */

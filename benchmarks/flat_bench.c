@@ -27,6 +27,7 @@ typedef struct {
     int threads, reps;
     flat_isa isa;
     flat_dataflow dataflow;
+    uint64_t flags; /* --batch-invariant: FLAT_FLAG_BATCH_INVARIANT */
 } cli_options;
 
 static void usage(FILE *f)
@@ -44,6 +45,8 @@ static void usage(FILE *f)
             "  --isa NAME       auto, scalar, avx2, avx512, neon, avx512_bf16 (default auto)\n"
             "  --dataflow NAME  auto, flat, flash, decode (default auto)\n"
             "  --reps N         timed calls; the median is reported (default 5)\n"
+            "  --batch-invariant  opt.flags = FLAT_FLAG_BATCH_INVARIANT (its cost: run\n"
+            "                   with and without)\n"
             "  --help           this text\n");
 }
 
@@ -117,6 +120,7 @@ static int parse_args(int argc, char **argv, cli_options *o)
         {"causal", no_argument, 0, 'c'},       {"threads", required_argument, 0, 't'},
         {"isa", required_argument, 0, 'i'},    {"dataflow", required_argument, 0, 'f'},
         {"reps", required_argument, 0, 'r'},   {"help", no_argument, 0, OPT_HELP},
+        {"batch-invariant", no_argument, 0, 'B'},
         {0, 0, 0, 0}};
     *o = (cli_options){.shape = {.name = "cli", .batch = 1, .q_heads = 8, .q_len = 1024,
                                  .head_dim = 64, .kv_dtype = FLAT_F32},
@@ -127,6 +131,8 @@ static int parse_args(int argc, char **argv, cli_options *o)
             return 1;
         if (id == 'c')
             o->shape.causal = 1;
+        else if (id == 'B')
+            o->flags |= FLAT_FLAG_BATCH_INVARIANT;
         else if (id == '?' || apply_option(id, optarg, o) != 0) {
             if (id != '?')
                 fprintf(stderr, "flat-bench: invalid value \"%s\"\n", optarg);
@@ -219,7 +225,7 @@ static int run(cli_options *o)
         return 1;
     }
     flat_options opt = {.causal = o->shape.causal, .num_threads = o->threads,
-                        .dataflow = o->dataflow, .isa = o->isa};
+                        .dataflow = o->dataflow, .isa = o->isa, .flags = o->flags};
     double warmup, t[MAX_REPS];
     char line[512], isa[16], dataflow[16];
     flat_status st = flat_call_explained(&w, &opt, &warmup, line, sizeof line);
@@ -234,10 +240,11 @@ static int run(cli_options *o)
     explain_field(line, "dataflow=", dataflow, sizeof dataflow);
     const bench_shape *s = &o->shape;
     printf("shape:  B=%lld Hq=%lld Hkv=%lld Nq=%lld Nk=%lld D=%lld causal=%d; isa=%s dataflow=%s%s "
-           "threads=%d\n",
+           "threads=%d%s\n",
            (long long)s->batch, (long long)s->q_heads, (long long)s->kv_heads,
            (long long)s->q_len, (long long)s->kv_len, (long long)s->head_dim, s->causal, isa,
-           o->dataflow == FLAT_DATAFLOW_AUTO ? "AUTO->" : "", dataflow, o->threads);
+           o->dataflow == FLAT_DATAFLOW_AUTO ? "AUTO->" : "", dataflow, o->threads,
+           o->flags ? " batch-invariant" : "");
     printf("time:   %.3f ms (median of %d; min %.3f, max %.3f)\n", 1e3 * t[o->reps / 2], o->reps,
            1e3 * t[0], 1e3 * t[o->reps - 1]);
     print_rates(o, isa, t[o->reps / 2]);

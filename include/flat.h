@@ -212,12 +212,15 @@ typedef struct {
  *     keys from key 0, and a row that sees more than one range merges the
  *     ranges' partial results in range order (by lse weights, merge.c), on
  *     any thread count; the threads and tasks never change a row's cuts.
- *   - P.V adds keys in order (per key; on FLAT_ISA_AVX512_BF16 per key pair
- *     counted from key 0, a pair across a page boundary gathered), so page
- *     sizes and row groupings do not change it.
- * Cost (flat-bench, see README): the fixed grid and split ranges, and the
- * decode path's whole-block qk_rows; stated per shape in the benchmark
- * results. Not the default: results without the flag are unchanged from 0.2.
+ *   - P.V adds each row's keys in ascending order, one key at a time, so page
+ *     boundaries and the rows grouped with it do not change the sum; on
+ *     FLAT_ISA_AVX512_BF16 (whose P.V rounds to bf16 in calls of 3 or more
+ *     rows) P.V then runs on 2 rows at a time, in fp32 products: its results
+ *     under the flag are more accurate than without, and slower.
+ * Cost: flat-bench-invariance measures it per shape of the shared set (1 and
+ * 2 threads; benchmarks/RESULTS.md); from a few percent on prefill to more on
+ * decode (whole-panel qk_rows) and on the long rows that cross split ranges,
+ * so the flag is opt-in: without it results are those of 0.2, bit for bit.
  */
 #define FLAT_FLAG_BATCH_INVARIANT 1u
 

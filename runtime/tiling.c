@@ -204,8 +204,13 @@ void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dat
     if (p->batch_invariant)
         invariant_grid(p, uk, plan);
     /* FLAT cannot split (its softmax needs whole rows). */
+    if (plan->invariant)
+        plan->ranges =
+            (int)flat_max(1, (p->kv_visible + plan->split_keys - 1) / plan->split_keys);
+    /* Batch-invariant: the ranges as split-KV units when the tasks alone
+     * cannot occupy the threads, else inside each task (the same bits). */
     int splits = plan->invariant
-                     ? (int)flat_max(1, (p->kv_visible + plan->split_keys - 1) / plan->split_keys)
+                     ? (plan->tasks >= (int64_t)TASKS_PER_THREAD * threads ? 1 : plan->ranges)
                  : plan->dataflow == FLAT_DATAFLOW_FLAT && requested == FLAT_DATAFLOW_FLAT
                      ? 1
                      : choose_splits(p, uk, plan->tasks, threads);

@@ -36,6 +36,9 @@ typedef struct {
     int invariant;
     int k_align;
     int64_t split_keys;
+    int ranges;             /* split_keys ranges over the visible keys: with
+                               splits == 1 a task runs them one after another
+                               and merges them itself (attend.c) */
     char reason[320];
 } flat_tiling;
 

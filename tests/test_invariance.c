@@ -463,7 +463,8 @@ static void test_rows_alone(void **state)
 }
 
 /* Long rows: D = Dv = 256 makes the key block 256 and the split range 2048
- * keys, so a 2300-key row merges two ranges; MQA with 2 query heads. */
+ * keys, so a row of over 2048 keys merges two ranges: as split-KV units (few
+ * tasks per thread, e.g. a row alone) or inside its task (enough tasks). */
 static void test_split_ranges(void **state)
 {
     (void)state;
@@ -472,10 +473,12 @@ static void test_split_ranges(void **state)
     for (int ti = 0; ti < ntables; ti++)
         for (int di = 0; di < 3; di++) {
             int rule = (int)(tu_next(&r) % NRULES);
-            world w = {.S = 2, .Hq = 2, .Hkv = 1, .D = 256, .Dv = 256, .t = dtypes[di],
+            world w = {.S = 3, .Hq = 4, .Hkv = 2, .D = 256, .Dv = 256, .t = dtypes[di],
                        .rule = rule, .uk = tables[ti]};
-            w.len[0] = 2300, w.len[1] = 1 + (int64_t)(tu_next(&r) % 300);
-            w.tail[0] = 10, w.tail[1] = flat_min(w.len[1], 10);
+            w.len[0] = 2300, w.len[1] = 2040 + (int64_t)(tu_next(&r) % 250);
+            w.len[2] = 1 + (int64_t)(tu_next(&r) % 300);
+            for (int s = 0; s < 3; s++)
+                w.tail[s] = flat_min(w.len[s], 10);
             w.lmax = 2300;
             run_world(&w, &r, tu_quick() ? 2 : 4);
         }

@@ -70,7 +70,7 @@ build_suite() {
     cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release \
           -DFLAT_BUILD_BENCHMARKS=ON -DFLAT_BUILD_TESTS=OFF >/dev/null
     cmake --build "$build" -j "$(nproc)" --target flat_benchmarks flat-bench flat-bench-memory \
-        flat-bench-engine flat-bench-extreme \
+        flat-bench-engine flat-bench-extreme flat-bench-invariance \
         >/dev/null
 }
 
@@ -149,6 +149,15 @@ run_extreme() {
     local flags=(--threads "$(nproc)")
     [ "$quick" = 1 ] && flags+=(--quick)
     "$build/benchmarks/flat-bench-extreme" "${flags[@]}" </dev/null | tee "$out/extreme.md"
+}
+
+# FLAT_FLAG_BATCH_INVARIANT's cost per shape at 1 and 2 threads (interleaved
+# pairs with and without the flag).
+run_invariance() {
+    log "batch invariance: the flag's cost per shape"
+    local flags=(--shapes "$shapes")
+    [ "$quick" = 1 ] && flags+=(--quick)
+    "$build/benchmarks/flat-bench-invariance" "${flags[@]}" </dev/null | tee "$out/invariance.md"
 }
 
 machine() {
@@ -261,6 +270,12 @@ write_results_md() {
              "inputs of the same shape (issue 14: none slower than 2x)."
         sed 's/^# flat-bench-extreme.*//' "$out/extreme.md"
         echo
+        echo "## Batch invariance"
+        echo
+        echo "From \`flat-bench-invariance\` in the same run: FLAT_FLAG_BATCH_INVARIANT against" \
+             "without, calls alternating in pairs; opt-in (flat.h)."
+        sed 's/^## Batch invariance.*//' "$out/invariance.md"
+        echo
         echo "## Memory"
         echo
         cat "$out/memory.md"
@@ -293,6 +308,7 @@ suite_seconds=$(( $(date +%s) - suite_start ))
 run_memory
 run_engine
 run_extreme
+run_invariance
 plot
 [ "$quick" = 1 ] || write_results_md
 log "done in $(( $(date +%s) - start )) s; JSON: $out/results.json"

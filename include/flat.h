@@ -211,7 +211,9 @@ typedef struct {
  *   - Split-KV at a fixed key count: the keys are cut into ranges of 8 Bk
  *     keys from key 0, and a row that sees more than one range merges the
  *     ranges' partial results in range order (by lse weights, merge.c), on
- *     any thread count; the threads and tasks never change a row's cuts.
+ *     any thread count: as split-KV tasks when the call has too few tasks
+ *     for its threads, else one range after another inside its task, with
+ *     the same bits; the threads and tasks never change a row's cuts.
  *   - P.V adds each row's keys in ascending order, one key at a time, so page
  *     boundaries and the rows grouped with it do not change the sum; on
  *     FLAT_ISA_AVX512_BF16 (whose P.V rounds to bf16 in calls of 3 or more

@@ -30,6 +30,7 @@ typedef struct {
     flat_isa isa;
     flat_dataflow dataflow;
     bench_types types;
+    uint64_t flags; /* --batch-invariant: FLAT_FLAG_BATCH_INVARIANT */
 } cli_options;
 
 static void usage(FILE *f)
@@ -54,6 +55,8 @@ static void usage(FILE *f)
             "  --page N         K/V in head-major pages of N tokens (scrambled order), the\n"
             "                   call flat_attention_paged (default: contiguous, flat_attention)\n"
             "  --json           one JSON object on stdout instead of the text report\n"
+            "  --batch-invariant  opt.flags = FLAT_FLAG_BATCH_INVARIANT (its cost: run\n"
+            "                   with and without)\n"
             "  --help           this text\n",
             types);
 }
@@ -137,7 +140,8 @@ static int parse_args(int argc, char **argv, cli_options *o)
         {"isa", required_argument, 0, 'i'},    {"dataflow", required_argument, 0, 'f'},
         {"reps", required_argument, 0, 'r'},   {"help", no_argument, 0, OPT_HELP},
         {"dtype", required_argument, 0, OPT_DTYPE}, {"page", required_argument, 0, OPT_PAGE},
-        {"json", no_argument, 0, OPT_JSON},    {0, 0, 0, 0}};
+        {"json", no_argument, 0, OPT_JSON},    {"batch-invariant", no_argument, 0, 'B'},
+        {0, 0, 0, 0}};
     *o = (cli_options){.shape = {.name = "cli", .batch = 1, .q_heads = 8, .q_len = 1024,
                                  .head_dim = 64, .kv_dtype = FLAT_F32},
                        .reps = 5, .types = bench_types_f32()};
@@ -150,6 +154,8 @@ static int parse_args(int argc, char **argv, cli_options *o)
             o->shape.causal = 1;
         else if (id == OPT_JSON)
             o->json = 1;
+        else if (id == 'B')
+            o->flags |= FLAT_FLAG_BATCH_INVARIANT;
         else if (id == '?' || (bad = apply_option(id, optarg, o)) != 0) {
             if (id != '?' && bad == -1)
                 fprintf(stderr, "flat-bench: invalid value \"%s\"\n", optarg);
@@ -249,10 +255,11 @@ static void print_text(const cli_options *o, const bench_result *r)
 {
     const bench_shape *s = &o->shape;
     printf("shape:  B=%lld Hq=%lld Hkv=%lld Nq=%lld Nk=%lld D=%lld causal=%d; isa=%s dataflow=%s%s "
-           "threads=%d\n",
+           "threads=%d%s\n",
            (long long)s->batch, (long long)s->q_heads, (long long)s->kv_heads,
            (long long)s->q_len, (long long)s->kv_len, (long long)s->head_dim, s->causal, r->isa,
-           o->dataflow == FLAT_DATAFLOW_AUTO ? "AUTO->" : "", r->dataflow, o->threads);
+           o->dataflow == FLAT_DATAFLOW_AUTO ? "AUTO->" : "", r->dataflow, o->threads,
+           o->flags ? " batch-invariant" : "");
     printf("types:  %s; K/V %s\n", r->types,
            s->page_size > 0 ? "paged (flat_attention_paged)" : "contiguous (flat_attention)");
     if (s->page_size > 0)
@@ -328,7 +335,7 @@ static int run(cli_options *o)
         return 1;
     }
     flat_options opt = {.causal = o->shape.causal, .num_threads = o->threads,
-                        .dataflow = o->dataflow, .isa = o->isa};
+                        .dataflow = o->dataflow, .isa = o->isa, .flags = o->flags};
     static bench_result r;
     double warmup;
     char line[512];

@@ -75,7 +75,7 @@ build_suite() {
     cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release \
           -DFLAT_BUILD_BENCHMARKS=ON -DFLAT_BUILD_TESTS=OFF >/dev/null
     cmake --build "$build" -j "$(nproc)" --target flat_benchmarks flat-bench flat-bench-memory \
-        flat-bench-engine flat-bench-extreme \
+        flat-bench-engine flat-bench-extreme flat-bench-invariance \
         >/dev/null
 }
 
@@ -154,6 +154,15 @@ run_extreme() {
     local flags=(--threads "$(nproc)")
     [ "$quick" = 1 ] && flags+=(--quick)
     "$build/benchmarks/flat-bench-extreme" "${flags[@]}" </dev/null | tee "$out/extreme.md"
+}
+
+# FLAT_FLAG_BATCH_INVARIANT's cost per shape at 1 and 2 threads (interleaved
+# pairs with and without the flag).
+run_invariance() {
+    log "batch invariance: the flag's cost per shape"
+    local flags=(--shapes "$shapes")
+    [ "$quick" = 1 ] && flags+=(--quick)
+    "$build/benchmarks/flat-bench-invariance" "${flags[@]}" </dev/null | tee "$out/invariance.md"
 }
 
 machine() {
@@ -318,6 +327,12 @@ write_results_md() {
              "inputs of the same shape (issue 14: none slower than 2x)."
         sed 's/^# flat-bench-extreme.*//' "$out/extreme.md"
         echo
+        echo "## Batch invariance"
+        echo
+        echo "From \`flat-bench-invariance\` in the same run: FLAT_FLAG_BATCH_INVARIANT against" \
+             "without, calls alternating in pairs; opt-in (flat.h)."
+        sed 's/^## Batch invariance.*//' "$out/invariance.md"
+        echo
         echo "## Memory"
         echo
         cat "$out/memory.md"
@@ -352,6 +367,7 @@ require_some_results
 run_memory
 run_engine
 run_extreme
+run_invariance
 plot
 numbers_status=0
 check_numbers || numbers_status=1

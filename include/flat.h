@@ -179,9 +179,52 @@ typedef struct {
      * never copied; it must not overlap out or lse. The only rule that reads
      * an N^2 tensor. */
     const flat_tensor *mask;
-    /* Must be zero: later options take these words. */
-    uint64_t reserved[3];
+    /* Must be zero: a later option takes this word. */
+    uint64_t reserved[1];
+    /* ---- 0.3 ---- FLAT_FLAG_* bits (below); 0: none. Unknown bits are
+     * rejected (FLAT_ERROR_INVALID_ARGUMENT). Takes 0.2's reserved[1]. */
+    uint64_t flags;
+    /* Must be zero: a later option takes this word (0.2's reserved[2]). */
+    uint64_t reserved2;
 } flat_options;
+
+/*
+ * FLAT_FLAG_BATCH_INVARIANT: the bits of a query row's output and lse depend
+ * only on that row's q, the keys and values it sees (and its mask row, ALiBi
+ * distance, sink), the options and the kernel table: not on the other rows or
+ * sequences of the call, its q_len (a decode step or a row of a prefill
+ * chunk: a causal row at the same position sees the same keys), the thread
+ * count, the page size, the split-KV count or the task schedule (plans run on
+ * caller threads in any order included). Serving the same prompt twice then
+ * gives the same tokens whatever else is batched.
+ *
+ * How: one reduction order per row, whatever the call.
+ *   - Online softmax (FLASH) over key blocks on a fixed grid: block i holds
+ *     keys [i*Bk, (i+1)*Bk) counted from key 0, Bk a constant of the table and
+ *     head dims (nr-multiple near 2^17 / (D + Dv), within 256..1024 keys). A
+ *     row's running max, sum and rescales follow its own visible keys on that
+ *     grid; opt.dataflow FLAT (exact softmax over whole rows) is not used.
+ *   - The scores: the GEMM path's qk and the decode path's qk_rows compute a
+ *     score with the same operations in the same order when qk_rows gets a
+ *     whole register block of rows (kernels/ukernel.h), so the planner keeps
+ *     its decode/prefill choice (DECODE and FLASH give the same bits).
+ *   - Split-KV at a fixed key count: the keys are cut into ranges of 8 Bk
+ *     keys from key 0, and a row that sees more than one range merges the
+ *     ranges' partial results in range order (by lse weights, merge.c), on
+ *     any thread count: as split-KV tasks when the call has too few tasks
+ *     for its threads, else one range after another inside its task, with
+ *     the same bits; the threads and tasks never change a row's cuts.
+ *   - P.V adds each row's keys in ascending order, one key at a time, so page
+ *     boundaries and the rows grouped with it do not change the sum; on
+ *     FLAT_ISA_AVX512_BF16 (whose P.V rounds to bf16 in calls of 3 or more
+ *     rows) P.V then runs on 2 rows at a time, in fp32 products: its results
+ *     under the flag are more accurate than without, and slower.
+ * Cost: flat-bench-invariance measures it per shape of the shared set (1 and
+ * 2 threads; benchmarks/RESULTS.md); from a few percent on prefill to more on
+ * decode (whole-panel qk_rows) and on the long rows that cross split ranges,
+ * so the flag is opt-in: without it results are those of 0.2, bit for bit.
+ */
+#define FLAT_FLAG_BATCH_INVARIANT 1u
 
 /*
  * out = softmax(scale * q k^T + mask) v, per batch and query head.

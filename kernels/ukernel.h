@@ -111,7 +111,11 @@ typedef void (*flat_qk_fn)(int d, int n_panels, const float *restrict qp,
  *   sharing it.
  *   1 <= m <= mr, d >= 1, n >= 0. Writes exactly m x n floats, row i at
  *   s + i*ld_s (ld_s >= n); reads no key at or past n. Accuracy as qk (an
- *   fp32 dot product of d terms, any summation order).
+ *   fp32 dot product of d terms, any summation order), with one exception:
+ *   called with m == mr (the whole panel), each S[i][j] is computed with the
+ *   same operations in the same order as qk computes it, so the two paths
+ *   give the same bits (FLAT_FLAG_BATCH_INVARIANT relies on it: tiling.h;
+ *   tests/test_invariance checks it through the API on every table).
  */
 typedef void (*flat_qk_rows_fn)(int m, int d, int n, const float *restrict qp, const void *k,
                                 int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s);
@@ -144,7 +148,9 @@ typedef float (*flat_exp2_row_fn)(int n, int width, float *s, float m);
  *   key (the second part with a = 1) therefore gives bitwise the same O:
  *   paged and contiguous K/V, whose calls split at different keys, agree bit
  *   for bit. (A table with compute = FLAT_BF16 multiplies keys in pairs, so
- *   for it the order, and bitwise equality under splits, is per key pair.)
+ *   for it the order, and bitwise equality under splits, is per key pair;
+ *   calls of m <= 2 rows use fp32 products and the per-key order, which the
+ *   batch-invariant mode uses: runtime/dataflow.c, pv_rows.)
  */
 typedef void (*flat_pv_fn)(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                            const void *restrict v, int64_t ld_v, flat_dtype t,

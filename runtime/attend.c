@@ -7,6 +7,9 @@
 #include "tile.h"
 
 
+/* Batch-invariant plans whose tasks run their key ranges themselves. */
+static int in_task_ranges(const flat_tiling *plan) { return plan->ranges > 1 && plan->splits == 1; }
+
 /* Lays the scratch regions out from `mem` (each 64-byte aligned) and returns
  * how many floats they span. With mem == NULL it only measures, so the size
  * and the layout can never disagree. */
@@ -29,6 +32,7 @@ static int64_t scratch_layout(flat_scratch *ws, float *mem, const flat_problem *
     CARVE(alpha, float *, r);
     CARVE(bmax, float *, r);
     CARVE(ones, float *, r);
+    CARVE(parts, float *, in_task_ranges(plan) ? plan->ranges * flat_split_floats(p, plan) : 0);
     CARVE(lo, int *, r);
     CARVE(limit, int *, r);
     CARVE(rows, const void **, r);
@@ -83,7 +87,7 @@ static int gather_rows(const flat_problem *p, const flat_tiling *plan, const fla
 static void map_output(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                        const flat_task *t, flat_scratch *ws)
 {
-    ws->o_direct = plan->splits == 1 && p->q_dtype == FLAT_F32 &&
+    ws->o_direct = plan->splits == 1 && !in_task_ranges(plan) && p->q_dtype == FLAT_F32 &&
                    (t->heads == 1 || t->positions == 1 || t->positions % uk->pv_mr == 0);
     if (ws->o_direct) {
         ws->o_base = flat_out_row(p, t->b, t->head0, t->pos0);
@@ -128,21 +132,55 @@ static void write_rows(const flat_problem *p, const flat_ukernels *uk, const fla
                    FLAT_F32, flat_o_row(ws, r0), ws->o_ld_row, ws->alpha + r0);
 }
 
+static void reset_rows(flat_scratch *ws, int rows)
+{
+    for (int r = 0; r < rows; r++) {
+        ws->m[r] = -INFINITY;
+        ws->l[r] = 0.0f;
+    }
+}
+
+/* Keys [kbeg, kmax) range by range (split_keys each, from key 0), each
+ * range's rows left as a partial, then merged as phase 1 merges split-KV
+ * units: the bits of a split plan, without its units. */
+static void attend_ranges(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
+                          const flat_task *task, flat_scratch *ws, int kbeg, int kmax)
+{
+    int rows = task->heads * task->positions;
+    int64_t stride = flat_split_floats(p, plan);
+    flat_tiling merged = *plan;
+    merged.splits = plan->ranges;
+    uk->pack_q(rows, (int)p->dim, ws->rows, p->q_dtype, p->scale * FLAT_LOG2E, ws->qp);
+    for (int c = 0; c < plan->ranges; c++) {
+        flat_task range = *task;
+        int b, e;
+        range.split = c;
+        flat_split_range(plan, uk, &range, kbeg, kmax, &b, &e);
+        reset_rows(ws, rows);
+        if (e > b)
+            flat_rows_flash(p, plan, uk, task, rows, b, e, ws);
+        flat_write_partial(p, task, ws, ws->parts + c * stride);
+    }
+    flat_merge_splits(p, &merged, uk, task, ws->parts);
+}
+
 void flat_attend_task(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                       const flat_task *task, flat_scratch *ws, float *part)
 {
     int rows = task->heads * task->positions, kmin;
     int kmax = gather_rows(p, plan, task, ws, &kmin);
     /* Blocks start at a K panel boundary: keys left of every row's window
-     * are skipped whole, like causal blocks above the diagonal. */
-    int kbeg = kmax > 0 ? kmin / plan->nr * plan->nr : 0, kend = kmax;
+     * are skipped whole, like causal blocks above the diagonal. Batch-
+     * invariant plans align them to the fixed block grid instead. */
+    int kbeg = kmax > 0 ? kmin / plan->k_align * plan->k_align : 0, kend = kmax;
     if (part)
         flat_split_range(plan, uk, task, kbeg, kmax, &kbeg, &kend);
     map_output(p, plan, uk, task, ws);
-    for (int r = 0; r < rows; r++) {
-        ws->m[r] = -INFINITY;
-        ws->l[r] = 0.0f;
+    if (!part && in_task_ranges(plan)) {
+        attend_ranges(p, plan, uk, task, ws, kbeg, kmax);
+        return;
     }
+    reset_rows(ws, rows);
     if (kend > kbeg) {
         uk->pack_q(rows, (int)p->dim, ws->rows, p->q_dtype, p->scale * FLAT_LOG2E, ws->qp);
         if (plan->dataflow == FLAT_DATAFLOW_FLAT)
@@ -162,7 +200,7 @@ void flat_attend_unit(const flat_problem *p, const flat_tiling *plan, const flat
 {
     int64_t lo, hi;
     flat_unit_keys(p, u->b, u->pos0, u->pos1, &lo, &hi);
-    ws->k_lo = lo / plan->nr * plan->nr;
+    ws->k_lo = lo / plan->k_align * plan->k_align; /* where the unit's first block starts */
     ws->k_hi = hi;
     /* Last block first: the block below is the next, and gather_rows
      * prefetches its Q rows during this one's last pv pass. */

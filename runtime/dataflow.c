@@ -49,11 +49,61 @@ static void pv_range(const flat_problem *p, const flat_ukernels *uk, const flat_
     } while (j < n);
 }
 
+/* Rows per pv call group. A table with bf16 products multiplies in key
+ * pairs from each call's first key, and calls of at most 2 rows or under 4
+ * keys in fp32 (kernels/ukernel.h): batch-invariant plans give it groups of
+ * 2 rows, so every product of a row is fp32 and in key order, whatever the
+ * rows and page boundaries around it. */
+static int pv_rows(const flat_tiling *plan, const flat_ukernels *uk)
+{
+    return plan->invariant && uk->compute == FLAT_BF16 ? 2 : uk->pv_mr;
+}
+
 /* Row r's visible keys inside [k0 + c0, k0 + c1), relative to k0. */
 static void row_segment(const flat_scratch *ws, int r, int k0, int c0, int c1, int *a, int *e)
 {
     *a = (int)flat_max(ws->lo[r] - k0, c0);
     *e = (int)flat_min(ws->limit[r] - k0, c1);
+}
+
+/* pv over keys [j0, j0 + n) of m rows, run by run. */
+static void pv_keys(const flat_problem *p, const flat_ukernels *uk, const flat_task *t, int m,
+                    int64_t j0, int64_t n, const float *s, int64_t ld_s, float *o, int64_t ld_o,
+                    const float *alpha, flat_scratch *ws)
+{
+    pv_range(p, uk, t, m, j0, n, s, ld_s, o, ld_o, alpha, ws->ones);
+}
+
+/* Keys of row group [r0, r1) inside chunk [c0, c1) that every row sees:
+ * [*cs, *ce), relative to k0 (empty as *cs == *ce). */
+static void shared_keys(const flat_scratch *ws, int r0, int r1, int k0, int c0, int c1, int *cs,
+                        int *ce)
+{
+    *cs = (int)flat_max(flat_max_lo(ws->lo, r0, r1) - k0, c0);
+    *ce = (int)flat_min(flat_min_limit(ws->limit, r0, r1) - k0, c1);
+    if (*ce < *cs)
+        *ce = *cs;
+}
+
+/* Row r's own pieces of chunk [c0, c1) around the shared keys [cs, ce): left
+ * of them (or all its keys, when nothing is shared) and right of them. */
+static void row_pieces(const flat_scratch *ws, int r, int k0, int c0, int c1, int cs, int ce,
+                       int pieces[2][2])
+{
+    int sa, se;
+    row_segment(ws, r, k0, c0, c1, &sa, &se);
+    pieces[0][0] = sa;
+    pieces[0][1] = ce > cs ? (int)flat_min(cs, se) : se;
+    pieces[1][0] = ce > cs ? (int)flat_max(ce, sa) : se;
+    pieces[1][1] = se;
+}
+
+static void row_piece(const flat_problem *p, const flat_ukernels *uk, const flat_task *t, int r, int k0, const int piece[2], flat_scratch *ws,
+                      int64_t ld_s)
+{
+    if (piece[1] > piece[0])
+        pv_keys(p, uk, t, 1, k0 + piece[0], piece[1] - piece[0],
+                ws->s + r * ld_s + piece[0], ld_s, flat_o_row(ws, r), ws->o_ld_row, ws->ones, ws);
 }
 
 /* O += P[:, k0 .. k0+width) V, in chunks of pv_keys keys whose V rows stay in
@@ -62,35 +112,50 @@ static void row_segment(const flat_scratch *ws, int r, int k0, int c0, int c1, i
  * earliest limit); each row then adds its own staircase pieces left and
  * right of it, so no row ever multiplies a key it must not see (a NaN there
  * must not leak in). The shared call comes first and applies alpha (even
- * with no keys); by pv's order rule the pieces split nothing bitwise.
+ * with no keys); by pv's order rule the pieces split nothing bitwise when
+ * rows share their first key (causal; a window's left pieces come after the
+ * shared keys, so there the grouping changes a row's order of keys).
+ * Batch-invariant plans keep each row's keys in ascending order instead:
+ * alpha first (a call without keys), then the left pieces, the shared keys
+ * and the right pieces, which by pv's order rule is the row's keys in one
+ * call whatever rows it is grouped with.
  * `last`: the task's last pv pass, which prefetches the next block's Q rows. */
 static void attend_values(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                           const flat_task *t, int rows, int k0, int width, const float *alpha,
                           flat_scratch *ws, int64_t ld_s, int last)
 {
+    const int group = pv_rows(plan, uk);
     for (int c0 = 0; c0 < width; c0 += plan->pv_keys) {
         int c1 = (int)flat_min(width, c0 + plan->pv_keys);
-        for (int r0 = 0; r0 < rows; r0 += uk->pv_mr) {
-            int r1 = (int)flat_min(rows, r0 + uk->pv_mr);
-            int cs = (int)flat_max(flat_max_lo(ws->lo, r0, r1) - k0, c0);
-            int ce = (int)flat_min(flat_min_limit(ws->limit, r0, r1) - k0, c1);
-            if (ce < cs)
-                ce = cs; /* nothing shared: the call only applies alpha */
+        for (int r0 = 0; r0 < rows; r0 += group) {
+            int r1 = (int)flat_min(rows, r0 + group), cs, ce, pieces[2][2];
+            shared_keys(ws, r0, r1, k0, c0, c1, &cs, &ce);
             const float *a = c0 > 0 ? ws->ones + r0 : alpha ? alpha + r0 : NULL;
             if (last && c0 == 0)
                 prefetch_rows(p, ws->next_rows, r0, r1);
-            pv_range(p, uk, t, r1 - r0, k0 + cs, ce - cs, ws->s + r0 * ld_s + cs, ld_s,
-                     flat_o_row(ws, r0), ws->o_ld_row, a, ws->ones);
+            if (plan->invariant) {
+                if (c0 == 0) /* alpha alone; V unread but a real pointer */
+                    uk->pv(r1 - r0, 0, (int)p->v_dim, ws->s, ld_s, ws->s, 1, FLAT_F32,
+                           flat_o_row(ws, r0), ws->o_ld_row, a);
+                for (int r = r0; r < r1; r++) {
+                    row_pieces(ws, r, k0, c0, c1, cs, ce, pieces);
+                    row_piece(p, uk, t, r, k0, pieces[0], ws, ld_s);
+                }
+                if (ce > cs)
+                    pv_keys(p, uk, t, r1 - r0, k0 + cs, ce - cs, ws->s + r0 * ld_s + cs,
+                            ld_s, flat_o_row(ws, r0), ws->o_ld_row, ws->ones, ws);
+                for (int r = r0; r < r1; r++) {
+                    row_pieces(ws, r, k0, c0, c1, cs, ce, pieces);
+                    row_piece(p, uk, t, r, k0, pieces[1], ws, ld_s);
+                }
+                continue;
+            }
+            pv_keys(p, uk, t, r1 - r0, k0 + cs, ce - cs, ws->s + r0 * ld_s + cs, ld_s,
+                    flat_o_row(ws, r0), ws->o_ld_row, a, ws);
             for (int r = r0; r < r1; r++) {
-                int sa, se;
-                row_segment(ws, r, k0, c0, c1, &sa, &se);
-                const int pieces[2][2] = {{sa, ce > cs ? (int)flat_min(cs, se) : se},
-                                          {ce > cs ? (int)flat_max(ce, sa) : se, se}};
-                for (int k = 0; k < 2; k++)
-                    if (pieces[k][1] > pieces[k][0])
-                        pv_range(p, uk, t, 1, k0 + pieces[k][0], pieces[k][1] - pieces[k][0],
-                                 ws->s + r * ld_s + pieces[k][0], ld_s, flat_o_row(ws, r),
-                                 ws->o_ld_row, ws->ones, ws->ones);
+                row_pieces(ws, r, k0, c0, c1, cs, ce, pieces);
+                row_piece(p, uk, t, r, k0, pieces[0], ws, ld_s);
+                row_piece(p, uk, t, r, k0, pieces[1], ws, ld_s);
             }
         }
     }

@@ -123,20 +123,23 @@ static void scores_packed(const flat_problem *p, const flat_tiling *plan,
 /* Decode: each Q panel against the key rows it sees, run by run. With one
  * panel (rows <= mr) each K row is read once; further panels find the block
  * in L1/L2 (plan.c sizes bk for that). */
-static void scores_in_place(const flat_problem *p, const flat_ukernels *uk,
-                            const flat_task *t, int rows, int k0, int width, flat_scratch *ws,
+static void scores_in_place(const flat_problem *p, const flat_tiling *plan,
+                            const flat_ukernels *uk, const flat_task *t, int rows, int k0, int width, flat_scratch *ws,
                             int64_t ld_s)
 {
     for (int r0 = 0; r0 < rows; r0 += uk->mr) {
         int r1 = (int)flat_min(rows, r0 + uk->mr);
         int64_t n = flat_min(width, flat_max_limit(ws->limit, r0, r1) - k0);
+        /* Batch-invariant: a whole panel (zero rows past r1, scores unread),
+         * so each score is summed in qk's order whatever the row count. */
+        int m = plan->invariant ? uk->mr : r1 - r0;
         for (int64_t j = 0; j < n;) {
             flat_run r = flat_key_run(p, t, k0 + j);
             int64_t here = flat_min(r.count, n - j);
             if (p->paged && j + here < n) /* the next page, while this one computes */
                 flat_prefetch_run(p, flat_key_run(p, t, k0 + j + here),
                                   flat_min(p->pages.page_size, n - j - here), p->dim);
-            uk->qk_rows(r1 - r0, (int)p->dim, (int)here, ws->qp + (int64_t)r0 * p->dim, r.row,
+            uk->qk_rows(m, (int)p->dim, (int)here, ws->qp + (int64_t)r0 * p->dim, r.row,
                         r.ld, p->kv_dtype, ws->s + (int64_t)r0 * ld_s + j, ld_s);
             j += here;
         }
@@ -148,7 +151,7 @@ void flat_scores(const flat_problem *p, const flat_tiling *plan, const flat_uker
                  int64_t ld_s)
 {
     if (plan->k_in_place)
-        scores_in_place(p, uk, t, rows, k0, width, ws, ld_s);
+        scores_in_place(p, plan, uk, t, rows, k0, width, ws, ld_s);
     else
         scores_packed(p, plan, uk, t, rows, k0, width, ws, ld_s);
 }

@@ -6,10 +6,18 @@
 #include "rules.h"
 #include "tile.h"
 
-/* Equal shares of the task's visible keys, cut at K panel boundaries. */
+/* Equal shares of the task's visible keys, cut at K panel boundaries; or,
+ * batch-invariant, the keys of range [s*split_keys, (s+1)*split_keys) that
+ * the task sees (k0 is then on the block grid, and so is every cut). */
 void flat_split_range(const flat_tiling *plan, const flat_ukernels *uk, const flat_task *t,
                       int k0, int kmax, int *kbeg, int *kend)
 {
+    if (plan->split_keys > 0) {
+        int64_t from = (int64_t)t->split * plan->split_keys;
+        *kbeg = (int)flat_min(kmax, flat_max(k0, from));
+        *kend = (int)flat_min(kmax, from + plan->split_keys);
+        return;
+    }
     int64_t share = flat_round_up((kmax - k0 + plan->splits - 1) / plan->splits, uk->nr);
     *kbeg = (int)flat_min(kmax, k0 + t->split * share);
     *kend = (int)flat_min(kmax, *kbeg + share);
@@ -53,18 +61,22 @@ void flat_merge_splits(const flat_problem *p, const flat_tiling *plan, const fla
             if (row[p->v_dim + 1] != 0.0f)
                 m = fmaxf(m, row[p->v_dim]);
         }
+        /* The first split that saw keys sets the sum (w O exactly, as one
+         * unsplit range would leave it: a row inside one range gets the same
+         * bits split or not), later ones add to it in split order. */
+        int first = 1;
         for (int s = 0; s < plan->splits; s++) {
             const float *row = parts + s * stride + (int64_t)r * (p->v_dim + 2);
-            if (row[p->v_dim + 1] == 0.0f) {
-                if (s == 0) /* its O was never written */
-                    memset(sum, 0, (size_t)p->v_dim * sizeof *sum);
+            if (row[p->v_dim + 1] == 0.0f)
                 continue;
-            }
             float w = exp2f(row[p->v_dim] - m);
             l += w * row[p->v_dim + 1];
             for (int64_t c = 0; c < p->v_dim; c++)
-                sum[c] = s == 0 ? w * row[c] : sum[c] + w * row[c];
+                sum[c] = first ? w * row[c] : sum[c] + w * row[c];
+            first = 0;
         }
+        if (first) /* no split saw a key: O was never written */
+            memset(sum, 0, (size_t)p->v_dim * sizeof *sum);
         float factor, row_lse, *lse = flat_lse_at(p, task.b, h, pos);
         flat_finish_row(p, h, m, l, &factor, &row_lse); /* the sink joins here, once */
         uk->store_row((int)p->v_dim, sum, factor, p->q_dtype, flat_out_row(p, task.b, h, pos));

@@ -104,7 +104,7 @@ flat_status flat_plan_build(const flat_problem *p, const flat_ukernels *uk,
         threads = 1;
     flat_tiling t;
     flat_tiling_choose(p, uk, requested, threads, &t);
-    if (force_splits > 0)
+    if (force_splits > 0 && !t.invariant) /* its ranges are part of the bits */
         flat_tiling_set_splits(&t, force_splits, threads > 0 ? threads : t.threads);
     int64_t units = flat_partition_count(p, &t, t.threads);
     flat_tiling_size_k(p, uk, &t, units == t.tasks);

@@ -46,6 +46,7 @@ typedef struct {
     const float *alibi_slopes; /* [q_heads] */
     const float *mask;         /* [B, Hq, q_rows, kv] with mask_sb/sh/ss strides */
     int64_t mask_sb, mask_sh, mask_ss;
+    int batch_invariant; /* FLAT_FLAG_BATCH_INVARIANT (tiling.c: the fixed key grid) */
 } flat_problem;
 
 /* Checks the rules of flat_attention_paged (runtime/paged.c); fills *p. */

@@ -73,6 +73,7 @@ void flat_fill_rules(const flat_options *o, flat_problem *p)
     p->softcap = o->softcap;
     p->sinks = o->sinks;
     p->alibi_slopes = o->alibi_slopes;
+    p->batch_invariant = (o->flags & FLAT_FLAG_BATCH_INVARIANT) != 0;
     if (o->mask) {
         p->mask = o->mask->data;
         p->mask_sb = o->mask->stride_batch;

@@ -89,6 +89,26 @@ void flat_tiling_set_splits(flat_tiling *plan, int splits, int threads)
     plan->threads = (int)flat_max(1, flat_min(threads, plan->tasks * plan->splits));
 }
 
+/* FLAT_FLAG_BATCH_INVARIANT: a key grid that depends on the table and head
+ * dims only (tiling.h), FLASH (FLAT's exact softmax is another reduction
+ * order), and splits at every split_keys keys whatever the threads: a row's
+ * cuts then follow its own keys. The merge adds the ranges in order; a row
+ * inside one range gets the same bits split or not (merge.c). */
+static void invariant_grid(const flat_problem *p, const flat_ukernels *uk, flat_tiling *plan)
+{
+    int64_t keys = FLAT_INVARIANT_BLOCK_BYTES / (p->dim + p->v_dim);
+    keys = flat_max(256, flat_min(1024, keys));
+    plan->invariant = 1;
+    plan->bk = (int)flat_round_up(keys, uk->nr);
+    plan->k_align = plan->bk;
+    plan->split_keys = (int64_t)plan->bk * FLAT_INVARIANT_SPLIT_BLOCKS;
+    if (plan->dataflow == FLAT_DATAFLOW_FLAT)
+        plan->dataflow = FLAT_DATAFLOW_FLASH;
+    plan->s_cols = plan->bk;
+    if (plan->k_in_place)
+        plan->pv_keys = plan->bk;
+}
+
 /* Keys per FLASH block: the score block (rows_pad x bk) takes at most a
  * quarter of L2, split evenly over the visible keys. Long blocks amortise
  * the per-block row max, rescale and pv O reload (1024 keys measured ~5%
@@ -180,8 +200,18 @@ void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dat
               : flat_fits                     ? "FLAT row buffer fits L2"
                                               : "FLAT row buffer too big for L2";
     }
+    plan->k_align = uk->nr;
+    if (p->batch_invariant)
+        invariant_grid(p, uk, plan);
     /* FLAT cannot split (its softmax needs whole rows). */
-    int splits = plan->dataflow == FLAT_DATAFLOW_FLAT && requested == FLAT_DATAFLOW_FLAT
+    if (plan->invariant)
+        plan->ranges =
+            (int)flat_max(1, (p->kv_visible + plan->split_keys - 1) / plan->split_keys);
+    /* Batch-invariant: the ranges as split-KV units when the tasks alone
+     * cannot occupy the threads, else inside each task (the same bits). */
+    int splits = plan->invariant
+                     ? (plan->tasks >= (int64_t)TASKS_PER_THREAD * threads ? 1 : plan->ranges)
+                 : plan->dataflow == FLAT_DATAFLOW_FLAT && requested == FLAT_DATAFLOW_FLAT
                      ? 1
                      : choose_splits(p, uk, plan->tasks, threads);
     flat_dataflow before_split = plan->dataflow;
@@ -197,7 +227,8 @@ void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dat
              "%lld of %lld)%s%s",
              why, (long long)rows_per_kv_head, (long long)(l2_budget >> 10),
              (long long)p->kv_visible, (long long)flat_rows, (long long)useful_rows,
-             plan->splits > 1 && before_split == plan->dataflow
+             plan->invariant ? "; batch-invariant: fixed key grid and split ranges"
+             : plan->splits > 1 && before_split == plan->dataflow
                  ? "; split-KV: too few tasks per thread"
                  : "",
              plan->stream_k ? "; K packed chunk by chunk (read once)" : "");

@@ -27,6 +27,18 @@ typedef struct {
     int splits;             /* key ranges per task (split-KV, > 1 only when tasks
                                alone cannot occupy the threads); merged by lse */
     int threads;
+    /* FLAT_FLAG_BATCH_INVARIANT (tiling.c, invariant_grid): blocks start at
+     * multiples of k_align counted from key 0 (bk then; nr otherwise, where
+     * blocks start at the task's first visible panel), split s covers keys
+     * [s*split_keys, (s+1)*split_keys) (0: equal shares of the task's keys),
+     * and qk_rows always gets whole mr-row panels (its summation order is
+     * then qk's: kernels/ukernel.h). */
+    int invariant;
+    int k_align;
+    int64_t split_keys;
+    int ranges;             /* split_keys ranges over the visible keys: with
+                               splits == 1 a task runs them one after another
+                               and merges them itself (attend.c) */
     char reason[320];
 } flat_tiling;
 
@@ -36,6 +48,12 @@ typedef struct {
  * 3.27 vs 5.07 ms, 32 rows 5.01 vs 6.19 ms, 64 rows 10.06 vs 9.64 ms, 128
  * rows 16.2 vs 14.6 ms: the GEMM path's K packing pays off from ~64 rows. */
 #define FLAT_DECODE_MAX_ROWS 32
+
+/* Batch-invariant key grid: keys per block, the nr multiple nearest
+ * 2^17 / (D + Dv) within [256, 1024] (a K+V block of 512 KiB in f32, so a
+ * decode block stays in L2 next to the scores), and blocks per split range. */
+#define FLAT_INVARIANT_BLOCK_BYTES (1 << 17)
+#define FLAT_INVARIANT_SPLIT_BLOCKS 8
 
 void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,
                       int num_threads, flat_tiling *plan);

@@ -205,14 +205,14 @@ static void describe(const fc_case *c, char *buf, size_t n)
     snprintf(buf, n,
              "q [%lld,%lld,%lld,%lld] dtype %d, k [%lld,%lld] dv %lld kv dtype %d, out dtype %d; "
              "isa %d dataflow %d threads %d causal %d scale %g kv_lens %d window (%d,%d) "
-             "softcap %g sinks %d alibi %d mask %d lse %d%s",
+             "softcap %g sinks %d alibi %d mask %d lse %d flags %llu%s",
              (long long)q->batch, (long long)q->heads, (long long)q->seq, (long long)q->dim,
              q->dtype, (long long)c->k.t.heads, (long long)c->k.t.seq, (long long)c->out.t.dim,
              c->entry == 1 || c->entry == 3 ? c->kv.dtype : c->k.t.dtype, c->out.t.dtype,
              o->isa, o->dataflow, o->num_threads, o->causal, o->scale, o->kv_lens != NULL,
              o->window_left, o->window_right, o->softcap, o->sinks != NULL,
              o->alibi_slopes != NULL, o->mask != NULL, o->lse != NULL,
-             c->popt ? "" : " (opt NULL)");
+             (unsigned long long)o->flags, c->popt ? "" : " (opt NULL)");
 }
 
 void fc_run(fc_source *src, fc_result *res)

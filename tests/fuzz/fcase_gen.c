@@ -134,6 +134,8 @@ static void options(fc_source *src, fc_case *c, int64_t B, int64_t Hq, int64_t N
     static const float caps[] = {0.0f, 0.0f, 0.0f, 1.0f, 5.0f, 30.0f};
     o->softcap = caps[fc_pick(src, 6)];
     uint64_t st = fc_byte(src) * 977u + 1;
+    /* from st, not a byte of its own: the kept corpus inputs read as before */
+    o->flags = st % 5 == 0 ? FLAT_FLAG_BATCH_INVARIANT : 0;
     if (fc_pick(src, 4) == 0) {
         for (int64_t h = 0; h < Hq; h++)
             c->sinks[h] = value(&st, -4.0f, 4.0f);

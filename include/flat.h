@@ -179,9 +179,24 @@ typedef struct {
      * never copied; it must not overlap out or lse. The only rule that reads
      * an N^2 tensor. */
     const flat_tensor *mask;
-    /* Must be zero: later options take these words. */
-    uint64_t reserved[3];
+    /* Must be zero: a later option takes this word. */
+    uint64_t reserved[1];
+    /* 0.3: FLAT_FLAG_* bits, or'ed (0: none); other bits are
+     * FLAT_ERROR_INVALID_ARGUMENT. */
+    uint64_t flags;
+    /* Must be zero: a later option takes this word. */
+    uint64_t reserved2;
 } flat_options;
+
+/* flat_options.flags (0.3). */
+/* One-phase plans: keys are never split (split-KV off), so the plan has no
+ * phase-1 tasks and every task writes its rows of out and lse itself. An
+ * engine that runs a plan's tasks inside one operation of its graph, with no
+ * barrier between tasks, sets it (see "Plans" below). The cost: a call with
+ * fewer query blocks than threads (a small decode batch on many threads)
+ * leaves threads idle instead of splitting each block's keys. Results are
+ * those of a plan made without the flag whenever that plan does not split. */
+#define FLAT_FLAG_ONE_PHASE 2u
 
 /*
  * out = softmax(scale * q k^T + mask) v, per batch and query head.
@@ -318,6 +333,43 @@ FLAT_API flat_status flat_plan_run_task(const flat_plan *plan, int phase, int64_
  * workspace NULL: allocated for this call (FLAT_ERROR_OUT_OF_MEMORY if that
  * fails, nothing written). */
 FLAT_API flat_status flat_plan_execute(const flat_plan *plan, void *workspace);
+/* Re-points a plan at new tensors (0.3): the arguments of a flat_plan_create
+ * call for the same problem, validated as that call would validate them.
+ * What may change: the data pointers of q, k, v and out, opt->lse and
+ * opt->mask->data, and the values of opt->sinks and opt->alibi_slopes (the
+ * plan copies them again). Everything else must equal what the plan was made
+ * with: every shape, stride and dtype, opt->kv_lens's values (the tiling
+ * follows them), the presence of each optional array, and every other
+ * option field (isa, dataflow and num_threads as given, not as resolved).
+ * Anything else is FLAT_ERROR_INVALID_ARGUMENT naming the first difference,
+ * and the plan is unchanged. Cost: the validation (O(batch + heads)), no
+ * allocation. It changes the plan: no task of it may be running, and no
+ * other thread may use it, during the call. */
+FLAT_API flat_status flat_plan_repoint(flat_plan *plan, const flat_tensor *q,
+                                       const flat_tensor *k, const flat_tensor *v,
+                                       const flat_tensor *out, const flat_options *opt);
+/* The same for a plan of flat_plan_create_paged. What may change: kv->k and
+ * kv->v (the pools; kv->pages too), the block table's pointer and entries
+ * (validated against kv->pages), q, out, opt->lse, opt->mask->data, and the
+ * sinks' and slopes' values. kv->seq_lens and kv->q_offsets must hold the
+ * plan's values (the tiling follows them), and the strides, page size,
+ * block_table_stride, dtypes and options must be the plan's. */
+FLAT_API flat_status flat_plan_repoint_paged(flat_plan *plan, const flat_tensor *q,
+                                             const flat_paged_kv *kv, const flat_tensor *out,
+                                             const flat_options *opt);
+/* An upper bound of flat_plan_workspace_size (0.3), from the shapes alone,
+ * before any tensor exists, so an engine can reserve the workspace when it
+ * builds its graph: every plan (flat or paged) made on this machine with
+ * options `opt` (the same isa, dataflow, num_threads and flags; the score
+ * rules do not matter except that a 16-bit mask adds a little) whose call has
+ * at most `batch` sequences, each of at most `q_len` query rows and
+ * `kv_len` visible keys, q_heads / kv_heads heads and head dims dim / v_dim,
+ * needs at most this many bytes. 0 when an argument is out of range (sizes
+ * < 1, q_heads not a multiple of kv_heads, opt invalid). The bound is not
+ * tight: it takes the largest tile each dataflow may choose. */
+FLAT_API size_t flat_plan_workspace_bound(int64_t batch, int64_t q_heads, int64_t kv_heads,
+                                          int64_t q_len, int64_t kv_len, int64_t dim,
+                                          int64_t v_dim, const flat_options *opt);
 /* The planner's choice and its reason (what FLAT_VERBOSE=1 prints); valid
  * while the plan lives. */
 FLAT_API const char *flat_plan_describe(const flat_plan *plan);

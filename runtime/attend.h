@@ -27,6 +27,7 @@ typedef struct {
     float *bmax;   /* per-row max of the current block, when the score rules
                       computed it on their pass (rules.h) */
     float *ones;   /* rows ones: pv's "accumulate" */
+    float *mask_row; /* a 16-bit mask's keys widened to f32 (FLAT_MASK_CHUNK) */
     int *lo, *limit; /* keys visible to each row: the interval [lo, limit) */
     int64_t k_base;  /* the first key packed at kp (a multiple of nr) */
     int64_t k_lo, k_hi; /* keys the current unit reads: what packed_keys packs */

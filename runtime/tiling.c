@@ -11,11 +11,11 @@
  *   - otherwise FLASH streams key blocks of bk, whose buffer does not grow
  *     with kv_len.
  * Sizes follow the visible keys (max kv_lens), never the cache's capacity. */
-#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cpu.h"
+#include "parallel.h"
 #include "tiling.h"
 
 /* A split-KV range streams at least this many bytes of K and V: a split's
@@ -128,7 +128,7 @@ void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dat
                       int num_threads, flat_tiling *plan)
 {
     const flat_cpu_info *cpu = flat_cpu();
-    int threads = num_threads > 0 ? num_threads : omp_get_max_threads();
+    int threads = num_threads > 0 ? num_threads : flat_parallel_default_threads();
     int64_t l2_budget = cpu->l2_bytes / 2; /* the other half: K/V panels streaming */
     int64_t kv_pad = flat_round_up(p->kv_visible, uk->nr);
     int64_t rows_per_kv_head = (p->q_heads / p->kv_heads) * p->q_len;
@@ -180,8 +180,10 @@ void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dat
               : flat_fits                     ? "FLAT row buffer fits L2"
                                               : "FLAT row buffer too big for L2";
     }
-    /* FLAT cannot split (its softmax needs whole rows). */
-    int splits = plan->dataflow == FLAT_DATAFLOW_FLAT && requested == FLAT_DATAFLOW_FLAT
+    /* FLAT cannot split (its softmax needs whole rows); a one-phase plan
+     * has no merges, so it does not split either. */
+    int splits = (plan->dataflow == FLAT_DATAFLOW_FLAT && requested == FLAT_DATAFLOW_FLAT) ||
+                         (p->flags & FLAT_FLAG_ONE_PHASE)
                      ? 1
                      : choose_splits(p, uk, plan->tasks, threads);
     flat_tiling_set_splits(plan, splits, threads);
@@ -193,4 +195,30 @@ void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dat
              (long long)p->kv_visible, (long long)flat_rows, (long long)useful_rows,
              plan->splits > 1 ? "; split-KV: too few tasks per thread" : "",
              plan->stream_k ? "; K packed chunk by chunk (read once)" : "");
+}
+
+void flat_tiling_bound(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,
+                       flat_tiling *worst)
+{
+    const flat_cpu_info *cpu = flat_cpu();
+    int64_t group = p->q_heads / p->kv_heads, kv_cols = flat_max(flat_round_up(p->kv_visible, uk->nr), uk->nr);
+    /* The decode path holds all rows of a kv head (AUTO: only up to
+     * FLAT_DECODE_MAX_ROWS); the GEMM-shaped ones at most target_rows. */
+    int64_t decode_rows = requested == FLAT_DATAFLOW_DECODE ? group * p->q_len
+                          : requested == FLAT_DATAFLOW_AUTO
+                              ? flat_min(group * p->q_len, FLAT_DECODE_MAX_ROWS)
+                              : 0;
+    int64_t rows = flat_max(target_rows(uk), decode_rows), rows_pad = flat_round_up(rows, uk->mr);
+    /* Scores: FLAT keeps rows_pad x kv_cols, within the L2 budget unless
+     * requested; FLASH (and decode) blocks of bk keys, where rows_pad x bk
+     * stays within a quarter of L2 or one K panel per row, and bk <= kv_cols. */
+    int64_t whole = rows_pad * kv_cols;
+    int64_t flat_s = requested == FLAT_DATAFLOW_FLAT ? whole : flat_min(whole, cpu->l2_bytes / 2 / 4);
+    int64_t flash_s = flat_min(whole, flat_max(rows_pad * uk->nr, cpu->l2_bytes / 4 / 4));
+    memset(worst, 0, sizeof *worst);
+    worst->nr = uk->nr;
+    worst->rows = (int)rows;
+    worst->rows_pad = (int)rows_pad;
+    worst->s_cols = (flat_max(flat_s, flash_s) + rows_pad - 1) / rows_pad;
+    worst->k_floats = kv_cols * p->dim;
 }

@@ -54,7 +54,9 @@ class FlatOptions(ctypes.Structure):
         ("sinks", ctypes.c_void_p),  # const float *
         ("alibi_slopes", ctypes.c_void_p),  # const float *
         ("mask", ctypes.POINTER(FlatTensor)),
-        ("reserved", ctypes.c_uint64 * 3),
+        ("reserved", ctypes.c_uint64 * 1),
+        ("flags", ctypes.c_uint64),  # FLAT_FLAG_* bits
+        ("reserved2", ctypes.c_uint64),
     ]
 
 

@@ -41,7 +41,7 @@ static const char *bad_option(fc_case *c, unsigned how)
     case 4: o->dataflow = (flat_dataflow)9; return "an unknown dataflow";
     case 5: o->isa = (flat_isa)42; return "an unknown isa";
     case 6: o->reserved32 = 1; return "reserved32 set";
-    case 7: o->reserved[2] = 5; return "reserved[2] set";
+    case 7: o->reserved2 = 5; return "reserved2 set";
     case 8: o->window_left = -1; return "window_left -1";
     case 9: o->window_right = -3; return "window_right -3";
     case 10: o->softcap = -1.0f; return "softcap -1";
@@ -74,7 +74,7 @@ static const char *bad_option(fc_case *c, unsigned how)
                                           "a mask over out", "a mask with NULL data"};
             flat_tensor *m = &c->mask.t;
             unsigned k = how % 4;
-            if (k == 0) m->dtype = FLAT_F16;
+            if (k == 0) m->dtype = (flat_dtype)(3 + how % 5); /* past FLAT_BF16 */
             if (k == 1) m->dim += 1;
             if (k == 2) m->data = c->out.t.data;
             if (k == 3) m->data = NULL;

@@ -201,24 +201,39 @@ void flat_tiling_bound(const flat_problem *p, const flat_ukernels *uk, flat_data
                        flat_tiling *worst)
 {
     const flat_cpu_info *cpu = flat_cpu();
-    int64_t group = p->q_heads / p->kv_heads, kv_cols = flat_max(flat_round_up(p->kv_visible, uk->nr), uk->nr);
-    /* The decode path holds all rows of a kv head (AUTO: only up to
-     * FLAT_DECODE_MAX_ROWS); the GEMM-shaped ones at most target_rows. */
+    int64_t group = p->q_heads / p->kv_heads;
+    int64_t kv_cols = flat_max(flat_round_up(p->kv_visible, uk->nr), uk->nr);
+    /* Which paths a call of at most these sizes may take: AUTO takes the
+     * decode path up to FLAT_DECODE_MAX_ROWS rows per kv head, which then
+     * holds all of them; the GEMM-shaped paths hold at most target_rows. */
+    int gemm = requested == FLAT_DATAFLOW_FLAT || requested == FLAT_DATAFLOW_FLASH ||
+               (requested == FLAT_DATAFLOW_AUTO && group * p->q_len > FLAT_DECODE_MAX_ROWS);
     int64_t decode_rows = requested == FLAT_DATAFLOW_DECODE ? group * p->q_len
                           : requested == FLAT_DATAFLOW_AUTO
                               ? flat_min(group * p->q_len, FLAT_DECODE_MAX_ROWS)
                               : 0;
-    int64_t rows = flat_max(target_rows(uk), decode_rows), rows_pad = flat_round_up(rows, uk->mr);
+    int64_t rows = flat_max(gemm ? target_rows(uk) : 0, flat_max(decode_rows, 1));
+    int64_t rows_pad = flat_round_up(rows, uk->mr);
     /* Scores: FLAT keeps rows_pad x kv_cols, within the L2 budget unless
-     * requested; FLASH (and decode) blocks of bk keys, where rows_pad x bk
-     * stays within a quarter of L2 or one K panel per row, and bk <= kv_cols. */
-    int64_t whole = rows_pad * kv_cols;
-    int64_t flat_s = requested == FLAT_DATAFLOW_FLAT ? whole : flat_min(whole, cpu->l2_bytes / 2 / 4);
-    int64_t flash_s = flat_min(whole, flat_max(rows_pad * uk->nr, cpu->l2_bytes / 4 / 4));
+     * requested; FLASH blocks of bk keys, where rows_pad x bk stays within a
+     * quarter of L2 or one K panel per row; decode blocks of bk keys whose K
+     * and V fit a quarter of L2 (plan_decode). Every bk <= kv_cols. */
+    int64_t whole = rows_pad * kv_cols, s_floats = 0;
+    if (gemm) {
+        int64_t flat_s = requested == FLAT_DATAFLOW_FLAT ? whole
+                                                         : flat_min(whole, cpu->l2_bytes / 2 / 4);
+        int64_t flash_s = flat_min(whole, flat_max(rows_pad * uk->nr, cpu->l2_bytes / 4 / 4));
+        s_floats = flat_max(flat_s, flash_s);
+    }
+    if (decode_rows > 0) {
+        int64_t kv_block = cpu->l2_bytes / 4 / ((p->dim + p->v_dim) * 4) / uk->nr * uk->nr;
+        s_floats = flat_max(s_floats, rows_pad * flat_min(kv_cols, flat_max(uk->nr, kv_block)));
+    }
     memset(worst, 0, sizeof *worst);
     worst->nr = uk->nr;
     worst->rows = (int)rows;
     worst->rows_pad = (int)rows_pad;
-    worst->s_cols = (flat_max(flat_s, flash_s) + rows_pad - 1) / rows_pad;
-    worst->k_floats = kv_cols * p->dim;
+    worst->s_cols = (s_floats + rows_pad - 1) / rows_pad;
+    worst->k_in_place = !gemm; /* no packed K, no spare panel */
+    worst->k_floats = gemm ? kv_cols * p->dim : 0;
 }

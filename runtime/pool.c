@@ -5,7 +5,6 @@
  * counts itself out of the job. Slots are never removed (threads live as
  * long as the process), so the slot array only grows, under `grow`. */
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -24,6 +23,8 @@ typedef struct job {
     void *ctx;
     int workers;
     atomic_int pending; /* helpers that have not returned */
+    pthread_mutex_t m;  /* with c: the caller's sleep until pending is 0; */
+    pthread_cond_t c;   /* a helper counts itself out holding m */
 } job;
 
 typedef struct {
@@ -89,7 +90,12 @@ static void *thread_main(void *arg)
         /* free the slot first: a caller that returns on pending == 0 and
          * calls again finds this thread idle */
         atomic_store_explicit(&s->taken, 0, memory_order_release);
-        atomic_fetch_sub_explicit(&j->pending, 1, memory_order_acq_rel);
+        /* under the job's mutex, so the caller (which takes it before it
+         * returns) never frees the job while this thread still uses it */
+        pthread_mutex_lock(&j->m);
+        if (atomic_fetch_sub_explicit(&j->pending, 1, memory_order_acq_rel) == 1)
+            pthread_cond_signal(&j->c);
+        pthread_mutex_unlock(&j->m);
     }
     return NULL;
 }
@@ -162,11 +168,18 @@ void flat_pool_run(int want, flat_pool_fn fn, void *ctx)
     slot *got[MAX_THREADS]; /* on the stack: a call allocates nothing once threads exist */
     pthread_once(&fork_once, register_fork_handlers);
     int helpers = take_slots(want > MAX_THREADS ? MAX_THREADS - 1 : want - 1, got);
-    job j = {fn, ctx, helpers + 1, helpers};
+    job j = {fn, ctx, helpers + 1, helpers, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
     for (int i = 0; i < helpers; i++)
         hand_over(got[i], i + 1, &j);
     fn(ctx, 0, helpers + 1);
-    for (int i = 0; atomic_load_explicit(&j.pending, memory_order_acquire) > 0; i++)
-        if (i >= SPIN_POLLS)
-            sched_yield();
+    /* The helpers' last units: spin a little (a balanced call ends
+     * together), then sleep, leaving the CPU to them on a busy machine. */
+    for (int i = 0; i < SPIN_POLLS && atomic_load_explicit(&j.pending, memory_order_acquire) > 0; i++)
+        ;
+    pthread_mutex_lock(&j.m);
+    while (atomic_load_explicit(&j.pending, memory_order_acquire) > 0)
+        pthread_cond_wait(&j.c, &j.m);
+    pthread_mutex_unlock(&j.m);
+    pthread_cond_destroy(&j.c);
+    pthread_mutex_destroy(&j.m);
 }

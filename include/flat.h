@@ -13,18 +13,37 @@
  *
  * Thread safety: every function here may be called from any number of
  * threads at once. The library keeps no mutable global state besides the
- * CPU detection result, computed once, and the fork mark below.
+ * CPU detection result, computed once, the fork mark below and, without
+ * OpenMP, its thread pool.
  *
- * fork(): threads come from OpenMP (libgomp with GCC), whose thread pool does
- * not survive fork() (GCC bug 60035): a child entering OpenMP after its
- * parent ran threaded calls would hang. So in a child forked after its
- * parent ran a call on more than one thread (and in every descendant of such
- * a child), each call runs on the calling thread alone, whatever num_threads
- * says, to the same accuracy; FLAT_VERBOSE=1 says so. Other processes keep
- * their threads, children forked before any threaded call included. A call
- * with num_threads = 1 never enters OpenMP, so it is safe in any child, even
- * when the host ran OpenMP regions of its own before forking: flat cannot see
- * that pool, so such a child should pass num_threads = 1.
+ * Threads: flat_attention, flat_attention_paged and flat_plan_execute run
+ * their tasks on the calling thread plus worker threads, which come from
+ *   - OpenMP (libgomp with GCC) in the default build (-DFLAT_OPENMP=ON);
+ *   - flat's own pool in a build with -DFLAT_OPENMP=OFF, which links no
+ *     OpenMP runtime (only libc's pthreads): threads created on first use,
+ *     as many as the largest call has asked for less one (the caller works
+ *     too), kept for later calls, each spinning some tens of microseconds
+ *     after a call and then sleeping on a condition variable; concurrent
+ *     callers each take idle threads and start more when none is idle. Their
+ *     signals are blocked. The task interface (flat_plan_run_task) runs on
+ *     the engine's threads in both builds. The API and results are the same.
+ * A call with one worker (num_threads = 1, or a plan with one task) runs on
+ * the calling thread alone and touches neither OpenMP nor the pool.
+ *
+ * fork(): with OpenMP, the thread pool does not survive fork() (GCC bug
+ * 60035): a child entering OpenMP after its parent ran threaded calls would
+ * hang. So in a child forked after its parent ran a call on more than one
+ * thread (and in every descendant of such a child), each call runs on the
+ * calling thread alone, whatever num_threads says, to the same accuracy;
+ * FLAT_VERBOSE=1 says so. Other processes keep their threads, children
+ * forked before any threaded call included. A call with num_threads = 1
+ * never enters OpenMP, so it is safe in any child, even when the host ran
+ * OpenMP regions of its own before forking: flat cannot see that pool, so
+ * such a child should pass num_threads = 1. Without OpenMP
+ * (-DFLAT_OPENMP=OFF), a pthread_atfork child handler makes the child forget
+ * the parent's pool threads (which it does not have), and its first threaded
+ * call starts its own: every process keeps its threads, and no host pool
+ * matters.
  *
  * ABI: flat_options is passed by pointer and keeps its size; new options take
  * words of its `reserved` array (which callers must zero), so a program built
@@ -138,8 +157,13 @@ typedef struct {
      * query row; -inf for a row that sees no key. Must not overlap any
      * tensor. NULL: not computed. */
     float *lse;
-    /* Threads to use; 0 means the OpenMP default. Must be >= 0. In a child
-     * forked after threaded calls, calls use one thread (see fork() above). */
+    /* Threads to use; 0 means the default: OpenMP's (omp_get_max_threads:
+     * OMP_NUM_THREADS, else the CPUs), or without OpenMP the CPUs this thread
+     * may run on (its affinity mask). Must be >= 0. More than those CPUs is
+     * clamped to them (0.3; a worker per CPU is all that runs at once, and
+     * each needs a scratch area), and a call never uses more threads than it
+     * has tasks (see flat_plan_workers). With OpenMP, in a child forked after
+     * threaded calls, calls use one thread (see fork() above). */
     int num_threads;
     /* Dataflow; AUTO lets the planner decide (FLAT_VERBOSE=1 prints why). */
     flat_dataflow dataflow;
@@ -173,11 +197,14 @@ typedef struct {
     /* Optional [q.heads], finite: adds -slope_h * |p - j| to s (ALiBi).
      * Read during the call (a plan copies it). */
     const float *alibi_slopes;
-    /* Optional additive fp32 mask viewed as [B, Hq, q_len, kv_len] (its
-     * batch, heads, seq and dim; dim contiguous; a stride of 0 broadcasts);
-     * -inf entries mask. Added after softcap and ALiBi. Read tile by tile,
-     * never copied; it must not overlap out or lse. The only rule that reads
-     * an N^2 tensor. */
+    /* Optional additive mask viewed as [B, Hq, q_len, kv_len] (its batch,
+     * heads, seq and dim; dim contiguous; a stride of 0 broadcasts); -inf
+     * entries mask. Its dtype is FLAT_F32, or (0.3) FLAT_F16 or FLAT_BF16
+     * (llama.cpp's f16 mask as it is): a 16-bit mask's values are widened
+     * exactly, so the results are bitwise those of an fp32 mask holding the
+     * same values. Added after softcap and ALiBi. Read tile by tile, never
+     * copied; it must not overlap out or lse. The only rule that reads an N^2
+     * tensor. */
     const flat_tensor *mask;
     /* Must be zero: a later option takes this word. */
     uint64_t reserved[1];
@@ -187,6 +214,16 @@ typedef struct {
     /* Must be zero: a later option takes this word (0.2's reserved[2]). */
     uint64_t reserved2;
 } flat_options;
+
+/* flat_options.flags (0.3). */
+/* One-phase plans: keys are never split (split-KV off), so the plan has no
+ * phase-1 tasks and every task writes its rows of out and lse itself. An
+ * engine that runs a plan's tasks inside one operation of its graph, with no
+ * barrier between tasks, sets it (see "Plans" below). The cost: a call with
+ * fewer query blocks than threads (a small decode batch on many threads)
+ * leaves threads idle instead of splitting each block's keys. Results are
+ * those of a plan made without the flag whenever that plan does not split. */
+#define FLAT_FLAG_ONE_PHASE 2u
 
 /*
  * FLAT_FLAG_BATCH_INVARIANT: the bits of a query row's output and lse depend
@@ -316,7 +353,8 @@ FLAT_API flat_status flat_attention_paged(const flat_tensor *q, const flat_paged
  *
  * A plan is one call, validated and scheduled once: it binds the tensors
  * (their pointers; the data under them may change between executions), the
- * options and the kernel table, and it is immutable once made, so any number
+ * options and the kernel table, and it is immutable once made (until
+ * flat_plan_repoint points it at other tensors), so any number
  * of threads may use it at once (each execution with its own workspace).
  * Making a plan allocates only the plan object; executing it with a caller
  * workspace allocates nothing.
@@ -328,14 +366,40 @@ FLAT_API flat_status flat_attention_paged(const flat_tensor *q, const flat_paged
  * every phase-0 task has returned (the caller's barrier). No task waits for
  * another, so an engine may run them on any number of its own threads. For a
  * fixed plan the result is bitwise the same however the tasks are scheduled.
- * flat_attention is a plan made, executed with OpenMP and destroyed.
+ * flat_attention is a plan made, executed (OpenMP or flat's pool, see Threads
+ * at the top) and destroyed.
+ *
+ * One phase (0.3): a plan made with FLAT_FLAG_ONE_PHASE in opt->flags never
+ * splits keys, so it has no phase-1 tasks (flat_plan_tasks(plan, 1) == 0)
+ * and needs no barrier: an engine runs its phase-0 tasks inside a single op
+ * of its graph, on its own threads, in any order. Without the flag, whether
+ * a plan splits (and has phase 1) is the planner's choice: it splits when
+ * the query blocks are fewer than 4 per worker and the keys are long.
+ *
+ * Workers: a plan gets at most min(num_threads, CPUs) workers (see
+ * num_threads) and never more than it has tasks; flat_plan_workers says how
+ * many. An engine with more threads than that gives the rest nothing to do
+ * in this plan (worker ids must stay below flat_plan_workers).
+ *
+ * Task order and cost, for an engine that schedules statically: phase-0
+ * task i's estimated cost (the visible query-key pairs it computes times
+ * (dim + v_dim), plus packing its keys) does not grow with i: tasks come
+ * heaviest first, so taking them in index order as threads come free is
+ * longest-processing-time-first, within a few percent of the best balance.
+ * Assigning task i to thread i % n (round robin) balances almost as well;
+ * contiguous ranges of indices per thread do not (causal and ragged calls
+ * have a few heavy tasks at the front). There are about 8 tasks per worker
+ * when the call has that many query blocks (a decode call may have only one
+ * per (sequence, kv head)); the splits of one block are adjacent and cost the
+ * same. Phase-1 tasks (merges) each read the split rows of one block, a small
+ * fraction of the phase-0 work; any order or assignment does.
  * ------------------------------------------------------------------------ */
 typedef struct flat_plan flat_plan; /* opaque */
 
 /* Validates like flat_attention and makes the plan; *plan is NULL on error.
  * opt->num_threads is the number of workers the plan is sized for (0: the
- * OpenMP default). FLAT_ERROR_OUT_OF_MEMORY if the plan object cannot be
- * allocated. */
+ * default; clamped to the CPUs and the tasks: see flat_plan_workers).
+ * FLAT_ERROR_OUT_OF_MEMORY if the plan object cannot be allocated. */
 FLAT_API flat_status flat_plan_create(const flat_tensor *q, const flat_tensor *k,
                                       const flat_tensor *v, const flat_tensor *out,
                                       const flat_options *opt, flat_plan **plan);
@@ -349,7 +413,9 @@ FLAT_API void flat_plan_destroy(flat_plan *plan);
  * workspace must be 64-byte aligned. The content need not be initialised and
  * is garbage afterwards. */
 FLAT_API size_t flat_plan_workspace_size(const flat_plan *plan);
-/* Workers the plan is sized for (worker ids run 0 .. workers-1). */
+/* Workers the plan is sized for (worker ids run 0 .. workers-1): at most
+ * opt->num_threads (or the default), the CPUs this thread may run on, and
+ * the plan's phase-0 tasks, so possibly fewer than num_threads asked. */
 FLAT_API int flat_plan_workers(const flat_plan *plan);
 /* Tasks of a phase: 0 attention, 1 split-KV merge (0 tasks if none); -1 for
  * another phase or a NULL plan. */
@@ -360,10 +426,51 @@ FLAT_API int64_t flat_plan_tasks(const flat_plan *plan, int phase);
  * NULL or misaligned workspace; nothing is written then. */
 FLAT_API flat_status flat_plan_run_task(const flat_plan *plan, int phase, int64_t task,
                                         int worker, void *workspace);
-/* Runs every task of both phases with OpenMP (flat_plan_workers threads).
+/* Runs every task of both phases on flat_plan_workers threads: OpenMP's, or
+ * without OpenMP flat's pool (see Threads at the top); the caller is one.
  * workspace NULL: allocated for this call (FLAT_ERROR_OUT_OF_MEMORY if that
  * fails, nothing written). */
 FLAT_API flat_status flat_plan_execute(const flat_plan *plan, void *workspace);
+/* Re-points a plan at new tensors (0.3): the arguments of a flat_plan_create
+ * call for the same problem, validated as that call would validate them.
+ * What may change: the data pointers of q, k, v and out, opt->lse and
+ * opt->mask->data, and the values of opt->sinks and opt->alibi_slopes (the
+ * plan copies them again). Everything else must equal what the plan was made
+ * with: every shape, stride and dtype, opt->kv_lens's values (the tiling
+ * follows them), the presence of each optional array, and every other
+ * option field (isa, dataflow and num_threads as given, not as resolved).
+ * Anything else is FLAT_ERROR_INVALID_ARGUMENT naming the first difference,
+ * and the plan is unchanged. Cost: the validation (O(batch + heads)), no
+ * allocation. It changes the plan: no task of it may be running, and no
+ * other thread may use it, during the call. */
+FLAT_API flat_status flat_plan_repoint(flat_plan *plan, const flat_tensor *q,
+                                       const flat_tensor *k, const flat_tensor *v,
+                                       const flat_tensor *out, const flat_options *opt);
+/* The same for a plan of flat_plan_create_paged. What may change: kv->k and
+ * kv->v (the pools; kv->pages too), the block table's pointer and entries
+ * (validated against kv->pages), q, out, opt->lse, opt->mask->data, and the
+ * sinks' and slopes' values. kv->seq_lens and kv->q_offsets must hold the
+ * plan's values (the tiling follows them), and the strides, page size,
+ * block_table_stride, dtypes and options must be the plan's. */
+FLAT_API flat_status flat_plan_repoint_paged(flat_plan *plan, const flat_tensor *q,
+                                             const flat_paged_kv *kv, const flat_tensor *out,
+                                             const flat_options *opt);
+/* An upper bound of flat_plan_workspace_size (0.3), from the shapes alone,
+ * before any tensor exists, so an engine can reserve the workspace when it
+ * builds its graph: every plan (flat or paged, ragged or not) made in this
+ * process with options `opt` (the same isa, dataflow, num_threads and flags;
+ * the score rules do not matter: the bound has room for a 16-bit mask's
+ * widening) whose call has at most `batch` sequences, each of at most
+ * `q_len` query rows and `kv_len` visible keys (kv_lens, seq_lens), with
+ * q_heads / kv_heads heads and head dims dim / v_dim, needs at most this
+ * many bytes. 0, with flat_last_error set, when an argument is out of range
+ * (batch, heads or dims < 1, q_len or kv_len < 0, q_heads not a multiple of
+ * kv_heads, opt invalid). Not tight: it takes the largest tile any dataflow
+ * may choose for these sizes, and for a plan that may split keys, room for
+ * 8 split ranges per worker (measured 1.0x-5x a real plan's size). */
+FLAT_API size_t flat_plan_workspace_bound(int64_t batch, int64_t q_heads, int64_t kv_heads,
+                                          int64_t q_len, int64_t kv_len, int64_t dim,
+                                          int64_t v_dim, const flat_options *opt);
 /* The planner's choice and its reason (what FLAT_VERBOSE=1 prints); valid
  * while the plan lives. */
 FLAT_API const char *flat_plan_describe(const flat_plan *plan);

@@ -23,6 +23,9 @@ struct flat_plan {
     const flat_ukernels *uk;
     flat_tiling t;
     int workers;
+    flat_isa isa_asked;           /* opt.isa, opt.dataflow, opt.num_threads as */
+    flat_dataflow dataflow_asked; /* given (re-pointing must give the same) */
+    int threads_asked;
     int64_t n_units;   /* phase-0 tasks */
     int64_t n_merges;  /* phase-1 tasks: split blocks, 0 without splits */
     flat_unit *units;  /* [n_units], ordered by cost, heaviest first */

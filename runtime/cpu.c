@@ -2,7 +2,9 @@
  * sizes (FLAT_CACHE_SIZES, else sysfs, then sysconf; a size outside its sane
  * range gets the default), detected once. Built without
  * ISA flags: it must run on every CPU to find out what that CPU can do. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,4 +205,13 @@ void flat_cpu_feature_names(uint32_t features, char *buf, int n)
             used += snprintf(buf + used, n - used, "%s%s", used ? "," : "", names[i].name);
     if (used == 0 && n > 0)
         snprintf(buf, n, "none");
+}
+
+int flat_cpu_count(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
 }

@@ -39,4 +39,8 @@ int flat_cpu_set_caches_for_test(const char *spec);
 /* "avx2,fma,f16c,..." for messages; writes at most n bytes. */
 void flat_cpu_feature_names(uint32_t features, char *buf, int n);
 
+/* Logical CPUs the calling thread may run on (its affinity mask, so taskset
+ * and cgroup cpusets count), >= 1; read on each call. */
+int flat_cpu_count(void);
+
 #endif

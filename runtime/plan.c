@@ -145,9 +145,13 @@ static flat_status make_plan(const flat_problem *p, const flat_options *opt, fla
     const flat_ukernels *uk = flat_dispatch_select(opt->isa, &s);
     if (!uk || !flat_dispatch_takes(uk, p->q_dtype, p->kv_dtype, &s))
         return s;
-    s = flat_plan_build(p, uk, opt->dataflow, opt->num_threads, 0, plan);
-    if (s == FLAT_OK)
-        explain(*plan);
+    s = flat_plan_build(p, uk, opt->dataflow, flat_parallel_threads(opt->num_threads), 0, plan);
+    if (s != FLAT_OK)
+        return s;
+    (*plan)->isa_asked = opt->isa;
+    (*plan)->dataflow_asked = opt->dataflow;
+    (*plan)->threads_asked = opt->num_threads;
+    explain(*plan);
     return s;
 }
 

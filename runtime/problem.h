@@ -44,10 +44,15 @@ typedef struct {
     float softcap;             /* natural-log units */
     const float *sinks;        /* [q_heads], natural-log units */
     const float *alibi_slopes; /* [q_heads] */
-    const float *mask;         /* [B, Hq, q_rows, kv] with mask_sb/sh/ss strides */
+    const void *mask;          /* [B, Hq, q_rows, kv] with mask_sb/sh/ss strides */
+    flat_dtype mask_dtype;     /* f32, f16 or bf16 (rules.c widens the last two) */
     int64_t mask_sb, mask_sh, mask_ss;
     int batch_invariant; /* FLAT_FLAG_BATCH_INVARIANT (tiling.c: the fixed key grid) */
+    uint64_t flags; /* flat_options.flags (FLAT_FLAGS_KNOWN bits only) */
 } flat_problem;
+
+/* The FLAT_FLAG_* bits this build knows (others are INVALID_ARGUMENT). */
+#define FLAT_FLAGS_KNOWN ((uint64_t)(FLAT_FLAG_BATCH_INVARIANT | FLAT_FLAG_ONE_PHASE))
 
 /* Checks the rules of flat_attention_paged (runtime/paged.c); fills *p. */
 flat_status flat_validate_paged(const flat_tensor *q, const flat_paged_kv *kv,

@@ -11,11 +11,11 @@
  *   - otherwise FLASH streams key blocks of bk, whose buffer does not grow
  *     with kv_len.
  * Sizes follow the visible keys (max kv_lens), never the cache's capacity. */
-#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cpu.h"
+#include "parallel.h"
 #include "tiling.h"
 
 /* A split-KV range streams at least this many bytes of K and V: a split's
@@ -148,7 +148,7 @@ void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dat
                       int num_threads, flat_tiling *plan)
 {
     const flat_cpu_info *cpu = flat_cpu();
-    int threads = num_threads > 0 ? num_threads : omp_get_max_threads();
+    int threads = num_threads > 0 ? num_threads : flat_parallel_default_threads();
     int64_t l2_budget = cpu->l2_bytes / 2; /* the other half: K/V panels streaming */
     int64_t kv_pad = flat_round_up(p->kv_visible, uk->nr);
     int64_t rows_per_kv_head = (p->q_heads / p->kv_heads) * p->q_len;
@@ -203,15 +203,20 @@ void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dat
     plan->k_align = uk->nr;
     if (p->batch_invariant)
         invariant_grid(p, uk, plan);
-    /* FLAT cannot split (its softmax needs whole rows). */
     if (plan->invariant)
         plan->ranges =
             (int)flat_max(1, (p->kv_visible + plan->split_keys - 1) / plan->split_keys);
-    /* Batch-invariant: the ranges as split-KV units when the tasks alone
-     * cannot occupy the threads, else inside each task (the same bits). */
+    /* FLAT cannot split (its softmax needs whole rows); a one-phase plan has
+     * no merges, so it does not split either. Batch-invariant: the ranges as
+     * split-KV units when the tasks alone cannot occupy the threads, else
+     * (and always in a one-phase plan) inside each task, with the same bits. */
+    const int one_phase = (p->flags & FLAT_FLAG_ONE_PHASE) != 0;
     int splits = plan->invariant
-                     ? (plan->tasks >= (int64_t)TASKS_PER_THREAD * threads ? 1 : plan->ranges)
-                 : plan->dataflow == FLAT_DATAFLOW_FLAT && requested == FLAT_DATAFLOW_FLAT
+                     ? (one_phase || plan->tasks >= (int64_t)TASKS_PER_THREAD * threads
+                            ? 1
+                            : plan->ranges)
+                 : (plan->dataflow == FLAT_DATAFLOW_FLAT && requested == FLAT_DATAFLOW_FLAT) ||
+                         one_phase
                      ? 1
                      : choose_splits(p, uk, plan->tasks, threads);
     flat_dataflow before_split = plan->dataflow;
@@ -232,4 +237,52 @@ void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dat
                  ? "; split-KV: too few tasks per thread"
                  : "",
              plan->stream_k ? "; K packed chunk by chunk (read once)" : "");
+}
+
+void flat_tiling_bound(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,
+                       flat_tiling *worst)
+{
+    const flat_cpu_info *cpu = flat_cpu();
+    int64_t group = p->q_heads / p->kv_heads;
+    int64_t kv_cols = flat_max(flat_round_up(p->kv_visible, uk->nr), uk->nr);
+    /* Which paths a call of at most these sizes may take: AUTO takes the
+     * decode path up to FLAT_DECODE_MAX_ROWS rows per kv head, which then
+     * holds all of them; the GEMM-shaped paths hold at most target_rows. */
+    int gemm = requested == FLAT_DATAFLOW_FLAT || requested == FLAT_DATAFLOW_FLASH ||
+               (requested == FLAT_DATAFLOW_AUTO && group * p->q_len > FLAT_DECODE_MAX_ROWS);
+    int64_t decode_rows = requested == FLAT_DATAFLOW_DECODE ? group * p->q_len
+                          : requested == FLAT_DATAFLOW_AUTO
+                              ? flat_min(group * p->q_len, FLAT_DECODE_MAX_ROWS)
+                              : 0;
+    int64_t rows = flat_max(gemm ? target_rows(uk) : 0, flat_max(decode_rows, 1));
+    int64_t rows_pad = flat_round_up(rows, uk->mr);
+    /* Scores: FLAT keeps rows_pad x kv_cols, within the L2 budget unless
+     * requested; FLASH blocks of bk keys, where rows_pad x bk stays within a
+     * quarter of L2 or one K panel per row; decode blocks of bk keys whose K
+     * and V fit a quarter of L2 (plan_decode). Every bk <= kv_cols. */
+    int64_t whole = rows_pad * kv_cols, s_floats = 0;
+    if (gemm) {
+        int64_t flat_s = requested == FLAT_DATAFLOW_FLAT ? whole
+                                                         : flat_min(whole, cpu->l2_bytes / 2 / 4);
+        int64_t flash_s = flat_min(whole, flat_max(rows_pad * uk->nr, cpu->l2_bytes / 4 / 4));
+        s_floats = flat_max(flat_s, flash_s);
+    }
+    if (decode_rows > 0) {
+        int64_t kv_block = cpu->l2_bytes / 4 / ((p->dim + p->v_dim) * 4) / uk->nr * uk->nr;
+        s_floats = flat_max(s_floats, rows_pad * flat_min(kv_cols, flat_max(uk->nr, kv_block)));
+    }
+    memset(worst, 0, sizeof *worst);
+    worst->nr = uk->nr;
+    worst->rows = (int)rows;
+    worst->rows_pad = (int)rows_pad;
+    worst->s_cols = (s_floats + rows_pad - 1) / rows_pad;
+    worst->k_in_place = !gemm; /* no packed K, no spare panel */
+    worst->k_floats = gemm ? kv_cols * p->dim : 0;
+    worst->splits = 1;
+    if (p->batch_invariant) { /* fixed-grid blocks, and key ranges merged inside a task */
+        flat_tiling grid = *worst;
+        invariant_grid(p, uk, &grid);
+        worst->s_cols = flat_max(worst->s_cols, grid.s_cols);
+        worst->ranges = (int)flat_max(1, (p->kv_visible + grid.split_keys - 1) / grid.split_keys);
+    }
 }

@@ -69,4 +69,12 @@ void flat_tiling_set_splits(flat_tiling *plan, int splits, int threads);
 void flat_tiling_size_k(const flat_problem *p, const flat_ukernels *uk, flat_tiling *plan,
                         int one_block_units);
 
+/* For flat_plan_workspace_bound: a tiling whose scratch (flat_scratch_floats)
+ * is at least that of any plan for problems of at most p's q_len and
+ * kv_visible, with its heads and dims: the most rows (and rows_pad) a task
+ * may hold, s_cols with rows_pad x s_cols >= any score buffer, and the most
+ * packed K. Not a tiling to run. */
+void flat_tiling_bound(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,
+                       flat_tiling *worst);
+
 #endif

@@ -180,9 +180,10 @@ flat_status flat_check_option_words(const flat_options *o)
                            (unsigned long long)o->reserved[i]);
     if (o->reserved2 != 0)
         return INVALID("opt.reserved2 (%llu) must be 0", (unsigned long long)o->reserved2);
-    if (o->flags & ~(uint64_t)FLAT_FLAG_BATCH_INVARIANT)
-        return INVALID("opt.flags (0x%llx) has bits no FLAT_FLAG_* defines",
-                       (unsigned long long)o->flags);
+    if (o->flags & ~(uint64_t)FLAT_FLAGS_KNOWN)
+        return INVALID("opt.flags (0x%llx) has bits no FLAT_FLAG_* names (0x%llx)",
+                       (unsigned long long)o->flags,
+                       (unsigned long long)(o->flags & ~(uint64_t)FLAT_FLAGS_KNOWN));
     if (!isfinite(o->scale) || o->scale < 0)
         return INVALID("opt.scale (%g) must be finite and >= 0", (double)o->scale);
     if (o->num_threads < 0)

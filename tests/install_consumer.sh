@@ -6,11 +6,15 @@
 #     (C and C++ x shared and static), and the package loads in all three;
 #   - with pkg-config from C and C++, shared and static (`pkg-config --static`).
 # A shared consumer must not itself need libgomp (libflat.so carries it), and
-# a static one must not need libflat.so.
+# a static one must not need libflat.so. The build's threading (FLAT_OPENMP)
+# shows in all three: libflat.so needs libgomp (ON) or no OpenMP runtime at
+# all (OFF: nor does a static consumer); flat.pc's Libs.private says
+# -fopenmp or -pthread; flat-config.cmake sets flat_OPENMP.
 #   install_consumer.sh <build dir> <consumer source dir> <cmake> <C compiler>
 #                       <C++ compiler, or "" to skip the C++ consumers> <sanitize 0|1>
+#                       [<openmp 0|1>, default 1]
 set -eu
-build=$1 consumer=$2 cmake=$3 cc=$4 cxx=$5 sanitize=$6
+build=$1 consumer=$2 cmake=$3 cc=$4 cxx=$5 sanitize=$6 openmp=${7:-1}
 work=$(mktemp -d "${TMPDIR:-/tmp}/flat-install-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 prefix=$work/prefix
@@ -26,6 +30,8 @@ needed_ok() {
     needed=$(readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
     case "$2:$needed" in
     shared:*libgomp*) fail "$1 needs libgomp itself ($needed)" ;;
+    static:*libgomp* | static:*libomp*)
+        [ "$openmp" = 1 ] || fail "$1 needs an OpenMP runtime from an OFF build ($needed)" ;;
     shared:*libflat.so*) ;;
     shared:*) fail "$1 does not need libflat.so ($needed)" ;;
     static:*libflat.so*) fail "$1 links libflat.so ($needed)" ;;
@@ -49,6 +55,25 @@ libdir=$(dirname "$so")
 [ -f "$libdir/pkgconfig/flat.pc" ] || fail "flat.pc not installed"
 [ -f "$libdir/cmake/flat/flat-config.cmake" ] || fail "flat-config.cmake not installed"
 echo "installed: $(cd "$prefix" && find . -type f -o -type l | sort | tr '\n' ' ')"
+
+step "the threading runtime each file names (openmp=$openmp)"
+private=$(sed -n 's/^Libs.private: //p' "$libdir/pkgconfig/flat.pc")
+config=$(sed -n 's/^set(flat_OPENMP \(.*\))$/\1/p' "$libdir/cmake/flat/flat-config.cmake")
+lib_needed=
+if command -v readelf >/dev/null 2>&1; then
+    lib_needed=$(readelf -d "$so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
+fi
+echo "libflat.so needs: $lib_needed; flat.pc Libs.private: $private; flat_OPENMP: $config"
+if [ "$openmp" = 1 ]; then
+    case "$private" in *openmp*) ;; *) fail "flat.pc names no OpenMP flag: $private" ;; esac
+    [ "$config" = ON ] || fail "flat-config.cmake: flat_OPENMP is '$config', not ON"
+    case "$lib_needed" in "" | *gomp* | *libomp*) ;; *) fail "libflat.so needs no OpenMP runtime" ;; esac
+else
+    case "$private" in *openmp*) fail "flat.pc of an OFF build names OpenMP: $private" ;; esac
+    case "$private" in *-pthread*) ;; *) fail "flat.pc names no -pthread: $private" ;; esac
+    [ "$config" = OFF ] || fail "flat-config.cmake: flat_OPENMP is '$config', not OFF"
+    case "$lib_needed" in *gomp* | *libomp* | *iomp*) fail "libflat.so needs OpenMP: $lib_needed" ;; esac
+fi
 
 languages="C"
 if [ -n "$cxx" ]; then

@@ -6,6 +6,10 @@
 # On a fresh Debian 12 machine: installs (as root) or names (otherwise) the
 # Debian packages it needs, then
 #   1. builds in build/tests and runs ctest;
+#   1b. builds without OpenMP (-DFLAT_OPENMP=OFF: flat's own pthread pool) in
+#      build/no-openmp and runs its ctest in quick mode (the same suites and
+#      code paths, shorter sweeps; install_consumer checks that the library,
+#      flat.pc and the CMake package name no OpenMP runtime);
 #   2. runs the Python package's pytest suite (python/tests) on that build's
 #      libflat with Debian's /usr/bin/python3, then pip-installs the package
 #      into a fresh venv (offline) and makes one call from outside the tree;
@@ -145,6 +149,7 @@ mkdir -p build
 echo "tests/run.sh: FLAT_REQUIRE_ISAS=$FLAT_REQUIRE_ISAS, $jobs jobs"
 
 build_and_test "plain" build/tests
+build_and_test "no-openmp" build/no-openmp -DFLAT_OPENMP=OFF -DFLAT_TEST_QUICK=ON
 
 # The Python package over the plain build's library: pytest, then a venv
 # install (pip offline, Debian's numpy through --system-site-packages) used

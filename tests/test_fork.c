@@ -1,9 +1,14 @@
 /*
- * Fork safety: after a threaded call has started libgomp's pool, a forked
- * child (and its own child) must still get correct results from calls with
- * 2 threads, the OpenMP default and 1 thread, and within a time limit: the
- * pool does not survive fork, and entering OpenMP there would hang (GCC bug
- * 60035). The parent keeps its threads and checks its own calls after the fork.
+ * Fork safety: after a threaded call has started the library's threads, a
+ * forked child (and its own child) must still get correct results from calls
+ * with 2 threads, the default and 1 thread, and within a time limit. The
+ * parent keeps its threads and checks its own calls after the fork.
+ *   - OpenMP build: libgomp's pool does not survive fork, and entering OpenMP
+ *     there would hang (GCC bug 60035), so the child runs every call on its
+ *     one thread: it must have no other thread after its calls.
+ *   - -DFLAT_OPENMP=OFF: flat's pool forgets the parent's threads in the
+ *     child and starts its own, so the child's 2-thread calls are threaded
+ *     again: it must have more than one thread after them (given 2 CPUs).
  *
  * The child reports through its exit status only (cmocka must not run in
  * it); the parent asserts that it exited 0 before the deadline, else kills it.
@@ -15,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -127,12 +133,45 @@ static int in_child(const char *who, int (*body)(void))
     return -1;
 }
 
-static int grandchild_body(void) { return call_and_check("grandchild", 2); }
+/* Threads of this process now (entries of /proc/self/task), or -1. */
+static int threads_in_process(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* What a forked child's threaded calls ran on (see the top of the file). */
+static int threads_as_expected(const char *who)
+{
+    int n = threads_in_process();
+#if FLAT_TEST_OPENMP
+    int ok = n == 1;
+    const char *want = "1 (OpenMP's pool is the parent's)";
+#else
+    int ok = n >= 2 || sysconf(_SC_NPROCESSORS_ONLN) < 2 || n < 0;
+    const char *want = "2 or more (flat's pool starts anew)";
+#endif
+    printf("  %s (pid %ld): %d thread(s) after its calls, %s expected\n", who, (long)getpid(), n,
+           want);
+    fflush(stdout);
+    return ok ? 0 : 1;
+}
+
+static int grandchild_body(void)
+{
+    return call_and_check("grandchild", 2) || threads_as_expected("grandchild");
+}
 
 static int child_body(void)
 {
     if (call_and_check("child", 2) || call_and_check("child", 0) ||
-        call_and_check("child", 1))
+        call_and_check("child", 1) || threads_as_expected("child"))
         return 1;
     /* The child's own children inherit the broken pool too. */
     return in_child("grandchild", grandchild_body) != 0;

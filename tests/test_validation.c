@@ -504,9 +504,11 @@ static void test_reserved_nonzero(void **state)
     (void)state;
     { FRESH(); opt.reserved[0] = 1; REJECT("opt.reserved[0]"); }
     { FRESH(); opt.reserved2 = (uint64_t)1 << 14; REJECT("opt.reserved2"); }
-    { FRESH(); opt.flags = 2; REJECT("opt.flags"); }
     { FRESH(); opt.flags = (uint64_t)1 << 63 | FLAT_FLAG_BATCH_INVARIANT; REJECT("opt.flags"); }
     { FRESH(); opt.reserved32 = 1; REJECT("opt.reserved32"); }
+    /* flags: bits no FLAT_FLAG_* names */
+    { FRESH(); opt.flags = (uint64_t)1 << 40; REJECT("opt.flags"); }
+    { FRESH(); opt.flags = FLAT_FLAG_ONE_PHASE | 4u; REJECT("opt.flags"); }
 }
 
 /* The score rules' own checks (flat.h): each a clear error, out untouched. */
@@ -528,7 +530,7 @@ static void test_score_rule_checks(void **state)
     { FRESH(); flat_tensor mm = m; mm.dim = NK + 1; opt.mask = &mm; REJECT("opt.mask->dim"); }
     { FRESH(); flat_tensor mm = m; mm.heads = 1; opt.mask = &mm; REJECT("opt.mask->heads"); }
     { FRESH(); flat_tensor mm = m; mm.seq = NQ + 2; opt.mask = &mm; REJECT("opt.mask->seq"); }
-    { FRESH(); flat_tensor mm = m; mm.dtype = FLAT_F16; opt.mask = &mm; REJECT("opt.mask->dtype"); }
+    { FRESH(); flat_tensor mm = m; mm.dtype = (flat_dtype)3; opt.mask = &mm; REJECT("opt.mask->dtype"); }
     { FRESH(); flat_tensor mm = m; mm.stride_seq = -1; opt.mask = &mm; REJECT("opt.mask.stride_seq"); }
     { FRESH(); flat_tensor mm = m; mm.data = NULL; opt.mask = &mm; REJECT("opt.mask->data"); }
     { FRESH(); flat_tensor mm = m; mm.data = fx.od; opt.mask = &mm; REJECT("opt.mask"); }

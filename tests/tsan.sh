@@ -16,10 +16,18 @@
 #      of random calls), examples/engine_decode (the engine's own threads).
 # As root it installs clang, libomp-dev and libclang-rt-14-dev when missing;
 # otherwise it prints the apt-get line and exits 1.
+#
+# The build without OpenMP: FLAT_TSAN_OPENMP=OFF bash tests/tsan.sh builds
+# with -DFLAT_OPENMP=OFF (in build/tsan-off) and runs the same tests plus
+# test_engine over flat's own pthread pool, which TSan understands without
+# help (mutexes, condition variables and C11 atomics are all it uses); the
+# probe then is a racy pthread program. tests/run.sh runs the OpenMP build
+# only (its no-openmp leg runs the OFF build's ctest without TSan).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
-build=${FLAT_TSAN_BUILD:-build/tsan}
+openmp=${FLAT_TSAN_OPENMP:-ON}
+build=${FLAT_TSAN_BUILD:-build/tsan$([ "$openmp" = OFF ] && echo -off)}
 jobs=${FLAT_JOBS:-$(nproc)}
 
 pkgs=(clang libomp-dev libclang-rt-14-dev)
@@ -65,7 +73,38 @@ int main(int argc, char **argv)
 }
 EOF
 probe_ok=1
-if ! clang -fsanitize=thread -fopenmp=libomp -g "$probe/race.c" -o "$probe/race"; then
+if [ "$openmp" = OFF ]; then # the same probe on pthreads, the OFF build's runtime
+    cat >"$probe/race.c" <<'EOF'
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+static int racy, x;
+static atomic_int y;
+static void *body(void *p)
+{
+    (void)p;
+    if (racy)
+        x++; /* the race */
+    else
+        atomic_fetch_add(&y, 1);
+    return NULL;
+}
+int main(int argc, char **argv)
+{
+    (void)argv;
+    racy = argc > 1;
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, body, NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    printf("%d\n", x + atomic_load(&y));
+    return 0;
+}
+EOF
+fi
+if ! clang -fsanitize=thread $([ "$openmp" = ON ] && echo -fopenmp=libomp) -pthread -g \
+        "$probe/race.c" -o "$probe/race"; then
     echo "tsan: the probe does not build" >&2
     probe_ok=0
 else
@@ -81,13 +120,14 @@ else
     fi
 fi
 rm -rf "$probe"
-[ $probe_ok = 1 ] && echo "tsan: probe: a race in an OpenMP region is reported, an atomic is not"
+[ $probe_ok = 1 ] && echo "tsan: probe: a race in $([ "$openmp" = ON ] && echo "an OpenMP region" || echo "a pthread program") is reported, an atomic is not"
 
 # ---- 2. the build and the threading tests
 CC=clang cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLAT_TSAN=ON \
-    -DFLAT_BUILD_TESTS=ON -DFLAT_BUILD_BENCHMARKS=OFF -DFLAT_TEST_QUICK=ON \
+    -DFLAT_BUILD_TESTS=ON -DFLAT_BUILD_BENCHMARKS=OFF -DFLAT_TEST_QUICK=ON -DFLAT_OPENMP="$openmp" \
     >"$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
 targets=(test_threads test_plan soak engine_decode)
+[ "$openmp" = OFF ] && targets+=(test_engine)
 cmake --build "$build" -j "$jobs" --target "${targets[@]}" >"$build.build.log" 2>&1 ||
     { tail -n 40 "$build.build.log"; exit 1; }
 
@@ -108,5 +148,6 @@ run test_threads "$build/tests/test_threads"
 run test_plan "$build/tests/test_plan"
 run soak "$build/tests/fuzz/soak" --calls 300
 run engine_decode "$build/examples/engine_decode" 24 3 bf16
+[ "$openmp" = OFF ] && run test_engine "$build/tests/test_engine"
 echo "tsan: $passed passed, $failed failed, probe $([ $probe_ok = 1 ] && echo ok || echo FAILED) ($((SECONDS - start)) s)"
 [ $failed = 0 ] && [ $probe_ok = 1 ]

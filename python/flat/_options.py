@@ -47,28 +47,36 @@ def enum_index(value, names, keyword):
     return names.index(value.lower())
 
 
-def check_mask_dtype(mask):
+def mask_code(mask, bf16):
+    """flat_dtype of an additive mask: float32, float16 (llama.cpp's), or bfloat16
+    bits in uint16 when the call passes dtype='bfloat16'."""
     if not isinstance(mask, np.ndarray):
         raise TypeError(f"mask must be a numpy.ndarray, not {type(mask).__name__}")
     if mask.dtype == np.bool_:
         raise not_in_release(
-            "a boolean mask", "flat takes an additive float32 mask; torch's convention (True "
+            "a boolean mask", "flat takes an additive float mask; torch's convention (True "
             "attends) is np.where(mask, 0, -np.inf).astype(np.float32)")
-    if mask.dtype != np.float32:
-        raise not_in_release(f"a {mask.dtype} mask",
-                             "flat takes an additive float32 mask: mask.astype(np.float32)")
+    if mask.dtype == _arrays.BF16_STORAGE and bf16:
+        return _types.BF16
+    if mask.dtype == np.float32:
+        return _types.F32
+    if mask.dtype == np.float16:
+        return _types.F16
+    raise not_in_release(f"a {mask.dtype} mask",
+                         "flat takes an additive float32, float16 or bfloat16 (uint16 with "
+                         "dtype='bfloat16') mask: mask.astype(np.float32)")
 
 
-def mask_view(mask, batch, heads, q_len, kv_len):
+def mask_view(mask, batch, heads, q_len, kv_len, bf16=False):
     """The mask broadcast (zero-copy, stride 0) to [batch, heads, q_len, kv_len]."""
-    check_mask_dtype(mask)
+    code = mask_code(mask, bf16)
     want = (batch, heads, q_len, kv_len)
     try:
         view = np.broadcast_to(mask, want)
     except ValueError:
         raise ValueError(f"mask of shape {mask.shape} does not broadcast to [B, Hq, q_len, "
                          f"kv_len] = {want}") from None
-    return view, _arrays.tensor(view, "mask", "bhsd", _types.F32)
+    return view, _arrays.tensor(view, "mask", "bhsd", code)
 
 
 def _window_side(x, what):

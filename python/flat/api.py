@@ -68,9 +68,11 @@ def _prepare_dense(q, k, v, *, causal=False, scale=None, kv_lens=None, window=(0
     dtype_code(v, "v", bf16)
     _same_type(k, v, "k", "v")
     k_t, v_t = tensor(k, "k", layout, ck), tensor(v, "v", layout, ck)
-    q_t, out_t, out, lse = _q_and_out(q, out, layout, bf16, v_t.dim, return_lse, [ck])
+    mc = [] if mask is None else [_options.mask_code(mask, bf16)]  # a bf16 mask counts too
+    q_t, out_t, out, lse = _q_and_out(q, out, layout, bf16, v_t.dim, return_lse, [ck] + mc)
     keep = [q, k, v, out]
-    m = None if mask is None else _options.mask_view(mask, q_t.batch, q_t.heads, q_t.seq, k_t.seq)
+    m = None if mask is None else _options.mask_view(mask, q_t.batch, q_t.heads, q_t.seq, k_t.seq,
+                                                     bf16)
     opts = _options.build(keep, q_heads=q_t.heads, batch=q_t.batch, causal=causal, scale=scale,
                           kv_lens=kv_lens, window=window, softcap=softcap, sinks=sinks,
                           alibi_slopes=alibi_slopes, mask=m, lse=lse, num_threads=num_threads,
@@ -127,10 +129,11 @@ def _prepare_paged(q, k_pages, v_pages, block_table, seq_lens, *, q_offsets=None
                             seq.ctypes.data, bt.ctypes.data, bt.shape[1],
                             None if qo is None else qo.ctypes.data)
     _check_heads(q, layout, kp[3], "the pools' kv heads", note)
-    q_t, out_t, out, lse = _q_and_out(q, out, layout, bf16, vp[4], return_lse, [kp[0]])
+    mc = [] if mask is None else [_options.mask_code(mask, bf16)]
+    q_t, out_t, out, lse = _q_and_out(q, out, layout, bf16, vp[4], return_lse, [kp[0]] + mc)
     keep = [q, k_pages, v_pages, out, seq, bt, qo]
     m = None if mask is None else _options.mask_view(mask, q_t.batch, q_t.heads, q_t.seq,
-                                                     int(seq.max()))
+                                                     int(seq.max()), bf16)
     opts = _options.build(keep, q_heads=q_t.heads, batch=batch, causal=causal, scale=scale,
                           kv_lens=None, window=window, softcap=softcap, sinks=sinks,
                           alibi_slopes=alibi_slopes, mask=m, lse=lse, num_threads=num_threads,

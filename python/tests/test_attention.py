@@ -112,3 +112,21 @@ def test_bfloat16_conversions():
     # ties go to even: 1 + 2^-8 lies halfway between 1 and 1 + 2^-7
     assert flat.from_bfloat16(flat.to_bfloat16(np.float32(1 + 2.0**-8)))[()] == 1.0
     assert np.isnan(flat.from_bfloat16(flat.to_bfloat16(np.float32(np.nan))))
+
+
+@pytest.mark.parametrize("kind", ["float16", "bfloat16"])
+def test_16bit_mask_is_bitwise_the_float32_mask(rng, kind):
+    """An f16 mask (llama.cpp's) or a bf16 one gives the bits of the float32 mask of
+    the same values (flat widens it exactly)."""
+    q = rng.standard_normal((2, 4, 9, 32)).astype(np.float32)
+    k, v = (rng.standard_normal((2, 2, 700, 32)).astype(np.float32) for _ in range(2))
+    m32 = (rng.integers(-32, 33, (2, 4, 9, 700)) / 8).astype(np.float32)
+    m32[rng.random(m32.shape) < 0.2] = NEG
+    if kind == "float16":
+        m16, kw = m32.astype(np.float16), {}
+    else:
+        m16, kw = flat.to_bfloat16(m32), {"dtype": "bfloat16"}
+    want, want_lse = flat.attention(q, k, v, mask=m32, causal=True, return_lse=True)
+    got, got_lse = flat.attention(q, k, v, mask=m16, causal=True, return_lse=True, **kw)
+    assert np.array_equal(want, got) and np.array_equal(want_lse, got_lse)
+

@@ -74,7 +74,7 @@ static const char *bad_option(fc_case *c, unsigned how)
                                           "a mask over out", "a mask with NULL data"};
             flat_tensor *m = &c->mask.t;
             unsigned k = how % 4;
-            if (k == 0) m->dtype = FLAT_F16;
+            if (k == 0) m->dtype = (flat_dtype)(3 + how % 5); /* past FLAT_BF16 */
             if (k == 1) m->dim += 1;
             if (k == 2) m->data = c->out.t.data;
             if (k == 3) m->data = NULL;

@@ -132,6 +132,42 @@ typedef enum {
                                q.seq) in one task, so each K/V byte is read once */
 } flat_dataflow;
 
+/* ------------------------------------------------------------------------
+ * Quantized K/V (0.3)
+ *
+ * With k.dtype (and v.dtype, the same) FLAT_I8, FLAT_F8E4M3 or FLAT_I4,
+ * element (b, h, s, d) of K is
+ *       code(b, h, s, d) * k_scale[b, h, s, d / k_group]
+ * computed as one fp32 product (round to nearest even); V likewise with
+ * v_scale and v_group. The kernels compute on exactly these values (codes
+ * and scales are converted in registers as K and V are read; no dequantized
+ * copy is made), so the accuracy bounds of flat_attention hold against a
+ * reference on the dequantized K and V. A scale tensor is viewed like K (or
+ * V) with dim replaced by dim / group: its batch, heads and seq equal K's
+ * (paged: batch = kv.pages, heads = kv.heads, seq = kv.page_size, indexed
+ * [page, head, token in page, group] like the pools), its groups contiguous
+ * (stride 1), and strides of 0 broadcast, so one mechanism covers
+ *   per-token groups   group 32, scale [B, H, S, D/32] (llama.cpp q8_0-like)
+ *   per token          group = dim, scale [B, H, S, 1]
+ *   per channel        group 1, stride_seq 0 (KIVI / ORT per-channel keys)
+ *   per page           paged, stride_token 0 (one scale row per page)
+ *   per tensor         group = dim, every stride 0 (vLLM's k_scale)
+ * The caller owns the struct and the scale memory; flat reads them during
+ * the call (a plan copies the struct and binds the scale pointers like the
+ * tensors'). Scales must not overlap out or lse. Scales may be any finite
+ * value (0 included); inf or NaN scales give inf or NaN products, as a K/V
+ * element of that value would.
+ * ------------------------------------------------------------------------ */
+typedef struct {
+    /* Scales of K and V: dtype FLAT_F32 or FLAT_F16, shape as above, strides
+     * in elements and >= 0, data non-NULL. */
+    flat_tensor k_scale, v_scale;
+    /* Dim elements per scale: >= 1 and dividing k.dim (v.dim). */
+    int32_t k_group, v_group;
+    /* Must be zero. */
+    uint64_t reserved[2];
+} flat_kv_quant;
+
 /* Per-call options. A zero-initialised struct means all defaults. */
 typedef struct {
     /* Logit scale; 0 means 1/sqrt(q.dim). Must be finite. */
@@ -189,8 +225,14 @@ typedef struct {
      * never copied; it must not overlap out or lse. The only rule that reads
      * an N^2 tensor. */
     const flat_tensor *mask;
+    /* ---- 0.3 ---- */
+    /* Scales of a quantized K/V cache (see flat_kv_quant), read only, owned by
+     * the caller, read during the call. Required when k.dtype is FLAT_I8 or
+     * FLAT_I4; optional for FLAT_F8E4M3 (NULL: every scale is 1); must be
+     * NULL for an unquantized K/V. */
+    const flat_kv_quant *kv_quant;
     /* Must be zero: later options take these words. */
-    uint64_t reserved[3];
+    uint64_t reserved[2];
 } flat_options;
 
 /*
@@ -331,6 +373,38 @@ FLAT_API flat_status flat_plan_execute(const flat_plan *plan, void *workspace);
 /* The planner's choice and its reason (what FLAT_VERBOSE=1 prints); valid
  * while the plan lives. */
 FLAT_API const char *flat_plan_describe(const flat_plan *plan);
+
+/* ------------------------------------------------------------------------
+ * Writing a quantized cache (0.3)
+ * ------------------------------------------------------------------------ */
+#define FLAT_QUANTIZE_GIVEN_SCALES 1u /* use the caller's scales instead of computing them */
+
+/*
+ * Quantizes rows: src [B, H, S, D] of FLAT_F32, FLAT_F16 or FLAT_BF16 into dst
+ * (the same shape, FLAT_I8, FLAT_F8E4M3 or FLAT_I4; I4: D and dst's strides
+ * even), with one scale per `group` dim elements in `scale` ([B, H, S, D /
+ * group], FLAT_F32 or FLAT_F16, groups contiguous), the layout flat_kv_quant
+ * reads. What an engine calls when it appends a token, a page or a prefill
+ * chunk to the cache.
+ *   flags 0: each group's scale is amax / 127 (I8), amax / 448 (F8E4M3) or
+ *     amax / 7 (I4), amax the group's largest |x|, computed in fp32 and
+ *     rounded once to the scale type, and written to `scale` (whose strides must then not make
+ *     two groups share an element: no 0 strides over an extent > 1); an
+ *     all-zero group gets scale 0 and codes 0.
+ *   FLAT_QUANTIZE_GIVEN_SCALES: `scale` is read, not written (strides of 0
+ *     broadcast: calibrated per-channel or per-tensor scales); a scale of 0
+ *     gives codes 0.
+ * Each code is the fp32 quotient x / scale rounded to nearest even (F8E4M3:
+ * to the nearest e4m3 value, ties to even) and saturated to the type's
+ * range (I8 -127..127, never -128; I4 -8..7; F8E4M3 +-448, never NaN), so a
+ * dequantized element is within half a code step of x, or the range end.
+ * NaN and inf inputs are refused: FLAT_ERROR_INVALID_ARGUMENT naming the
+ * first such element (nothing is written then; the check is one pass over
+ * src before any write). src, dst and scale must not overlap (except that a
+ * given scale may overlap src). Thread safety as every call; single-threaded.
+ */
+FLAT_API flat_status flat_quantize(const flat_tensor *src, const flat_tensor *dst,
+                                   const flat_tensor *scale, int32_t group, uint32_t flags);
 
 /* Best ISA of this CPU and build, ignoring FLAT_ISA. */
 FLAT_API flat_isa flat_isa_detect(void);

@@ -14,6 +14,8 @@ flat_status flat_check_dtype(const char *name, const flat_tensor *t, const char 
 flat_status flat_last_offset(const char *name, const flat_tensor *t, int64_t *last);
 /* out is one-to-one (no two elements share memory). */
 flat_status flat_check_out_layout(const flat_tensor *t);
+/* The same for any written view, messages prefixed by `name`. */
+flat_status flat_check_one_to_one(const char *name, const flat_tensor *t);
 int flat_ranges_overlap(const void *a, int64_t a_bytes, const void *b, int64_t b_bytes);
 /* Bytes of a view whose last element is at `last`. */
 int64_t flat_view_bytes(const flat_tensor *t, int64_t last);

@@ -186,6 +186,20 @@ static inline flat_kv_src flat_kv_src_rows(const flat_kv_src *src, int64_t rows)
     return r;
 }
 
+/* Calls f(T, args...) with T the compile-time constant equal to t, for
+ * every K/V type: kernels specialise their loops on it this way. */
+#define FLAT_KV_SWITCH(t, f, ...)                                                           \
+    do {                                                                                    \
+        switch (t) {                                                                        \
+        case FLAT_F16: f(FLAT_F16, __VA_ARGS__); break;                                     \
+        case FLAT_BF16: f(FLAT_BF16, __VA_ARGS__); break;                                   \
+        case FLAT_I8: f(FLAT_I8, __VA_ARGS__); break;                                       \
+        case FLAT_F8E4M3: f(FLAT_F8E4M3, __VA_ARGS__); break;                               \
+        case FLAT_I4: f(FLAT_I4, __VA_ARGS__); break;                                       \
+        default: f(FLAT_F32, __VA_ARGS__); break;                                           \
+        }                                                                                   \
+    } while (0)
+
 /* A plain (unquantized) source: `data` rows `ld` elements of t apart. */
 static inline flat_kv_src flat_kv_src_plain(const void *data, int64_t ld, flat_dtype t)
 {

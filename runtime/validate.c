@@ -103,7 +103,7 @@ flat_status flat_check_dtype(const char *name, const flat_tensor *t, const char 
 {
     if ((int)t->dtype < FLAT_F32 || (int)t->dtype > FLAT_I4)
         return INVALID("%s.dtype (%d) is not a flat_dtype value", name, (int)t->dtype);
-    if (!pair && flat_dtype_quantized(t->dtype)) /* q or out: a float type */
+    if (name[0] == 'q' && flat_dtype_quantized(t->dtype)) /* q (and so out): a float type */
         return INVALID("%s.dtype (%d) must be FLAT_F32, FLAT_F16 or FLAT_BF16 (quantized types "
                        "are for K and V only)", name, (int)t->dtype);
     if (pair && t->dtype != pair->dtype)

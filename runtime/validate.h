@@ -7,7 +7,8 @@
 
 /* Sizes > 0, strides >= 0, element count within int64. */
 flat_status flat_check_shape(const char *name, const flat_tensor *t);
-/* A flat_dtype value; equal to pair's when pair is not NULL. */
+/* A flat_dtype value; equal to pair's when pair is not NULL; for q (a name
+ * starting with 'q'), not a quantized type. */
 flat_status flat_check_dtype(const char *name, const flat_tensor *t, const char *pair_name,
                              const flat_tensor *pair);
 /* *last = offset (elements) of the view's last element, overflow-checked. */

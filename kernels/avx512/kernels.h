@@ -7,6 +7,7 @@
 
 #include "../convert.h"
 #include "../ukernel.h"
+#include "exp.h"
 
 /*
  * 32 zmm registers. qk holds a 12x32 block in 24 accumulators, plus two K
@@ -68,6 +69,99 @@ flat_loadu16_avx512(const flat_dtype t, const void *row, int64_t c)
     if (t == FLAT_F16)
         return _mm512_cvtph_ps(h);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* ---- quantized K/V (ukernel.h's flat_kv_src): codes widened in registers ---- */
+
+/* Codes of elements c .. c+n-1 (n <= 16; lanes >= n are 0 and not read) of a
+ * row of quantized type t, as exact fp32. I8: sign-extend. F8E4M3: its bits
+ * moved into an f16 (S.EEEE.MMM -> S.0EEEE.MMM0000000, which vcvtph2ps widens
+ * exactly, subnormals included) and multiplied by 2^8 to rebias 15 -> 7;
+ * S.1111.111 becomes NaN. I4: each byte duplicated, then a per-lane shift
+ * puts the even element's low nibble or the odd one's high nibble at the
+ * top and an arithmetic shift brings it down sign-extended (c even). */
+static inline __attribute__((always_inline)) __m512
+flat_codes16_avx512(const flat_dtype t, const void *row, int64_t c, int n)
+{
+    if (t == FLAT_I4) {
+        const __m128i b = _mm_maskz_loadu_epi8((__mmask16)((1u << ((n + 1) / 2)) - 1),
+                                               (const uint8_t *)row + c / 2);
+        const __m512i x = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(b, b));
+        const __m512i sh = _mm512_set_epi32(24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24,
+                                            28, 24, 28);
+        __m512i v = _mm512_srai_epi32(_mm512_sllv_epi32(x, sh), 28);
+        if (n < 16)
+            v = _mm512_maskz_mov_epi32(flat_tail_mask_avx512(n), v);
+        return _mm512_cvtepi32_ps(v);
+    }
+    const __m128i b = _mm_maskz_loadu_epi8(flat_tail_mask_avx512(n), (const uint8_t *)row + c);
+    if (t == FLAT_I8)
+        return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
+    const __m256i x = _mm256_cvtepu8_epi16(b);
+    const __m256i h = _mm256_or_si256(
+        _mm256_slli_epi16(_mm256_and_si256(x, _mm256_set1_epi16(0x7f)), 7),
+        _mm256_slli_epi16(_mm256_and_si256(x, _mm256_set1_epi16(0x80)), 8));
+    const __mmask16 nan =
+        _mm256_cmpeq_epi16_mask(_mm256_and_si256(x, _mm256_set1_epi16(0x7f)), _mm256_set1_epi16(0x7f));
+    const __m512 v = _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(256.0f));
+    return _mm512_mask_mov_ps(v, nan, _mm512_set1_ps(__builtin_nanf("")));
+}
+
+/* The scales of columns c .. c+n-1 of one row (srow: the row's first scale;
+ * c a multiple of 16): a broadcast when a group spans the 16 columns, a load
+ * for group 1, a permute of 16 / group loaded scales for groups 2, 4 and 8,
+ * one scalar per lane otherwise. */
+static inline __attribute__((always_inline)) __m512
+flat_scales16_avx512(const flat_kv_src *src, const void *srow, int64_t c, int n)
+{
+    const int64_t g = src->group;
+    const int f16 = src->scale_t == FLAT_F16;
+    if (g % 16 == 0)
+        return _mm512_set1_ps(flat_scale_f32(srow, c / g, src->scale_t));
+    if (g == 1 || g == 2 || g == 4 || g == 8) {
+        const int count = (n + (int)g - 1) / (int)g;
+        const __mmask16 m = flat_tail_mask_avx512(count);
+        const __m512 s = f16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)srow + c / g))
+                             : _mm512_maskz_loadu_ps(m, (const float *)srow + c / g);
+        if (g == 1)
+            return s;
+        const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        const __m512i idx = _mm512_srli_epi32(lane, g == 2 ? 1 : g == 4 ? 2 : 3);
+        return _mm512_permutexvar_ps(idx, s);
+    }
+    float lanes[16];
+    for (int i = 0; i < 16; i++)
+        lanes[i] = i < n ? flat_scale_f32(srow, (c + i) / g, src->scale_t) : 0.0f;
+    return _mm512_loadu_ps(lanes);
+}
+
+/* Columns c .. c+n-1 of a K/V row as fp32, for any K/V type: row = the row's
+ * data, srow = its scales (quantized t; NULL: scale 1). Lanes >= n are 0 and
+ * nothing past them is read. The value is convert.h's flat_kv_load: the code
+ * times the scale, one fp32 rounding. */
+static inline __attribute__((always_inline)) __m512
+flat_kv_load16_avx512(const flat_dtype t, const flat_kv_src *src, const void *row,
+                      const void *srow, int64_t c, int n)
+{
+    if (!flat_dtype_quantized(t))
+        return n == 16 ? flat_loadu16_avx512(t, row, c)
+                       : flat_load16_avx512(t, row, c, flat_tail_mask_avx512(n));
+    const __m512 codes = flat_codes16_avx512(t, row, c, n);
+    return srow ? _mm512_mul_ps(codes, flat_scales16_avx512(src, srow, c, n)) : codes;
+}
+
+/* Row j's data and scales of a K/V source. */
+static inline __attribute__((always_inline)) const void *flat_kv_row(const flat_kv_src *s,
+                                                                     int64_t j, const flat_dtype t)
+{
+    return flat_elem_ptr(s->data, j * s->ld, t);
+}
+
+static inline __attribute__((always_inline)) const void *
+flat_kv_scale_row(const flat_kv_src *s, int64_t j, const flat_dtype t)
+{
+    return flat_dtype_quantized(t) && s->scale ? flat_elem_ptr(s->scale, j * s->ld_scale, s->scale_t)
+                                               : NULL;
 }
 
 /*

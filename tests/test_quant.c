@@ -1,0 +1,329 @@
+/*
+ * Attention on quantized K/V (FLAT_I8, FLAT_F8E4M3, FLAT_I4 with f32 or f16
+ * scales) against the double reference computed on the dequantized values
+ * (each element fl32(code * scale), decoded here independently of
+ * kernels/convert.h), at the fp32 bound (1e-5 relative per row; the
+ * avx512_bf16 table at its own bound): every table, every dataflow (AUTO,
+ * FLAT, FLASH, DECODE, a split-KV decode), plans, the score rules, K/V
+ * layouts BHSD, BSHD and padded rows, and every scale granularity: groups of
+ * 32 per token, per token (group = dim), per channel (group 1, seq stride 0),
+ * per tensor (all strides 0), and in the paged call (NHD and HND pools, page
+ * sizes 7 and 16, shuffled pages, ragged q) per-token groups and per page
+ * (token stride 0). Codes are random over the whole code range (F8E4M3: every
+ * non-NaN byte), so every decode path sees every code.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convert.h"
+#include "dispatch.h"
+#include "reference.h"
+#include "testutil.h"
+
+static const flat_ukernels *tables[8];
+static int ntables;
+static double worst[2];
+static long calls;
+
+enum { G32, GTOKEN, GCHANNEL, GTENSOR, GPAGE };
+static const char *gran_name[] = {"group32", "token", "channel", "tensor", "page"};
+static const char *type_name(flat_dtype t)
+{
+    return t == FLAT_I8 ? "i8" : t == FLAT_F8E4M3 ? "f8e4m3" : "i4";
+}
+
+/* ---- an independent decoder: the values the reference sees ---- */
+static float decode_f8(uint8_t b)
+{
+    int e = (b >> 3) & 15, m = b & 7;
+    double v = e == 0 ? ldexp(m, -9) : ldexp(1.0 + m / 8.0, e - 7);
+    return (float)((b & 0x80) ? -v : v);
+}
+
+static void set_code(void *buf, flat_dtype t, int64_t e, int code)
+{
+    uint8_t *p = buf;
+    if (t == FLAT_I4)
+        p[e / 2] = (uint8_t)((e % 2) ? (p[e / 2] & 0x0f) | (code & 15) << 4
+                                     : (p[e / 2] & 0xf0) | (code & 15));
+    else
+        p[e] = (uint8_t)code;
+}
+
+static float code_value(const void *buf, flat_dtype t, int64_t e)
+{
+    const uint8_t *p = buf;
+    if (t == FLAT_I8)
+        return (float)(int8_t)p[e];
+    if (t == FLAT_I4) {
+        int nib = (e % 2) ? p[e / 2] >> 4 : p[e / 2] & 15;
+        return (float)(nib >= 8 ? nib - 16 : nib);
+    }
+    return decode_f8(p[e]);
+}
+
+static int random_code(tu_rng *r, flat_dtype t)
+{
+    if (t == FLAT_I8)
+        return (int)(tu_next(r) % 255) - 127;
+    if (t == FLAT_I4)
+        return (int)(tu_next(r) % 16) - 8;
+    int b;
+    do
+        b = (int)(tu_next(r) % 256);
+    while ((b & 0x7f) == 0x7f); /* NaN codes tested in test_quantize */
+    return b;
+}
+
+static float scale_value(const void *buf, flat_dtype st, int64_t i)
+{
+    if (st == FLAT_F16) {
+        uint16_t h;
+        memcpy(&h, (const char *)buf + 2 * i, 2);
+        return flat_f16_to_f32(h);
+    }
+    float f;
+    memcpy(&f, (const char *)buf + 4 * i, 4);
+    return f;
+}
+
+static void set_scale(void *buf, flat_dtype st, int64_t i, float s)
+{
+    if (st == FLAT_F16) {
+        uint16_t h = flat_f32_to_f16(s);
+        memcpy((char *)buf + 2 * i, &h, 2);
+    } else {
+        memcpy((char *)buf + 4 * i, &s, 4);
+    }
+}
+
+/* Scales that keep dequantized values O(1) for random codes. */
+static float random_scale(tu_rng *r, flat_dtype t)
+{
+    const float range = t == FLAT_I8 ? 127.0f : t == FLAT_I4 ? 7.0f : 448.0f;
+    return tu_uniform(r, 0.25f, 2.0f) / (t == FLAT_F8E4M3 ? 64.0f : range);
+}
+
+/* ---- one quantized K or V: codes and scales in flat's views ---- */
+typedef struct {
+    void *codes, *scales;
+    flat_tensor t, s; /* the code view and the scale view */
+    int32_t group;
+} qkv;
+
+/* Scale view strides of granularity g over [B, H, S, D / group]. */
+static void scale_view(int g, int64_t B, int64_t H, int64_t S, int64_t D, flat_dtype st,
+                       qkv *x, int64_t *nscales)
+{
+    int32_t group = g == G32 ? 32 : g == GCHANNEL ? 1 : (int32_t)D;
+    int64_t ng = D / group;
+    flat_tensor s = {NULL, st, B, H, S, ng, H * S * ng, S * ng, ng};
+    if (g == GCHANNEL)
+        s.stride_seq = 0, s.stride_head = ng, s.stride_batch = H * ng;
+    if (g == GTENSOR)
+        s.stride_batch = s.stride_head = s.stride_seq = 0;
+    *nscales = (B - 1) * s.stride_batch + (H - 1) * s.stride_head + (S - 1) * s.stride_seq + ng;
+    x->s = s;
+    x->group = group;
+}
+
+static void fill_scales(qkv *x, int64_t n, flat_dtype t, tu_rng *r)
+{
+    x->scales = malloc((size_t)n * 4);
+    x->s.data = x->scales;
+    for (int64_t i = 0; i < n; i++)
+        set_scale(x->scales, x->s.dtype, i, random_scale(r, t));
+}
+
+/* Element (b, h, s, c) of a quantized view as the reference sees it. */
+static float deq(const qkv *x, int64_t b, int64_t h, int64_t s, int64_t c)
+{
+    const flat_tensor *t = &x->t, *sc = &x->s;
+    float code = code_value(t->data, t->dtype,
+                            b * t->stride_batch + h * t->stride_head + s * t->stride_seq + c);
+    return code * scale_value(sc->data, sc->dtype,
+                              b * sc->stride_batch + sc->stride_head * h + sc->stride_seq * s +
+                                  c / x->group);
+}
+
+/* Layouts of the code view: 0 BHSD, 1 BSHD, 2 BHSD with 2 padding elements a row. */
+static void make_qkv(int layout, int g, flat_dtype t, flat_dtype st, int64_t B, int64_t H,
+                     int64_t S, int64_t D, tu_rng *r, qkv *x)
+{
+    int64_t row = D + (layout == 2 ? 2 : 0);
+    flat_tensor v = {NULL, t, B, H, S, D, H * S * row, S * row, row};
+    if (layout == 1)
+        v.stride_seq = H * D, v.stride_head = D, v.stride_batch = S * H * D;
+    int64_t n = B * H * S * row;
+    x->codes = calloc((size_t)n, 1);
+    v.data = x->codes;
+    for (int64_t i = 0; i < n; i++)
+        set_code(x->codes, t, i, random_code(r, t));
+    x->t = v;
+    int64_t ns;
+    scale_view(g, B, H, S, D, st, x, &ns);
+    fill_scales(x, ns, t, r);
+}
+
+static void free_qkv(qkv *x)
+{
+    free(x->codes);
+    free(x->scales);
+}
+
+/* ---- checking ---- */
+static double row_bound(const flat_ukernels *t) { return t->compute == FLAT_BF16 ? 1e-2 : 1e-5; }
+
+static void check_rows(const char *what, const flat_ukernels *t, const float *out,
+                       const double *ref, const int64_t *seen, int64_t rows, int64_t dv)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        double err = 0, norm = 0;
+        for (int64_t c = 0; c < dv; c++) {
+            double d = out[r * dv + c] - ref[r * dv + c];
+            err += d * d, norm += ref[r * dv + c] * ref[r * dv + c];
+        }
+        if (seen[r] == 0) {
+            if (err != 0)
+                fail_msg("%s: row %lld sees no key but is not 0", what, (long long)r);
+            continue;
+        }
+        double rel = sqrt(err / norm);
+        int bf = t->compute == FLAT_BF16;
+        worst[bf] = rel > worst[bf] ? rel : worst[bf];
+        if (!(rel <= row_bound(t)))
+            fail_msg("%s: row %lld relative error %.3g > %g", what, (long long)r, rel,
+                     row_bound(t));
+    }
+    calls++;
+}
+
+/* The dequantized [B, H, S, D] f32 tensor of a quantized one. */
+static float *dequantized(const qkv *x, flat_tensor *out)
+{
+    const flat_tensor *t = &x->t;
+    float *f = malloc(sizeof(float) * (size_t)(t->batch * t->heads * t->seq * t->dim));
+    *out = flat_tensor_bhsd(f, FLAT_F32, t->batch, t->heads, t->seq, t->dim);
+    for (int64_t b = 0; b < t->batch; b++)
+        for (int64_t h = 0; h < t->heads; h++)
+            for (int64_t s = 0; s < t->seq; s++)
+                for (int64_t c = 0; c < t->dim; c++)
+                    ref_row(out, b, h, s)[c] = deq(x, b, h, s, c);
+    return f;
+}
+
+typedef struct {
+    int64_t B, Hq, Hkv, Nq, Nk, D, Dv;
+    int causal, rules, threads;
+} shape;
+
+/* One contiguous problem over every table and dataflow (and a plan). */
+static void run_contiguous(const shape *c, flat_dtype t, int kg, int vg, flat_dtype st, int layout)
+{
+    tu_rng rng = {(uint64_t)(c->Nk * 131 + t * 17 + kg * 5 + vg + layout * 1000)};
+    qkv k, v;
+    make_qkv(layout, kg, t, st, c->B, c->Hkv, c->Nk, c->D, &rng, &k);
+    make_qkv(layout, vg, t, st == FLAT_F16 ? FLAT_F32 : FLAT_F16, c->B, c->Hkv, c->Nk, c->Dv,
+             &rng, &v);
+    flat_tensor kf, vf;
+    float *kd = dequantized(&k, &kf), *vd = dequantized(&v, &vf);
+    const int64_t rows = c->B * c->Hq * c->Nq;
+    float *qb = malloc(sizeof(float) * (size_t)(rows * c->D));
+    float *ob = malloc(sizeof(float) * (size_t)(rows * c->Dv));
+    for (int64_t i = 0; i < rows * c->D; i++)
+        qb[i] = tu_uniform(&rng, -1.0f, 1.0f);
+    flat_tensor q = flat_tensor_bhsd(qb, FLAT_F32, c->B, c->Hq, c->Nq, c->D);
+    flat_tensor o = flat_tensor_bhsd(ob, FLAT_F32, c->B, c->Hq, c->Nq, c->Dv);
+    float sinks[16], slopes[16];
+    for (int h = 0; h < 16; h++)
+        sinks[h] = 0.25f * (float)(h % 3), slopes[h] = 0.05f * (float)(h + 1);
+    flat_options base = {0};
+    base.causal = c->causal;
+    if (c->rules) {
+        base.window_left = (int32_t)(c->Nk / 3), base.softcap = 5.0f;
+        base.sinks = sinks, base.alibi_slopes = slopes;
+    }
+    double *ref = malloc(sizeof(double) * (size_t)(rows * c->Dv));
+    int64_t *seen = malloc(sizeof(int64_t) * (size_t)rows);
+    ref_attention(&q, &kf, &vf, &base, ref, NULL, seen);
+    flat_kv_quant kq = {k.s, v.s, k.group, v.group, {0, 0}};
+    char what[160];
+    for (int ti = 0; ti < ntables; ti++)
+        for (int df = FLAT_DATAFLOW_AUTO; df <= FLAT_DATAFLOW_DECODE + 1; df++) {
+            flat_options opt = base;
+            opt.isa = tables[ti]->isa;
+            opt.dataflow = df > FLAT_DATAFLOW_DECODE ? FLAT_DATAFLOW_AUTO : (flat_dataflow)df;
+            opt.num_threads = c->threads;
+            opt.kv_quant = &kq;
+            snprintf(what, sizeof what, "%s K %s V %s scales %s layout %d %s df=%d%s Nq=%lld Nk=%lld",
+                     type_name(t), gran_name[kg], gran_name[vg], st == FLAT_F16 ? "f16" : "f32",
+                     layout, tables[ti]->name, df, df > FLAT_DATAFLOW_DECODE ? " (plan)" : "",
+                     (long long)c->Nq, (long long)c->Nk);
+            for (int64_t i = 0; i < rows * c->Dv; i++)
+                ob[i] = NAN;
+            flat_status s;
+            if (df > FLAT_DATAFLOW_DECODE) {
+                flat_plan *plan = NULL;
+                s = flat_plan_create(&q, &k.t, &v.t, &o, &opt, &plan);
+                if (s == FLAT_OK)
+                    s = flat_plan_execute(plan, NULL);
+                flat_plan_destroy(plan);
+            } else {
+                s = flat_attention(&q, &k.t, &v.t, &o, &opt);
+            }
+            if (!(tables[ti]->dtypes & FLAT_DTYPE_BIT(t))) { /* a table without the type refuses */
+                if (s != FLAT_ERROR_UNSUPPORTED)
+                    fail_msg("%s: a table without the type must refuse", what);
+                continue;
+            }
+            if (s != FLAT_OK)
+                fail_msg("%s: %s: %s", what, flat_status_string(s), flat_last_error());
+            check_rows(what, tables[ti], ob, ref, seen, rows, c->Dv);
+        }
+    free(ref), free(seen), free(qb), free(ob), free(kd), free(vd);
+    free_qkv(&k), free_qkv(&v);
+}
+
+static const flat_dtype types[3] = {FLAT_I8, FLAT_F8E4M3, FLAT_I4};
+
+/* Every type x granularity pair x layout on a prefill-shaped and a
+ * decode-shaped problem (the decode one long enough to split keys). */
+static void test_contiguous(void **state)
+{
+    (void)state;
+    const shape prefill = {2, 4, 2, 37, 83, 64, 64, 1, 0, 2};
+    const shape decode = {1, 4, 1, 1, 1500, 64, 32, 0, 0, 2};
+    const shape gqa = {2, 8, 2, 3, 300, 128, 128, 1, 1, 1};
+    const int grans[5][2] = {{G32, G32}, {GTOKEN, GTOKEN}, {GCHANNEL, G32}, {GTENSOR, GTENSOR},
+                             {GCHANNEL, GTOKEN}};
+    for (int ti = 0; ti < 3; ti++)
+        for (int g = 0; g < 5; g++) {
+            flat_dtype st = (g + ti) % 2 ? FLAT_F16 : FLAT_F32;
+            run_contiguous(&prefill, types[ti], grans[g][0], grans[g][1], st, g % 3);
+            run_contiguous(&decode, types[ti], grans[g][0], grans[g][1], st, (g + 1) % 3);
+            if (g == 0 || g == 2)
+                run_contiguous(&gqa, types[ti], grans[g][0], grans[g][1], st, (g + 2) % 3);
+        }
+    printf("test_quant: %ld calls; worst row error %.3g (fp32 products), %.3g (bf16 products)\n",
+           calls, worst[0], worst[1]);
+}
+
+int main(void)
+{
+    ntables = tu_runnable_tables("test_quant", tables, 8);
+    if (tu_check_required_isas("test_quant"))
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_contiguous),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -110,7 +110,7 @@ static void set_scale(void *buf, flat_dtype st, int64_t i, float s)
 static float random_scale(tu_rng *r, flat_dtype t)
 {
     const float range = t == FLAT_I8 ? 127.0f : t == FLAT_I4 ? 7.0f : 448.0f;
-    return tu_uniform(r, 0.25f, 2.0f) / (t == FLAT_F8E4M3 ? 64.0f : range);
+    return tu_uniform(r, 0.25f, 2.0f) / (t == FLAT_F8E4M3 ? 224.0f : range);
 }
 
 /* ---- one quantized K or V: codes and scales in flat's views ---- */

@@ -93,6 +93,21 @@ flat_pairs_avx512bf16(const flat_dtype t, const int scaled, const void *row, int
     return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); /* words 0-15 from lo */
 }
 
+/* The same for K rows of any K/V type (unscaled): quantized ones dequantize
+ * to fp32 in registers (avx512/kernels.h, flat_kv_load16_avx512, with srow
+ * the row's scales) and round once to bf16 pairs. */
+static inline __attribute__((always_inline)) __m512i
+flat_kv_pairs_avx512bf16(const flat_dtype t, const flat_kv_src *ks, const void *row,
+                         const void *srow, int64_t c, int count)
+{
+    if (!flat_dtype_quantized(t))
+        return flat_pairs_avx512bf16(t, 0, row, c, count, _mm512_setzero_ps());
+    const __m512 lo = flat_kv_load16_avx512(t, ks, row, srow, c, count < 16 ? count : 16);
+    const __m512 hi = count > 16 ? flat_kv_load16_avx512(t, ks, row, srow, c + 16, count - 16)
+                                 : _mm512_setzero_ps();
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+}
+
 /* One 32-bit word (a bf16 pair) in every lane: a broadcast load. memcpy
  * keeps it clear of type-based aliasing (the panels are float buffers). */
 static inline __attribute__((always_inline)) __m512i flat_bcast_pair_avx512bf16(const void *p)

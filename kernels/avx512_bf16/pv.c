@@ -213,7 +213,7 @@ pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld
 
 /* Under 4 keys (the causal staircase's short calls, normalisation with
  * n = 0) the pair form's P conversion is not worth it: the fp32 AVX-512 pv,
- * exact products. */
+ * exact products. The same for quantized V (below). */
 void flat_pv_12__avx512_bf16(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                  const flat_kv_src *src, float *restrict o, int64_t ld_o,
                  const float *restrict alpha)
@@ -224,7 +224,10 @@ void flat_pv_12__avx512_bf16(int m, int n, int dv, const float *restrict p, int6
     assert(m >= 1 && n >= 0 && dv >= 1);
     assert(n == 0 || (p != NULL && v != NULL));
     assert(o != NULL);
-    if (n < 4) {
+    /* Quantized V: the fp32 AVX-512 pv, which dequantizes in registers
+     * (exact products: within this table's bound, and decode's 1-2 rows run
+     * it anyway); the pair form's V loads take plain rows only. */
+    if (n < 4 || flat_dtype_quantized(t)) {
         flat_pv_6__avx512(m, n, dv, p, ld_p, src, o, ld_o, alpha);
         return;
     }

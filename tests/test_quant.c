@@ -27,6 +27,7 @@
 #include "convert.h"
 #include "dispatch.h"
 #include "reference.h"
+#include "quantutil.h"
 #include "testutil.h"
 
 static const flat_ukernels *tables[8];
@@ -36,82 +37,6 @@ static long calls;
 
 enum { G32, GTOKEN, GCHANNEL, GTENSOR, GPAGE };
 static const char *gran_name[] = {"group32", "token", "channel", "tensor", "page"};
-static const char *type_name(flat_dtype t)
-{
-    return t == FLAT_I8 ? "i8" : t == FLAT_F8E4M3 ? "f8e4m3" : "i4";
-}
-
-/* ---- an independent decoder: the values the reference sees ---- */
-static float decode_f8(uint8_t b)
-{
-    int e = (b >> 3) & 15, m = b & 7;
-    double v = e == 0 ? ldexp(m, -9) : ldexp(1.0 + m / 8.0, e - 7);
-    return (float)((b & 0x80) ? -v : v);
-}
-
-static void set_code(void *buf, flat_dtype t, int64_t e, int code)
-{
-    uint8_t *p = buf;
-    if (t == FLAT_I4)
-        p[e / 2] = (uint8_t)((e % 2) ? (p[e / 2] & 0x0f) | (code & 15) << 4
-                                     : (p[e / 2] & 0xf0) | (code & 15));
-    else
-        p[e] = (uint8_t)code;
-}
-
-static float code_value(const void *buf, flat_dtype t, int64_t e)
-{
-    const uint8_t *p = buf;
-    if (t == FLAT_I8)
-        return (float)(int8_t)p[e];
-    if (t == FLAT_I4) {
-        int nib = (e % 2) ? p[e / 2] >> 4 : p[e / 2] & 15;
-        return (float)(nib >= 8 ? nib - 16 : nib);
-    }
-    return decode_f8(p[e]);
-}
-
-static int random_code(tu_rng *r, flat_dtype t)
-{
-    if (t == FLAT_I8)
-        return (int)(tu_next(r) % 255) - 127;
-    if (t == FLAT_I4)
-        return (int)(tu_next(r) % 16) - 8;
-    int b;
-    do
-        b = (int)(tu_next(r) % 256);
-    while ((b & 0x7f) == 0x7f); /* NaN codes tested in test_quantize */
-    return b;
-}
-
-static float scale_value(const void *buf, flat_dtype st, int64_t i)
-{
-    if (st == FLAT_F16) {
-        uint16_t h;
-        memcpy(&h, (const char *)buf + 2 * i, 2);
-        return flat_f16_to_f32(h);
-    }
-    float f;
-    memcpy(&f, (const char *)buf + 4 * i, 4);
-    return f;
-}
-
-static void set_scale(void *buf, flat_dtype st, int64_t i, float s)
-{
-    if (st == FLAT_F16) {
-        uint16_t h = flat_f32_to_f16(s);
-        memcpy((char *)buf + 2 * i, &h, 2);
-    } else {
-        memcpy((char *)buf + 4 * i, &s, 4);
-    }
-}
-
-/* Scales that keep dequantized values O(1) for random codes. */
-static float random_scale(tu_rng *r, flat_dtype t)
-{
-    const float range = t == FLAT_I8 ? 127.0f : t == FLAT_I4 ? 7.0f : 448.0f;
-    return tu_uniform(r, 0.25f, 2.0f) / (t == FLAT_F8E4M3 ? 224.0f : range);
-}
 
 /* ---- one quantized K or V: codes and scales in flat's views ---- */
 typedef struct {
@@ -141,16 +66,16 @@ static void fill_scales(qkv *x, int64_t n, flat_dtype t, tu_rng *r)
     x->scales = malloc((size_t)n * 4);
     x->s.data = x->scales;
     for (int64_t i = 0; i < n; i++)
-        set_scale(x->scales, x->s.dtype, i, random_scale(r, t));
+        qu_set_scale(x->scales, x->s.dtype, i, qu_random_scale(r, t));
 }
 
 /* Element (b, h, s, c) of a quantized view as the reference sees it. */
 static float deq(const qkv *x, int64_t b, int64_t h, int64_t s, int64_t c)
 {
     const flat_tensor *t = &x->t, *sc = &x->s;
-    float code = code_value(t->data, t->dtype,
+    float code = qu_code_value(t->data, t->dtype,
                             b * t->stride_batch + h * t->stride_head + s * t->stride_seq + c);
-    return code * scale_value(sc->data, sc->dtype,
+    return code * qu_scale_value(sc->data, sc->dtype,
                               b * sc->stride_batch + sc->stride_head * h + sc->stride_seq * s +
                                   c / x->group);
 }
@@ -167,7 +92,7 @@ static void make_qkv(int layout, int g, flat_dtype t, flat_dtype st, int64_t B, 
     x->codes = calloc((size_t)n, 1);
     v.data = x->codes;
     for (int64_t i = 0; i < n; i++)
-        set_code(x->codes, t, i, random_code(r, t));
+        qu_set_code(x->codes, t, i, qu_random_code(r, t));
     x->t = v;
     int64_t ns;
     scale_view(g, B, H, S, D, st, x, &ns);
@@ -265,7 +190,7 @@ static void run_contiguous(const shape *c, flat_dtype t, int kg, int vg, flat_dt
             opt.num_threads = c->threads;
             opt.kv_quant = &kq;
             snprintf(what, sizeof what, "%s K %s V %s scales %s layout %d %s df=%d%s Nq=%lld Nk=%lld",
-                     type_name(t), gran_name[kg], gran_name[vg], st == FLAT_F16 ? "f16" : "f32",
+                     qu_type_name(t), gran_name[kg], gran_name[vg], st == FLAT_F16 ? "f16" : "f32",
                      layout, tables[ti]->name, df, df > FLAT_DATAFLOW_DECODE ? " (plan)" : "",
                      (long long)c->Nq, (long long)c->Nk);
             for (int64_t i = 0; i < rows * c->Dv; i++)

@@ -14,6 +14,8 @@ const char *qu_type_name(flat_dtype t)
 float qu_decode_f8(uint8_t b)
 {
     int e = (b >> 3) & 15, m = b & 7;
+    if (e == 15 && m == 7)
+        return NAN;
     double v = e == 0 ? ldexp(m, -9) : ldexp(1.0 + m / 8.0, e - 7);
     return (float)((b & 0x80) ? -v : v);
 }

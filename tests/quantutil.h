@@ -8,7 +8,8 @@
 #include "testutil.h"
 
 const char *qu_type_name(flat_dtype t);
-/* e4m3fn byte -> value by ldexp (no bit tricks shared with the library). */
+/* e4m3fn byte -> value by ldexp (no bit tricks shared with the library);
+ * S.1111.111 is NaN. */
 float qu_decode_f8(uint8_t b);
 /* Element e (I4: nibble e) of a code buffer of quantized type t. */
 void qu_set_code(void *buf, flat_dtype t, int64_t e, int code);

@@ -242,12 +242,77 @@ static void test_contiguous(void **state)
            calls, worst[0], worst[1]);
 }
 
+/* Every rule of flat_kv_quant and the quantized types: the status, the
+ * message naming the field, out and lse untouched. */
+static void test_validation(void **state)
+{
+    (void)state;
+    static int8_t kc[2 * 8 * 66], vc[2 * 8 * 66];
+    static float ks[2 * 8 * 2], vs[2 * 8 * 2], qb[2 * 64], ob[2 * 64 + 16], lse[2];
+    static float kf[2 * 8 * 64];
+    flat_tensor q = flat_tensor_bhsd(qb, FLAT_F32, 1, 2, 1, 64);
+    flat_tensor o = flat_tensor_bhsd(ob, FLAT_F32, 1, 2, 1, 64);
+    char want[96];
+#define CHECK(setup, text)                                                                    \
+    do {                                                                                      \
+        flat_tensor k = flat_tensor_bhsd(kc, FLAT_I8, 1, 2, 8, 64);                           \
+        flat_tensor v = flat_tensor_bhsd(vc, FLAT_I8, 1, 2, 8, 64);                           \
+        flat_kv_quant kq = {flat_tensor_bhsd(ks, FLAT_F32, 1, 2, 8, 2),                       \
+                            flat_tensor_bhsd(vs, FLAT_F16, 1, 2, 8, 2), 32, 32, {0, 0}};      \
+        flat_options opt = {0};                                                               \
+        opt.kv_quant = &kq;                                                                   \
+        flat_tensor qq = q, oo = o;                                                           \
+        setup;                                                                                \
+        for (int i = 0; i < 2 * 64 + 16; i++)                                                 \
+            ob[i] = 7.0f;                                                                     \
+        lse[0] = lse[1] = 7.0f;                                                               \
+        flat_status st = flat_attention(&qq, &k, &v, &oo, &opt);                              \
+        snprintf(want, sizeof want, "%s", text);                                              \
+        if (st != FLAT_ERROR_INVALID_ARGUMENT || !strstr(flat_last_error(), want))            \
+            fail_msg("%s: got %s '%s'", want, flat_status_string(st), flat_last_error());     \
+        for (int i = 0; i < 2 * 64 + 16; i++)                                                 \
+            if (ob[i] != 7.0f)                                                                \
+                fail_msg("%s: out written", want);                                            \
+        if (lse[0] != 7.0f || lse[1] != 7.0f)                                                 \
+            fail_msg("%s: lse written", want);                                                \
+    } while (0)
+    CHECK(opt.kv_quant = NULL, "opt.kv_quant is NULL (required for FLAT_I8");
+    CHECK((opt.kv_quant = NULL, k.dtype = v.dtype = FLAT_I4), "opt.kv_quant is NULL (required for FLAT_I4");
+    CHECK((k = flat_tensor_bhsd(kf, FLAT_F32, 1, 2, 8, 64), v = k), "opt.kv_quant must be NULL for an unquantized K/V");
+    CHECK(kq.reserved[1] = 3, "opt.kv_quant->reserved[1] (3) must be 0");
+    CHECK(kq.k_group = 0, "opt.kv_quant->k_group (0) must be >= 1 and divide the dim (64)");
+    CHECK(kq.k_group = 3, "opt.kv_quant->k_group (3)");
+    CHECK(kq.v_group = 128, "opt.kv_quant->v_group (128)");
+    CHECK(kq.k_scale.data = NULL, "opt.kv_quant->k_scale.data is NULL");
+    CHECK(kq.v_scale.dtype = FLAT_BF16, "opt.kv_quant->v_scale.dtype (2) must be FLAT_F32 or FLAT_F16");
+    CHECK(kq.k_scale.seq = 7, "opt.kv_quant->k_scale.seq (7) must be 8");
+    CHECK(kq.k_scale.dim = 4, "opt.kv_quant->k_scale.dim (4) must be 2");
+    CHECK(kq.v_scale.heads = 1, "opt.kv_quant->v_scale.heads (1) must be 2");
+    CHECK(kq.k_scale.stride_seq = -1, "opt.kv_quant->k_scale.stride_seq (-1) must be >= 0");
+    CHECK(kq.k_scale.data = ob + 8, "out overlaps opt.kv_quant->k_scale");
+    CHECK((opt.lse = lse, kq.v_scale.data = lse), "opt.lse overlaps opt.kv_quant->v_scale");
+    CHECK((k.dtype = v.dtype = FLAT_I4, k.stride_seq = 65, k.stride_head = 8 * 66),
+          "k.stride_seq (65) must be even for FLAT_I4");
+    CHECK((k.dtype = v.dtype = FLAT_I4, v.dim = 63, oo.dim = 63), "v.dim (63) must be even");
+    CHECK((qq.dtype = FLAT_I8, oo.dtype = FLAT_I8), "q.dtype (3) must be FLAT_F32, FLAT_F16 or FLAT_BF16");
+    CHECK(k.dtype = v.dtype = (flat_dtype)6, "k.dtype (6) is not a flat_dtype value");
+    /* F8E4M3 without kv_quant is valid: scale 1 */
+    o.dim = 64;
+    flat_tensor k8 = flat_tensor_bhsd(kc, FLAT_F8E4M3, 1, 2, 8, 64);
+    flat_tensor v8 = flat_tensor_bhsd(vc, FLAT_F8E4M3, 1, 2, 8, 64);
+    memset(kc, 0x38, sizeof kc), memset(vc, 0x38, sizeof vc); /* 1.0 */
+    assert_int_equal(flat_attention(&q, &k8, &v8, &o, NULL), FLAT_OK);
+    assert_true(ob[0] == 1.0f && ob[127] == 1.0f);
+#undef CHECK
+}
+
 int main(void)
 {
     ntables = tu_runnable_tables("test_quant", tables, 8);
     if (tu_check_required_isas("test_quant"))
         return 1;
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_validation),
         cmocka_unit_test(test_contiguous),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -127,26 +127,33 @@ flat_codes8_avx2(const flat_dtype t, const void *row, int64_t c, int n)
     return _mm256_blendv_ps(v, _mm256_set1_ps(__builtin_nanf("")), nan);
 }
 
+/* Groups the fast paths below do not cover, and f16 scales of groups 1, 2
+ * and 4 (AVX2 has no masked 16-bit load): one scale per lane, out of line,
+ * so that the hot loops stay small. */
+static __attribute__((noinline, unused)) void flat_scales8_any_avx2(const flat_kv_src *src,
+                                                                    const void *srow, int64_t c,
+                                                                    int n, float *lanes)
+{
+    for (int i = 0; i < 8; i++)
+        lanes[i] = i < n ? flat_scale_f32(srow, (c + i) / src->group, src->scale_t) : 0.0f;
+}
+
 /* The scales of columns c .. c+n-1 (c a multiple of 8) of one row: a
- * broadcast when a group spans the 8, a load for group 1, a permute for
- * groups 2 and 4, one scalar per lane otherwise. */
+ * broadcast when a group spans the 8, a load for f32 groups of 1, a permute
+ * for f32 groups of 2 and 4, one scalar per lane otherwise. */
 static inline __attribute__((always_inline)) __m256
 flat_scales8_avx2(const flat_kv_src *src, const void *srow, int64_t c, int n)
 {
     const int64_t g = src->group;
-    if (g % 8 == 0)
-        return _mm256_set1_ps(flat_scale_f32(srow, c / g, src->scale_t));
-    if (g == 1 || g == 2 || g == 4) {
-        const int count = (n + (int)g - 1) / (int)g;
-        __m256 s;
-        if (src->scale_t == FLAT_F16) {
-            uint16_t h[8] = {0};
-            for (int i = 0; i < count; i++)
-                h[i] = ((const uint16_t *)srow)[c / g + i];
-            s = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
-        } else {
-            s = _mm256_maskload_ps((const float *)srow + c / g, flat_tail_mask_avx2(count));
-        }
+    if (g % 8 == 0) {
+        const float s = src->scale_t == FLAT_F16
+                            ? _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(((const uint16_t *)srow)[c / g])))
+                            : ((const float *)srow)[c / g];
+        return _mm256_set1_ps(s);
+    }
+    if (src->scale_t == FLAT_F32 && (g == 1 || g == 2 || g == 4)) {
+        const __m256 s = _mm256_maskload_ps((const float *)srow + c / g,
+                                            flat_tail_mask_avx2((n + (int)g - 1) / (int)g));
         if (g == 1)
             return s;
         const __m256i idx = g == 2 ? _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3)
@@ -154,8 +161,7 @@ flat_scales8_avx2(const flat_kv_src *src, const void *srow, int64_t c, int n)
         return _mm256_permutevar8x32_ps(s, idx);
     }
     float lanes[8];
-    for (int i = 0; i < 8; i++)
-        lanes[i] = i < n ? flat_scale_f32(srow, (c + i) / g, src->scale_t) : 0.0f;
+    flat_scales8_any_avx2(src, srow, c, n, lanes);
     return _mm256_loadu_ps(lanes);
 }
 

@@ -108,31 +108,27 @@ flat_codes16_avx512(const flat_dtype t, const void *row, int64_t c, int n)
 }
 
 /* The scales of columns c .. c+n-1 of one row (srow: the row's first scale;
- * c a multiple of 16): a broadcast when a group spans the 16 columns, a load
- * for group 1, a permute of 16 / group loaded scales for groups 2, 4 and 8,
- * one scalar per lane otherwise. */
+ * c a multiple of 16), one code path for every group size: the groups the
+ * 16 columns touch are consecutive scales from (c / g) on, so a masked load
+ * of them and a permute by lane (c + l) / g - c / g place each column's
+ * scale. The lane indices depend on c and g only, so the compiler computes
+ * them once per column chunk, not per row (the quotients are exact in fp32
+ * below 2^24 columns). Branch-free per row: the hot loops stay small. */
 static inline __attribute__((always_inline)) __m512
 flat_scales16_avx512(const flat_kv_src *src, const void *srow, int64_t c, int n)
 {
-    const int64_t g = src->group;
-    const int f16 = src->scale_t == FLAT_F16;
-    if (g % 16 == 0)
-        return _mm512_set1_ps(flat_scale_f32(srow, c / g, src->scale_t));
-    if (g == 1 || g == 2 || g == 4 || g == 8) {
-        const int count = (n + (int)g - 1) / (int)g;
-        const __mmask16 m = flat_tail_mask_avx512(count);
-        const __m512 s = f16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)srow + c / g))
-                             : _mm512_maskz_loadu_ps(m, (const float *)srow + c / g);
-        if (g == 1)
-            return s;
-        const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-        const __m512i idx = _mm512_srli_epi32(lane, g == 2 ? 1 : g == 4 ? 2 : 3);
-        return _mm512_permutexvar_ps(idx, s);
-    }
-    float lanes[16];
-    for (int i = 0; i < 16; i++)
-        lanes[i] = i < n ? flat_scale_f32(srow, (c + i) / g, src->scale_t) : 0.0f;
-    return _mm512_loadu_ps(lanes);
+    const int64_t g = src->group, first = c / g;
+    const __m512 cols = _mm512_add_ps(_mm512_set1_ps((float)c),
+                                      _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
+                                                    2, 1, 0));
+    const __m512 q = _mm512_roundscale_ps(_mm512_div_ps(cols, _mm512_set1_ps((float)g)),
+                                          _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    const __m512i rel = _mm512_sub_epi32(_mm512_cvttps_epi32(q), _mm512_set1_epi32((int)first));
+    const __mmask16 m = flat_tail_mask_avx512((int)((c + n - 1) / g - first + 1));
+    const __m512 s = src->scale_t == FLAT_F16
+                         ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)srow + first))
+                         : _mm512_maskz_loadu_ps(m, (const float *)srow + first);
+    return _mm512_permutexvar_ps(rel, s);
 }
 
 /* Columns c .. c+n-1 of a K/V row as fp32, for any K/V type: row = the row's

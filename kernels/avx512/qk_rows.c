@@ -109,6 +109,15 @@ qk_rows(const flat_dtype t, int m, int d, int n, const float *restrict qp, const
 {
     assert(m >= 1 && m <= MR && d >= 1 && n >= 0);
     assert(n == 0 || (k->data != NULL && ld_s >= n));
+    if (flat_dtype_quantized(t)) { /* three instances: code size (and build time) */
+        if (m == 1)
+            rows_blocked(t, 1, m, d, n, qp, k, s, ld_s);
+        else if (m <= 4)
+            rows_blocked(t, 4, m, d, n, qp, k, s, ld_s);
+        else
+            rows_blocked(t, 12, m, d, n, qp, k, s, ld_s);
+        return;
+    }
     if (m == 1)
         rows_blocked(t, 1, m, d, n, qp, k, s, ld_s);
     else if (m == 2)

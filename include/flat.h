@@ -94,8 +94,18 @@ FLAT_API const char *flat_version(void);
 /* Element type of a tensor (0.2: all three on every kernel table). q and out
  * share one type, k and v another (or the same); any pairing is allowed.
  * Sums are fp32 (see FLAT_ISA_AVX512_BF16 for the one table that rounds
- * operands); a 16-bit out is rounded once, to nearest even. */
-typedef enum { FLAT_F32 = 0, FLAT_F16 = 1, FLAT_BF16 = 2 } flat_dtype;
+ * operands); a 16-bit out is rounded once, to nearest even.
+ * 0.3 adds quantized types for K and V only (q and out stay F32/F16/BF16),
+ * each element dequantizing to code * scale (see flat_kv_quant). */
+typedef enum {
+    FLAT_F32 = 0,
+    FLAT_F16 = 1,
+    FLAT_BF16 = 2,
+    FLAT_I8 = 3,     /* symmetric int8 codes -127..127 (K/V only; -128 reads as -128) */
+    FLAT_F8E4M3 = 4, /* OCP fp8 e4m3fn: bias 7, max 448, no inf, S.1111.111 NaN (K/V only) */
+    FLAT_I4 = 5      /* signed nibbles -8..7, two per byte, even element in the low
+                        nibble; dim and element strides even (K/V only) */
+} flat_dtype;
 
 /* A 4-D strided view [batch, heads, seq, dim]. The caller owns `data`; flat
  * never frees or keeps it past the call. Strides are in elements (not bytes)
@@ -140,6 +150,42 @@ typedef enum {
                                place: all query rows of a kv head (its GQA group x
                                q.seq) in one task, so each K/V byte is read once */
 } flat_dataflow;
+
+/* ------------------------------------------------------------------------
+ * Quantized K/V (0.3)
+ *
+ * With k.dtype (and v.dtype, the same) FLAT_I8, FLAT_F8E4M3 or FLAT_I4,
+ * element (b, h, s, d) of K is
+ *       code(b, h, s, d) * k_scale[b, h, s, d / k_group]
+ * computed as one fp32 product (round to nearest even); V likewise with
+ * v_scale and v_group. The kernels compute on exactly these values (codes
+ * and scales are converted in registers as K and V are read; no dequantized
+ * copy is made), so the accuracy bounds of flat_attention hold against a
+ * reference on the dequantized K and V. A scale tensor is viewed like K (or
+ * V) with dim replaced by dim / group: its batch, heads and seq equal K's
+ * (paged: batch = kv.pages, heads = kv.heads, seq = kv.page_size, indexed
+ * [page, head, token in page, group] like the pools), its groups contiguous
+ * (stride 1), and strides of 0 broadcast, so one mechanism covers
+ *   per-token groups   group 32, scale [B, H, S, D/32] (llama.cpp q8_0-like)
+ *   per token          group = dim, scale [B, H, S, 1]
+ *   per channel        group 1, stride_seq 0 (KIVI / ORT per-channel keys)
+ *   per page           paged, stride_token 0 (one scale row per page)
+ *   per tensor         group = dim, every stride 0 (vLLM's k_scale)
+ * The caller owns the struct and the scale memory; flat reads them during
+ * the call (a plan copies the struct and binds the scale pointers like the
+ * tensors'). Scales must not overlap out or lse. Scales may be any finite
+ * value (0 included); inf or NaN scales give inf or NaN products, as a K/V
+ * element of that value would.
+ * ------------------------------------------------------------------------ */
+typedef struct {
+    /* Scales of K and V: dtype FLAT_F32 or FLAT_F16, shape as above, strides
+     * in elements and >= 0, data non-NULL. */
+    flat_tensor k_scale, v_scale;
+    /* Dim elements per scale: >= 1 and dividing k.dim (v.dim). */
+    int32_t k_group, v_group;
+    /* Must be zero. */
+    uint64_t reserved[2];
+} flat_kv_quant;
 
 /* Per-call options. A zero-initialised struct means all defaults. */
 typedef struct {
@@ -206,13 +252,17 @@ typedef struct {
      * copied; it must not overlap out or lse. The only rule that reads an N^2
      * tensor. */
     const flat_tensor *mask;
-    /* Must be zero: a later option takes this word. */
-    uint64_t reserved[1];
-    /* ---- 0.3 ---- FLAT_FLAG_* bits (below); 0: none. Unknown bits are
-     * rejected (FLAT_ERROR_INVALID_ARGUMENT). Takes 0.2's reserved[1]. */
+    /* ---- 0.3 ---- */
+    /* Scales of a quantized K/V cache (see flat_kv_quant), read only, owned by
+     * the caller, read during the call. Required when k.dtype is FLAT_I8 or
+     * FLAT_I4; optional for FLAT_F8E4M3 (NULL: every scale is 1); must be
+     * NULL for an unquantized K/V. Takes 0.2's reserved[0]. */
+    const flat_kv_quant *kv_quant;
+    /* FLAT_FLAG_* bits (below); 0: none. Unknown bits are rejected
+     * (FLAT_ERROR_INVALID_ARGUMENT). Takes 0.2's reserved[1]. */
     uint64_t flags;
     /* Must be zero: a later option takes this word (0.2's reserved[2]). */
-    uint64_t reserved2;
+    uint64_t reserved[1];
 } flat_options;
 
 /* flat_options.flags (0.3). */
@@ -474,6 +524,38 @@ FLAT_API size_t flat_plan_workspace_bound(int64_t batch, int64_t q_heads, int64_
 /* The planner's choice and its reason (what FLAT_VERBOSE=1 prints); valid
  * while the plan lives. */
 FLAT_API const char *flat_plan_describe(const flat_plan *plan);
+
+/* ------------------------------------------------------------------------
+ * Writing a quantized cache (0.3)
+ * ------------------------------------------------------------------------ */
+#define FLAT_QUANTIZE_GIVEN_SCALES 1u /* use the caller's scales instead of computing them */
+
+/*
+ * Quantizes rows: src [B, H, S, D] of FLAT_F32, FLAT_F16 or FLAT_BF16 into dst
+ * (the same shape, FLAT_I8, FLAT_F8E4M3 or FLAT_I4; I4: D and dst's strides
+ * even), with one scale per `group` dim elements in `scale` ([B, H, S, D /
+ * group], FLAT_F32 or FLAT_F16, groups contiguous), the layout flat_kv_quant
+ * reads. What an engine calls when it appends a token, a page or a prefill
+ * chunk to the cache.
+ *   flags 0: each group's scale is amax / 127 (I8), amax / 448 (F8E4M3) or
+ *     amax / 7 (I4), amax the group's largest |x|, computed in fp32 and
+ *     rounded once to the scale type, and written to `scale` (whose strides must then not make
+ *     two groups share an element: no 0 strides over an extent > 1); an
+ *     all-zero group gets scale 0 and codes 0.
+ *   FLAT_QUANTIZE_GIVEN_SCALES: `scale` is read, not written (strides of 0
+ *     broadcast: calibrated per-channel or per-tensor scales); a scale of 0
+ *     gives codes 0.
+ * Each code is the fp32 quotient x / scale rounded to nearest even (F8E4M3:
+ * to the nearest e4m3 value, ties to even) and saturated to the type's
+ * range (I8 -127..127, never -128; I4 -8..7; F8E4M3 +-448, never NaN), so a
+ * dequantized element is within half a code step of x, or the range end.
+ * NaN and inf inputs are refused: FLAT_ERROR_INVALID_ARGUMENT naming the
+ * first such element (nothing is written then; the check is one pass over
+ * src before any write). src, dst and scale must not overlap (except that a
+ * given scale may overlap src). Thread safety as every call; single-threaded.
+ */
+FLAT_API flat_status flat_quantize(const flat_tensor *src, const flat_tensor *dst,
+                                   const flat_tensor *scale, int32_t group, uint32_t flags);
 
 /* Best ISA of this CPU and build, ignoring FLAT_ISA. */
 FLAT_API flat_isa flat_isa_detect(void);

@@ -43,8 +43,7 @@ static void pv_range(const flat_problem *p, const flat_ukernels *uk, const flat_
         if (p->paged && j + here < n) /* the next page, while this one computes */
             flat_prefetch_run(p, flat_value_run(p, t, j0 + j + here),
                               flat_min(p->pages.page_size, n - j - here), p->v_dim);
-        uk->pv(m, (int)here, (int)p->v_dim, s + j, ld_s, r.row, r.ld, p->kv_dtype, o, ld_o,
-               j == 0 ? alpha : ones);
+        uk->pv(m, (int)here, (int)p->v_dim, s + j, ld_s, &r.src, o, ld_o, j == 0 ? alpha : ones);
         j += here;
     } while (j < n);
 }
@@ -134,9 +133,11 @@ static void attend_values(const flat_problem *p, const flat_tiling *plan, const 
             if (last && c0 == 0)
                 prefetch_rows(p, ws->next_rows, r0, r1);
             if (plan->invariant) {
-                if (c0 == 0) /* alpha alone; V unread but a real pointer */
-                    uk->pv(r1 - r0, 0, (int)p->v_dim, ws->s, ld_s, ws->s, 1, FLAT_F32,
-                           flat_o_row(ws, r0), ws->o_ld_row, a);
+                if (c0 == 0) { /* alpha alone; V unread but a real pointer */
+                    const flat_kv_src none = flat_kv_src_plain(ws->s, 1, FLAT_F32);
+                    uk->pv(r1 - r0, 0, (int)p->v_dim, ws->s, ld_s, &none, flat_o_row(ws, r0),
+                           ws->o_ld_row, a);
+                }
                 for (int r = r0; r < r1; r++) {
                     row_pieces(ws, r, k0, c0, c1, cs, ce, pieces);
                     row_piece(p, uk, t, r, k0, pieces[0], ws, ld_s);

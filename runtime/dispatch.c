@@ -114,7 +114,8 @@ const flat_ukernels *flat_dispatch_select(flat_isa isa, flat_status *status)
 
 static const char *dtype_name(flat_dtype t)
 {
-    return t == FLAT_F16 ? "f16" : t == FLAT_BF16 ? "bf16" : "f32";
+    static const char *names[] = {"f32", "f16", "bf16", "i8", "f8e4m3", "i4"};
+    return (int)t >= 0 && (int)t <= FLAT_I4 ? names[t] : "?";
 }
 
 int flat_dispatch_takes(const flat_ukernels *t, flat_dtype q_dtype, flat_dtype kv_dtype,

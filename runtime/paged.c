@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "kvquant.h"
 #include "rules.h"
 #include "validate.h"
 
@@ -37,7 +38,7 @@ static flat_status check_kv_fields(const flat_paged_kv *kv)
 {
     if (!kv)
         return INVALID("kv is NULL");
-    if ((int)kv->dtype < FLAT_F32 || (int)kv->dtype > FLAT_BF16)
+    if ((int)kv->dtype < FLAT_F32 || (int)kv->dtype > FLAT_I4)
         return INVALID("kv.dtype (%d) is not a flat_dtype value", (int)kv->dtype);
     if (!kv->k) return INVALID("kv.k is NULL");
     if (!kv->v) return INVALID("kv.v is NULL");
@@ -57,6 +58,16 @@ static flat_status check_kv_fields(const flat_paged_kv *kv)
     for (int i = 0; i < 6; i++)
         if (str[i] < 0)
             return INVALID("kv.%s (%lld) must be >= 0", str_names[i], (long long)str[i]);
+    const int64_t even[8] = {kv->dim, kv->v_dim, kv->k_stride_page, kv->k_stride_token,
+                             kv->k_stride_head, kv->v_stride_page, kv->v_stride_token,
+                             kv->v_stride_head};
+    static const char *even_names[8] = {"kv.dim", "kv.v_dim", "kv.k_stride_page",
+                                        "kv.k_stride_token", "kv.k_stride_head",
+                                        "kv.v_stride_page", "kv.v_stride_token",
+                                        "kv.v_stride_head"};
+    flat_status s = flat_check_kv_dtype("kv.dtype", kv->dtype, even, even_names, 8);
+    if (s != FLAT_OK)
+        return s;
     if (kv->block_table_stride > INT64_MAX / kv->page_size ||
         kv->block_table_stride * kv->page_size > INT32_MAX)
         return INVALID("kv.block_table_stride (%lld) x kv.page_size (%lld) must be < 2^31",
@@ -75,7 +86,7 @@ static flat_status pool_bytes(const char *name, const flat_paged_kv *kv, int64_t
         __builtin_add_overflow(sum, c, &sum) || __builtin_add_overflow(sum, dim, &sum) ||
         __builtin_mul_overflow(sum, 4, bytes))
         return INVALID("kv.%s strides address beyond the int64 range", name);
-    *bytes = sum * (kv->dtype == FLAT_F32 ? 4 : 2);
+    *bytes = flat_dtype_bytes(kv->dtype, sum);
     return FLAT_OK;
 }
 
@@ -211,7 +222,15 @@ flat_status flat_validate_paged(const flat_tensor *q, const flat_paged_kv *kv,
     if ((s = check_overlaps(q, out, kv, opt->lse)) != FLAT_OK ||
         (s = flat_check_rules(opt, q, longest, out, opt->lse)) != FLAT_OK)
         return s;
+    int64_t lo;
+    flat_last_offset("out", out, &lo); /* already checked */
+    const int64_t ks[4] = {kv->pages, kv->heads, kv->page_size, kv->dim};
+    const int64_t vs[4] = {kv->pages, kv->heads, kv->page_size, kv->v_dim};
+    if ((s = flat_check_kv_quant(opt, kv->dtype, ks, vs, out->data, flat_view_bytes(out, lo),
+                                 q->batch * q->heads * q->seq * 4)) != FLAT_OK)
+        return s;
     fill_problem(q, kv, out, opt, p);
+    flat_fill_kv_quant(opt, p);
     flat_fill_rules(opt, p);
     return FLAT_OK;
 }

@@ -1,10 +1,12 @@
 /* Argument rules of flat.h, checked before anything is written. Each
  * failure names the first offending argument and its value. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "convert.h"
 #include "error.h"
+#include "kvquant.h"
 #include "problem.h"
 #include "rules.h"
 #include "validate.h"
@@ -55,12 +57,18 @@ flat_status flat_last_offset(const char *name, const flat_tensor *t, int64_t *la
 
 /* out must be a one-to-one view: sorted by stride, each dimension must step
  * past everything the inner ones cover, or threads would race on it. */
-flat_status flat_check_out_layout(const flat_tensor *t)
+flat_status flat_check_out_layout(const flat_tensor *t) { return flat_check_one_to_one("out", t); }
+
+flat_status flat_check_one_to_one(const char *name, const flat_tensor *t)
 {
+    char sn[3][80];
+    snprintf(sn[0], sizeof sn[0], "%s.stride_batch", name);
+    snprintf(sn[1], sizeof sn[1], "%s.stride_head", name);
+    snprintf(sn[2], sizeof sn[2], "%s.stride_seq", name);
     struct { int64_t stride, extent; const char *name; } d[3] = {
-        {t->stride_batch, t->batch, "out.stride_batch"},
-        {t->stride_head, t->heads, "out.stride_head"},
-        {t->stride_seq, t->seq, "out.stride_seq"},
+        {t->stride_batch, t->batch, sn[0]},
+        {t->stride_head, t->heads, sn[1]},
+        {t->stride_seq, t->seq, sn[2]},
     };
     for (int i = 0; i < 3; i++) /* sort 3 by stride */
         for (int j = i + 1; j < 3; j++)
@@ -74,8 +82,8 @@ flat_status flat_check_out_layout(const flat_tensor *t)
         if (d[i].extent == 1)
             continue;
         if (d[i].stride < covered)
-            return INVALID("%s (%lld) makes out overlap itself (needs >= %lld)", d[i].name,
-                           (long long)d[i].stride, (long long)covered);
+            return INVALID("%s (%lld) makes %s overlap itself (needs >= %lld)", d[i].name,
+                           (long long)d[i].stride, name, (long long)covered);
         if (__builtin_mul_overflow(d[i].stride, d[i].extent, &covered)) /* found by fuzzing */
             return INVALID("%s (%lld) x %lld addresses beyond the int64 range", d[i].name,
                            (long long)d[i].stride, (long long)d[i].extent);
@@ -93,8 +101,11 @@ int flat_ranges_overlap(const void *a, int64_t a_bytes, const void *b, int64_t b
 flat_status flat_check_dtype(const char *name, const flat_tensor *t, const char *pair_name,
                                const flat_tensor *pair)
 {
-    if ((int)t->dtype < FLAT_F32 || (int)t->dtype > FLAT_BF16)
+    if ((int)t->dtype < FLAT_F32 || (int)t->dtype > FLAT_I4)
         return INVALID("%s.dtype (%d) is not a flat_dtype value", name, (int)t->dtype);
+    if (name[0] == 'q' && flat_dtype_quantized(t->dtype)) /* q (and so out): a float type */
+        return INVALID("%s.dtype (%d) must be FLAT_F32, FLAT_F16 or FLAT_BF16 (quantized types "
+                       "are for K and V only)", name, (int)t->dtype);
     if (pair && t->dtype != pair->dtype)
         return INVALID("%s.dtype (%d) != %s.dtype (%d)", name, (int)t->dtype, pair_name,
                        (int)pair->dtype);
@@ -104,7 +115,7 @@ flat_status flat_check_dtype(const char *name, const flat_tensor *t, const char 
 /* Bytes a view spans, from its first element to past its last. */
 int64_t flat_view_bytes(const flat_tensor *t, int64_t last)
 {
-    return (last + 1) * flat_dtype_size(t->dtype);
+    return flat_dtype_bytes(t->dtype, last + 1);
 }
 
 static flat_status check_tensors(const flat_tensor *q, const flat_tensor *k,
@@ -149,6 +160,13 @@ static flat_status check_tensors(const flat_tensor *q, const flat_tensor *k,
             return s;
     if ((s = flat_check_out_layout(out)) != FLAT_OK)
         return s;
+    const int64_t even[8] = {k->dim, k->stride_batch, k->stride_head, k->stride_seq,
+                             v->dim, v->stride_batch, v->stride_head, v->stride_seq};
+    static const char *even_names[8] = {"k.dim", "k.stride_batch", "k.stride_head",
+                                        "k.stride_seq", "v.dim", "v.stride_batch",
+                                        "v.stride_head", "v.stride_seq"};
+    if ((s = flat_check_kv_dtype("k.dtype", k->dtype, even, even_names, 8)) != FLAT_OK)
+        return s;
     for (int i = 0; i < 3; i++)
         if (flat_ranges_overlap(out->data, flat_view_bytes(out, last[3]), all[i]->data,
                            flat_view_bytes(all[i], last[i])))
@@ -178,8 +196,6 @@ flat_status flat_check_option_words(const flat_options *o)
         if (o->reserved[i] != 0)
             return INVALID("opt.reserved[%d] (%llu) must be 0", i,
                            (unsigned long long)o->reserved[i]);
-    if (o->reserved2 != 0)
-        return INVALID("opt.reserved2 (%llu) must be 0", (unsigned long long)o->reserved2);
     if (o->flags & ~(uint64_t)FLAT_FLAGS_KNOWN)
         return INVALID("opt.flags (0x%llx) has bits no FLAT_FLAG_* names (0x%llx)",
                        (unsigned long long)o->flags,
@@ -207,6 +223,13 @@ static flat_status check_options(const flat_options *o, const flat_tensor *q,
                                (int)o->kv_lens[b], (long long)k->seq);
     if ((s = flat_check_rules(o, q, k->seq, out, o->lse)) != FLAT_OK)
         return s;
+    int64_t last;
+    flat_last_offset("out", out, &last); /* already checked */
+    const int64_t ks[4] = {k->batch, k->heads, k->seq, k->dim};
+    const int64_t vs[4] = {v->batch, v->heads, v->seq, v->dim};
+    if ((s = flat_check_kv_quant(o, k->dtype, ks, vs, out->data, flat_view_bytes(out, last),
+                                 q->batch * q->heads * q->seq * 4)) != FLAT_OK)
+        return s;
     return o->lse ? check_lse(o->lse, q, k, v, out) : FLAT_OK;
 }
 
@@ -224,6 +247,7 @@ flat_status flat_validate(const flat_tensor *q, const flat_tensor *k, const flat
     p->v = (flat_view){v->data, v->stride_batch, v->stride_head, v->stride_seq};
     p->q_dtype = q->dtype;
     p->kv_dtype = k->dtype;
+    flat_fill_kv_quant(opt, p);
     p->out = out->data;
     p->out_sb = out->stride_batch;
     p->out_sh = out->stride_head;

@@ -349,7 +349,7 @@ static void test_validation(void **state)
     CASE(opt.kv_lens = lens, "opt.kv_lens");
     CASE(opt.lse = (float *)f.pl.kpool, "opt.lse");
     CASE(o.data = f.pl.vpool, "out");
-    CASE(opt.reserved2 = 1, "opt.reserved2");
+    CASE(opt.reserved[0] = 1, "opt.reserved[0]");
     CASE(opt.window_left = -2, "opt.window_left");
 #undef CASE
     assert_int_equal(flat_attention_paged(NULL, &ok, &f.o.t, &none), FLAT_ERROR_INVALID_ARGUMENT);

@@ -503,7 +503,6 @@ static void test_reserved_nonzero(void **state)
 {
     (void)state;
     { FRESH(); opt.reserved[0] = 1; REJECT("opt.reserved[0]"); }
-    { FRESH(); opt.reserved2 = (uint64_t)1 << 14; REJECT("opt.reserved2"); }
     { FRESH(); opt.flags = (uint64_t)1 << 63 | FLAT_FLAG_BATCH_INVARIANT; REJECT("opt.flags"); }
     { FRESH(); opt.reserved32 = 1; REJECT("opt.reserved32"); }
     /* flags: bits no FLAT_FLAG_* names */

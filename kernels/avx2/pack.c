@@ -106,12 +106,39 @@ pack_k(const flat_dtype t, int n, int d, const void *k, int64_t ld_k, float *res
         pack_k_partial(t, n - p, d, flat_elem_ptr(k, p * ld_k, t), ld_k, kp);
 }
 
-void flat_pack_k__avx2(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
-                       float *restrict kp)
+/* Quantized K: each key row dequantized 8 columns at a time in registers
+ * (flat_kv_load8_avx2), its lanes stored down the panel's column. */
+static inline __attribute__((always_inline)) void
+pack_k_quant(const flat_dtype t, int n, int d, const flat_kv_src *k, float *restrict kp)
 {
-    switch (t) {
-    case FLAT_F16: pack_k(FLAT_F16, n, d, k, ld_k, kp); break;
-    case FLAT_BF16: pack_k(FLAT_BF16, n, d, k, ld_k, kp); break;
-    default: pack_k(FLAT_F32, n, d, k, ld_k, kp); break;
+    for (int p = 0; p < n; p += FLAT_AVX2_NR) {
+        for (int j = 0; j < FLAT_AVX2_NR; j++) {
+            if (p + j >= n) {
+                for (int c = 0; c < d; c++)
+                    kp[(int64_t)c * FLAT_AVX2_NR + j] = 0.0f;
+                continue;
+            }
+            const void *row = flat_kv_row(k, p + j, t), *srow = flat_kv_scale_row(k, p + j, t);
+            for (int c0 = 0; c0 < d; c0 += 8) {
+                const int dims = d - c0 < 8 ? d - c0 : 8;
+                float x[8];
+                _mm256_storeu_ps(x, flat_kv_load8_avx2(t, k, row, srow, c0, dims));
+                for (int i = 0; i < dims; i++)
+                    kp[(int64_t)(c0 + i) * FLAT_AVX2_NR + j] = x[i];
+            }
+        }
+        kp += (int64_t)d * FLAT_AVX2_NR;
+    }
+}
+
+void flat_pack_k__avx2(int n, int d, const flat_kv_src *src, float *restrict kp)
+{
+    switch (src->t) {
+    case FLAT_F16: pack_k(FLAT_F16, n, d, src->data, src->ld, kp); break;
+    case FLAT_BF16: pack_k(FLAT_BF16, n, d, src->data, src->ld, kp); break;
+    case FLAT_I8: pack_k_quant(FLAT_I8, n, d, src, kp); break;
+    case FLAT_F8E4M3: pack_k_quant(FLAT_F8E4M3, n, d, src, kp); break;
+    case FLAT_I4: pack_k_quant(FLAT_I4, n, d, src, kp); break;
+    default: pack_k(FLAT_F32, n, d, src->data, src->ld, kp); break;
     }
 }

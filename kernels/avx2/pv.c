@@ -47,19 +47,25 @@ pv_start(const float *o, pv_step st, int i, __m256i mask, int masked)
 }
 
 /* pf: this column block starts a 64-byte line of the V row (always for
- * f32; every other 16-column block of a 16-bit type), so it prefetches. */
+ * f32; every other 16-column block of a 16-bit type, every 4th of a byte
+ * type), so it prefetches; and, at column 0, the row's scales. */
 static inline __attribute__((always_inline)) void
-prefetch_ahead(const flat_dtype t, const int pf, const void *v, int64_t ld_v, int j, int j0,
+prefetch_ahead(const flat_dtype t, const int pf, const flat_kv_src *vs, int64_t col, int j, int j0,
                pv_step st)
 {
-    if (pf && j0 + j + PV_PREFETCH < st.n)
-        _mm_prefetch((const char *)flat_elem_ptr(v, (j + PV_PREFETCH) * ld_v, t), _MM_HINT_T0);
+    if (pf && j0 + j + PV_PREFETCH < st.n) {
+        _mm_prefetch((const char *)flat_elem_ptr(flat_kv_row(vs, j0 + j + PV_PREFETCH, t), col, t),
+                     _MM_HINT_T0);
+        const void *sj = flat_kv_scale_row(vs, j0 + j + PV_PREFETCH, t);
+        if (sj && col == 0)
+            _mm_prefetch((const char *)sj, _MM_HINT_T0);
+    }
 }
 
-/* Keys j0 .. j0+nk of one 16-column block. */
+/* Keys j0 .. j0+nk of one 16-column block (columns col ..). */
 static inline __attribute__((always_inline)) void
 pv_cols16(const flat_dtype t, const int pf, int R, int j0, int nk, const float *restrict p,
-          int64_t ld_p, const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
+          int64_t ld_p, const flat_kv_src *vs, int64_t col, float *restrict o, int64_t ld_o,
           pv_step st)
 {
     const __m256i none = _mm256_setzero_si256();
@@ -70,9 +76,10 @@ pv_cols16(const flat_dtype t, const int pf, int R, int j0, int nk, const float *
         acc1[i] = pv_start(o + i * ld_o + 8, st, i, none, 0);
     }
     for (int j = 0; j < nk; j++) {
-        prefetch_ahead(t, pf, v, ld_v, j, j0, st);
-        const __m256 v0 = flat_loadu8_avx2(t, v, j * ld_v);
-        const __m256 v1 = flat_loadu8_avx2(t, v, j * ld_v + 8);
+        prefetch_ahead(t, pf, vs, col, j, j0, st);
+        const void *vj = flat_kv_row(vs, j0 + j, t), *sj = flat_kv_scale_row(vs, j0 + j, t);
+        const __m256 v0 = flat_kv_load8_avx2(t, vs, vj, sj, col, 8);
+        const __m256 v1 = flat_kv_load8_avx2(t, vs, vj, sj, col + 8, 8);
 #pragma GCC unroll 6
         for (int i = 0; i < R; i++) {
             const __m256 pij = _mm256_broadcast_ss(p + i * ld_p + j);
@@ -90,7 +97,7 @@ pv_cols16(const flat_dtype t, const int pf, int R, int j0, int nk, const float *
 /* Up to 8 columns; `cols` < 8 switches to masked loads and stores. */
 static inline __attribute__((always_inline)) void
 pv_cols8(const flat_dtype t, const int pf, int R, int j0, int nk, int cols,
-         const float *restrict p, int64_t ld_p, const void *restrict v, int64_t ld_v,
+         const float *restrict p, int64_t ld_p, const flat_kv_src *vs, int64_t col,
          float *restrict o, int64_t ld_o, pv_step st)
 {
     const int masked = cols < 8;
@@ -100,9 +107,9 @@ pv_cols8(const flat_dtype t, const int pf, int R, int j0, int nk, int cols,
     for (int i = 0; i < R; i++)
         acc[i] = pv_start(o + i * ld_o, st, i, mask, masked);
     for (int j = 0; j < nk; j++) {
-        prefetch_ahead(t, pf, v, ld_v, j, j0, st);
-        const __m256 vj = masked ? flat_load8_part_avx2(t, v, j * ld_v, cols, mask)
-                                 : flat_loadu8_avx2(t, v, j * ld_v);
+        prefetch_ahead(t, pf, vs, col, j, j0, st);
+        const __m256 vj = flat_kv_load8_avx2(t, vs, flat_kv_row(vs, j0 + j, t),
+                                             flat_kv_scale_row(vs, j0 + j, t), col, cols);
 #pragma GCC unroll 6
         for (int i = 0; i < R; i++)
             acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + i * ld_p + j), vj, acc[i]);
@@ -119,61 +126,53 @@ pv_cols8(const flat_dtype t, const int pf, int R, int j0, int nk, int cols,
 /* n == 0 still runs one (empty) step: O = alpha * O or 0. */
 static inline __attribute__((always_inline)) void
 pv_rows(const flat_dtype t, int R, int n, int dv, const float *restrict p, int64_t ld_p,
-        const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
-        const float *restrict alpha)
+        const flat_kv_src *v, float *restrict o, int64_t ld_o, const float *restrict alpha)
 {
+    const int line = (int)(512 / flat_dtype_bits(t)); /* columns per 64-byte line */
     int j0 = 0;
     do {
         const int nk = n - j0 < PV_KEYS ? n - j0 : PV_KEYS;
         const pv_step st = {alpha, j0 == 0, n};
         const float *pj = p + j0;
-        const void *vj = flat_elem_ptr(v, j0 * ld_v, t);
         int c = 0;
         for (; c + 16 <= dv; c += 16)
-            pv_cols16(t, t == FLAT_F32 || c % 32 == 0, R, j0, nk, pj, ld_p,
-                      flat_elem_ptr(vj, c, t), ld_v, o + c, ld_o, st);
+            pv_cols16(t, c % line == 0, R, j0, nk, pj, ld_p, v, c, o + c, ld_o, st);
         for (; c < dv; c += 8)
-            pv_cols8(t, t == FLAT_F32 || c % 32 == 0, R, j0, nk, dv - c < 8 ? dv - c : 8, pj,
-                     ld_p, flat_elem_ptr(vj, c, t), ld_v, o + c, ld_o, st);
+            pv_cols8(t, c % line == 0, R, j0, nk, dv - c < 8 ? dv - c : 8, pj, ld_p, v, c, o + c,
+                     ld_o, st);
         j0 += PV_KEYS;
     } while (j0 < n);
 }
 
 static inline __attribute__((always_inline)) void
 pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld_p,
-   const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
-   const float *restrict alpha)
+   const flat_kv_src *v, float *restrict o, int64_t ld_o, const float *restrict alpha)
 {
     assert(m >= 1 && n >= 0 && dv >= 1);
     assert(n == 0 || m == 1 || ld_p >= n);
     assert(m == 1 || ld_o >= dv);
     int r = 0;
     for (; r + FLAT_AVX2_PV_MR <= m; r += FLAT_AVX2_PV_MR)
-        pv_rows(t, 6, n, dv, p + r * ld_p, ld_p, v, ld_v, o + r * ld_o, ld_o,
-                alpha ? alpha + r : NULL);
+        pv_rows(t, 6, n, dv, p + r * ld_p, ld_p, v, o + r * ld_o, ld_o, alpha ? alpha + r : NULL);
     if (r >= m)
         return;
     /* The last row block, 1..5 rows, one instance per height. */
     const int R = m - r;
     p += r * ld_p, o += r * ld_o, alpha = alpha ? alpha + r : NULL;
     switch (R) {
-    case 1: pv_rows(t, 1, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    case 2: pv_rows(t, 2, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    case 3: pv_rows(t, 3, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    case 4: pv_rows(t, 4, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    default: pv_rows(t, 5, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
+    case 1: pv_rows(t, 1, n, dv, p, ld_p, v, o, ld_o, alpha); break;
+    case 2: pv_rows(t, 2, n, dv, p, ld_p, v, o, ld_o, alpha); break;
+    case 3: pv_rows(t, 3, n, dv, p, ld_p, v, o, ld_o, alpha); break;
+    case 4: pv_rows(t, 4, n, dv, p, ld_p, v, o, ld_o, alpha); break;
+    default: pv_rows(t, 5, n, dv, p, ld_p, v, o, ld_o, alpha); break;
     }
 }
 
 void flat_pv_6__avx2(int m, int n, int dv, const float *restrict p, int64_t ld_p,
-                     const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
-                     int64_t ld_o, const float *restrict alpha)
+                     const flat_kv_src *src, float *restrict o, int64_t ld_o,
+                     const float *restrict alpha)
 {
-    switch (t) {
-    case FLAT_F16: pv(FLAT_F16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    case FLAT_BF16: pv(FLAT_BF16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    default: pv(FLAT_F32, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    }
+    FLAT_KV_SWITCH(src->t, pv, m, n, dv, p, ld_p, src, o, ld_o, alpha);
 }
 
 /*

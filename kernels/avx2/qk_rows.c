@@ -49,9 +49,11 @@ static inline __attribute__((always_inline)) void transpose8(__m256 r[8])
  */
 static inline __attribute__((always_inline)) void
 block8(const flat_dtype t, const int m_blk, const int full, int m, int keys, int ahead, int d,
-       const float *restrict qp, const void *k, int64_t ld_k, float *restrict s, int64_t ld_s)
+       const float *restrict qp, const flat_kv_src *ks, int64_t j0, float *restrict s,
+       int64_t ld_s)
 {
     const int split = m_blk <= 3 ? 2 : 1;
+    const int64_t ld_k = ks->ld;
     __m256 acc[2][MR];
 #pragma GCC unroll 2
     for (int u = 0; u < split; u++)
@@ -60,20 +62,22 @@ block8(const flat_dtype t, const int m_blk, const int full, int m, int keys, int
             acc[u][i] = _mm256_setzero_ps();
     for (int c0 = 0; c0 < d; c0 += 8) {
         const int dims = d - c0 < 8 ? d - c0 : 8;
-        const __m256i dmask = flat_tail_mask_avx2(dims);
         __m256 r[8];
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
-            const void *kj = flat_elem_ptr(k, j * ld_k, t);
+            const void *kj = flat_kv_row(ks, j0 + j, t), *sj = flat_kv_scale_row(ks, j0 + j, t);
             if (full || j < keys) {
                 /* one prefetch per 64-byte line (16 f32 or 32 16-bit dims),
                  * only rows of this call (a paged cache's next page lies
                  * elsewhere: the runtime prefetches it) */
-                if (c0 % (t == FLAT_F32 ? 16 : 32) == 0 && j + QK_ROWS_PREFETCH < ahead)
+                if (c0 % (512 / flat_dtype_bits(t)) == 0 && j + QK_ROWS_PREFETCH < ahead)
                     _mm_prefetch((const char *)flat_elem_ptr(kj, QK_ROWS_PREFETCH * ld_k + c0, t),
                                  _MM_HINT_T0);
-                r[j] = dims == 8 ? flat_loadu8_avx2(t, kj, c0)
-                                 : flat_load8_part_avx2(t, kj, c0, dims, dmask);
+                if (sj && c0 == 0 && j + QK_ROWS_PREFETCH < ahead) /* the scales' line */
+                    _mm_prefetch((const char *)flat_elem_ptr(sj, QK_ROWS_PREFETCH * ks->ld_scale,
+                                                             ks->scale_t),
+                                 _MM_HINT_T0);
+                r[j] = flat_kv_load8_avx2(t, ks, kj, sj, c0, dims);
             } else {
                 r[j] = _mm256_setzero_ps();
             }
@@ -110,39 +114,33 @@ block8(const flat_dtype t, const int m_blk, const int full, int m, int keys, int
 
 static inline __attribute__((always_inline)) void
 rows_blocked(const flat_dtype t, const int m_blk, int m, int d, int n, const float *restrict qp,
-             const void *k, int64_t ld_k, float *restrict s, int64_t ld_s)
+             const flat_kv_src *k, float *restrict s, int64_t ld_s)
 {
     int j = 0;
     for (; j + 8 <= n; j += 8)
-        block8(t, m_blk, 1, m, 8, n - j, d, qp, flat_elem_ptr(k, (int64_t)j * ld_k, t), ld_k,
-               s + j, ld_s);
+        block8(t, m_blk, 1, m, 8, n - j, d, qp, k, j, s + j, ld_s);
     if (j < n)
-        block8(t, m_blk, 0, m, n - j, n - j, d, qp, flat_elem_ptr(k, (int64_t)j * ld_k, t), ld_k,
-               s + j, ld_s);
+        block8(t, m_blk, 0, m, n - j, n - j, d, qp, k, j, s + j, ld_s);
 }
 
 static inline __attribute__((always_inline)) void
-qk_rows(const flat_dtype t, int m, int d, int n, const float *restrict qp, const void *k,
-        int64_t ld_k, float *restrict s, int64_t ld_s)
+qk_rows(const flat_dtype t, int m, int d, int n, const float *restrict qp, const flat_kv_src *k,
+        float *restrict s, int64_t ld_s)
 {
     assert(m >= 1 && m <= MR && d >= 1 && n >= 0);
-    assert(n == 0 || (k != NULL && ld_s >= n));
+    assert(n == 0 || (k->data != NULL && ld_s >= n));
     if (m == 1)
-        rows_blocked(t, 1, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 1, m, d, n, qp, k, s, ld_s);
     else if (m == 2)
-        rows_blocked(t, 2, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 2, m, d, n, qp, k, s, ld_s);
     else if (m <= 4)
-        rows_blocked(t, 4, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 4, m, d, n, qp, k, s, ld_s);
     else
-        rows_blocked(t, 6, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 6, m, d, n, qp, k, s, ld_s);
 }
 
-void flat_qk_rows__avx2(int m, int d, int n, const float *restrict qp, const void *k,
-                        int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s)
+void flat_qk_rows__avx2(int m, int d, int n, const float *restrict qp, const flat_kv_src *src,
+                        float *restrict s, int64_t ld_s)
 {
-    switch (t) {
-    case FLAT_F16: qk_rows(FLAT_F16, m, d, n, qp, k, ld_k, s, ld_s); break;
-    case FLAT_BF16: qk_rows(FLAT_BF16, m, d, n, qp, k, ld_k, s, ld_s); break;
-    default: qk_rows(FLAT_F32, m, d, n, qp, k, ld_k, s, ld_s); break;
-    }
+    FLAT_KV_SWITCH(src->t, qk_rows, m, d, n, qp, src, s, ld_s);
 }

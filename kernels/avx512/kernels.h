@@ -7,6 +7,7 @@
 
 #include "../convert.h"
 #include "../ukernel.h"
+#include "exp.h"
 
 /*
  * 32 zmm registers. qk holds a 12x32 block in 24 accumulators, plus two K
@@ -25,20 +26,19 @@
 
 void flat_pack_q__avx512(int m, int d, const void *const *rows, flat_dtype t, float scale,
                          float *restrict qp);
-void flat_pack_k__avx512(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
-                         float *restrict kp);
+void flat_pack_k__avx512(int n, int d, const flat_kv_src *src, float *restrict kp);
 void flat_qk_12x32__avx512(int d, int n_panels, const float *restrict qp,
                            const float *restrict kp, float *restrict s, int64_t ld_s);
 float flat_row_max__avx512(int n, const float *s);
 float flat_exp2_row__avx512(int n, int width, float *s, float m);
 void flat_vexp2__avx512(int n, const float *x, float *y);
-void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const void *k,
-                          int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s);
+void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const flat_kv_src *src,
+                 float *restrict s, int64_t ld_s);
 void flat_store_row__avx512(int n, const float *restrict x, float scale, flat_dtype t,
                             void *restrict y);
 void flat_pv_6__avx512(int m, int n, int dv, const float *restrict p, int64_t ld_p,
-                       const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
-                       int64_t ld_o, const float *restrict alpha);
+                 const flat_kv_src *src, float *restrict o, int64_t ld_o,
+                 const float *restrict alpha);
 
 /*
  * 16 elements of a row of type t, from element c, widened to fp32 in
@@ -69,6 +69,95 @@ flat_loadu16_avx512(const flat_dtype t, const void *row, int64_t c)
     if (t == FLAT_F16)
         return _mm512_cvtph_ps(h);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* ---- quantized K/V (ukernel.h's flat_kv_src): codes widened in registers ---- */
+
+/* Codes of elements c .. c+n-1 (n <= 16; lanes >= n are 0 and not read) of a
+ * row of quantized type t, as exact fp32. I8: sign-extend. F8E4M3: its bits
+ * moved into an f16 (S.EEEE.MMM -> S.0EEEE.MMM0000000, which vcvtph2ps widens
+ * exactly, subnormals included) and multiplied by 2^8 to rebias 15 -> 7;
+ * S.1111.111 becomes NaN. I4: each byte duplicated, then a per-lane shift
+ * puts the even element's low nibble or the odd one's high nibble at the
+ * top and an arithmetic shift brings it down sign-extended (c even). */
+static inline __attribute__((always_inline)) __m512
+flat_codes16_avx512(const flat_dtype t, const void *row, int64_t c, int n)
+{
+    if (t == FLAT_I4) {
+        const __m128i b = _mm_maskz_loadu_epi8((__mmask16)((1u << ((n + 1) / 2)) - 1),
+                                               (const uint8_t *)row + c / 2);
+        const __m512i x = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(b, b));
+        const __m512i sh = _mm512_set_epi32(24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24,
+                                            28, 24, 28);
+        __m512i v = _mm512_srai_epi32(_mm512_sllv_epi32(x, sh), 28);
+        if (n < 16)
+            v = _mm512_maskz_mov_epi32(flat_tail_mask_avx512(n), v);
+        return _mm512_cvtepi32_ps(v);
+    }
+    const __m128i b = _mm_maskz_loadu_epi8(flat_tail_mask_avx512(n), (const uint8_t *)row + c);
+    if (t == FLAT_I8)
+        return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
+    const __m256i x = _mm256_cvtepu8_epi16(b);
+    const __m256i h = _mm256_or_si256(
+        _mm256_slli_epi16(_mm256_and_si256(x, _mm256_set1_epi16(0x7f)), 7),
+        _mm256_slli_epi16(_mm256_and_si256(x, _mm256_set1_epi16(0x80)), 8));
+    const __mmask16 nan =
+        _mm256_cmpeq_epi16_mask(_mm256_and_si256(x, _mm256_set1_epi16(0x7f)), _mm256_set1_epi16(0x7f));
+    const __m512 v = _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(256.0f));
+    return _mm512_mask_mov_ps(v, nan, _mm512_set1_ps(__builtin_nanf("")));
+}
+
+/* The scales of columns c .. c+n-1 of one row (srow: the row's first scale;
+ * c a multiple of 16), one code path for every group size: the groups the
+ * 16 columns touch are consecutive scales from (c / g) on, so a masked load
+ * of them and a permute by lane (c + l) / g - c / g place each column's
+ * scale. The lane indices depend on c and g only, so the compiler computes
+ * them once per column chunk, not per row (the quotients are exact in fp32
+ * below 2^24 columns). Branch-free per row: the hot loops stay small. */
+static inline __attribute__((always_inline)) __m512
+flat_scales16_avx512(const flat_kv_src *src, const void *srow, int64_t c, int n)
+{
+    const int64_t g = src->group, first = c / g;
+    const __m512 cols = _mm512_add_ps(_mm512_set1_ps((float)c),
+                                      _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
+                                                    2, 1, 0));
+    const __m512 q = _mm512_roundscale_ps(_mm512_div_ps(cols, _mm512_set1_ps((float)g)),
+                                          _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    const __m512i rel = _mm512_sub_epi32(_mm512_cvttps_epi32(q), _mm512_set1_epi32((int)first));
+    const __mmask16 m = flat_tail_mask_avx512((int)((c + n - 1) / g - first + 1));
+    const __m512 s = src->scale_t == FLAT_F16
+                         ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)srow + first))
+                         : _mm512_maskz_loadu_ps(m, (const float *)srow + first);
+    return _mm512_permutexvar_ps(rel, s);
+}
+
+/* Columns c .. c+n-1 of a K/V row as fp32, for any K/V type: row = the row's
+ * data, srow = its scales (quantized t; NULL: scale 1). Lanes >= n are 0 and
+ * nothing past them is read. The value is convert.h's flat_kv_load: the code
+ * times the scale, one fp32 rounding. */
+static inline __attribute__((always_inline)) __m512
+flat_kv_load16_avx512(const flat_dtype t, const flat_kv_src *src, const void *row,
+                      const void *srow, int64_t c, int n)
+{
+    if (!flat_dtype_quantized(t))
+        return n == 16 ? flat_loadu16_avx512(t, row, c)
+                       : flat_load16_avx512(t, row, c, flat_tail_mask_avx512(n));
+    const __m512 codes = flat_codes16_avx512(t, row, c, n);
+    return srow ? _mm512_mul_ps(codes, flat_scales16_avx512(src, srow, c, n)) : codes;
+}
+
+/* Row j's data and scales of a K/V source. */
+static inline __attribute__((always_inline)) const void *flat_kv_row(const flat_kv_src *s,
+                                                                     int64_t j, const flat_dtype t)
+{
+    return flat_elem_ptr(s->data, j * s->ld, t);
+}
+
+static inline __attribute__((always_inline)) const void *
+flat_kv_scale_row(const flat_kv_src *s, int64_t j, const flat_dtype t)
+{
+    return flat_dtype_quantized(t) && s->scale ? flat_elem_ptr(s->scale, j * s->ld_scale, s->scale_t)
+                                               : NULL;
 }
 
 /*

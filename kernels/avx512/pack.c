@@ -22,16 +22,16 @@
  * transposed into dst + c*ld_dst, storing `lanes` floats for each dim
  * c < d - c0. */
 static inline __attribute__((always_inline)) void
-pack_block(const flat_dtype t, const void *const src[16], int count, int c0, int d, float scale,
+pack_block(const flat_dtype t, const flat_kv_src *ks, const void *const src[16],
+           const void *const srows[16], int count, int c0, int d, float scale,
            float *restrict dst, int ld_dst, __mmask16 lanes)
 {
     const int dims = d - c0 < 16 ? d - c0 : 16;
-    const __mmask16 dmask = flat_tail_mask_avx512(dims);
     const __m512 vs = _mm512_set1_ps(scale);
     __m512 r[16];
 #pragma GCC unroll 16
     for (int i = 0; i < 16; i++)
-        r[i] = i < count ? _mm512_mul_ps(vs, flat_load16_avx512(t, src[i], c0, dmask))
+        r[i] = i < count ? _mm512_mul_ps(vs, flat_kv_load16_avx512(t, ks, src[i], srows[i], c0, dims))
                          : _mm512_setzero_ps();
     flat_transpose16_avx512(r);
 #pragma GCC unroll 16
@@ -50,7 +50,7 @@ pack_q(const flat_dtype t, int m, int d, const void *const *rows, float scale, f
         for (int i = 0; i < count; i++)
             src[i] = rows[p + i];
         for (int c0 = 0; c0 < d; c0 += 16)
-            pack_block(t, src, count, c0, d, scale, qp, MR, flat_tail_mask_avx512(MR));
+            pack_block(t, NULL, src, src, count, c0, d, scale, qp, MR, flat_tail_mask_avx512(MR));
         qp += (int64_t)d * MR;
     }
 }
@@ -67,17 +67,19 @@ void flat_pack_q__avx512(int m, int d, const void *const *rows, flat_dtype t, fl
 
 /* Scaling K by 1.0 is exact, so both packings share one block routine. */
 static inline __attribute__((always_inline)) void
-pack_k(const flat_dtype t, int n, int d, const void *k, int64_t ld_k, float *restrict kp)
+pack_k(const flat_dtype t, int n, int d, const flat_kv_src *k, float *restrict kp)
 {
-    assert(n >= 1 && d >= 1 && k != NULL);
-    /* one prefetch per 64-byte line of a row: 16 f32 or 32 16-bit elements */
-    const int line = t == FLAT_F32 ? 16 : 32;
+    assert(n >= 1 && d >= 1 && k->data != NULL);
+    /* one prefetch per 64-byte line of a row: 16 f32, 32 16-bit, 64 8-bit elements */
+    const int line = (int)(512 / flat_dtype_bits(t));
+    const int64_t ld_k = k->ld;
     for (int p = 0; p < n; p += NR) {
         for (int h = 0; h < NR; h += 16) {
-            const void *src[16] = {0};
+            const void *src[16] = {0}, *srows[16] = {0};
             const int count = n - p - h < 0 ? 0 : n - p - h < 16 ? n - p - h : 16;
             for (int i = 0; i < count; i++) {
-                src[i] = flat_elem_ptr(k, (int64_t)(p + h + i) * ld_k, t);
+                src[i] = flat_kv_row(k, p + h + i, t);
+                srows[i] = flat_kv_scale_row(k, p + h + i, t);
                 /* 16 row streams at once defeat the hardware prefetcher;
                  * ask for the same rows of the next block (prefetches of
                  * rows past n are harmless: they never fault). */
@@ -86,18 +88,13 @@ pack_k(const flat_dtype t, int n, int d, const void *k, int64_t ld_k, float *res
                                  _MM_HINT_T0);
             }
             for (int c0 = 0; c0 < d; c0 += 16)
-                pack_block(t, src, count, c0, d, 1.0f, kp + h, NR, 0xffff);
+                pack_block(t, k, src, srows, count, c0, d, 1.0f, kp + h, NR, 0xffff);
         }
         kp += (int64_t)d * NR;
     }
 }
 
-void flat_pack_k__avx512(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
-                         float *restrict kp)
+void flat_pack_k__avx512(int n, int d, const flat_kv_src *src, float *restrict kp)
 {
-    switch (t) {
-    case FLAT_F16: pack_k(FLAT_F16, n, d, k, ld_k, kp); break;
-    case FLAT_BF16: pack_k(FLAT_BF16, n, d, k, ld_k, kp); break;
-    default: pack_k(FLAT_F32, n, d, k, ld_k, kp); break;
-    }
+    FLAT_KV_SWITCH(src->t, pack_k, n, d, src, kp);
 }

@@ -34,10 +34,11 @@
  * 2 x 4-cycle FMA pipeline, a loss only for dv <= 16.
  */
 static inline __attribute__((always_inline)) void
-pv_block(const flat_dtype t, const int mb, const int nv, const int masked, __mmask16 last,
-         int rows, int n, const float *restrict p, int64_t ld_p, const void *restrict v,
-         int64_t ld_v, float *restrict o, int64_t ld_o, const float *restrict alpha)
+pv_block(const flat_dtype t, const int mb, const int nv, const int masked, int lastn,
+         int rows, int n, const float *restrict p, int64_t ld_p, const flat_kv_src *vs,
+         int64_t col0, float *restrict o, int64_t ld_o, const float *restrict alpha)
 {
+    const __mmask16 last = flat_tail_mask_avx512(lastn);
     const float *pr[PV_MR];
 #pragma GCC unroll 6
     for (int i = 0; i < mb; i++)
@@ -59,22 +60,27 @@ pv_block(const flat_dtype t, const int mb, const int nv, const int masked, __mma
         }
 
     for (int j = 0; j < n; j++) {
-        const void *vj = flat_elem_ptr(v, (int64_t)j * ld_v, t);
+        const void *vj = flat_kv_row(vs, j, t), *sj = flat_kv_scale_row(vs, j, t);
         __m512 vv[PV_NV_NARROW];
         /* V rows come from L2/L3 on the first row block of a chunk: fetch
          * PV_PREFETCH keys ahead, one prefetch per 64-byte line (16 f32 or
          * 32 16-bit columns), within the call (past it, in a paged cache,
          * lies other data: the runtime prefetches the next page). */
-        if (j + PV_PREFETCH < n)
+        if (j + PV_PREFETCH < n) {
 #pragma GCC unroll 8
             for (int c = 0; c < nv; c++)
-                if (t == FLAT_F32 || c % 2 == 0)
-                    _mm_prefetch((const char *)flat_elem_ptr(vj, PV_PREFETCH * ld_v + 16 * c, t),
+                if ((16 * c) % (512 / flat_dtype_bits(t)) == 0)
+                    _mm_prefetch((const char *)flat_elem_ptr(vj, PV_PREFETCH * vs->ld + col0 + 16 * c,
+                                                             t),
                                  _MM_HINT_T0);
+            if (sj)
+                _mm_prefetch((const char *)flat_elem_ptr(sj, PV_PREFETCH * vs->ld_scale, vs->scale_t),
+                             _MM_HINT_T0);
+        }
 #pragma GCC unroll 8
         for (int c = 0; c < nv; c++)
-            vv[c] = masked && c == nv - 1 ? flat_load16_avx512(t, vj, 16 * c, last)
-                                          : flat_loadu16_avx512(t, vj, 16 * c);
+            vv[c] = flat_kv_load16_avx512(t, vs, vj, sj, col0 + 16 * c,
+                                          masked && c == nv - 1 ? lastn : 16);
 #pragma GCC unroll 6
         for (int i = 0; i < mb; i++) {
             const __m512 b = _mm512_set1_ps(pr[i][j]);
@@ -98,26 +104,26 @@ pv_block(const flat_dtype t, const int mb, const int nv, const int masked, __mma
 /* Columns [0, cols) of every row block, cols <= 64. */
 static inline __attribute__((always_inline)) void
 pv_columns(const flat_dtype t, int cols, int m, int n, const float *restrict p, int64_t ld_p,
-           const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
+           const flat_kv_src *v, int64_t col0, float *restrict o, int64_t ld_o,
            const float *restrict alpha)
 {
     const int nv = (cols + 15) / 16;
-    const __mmask16 last = flat_tail_mask_avx512(cols - 16 * (nv - 1));
+    const int last = cols - 16 * (nv - 1);
     for (int r = 0; r < m; r += PV_MR) {
         const int rows = m - r < PV_MR ? m - r : PV_MR;
         const float *pb = p + r * ld_p;
         float *ob = o + r * ld_o;
         const float *ab = alpha ? alpha + r : NULL;
         if (cols == 16 * PV_NV)
-            pv_block(t, PV_MR, 4, 0, 0xffff, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
+            pv_block(t, PV_MR, 4, 0, 16, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
         else if (nv == 4)
-            pv_block(t, PV_MR, 4, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
+            pv_block(t, PV_MR, 4, 1, last, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
         else if (nv == 3)
-            pv_block(t, PV_MR, 3, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
+            pv_block(t, PV_MR, 3, 1, last, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
         else if (nv == 2)
-            pv_block(t, PV_MR, 2, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
+            pv_block(t, PV_MR, 2, 1, last, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
         else
-            pv_block(t, PV_MR, 1, 1, last, rows, n, pb, ld_p, v, ld_v, ob, ld_o, ab);
+            pv_block(t, PV_MR, 1, 1, last, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
     }
 }
 
@@ -130,13 +136,13 @@ pv_columns(const flat_dtype t, int cols, int m, int n, const float *restrict p, 
 /* m <= 2 rows, columns [0, cols) with 64 < cols <= 128, in one pass. */
 static inline __attribute__((always_inline)) void
 pv_narrow(const flat_dtype t, int cols, int m, int n, const float *restrict p, int64_t ld_p,
-          const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
+          const flat_kv_src *v, int64_t col0, float *restrict o, int64_t ld_o,
           const float *restrict alpha)
 {
     const int nv = (cols + 15) / 16;
-    const __mmask16 last = flat_tail_mask_avx512(cols - 16 * (nv - 1));
+    const int last = cols - 16 * (nv - 1);
     const int masked = cols != 16 * nv;
-#define NARROW(mb, nvc) pv_block(t, mb, nvc, masked, last, m, n, p, ld_p, v, ld_v, o, ld_o, alpha)
+#define NARROW(mb, nvc) pv_block(t, mb, nvc, masked, last, m, n, p, ld_p, v, col0, o, ld_o, alpha)
     switch (nv + 8 * (m - 1)) {
     case 5: NARROW(1, 5); break;
     case 6: NARROW(1, 6); break;
@@ -152,31 +158,26 @@ pv_narrow(const flat_dtype t, int cols, int m, int n, const float *restrict p, i
 
 static inline __attribute__((always_inline)) void
 pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld_p,
-   const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
-   const float *restrict alpha)
+   const flat_kv_src *v, float *restrict o, int64_t ld_o, const float *restrict alpha)
 {
     assert(m >= 1 && n >= 0 && dv >= 1);
-    assert(n == 0 || (p != NULL && v != NULL));
+    assert(n == 0 || (p != NULL && v->data != NULL));
     assert(o != NULL);
     if (m <= 2 && dv > 16 * PV_NV && dv <= 16 * PV_NV_NARROW) {
-        pv_narrow(t, dv, m, n, p, ld_p, v, ld_v, o, ld_o, alpha);
+        pv_narrow(t, dv, m, n, p, ld_p, v, 0, o, ld_o, alpha);
         return;
     }
     for (int c0 = 0; c0 < dv; c0 += 16 * PV_NV) {
         const int cols = dv - c0 < 16 * PV_NV ? dv - c0 : 16 * PV_NV;
-        pv_columns(t, cols, m, n, p, ld_p, flat_elem_ptr(v, c0, t), ld_v, o + c0, ld_o, alpha);
+        pv_columns(t, cols, m, n, p, ld_p, v, c0, o + c0, ld_o, alpha);
     }
 }
 
 void flat_pv_6__avx512(int m, int n, int dv, const float *restrict p, int64_t ld_p,
-                       const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
-                       int64_t ld_o, const float *restrict alpha)
+                       const flat_kv_src *src, float *restrict o, int64_t ld_o,
+                       const float *restrict alpha)
 {
-    switch (t) {
-    case FLAT_F16: pv(FLAT_F16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    case FLAT_BF16: pv(FLAT_BF16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    default: pv(FLAT_F32, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    }
+    FLAT_KV_SWITCH(src->t, pv, m, n, dv, p, ld_p, src, o, ld_o, alpha);
 }
 
 /*

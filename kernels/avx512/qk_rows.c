@@ -27,7 +27,8 @@
  */
 static inline __attribute__((always_inline)) void
 block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, int ahead, int d,
-        const float *restrict qp, const void *k, int64_t ld_k, float *restrict s, int64_t ld_s)
+        const float *restrict qp, const flat_kv_src *ks, int64_t j0, float *restrict s,
+        int64_t ld_s)
 {
     const int split = m_blk <= 6 ? 2 : 1;
     __m512 acc[2][MR];
@@ -38,21 +39,24 @@ block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, in
             acc[u][i] = _mm512_setzero_ps();
     for (int c0 = 0; c0 < d; c0 += 16) {
         const int dims = d - c0 < 16 ? d - c0 : 16;
-        const __mmask16 dmask = flat_tail_mask_avx512(dims);
         __m512 r[16];
 #pragma GCC unroll 16
         for (int j = 0; j < 16; j++) {
-            const void *kj = flat_elem_ptr(k, j * ld_k, t);
+            const void *kj = flat_kv_row(ks, j0 + j, t), *sj = flat_kv_scale_row(ks, j0 + j, t);
             if (full || j < keys) {
                 /* one prefetch per 64-byte line (every 16 dims of f32, every
                  * other 16 of a 16-bit type), and only rows of this call:
                  * past them (the next page of a paged cache) lies other data,
                  * whose lines would waste bandwidth; the runtime prefetches
                  * the next run itself */
-                if ((t == FLAT_F32 || c0 % 32 == 0) && j + QK_ROWS_PREFETCH < ahead)
-                    _mm_prefetch((const char *)flat_elem_ptr(kj, QK_ROWS_PREFETCH * ld_k + c0, t),
+                if (c0 % (512 / flat_dtype_bits(t)) == 0 && j + QK_ROWS_PREFETCH < ahead)
+                    _mm_prefetch((const char *)flat_elem_ptr(kj, QK_ROWS_PREFETCH * ks->ld + c0, t),
                                  _MM_HINT_T0);
-                r[j] = flat_load16_avx512(t, kj, c0, dmask);
+                if (sj && c0 == 0 && j + QK_ROWS_PREFETCH < ahead) /* the scales' line */
+                    _mm_prefetch((const char *)flat_elem_ptr(sj, QK_ROWS_PREFETCH * ks->ld_scale,
+                                                             ks->scale_t),
+                                 _MM_HINT_T0);
+                r[j] = flat_kv_load16_avx512(t, ks, kj, sj, c0, dims);
             } else {
                 r[j] = _mm512_setzero_ps();
             }
@@ -88,45 +92,48 @@ block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, in
 
 static inline __attribute__((always_inline)) void
 rows_blocked(const flat_dtype t, const int m_blk, int m, int d, int n, const float *restrict qp,
-             const void *k, int64_t ld_k, float *restrict s, int64_t ld_s)
+             const flat_kv_src *k, float *restrict s, int64_t ld_s)
 {
     int j = 0;
     for (; j + 16 <= n; j += 16)
-        block16(t, m_blk, 1, m, 16, n - j, d, qp, flat_elem_ptr(k, (int64_t)j * ld_k, t), ld_k,
-                s + j, ld_s);
+        block16(t, m_blk, 1, m, 16, n - j, d, qp, k, j, s + j, ld_s);
     if (j < n)
-        block16(t, m_blk, 0, m, n - j, n - j, d, qp, flat_elem_ptr(k, (int64_t)j * ld_k, t),
-                ld_k, s + j, ld_s);
+        block16(t, m_blk, 0, m, n - j, n - j, d, qp, k, j, s + j, ld_s);
 }
 
 /* Six instances of the row count instead of twelve: a few extra FMAs on the
  * zero rows of the panel cost nothing while K streams from memory. */
 static inline __attribute__((always_inline)) void
-qk_rows(const flat_dtype t, int m, int d, int n, const float *restrict qp, const void *k,
-        int64_t ld_k, float *restrict s, int64_t ld_s)
+qk_rows(const flat_dtype t, int m, int d, int n, const float *restrict qp, const flat_kv_src *k,
+        float *restrict s, int64_t ld_s)
 {
     assert(m >= 1 && m <= MR && d >= 1 && n >= 0);
-    assert(n == 0 || (k != NULL && ld_s >= n));
+    assert(n == 0 || (k->data != NULL && ld_s >= n));
+    if (flat_dtype_quantized(t)) { /* three instances: code size (and build time) */
+        if (m == 1)
+            rows_blocked(t, 1, m, d, n, qp, k, s, ld_s);
+        else if (m <= 4)
+            rows_blocked(t, 4, m, d, n, qp, k, s, ld_s);
+        else
+            rows_blocked(t, 12, m, d, n, qp, k, s, ld_s);
+        return;
+    }
     if (m == 1)
-        rows_blocked(t, 1, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 1, m, d, n, qp, k, s, ld_s);
     else if (m == 2)
-        rows_blocked(t, 2, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 2, m, d, n, qp, k, s, ld_s);
     else if (m <= 4)
-        rows_blocked(t, 4, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 4, m, d, n, qp, k, s, ld_s);
     else if (m <= 6)
-        rows_blocked(t, 6, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 6, m, d, n, qp, k, s, ld_s);
     else if (m <= 8)
-        rows_blocked(t, 8, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 8, m, d, n, qp, k, s, ld_s);
     else
-        rows_blocked(t, 12, m, d, n, qp, k, ld_k, s, ld_s);
+        rows_blocked(t, 12, m, d, n, qp, k, s, ld_s);
 }
 
-void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const void *k,
-                          int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s)
+void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const flat_kv_src *src,
+                          float *restrict s, int64_t ld_s)
 {
-    switch (t) {
-    case FLAT_F16: qk_rows(FLAT_F16, m, d, n, qp, k, ld_k, s, ld_s); break;
-    case FLAT_BF16: qk_rows(FLAT_BF16, m, d, n, qp, k, ld_k, s, ld_s); break;
-    default: qk_rows(FLAT_F32, m, d, n, qp, k, ld_k, s, ld_s); break;
-    }
+    FLAT_KV_SWITCH(src->t, qk_rows, m, d, n, qp, src, s, ld_s);
 }

@@ -50,18 +50,17 @@
 
 void flat_pack_q__avx512_bf16(int m, int d, const void *const *rows, flat_dtype t, float scale,
                               float *restrict qp);
-void flat_pack_k__avx512_bf16(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
-                              float *restrict kp);
+void flat_pack_k__avx512_bf16(int n, int d, const flat_kv_src *src, float *restrict kp);
 void flat_qk_12x32__avx512_bf16(int d, int n_panels, const float *restrict qp,
                                 const float *restrict kp, float *restrict s, int64_t ld_s);
-void flat_qk_rows__avx512_bf16(int m, int d, int n, const float *restrict qp, const void *k,
-                               int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s);
+void flat_qk_rows__avx512_bf16(int m, int d, int n, const float *restrict qp, const flat_kv_src *src,
+                 float *restrict s, int64_t ld_s);
 float flat_row_max__avx512_bf16(int n, const float *s);
 float flat_exp2_row__avx512_bf16(int n, int width, float *s, float m);
 void flat_vexp2__avx512_bf16(int n, const float *x, float *y);
 void flat_pv_12__avx512_bf16(int m, int n, int dv, const float *restrict p, int64_t ld_p,
-                             const void *restrict v, int64_t ld_v, flat_dtype t,
-                             float *restrict o, int64_t ld_o, const float *restrict alpha);
+                 const flat_kv_src *src, float *restrict o, int64_t ld_o,
+                 const float *restrict alpha);
 void flat_store_row__avx512_bf16(int n, const float *restrict x, float scale, flat_dtype t,
                                  void *restrict y);
 
@@ -92,6 +91,21 @@ flat_pairs_avx512bf16(const flat_dtype t, const int scaled, const void *row, int
         hi = _mm512_mul_ps(scale, hi);
     }
     return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); /* words 0-15 from lo */
+}
+
+/* The same for K rows of any K/V type (unscaled): quantized ones dequantize
+ * to fp32 in registers (avx512/kernels.h, flat_kv_load16_avx512, with srow
+ * the row's scales) and round once to bf16 pairs. */
+static inline __attribute__((always_inline)) __m512i
+flat_kv_pairs_avx512bf16(const flat_dtype t, const flat_kv_src *ks, const void *row,
+                         const void *srow, int64_t c, int count)
+{
+    if (!flat_dtype_quantized(t))
+        return flat_pairs_avx512bf16(t, 0, row, c, count, _mm512_setzero_ps());
+    const __m512 lo = flat_kv_load16_avx512(t, ks, row, srow, c, count < 16 ? count : 16);
+    const __m512 hi = count > 16 ? flat_kv_load16_avx512(t, ks, row, srow, c + 16, count - 16)
+                                 : _mm512_setzero_ps();
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
 }
 
 /* One 32-bit word (a bf16 pair) in every lane: a broadcast load. memcpy

@@ -24,15 +24,17 @@
 /* Pairs [c0/2, c0/2 + 16) of up to 16 rows (rows >= count are zero) into
  * dst + c2*ld_dst (32-bit words), `lanes` words per pair. */
 static inline __attribute__((always_inline)) void
-pack_block(const flat_dtype t, const int scaled, const void *const src[16], int count, int c0,
-           int d, __m512 scale, uint32_t *restrict dst, int ld_dst, __mmask16 lanes)
+pack_block(const flat_dtype t, const int scaled, const flat_kv_src *ks, const void *const src[16],
+           const void *const srows[16], int count, int c0, int d, __m512 scale,
+           uint32_t *restrict dst, int ld_dst, __mmask16 lanes)
 {
     const int dims = d - c0 < 32 ? d - c0 : 32, pairs = (dims + 1) / 2;
     __m512 r[16];
 #pragma GCC unroll 16
     for (int i = 0; i < 16; i++)
         r[i] = i < count ? _mm512_castsi512_ps(
-                               flat_pairs_avx512bf16(t, scaled, src[i], c0, dims, scale))
+                               scaled ? flat_pairs_avx512bf16(t, 1, src[i], c0, dims, scale)
+                                      : flat_kv_pairs_avx512bf16(t, ks, src[i], srows[i], c0, dims))
                          : _mm512_setzero_ps();
     flat_transpose16_avx512(r);
 #pragma GCC unroll 16
@@ -53,7 +55,7 @@ pack_q(const flat_dtype t, int m, int d, const void *const *rows, float scale, f
         for (int i = 0; i < count; i++)
             src[i] = rows[p + i];
         for (int c0 = 0; c0 < d; c0 += 32)
-            pack_block(t, 1, src, count, c0, d, vs, (uint32_t *)qp, MR,
+            pack_block(t, 1, NULL, src, src, count, c0, d, vs, (uint32_t *)qp, MR,
                        flat_tail_mask_avx512(MR));
         qp += (int64_t)d * MR; /* the runtime's panel stride; the pairs fill half */
     }
@@ -70,16 +72,18 @@ void flat_pack_q__avx512_bf16(int m, int d, const void *const *rows, flat_dtype 
 }
 
 static inline __attribute__((always_inline)) void
-pack_k(const flat_dtype t, int n, int d, const void *k, int64_t ld_k, float *restrict kp)
+pack_k(const flat_dtype t, int n, int d, const flat_kv_src *k, float *restrict kp)
 {
-    assert(n >= 1 && d >= 1 && k != NULL);
-    const int line = t == FLAT_F32 ? 16 : 32; /* elements per 64-byte line */
+    assert(n >= 1 && d >= 1 && k->data != NULL);
+    const int line = (int)(512 / flat_dtype_bits(t)); /* elements per 64-byte line */
+    const int64_t ld_k = k->ld;
     for (int p = 0; p < n; p += NR) {
         for (int h = 0; h < NR; h += 16) {
-            const void *src[16] = {0};
+            const void *src[16] = {0}, *srows[16] = {0};
             const int count = n - p - h < 0 ? 0 : n - p - h < 16 ? n - p - h : 16;
             for (int i = 0; i < count; i++) {
-                src[i] = flat_elem_ptr(k, (int64_t)(p + h + i) * ld_k, t);
+                src[i] = flat_kv_row(k, p + h + i, t);
+                srows[i] = flat_kv_scale_row(k, p + h + i, t);
                 /* as the AVX-512 table: 16 row streams defeat the hardware
                  * prefetcher, so fetch the next block's rows (never faults) */
                 for (int c = 0; c < d; c += line)
@@ -87,19 +91,14 @@ pack_k(const flat_dtype t, int n, int d, const void *k, int64_t ld_k, float *res
                                  _MM_HINT_T0);
             }
             for (int c0 = 0; c0 < d; c0 += 32)
-                pack_block(t, 0, src, count, c0, d, _mm512_setzero_ps(), (uint32_t *)kp + h, NR,
-                           0xffff);
+                pack_block(t, 0, k, src, srows, count, c0, d, _mm512_setzero_ps(),
+                           (uint32_t *)kp + h, NR, 0xffff);
         }
         kp += (int64_t)d * NR;
     }
 }
 
-void flat_pack_k__avx512_bf16(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
-                              float *restrict kp)
+void flat_pack_k__avx512_bf16(int n, int d, const flat_kv_src *src, float *restrict kp)
 {
-    switch (t) {
-    case FLAT_F16: pack_k(FLAT_F16, n, d, k, ld_k, kp); break;
-    case FLAT_BF16: pack_k(FLAT_BF16, n, d, k, ld_k, kp); break;
-    default: pack_k(FLAT_F32, n, d, k, ld_k, kp); break;
-    }
+    FLAT_KV_SWITCH(src->t, pack_k, n, d, src, kp);
 }

@@ -28,11 +28,12 @@
  */
 static inline __attribute__((always_inline)) void
 block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, int ahead, int d,
-        const uint32_t *restrict qp, const void *k, int64_t ld_k, float *restrict s,
+        const uint32_t *restrict qp, const flat_kv_src *ks, int64_t j0, float *restrict s,
         int64_t ld_s)
 {
     const int split = m_blk <= 2 ? 4 : m_blk <= 6 ? 2 : 1;
-    const int line = t == FLAT_F32 ? 16 : 32; /* elements per 64-byte line */
+    const int line = (int)(512 / flat_dtype_bits(t)); /* elements per 64-byte line */
+    const int64_t ld_k = ks->ld;
     __m512 acc[4][MR];
 #pragma GCC unroll 4
     for (int u = 0; u < split; u++)
@@ -44,7 +45,7 @@ block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, in
         __m512 r[16];
 #pragma GCC unroll 16
         for (int j = 0; j < 16; j++) {
-            const void *kj = flat_elem_ptr(k, j * ld_k, t);
+            const void *kj = flat_kv_row(ks, j0 + j, t), *sj = flat_kv_scale_row(ks, j0 + j, t);
             if (full || j < keys) {
                 /* only rows of this call: past them (a paged cache's next
                  * page) lies other data; the runtime prefetches that */
@@ -54,8 +55,11 @@ block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, in
                     _mm_prefetch((const char *)flat_elem_ptr(kj, QK_ROWS_PREFETCH * ld_k + c0 + c,
                                                              t),
                                  _MM_HINT_T0);
-                r[j] = _mm512_castsi512_ps(
-                    flat_pairs_avx512bf16(t, 0, kj, c0, dims, _mm512_setzero_ps()));
+                if (sj && c0 == 0 && j + QK_ROWS_PREFETCH < ahead) /* the scales' line */
+                    _mm_prefetch((const char *)flat_elem_ptr(sj, QK_ROWS_PREFETCH * ks->ld_scale,
+                                                             ks->scale_t),
+                                 _MM_HINT_T0);
+                r[j] = _mm512_castsi512_ps(flat_kv_pairs_avx512bf16(t, ks, kj, sj, c0, dims));
             } else {
                 r[j] = _mm512_setzero_ps();
             }
@@ -96,46 +100,49 @@ block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, in
 
 static inline __attribute__((always_inline)) void
 rows_blocked(const flat_dtype t, const int m_blk, int m, int d, int n, const uint32_t *restrict qp,
-             const void *k, int64_t ld_k, float *restrict s, int64_t ld_s)
+             const flat_kv_src *k, float *restrict s, int64_t ld_s)
 {
     int j = 0;
     for (; j + 16 <= n; j += 16)
-        block16(t, m_blk, 1, m, 16, n - j, d, qp, flat_elem_ptr(k, (int64_t)j * ld_k, t), ld_k, s + j,
-                ld_s);
+        block16(t, m_blk, 1, m, 16, n - j, d, qp, k, j, s + j, ld_s);
     if (j < n)
-        block16(t, m_blk, 0, m, n - j, n - j, d, qp, flat_elem_ptr(k, (int64_t)j * ld_k, t), ld_k,
-                s + j, ld_s);
+        block16(t, m_blk, 0, m, n - j, n - j, d, qp, k, j, s + j, ld_s);
 }
 
 /* Row counts as the AVX-512 table's: extra multiplies on the panel's zero
  * rows cost nothing while K streams from memory. */
 static inline __attribute__((always_inline)) void
-qk_rows(const flat_dtype t, int m, int d, int n, const float *restrict qp, const void *k,
-        int64_t ld_k, float *restrict s, int64_t ld_s)
+qk_rows(const flat_dtype t, int m, int d, int n, const float *restrict qp, const flat_kv_src *k,
+        float *restrict s, int64_t ld_s)
 {
     assert(m >= 1 && m <= MR && d >= 1 && n >= 0);
-    assert(n == 0 || (k != NULL && ld_s >= n));
+    assert(n == 0 || (k->data != NULL && ld_s >= n));
     const uint32_t *q = (const uint32_t *)qp;
+    if (flat_dtype_quantized(t)) { /* three instances: code size (and build time) */
+        if (m == 1)
+            rows_blocked(t, 1, m, d, n, q, k, s, ld_s);
+        else if (m <= 4)
+            rows_blocked(t, 4, m, d, n, q, k, s, ld_s);
+        else
+            rows_blocked(t, 12, m, d, n, q, k, s, ld_s);
+        return;
+    }
     if (m == 1)
-        rows_blocked(t, 1, m, d, n, q, k, ld_k, s, ld_s);
+        rows_blocked(t, 1, m, d, n, q, k, s, ld_s);
     else if (m == 2)
-        rows_blocked(t, 2, m, d, n, q, k, ld_k, s, ld_s);
+        rows_blocked(t, 2, m, d, n, q, k, s, ld_s);
     else if (m <= 4)
-        rows_blocked(t, 4, m, d, n, q, k, ld_k, s, ld_s);
+        rows_blocked(t, 4, m, d, n, q, k, s, ld_s);
     else if (m <= 6)
-        rows_blocked(t, 6, m, d, n, q, k, ld_k, s, ld_s);
+        rows_blocked(t, 6, m, d, n, q, k, s, ld_s);
     else if (m <= 8)
-        rows_blocked(t, 8, m, d, n, q, k, ld_k, s, ld_s);
+        rows_blocked(t, 8, m, d, n, q, k, s, ld_s);
     else
-        rows_blocked(t, 12, m, d, n, q, k, ld_k, s, ld_s);
+        rows_blocked(t, 12, m, d, n, q, k, s, ld_s);
 }
 
-void flat_qk_rows__avx512_bf16(int m, int d, int n, const float *restrict qp, const void *k,
-                               int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s)
+void flat_qk_rows__avx512_bf16(int m, int d, int n, const float *restrict qp,
+                               const flat_kv_src *src, float *restrict s, int64_t ld_s)
 {
-    switch (t) {
-    case FLAT_F16: qk_rows(FLAT_F16, m, d, n, qp, k, ld_k, s, ld_s); break;
-    case FLAT_BF16: qk_rows(FLAT_BF16, m, d, n, qp, k, ld_k, s, ld_s); break;
-    default: qk_rows(FLAT_F32, m, d, n, qp, k, ld_k, s, ld_s); break;
-    }
+    FLAT_KV_SWITCH(src->t, qk_rows, m, d, n, qp, src, s, ld_s);
 }

@@ -112,12 +112,27 @@ pack_k(const flat_dtype t, int n, int d, const void *k, int64_t ld_k, float *res
     }
 }
 
-void flat_pack_k_12__neon(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
-                          float *restrict kp)
+/* Quantized K, portable: each element dequantized as convert.h's
+ * flat_kv_load, straight into the panel. */
+static inline __attribute__((always_inline)) void
+pack_k_quant(const flat_dtype t, int n, int d, const flat_kv_src *k, float *restrict kp)
 {
-    switch (t) {
-    case FLAT_F16: pack_k(FLAT_F16, n, d, k, ld_k, kp); break;
-    case FLAT_BF16: pack_k(FLAT_BF16, n, d, k, ld_k, kp); break;
-    default: pack_k(FLAT_F32, n, d, k, ld_k, kp); break;
+    for (int p = 0; p < n; p += FLAT_NEON_NR) {
+        for (int c = 0; c < d; c++)
+            for (int j = 0; j < FLAT_NEON_NR; j++)
+                kp[(int64_t)c * FLAT_NEON_NR + j] = p + j < n ? flat_kv_load(k, p + j, c, t) : 0.0f;
+        kp += (int64_t)d * FLAT_NEON_NR;
+    }
+}
+
+void flat_pack_k_12__neon(int n, int d, const flat_kv_src *src, float *restrict kp)
+{
+    switch (src->t) {
+    case FLAT_F16: pack_k(FLAT_F16, n, d, src->data, src->ld, kp); break;
+    case FLAT_BF16: pack_k(FLAT_BF16, n, d, src->data, src->ld, kp); break;
+    case FLAT_I8: pack_k_quant(FLAT_I8, n, d, src, kp); break;
+    case FLAT_F8E4M3: pack_k_quant(FLAT_F8E4M3, n, d, src, kp); break;
+    case FLAT_I4: pack_k_quant(FLAT_I4, n, d, src, kp); break;
+    default: pack_k(FLAT_F32, n, d, src->data, src->ld, kp); break;
     }
 }

@@ -130,13 +130,33 @@ pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld
     }
 }
 
-void flat_pv_4x16__neon(int m, int n, int dv, const float *restrict p, int64_t ld_p,
-                        const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
-                        int64_t ld_o, const float *restrict alpha)
+/* Quantized V, portable: the contract's order (alpha * O, then one FMA per
+ * key in order) over elements dequantized as convert.h's flat_kv_load. */
+static inline __attribute__((always_inline)) void
+pv_quant(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld_p,
+         const flat_kv_src *v, float *restrict o, int64_t ld_o, const float *restrict alpha)
 {
-    switch (t) {
+    for (int i = 0; i < m; i++)
+        for (int c = 0; c < dv; c++) {
+            float acc = alpha ? alpha[i] * o[i * ld_o + c] : 0.0f;
+            for (int j = 0; j < n; j++)
+                acc = fmaf(p[i * ld_p + j], flat_kv_load(v, j, c, t), acc);
+            o[i * ld_o + c] = acc;
+        }
+}
+
+void flat_pv_4x16__neon(int m, int n, int dv, const float *restrict p, int64_t ld_p,
+                        const flat_kv_src *src, float *restrict o, int64_t ld_o,
+                        const float *restrict alpha)
+{
+    const void *v = src->data;
+    const int64_t ld_v = src->ld;
+    switch (src->t) {
     case FLAT_F16: pv(FLAT_F16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
     case FLAT_BF16: pv(FLAT_BF16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
+    case FLAT_I8: pv_quant(FLAT_I8, m, n, dv, p, ld_p, src, o, ld_o, alpha); break;
+    case FLAT_F8E4M3: pv_quant(FLAT_F8E4M3, m, n, dv, p, ld_p, src, o, ld_o, alpha); break;
+    case FLAT_I4: pv_quant(FLAT_I4, m, n, dv, p, ld_p, src, o, ld_o, alpha); break;
     default: pv(FLAT_F32, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
     }
 }

@@ -4,6 +4,7 @@
 /* S = Q K^T for the decode path: one Q panel against K rows where they lie. */
 #include <arm_neon.h>
 #include <assert.h>
+#include <math.h>
 
 #include "../ukernel.h"
 #include "kernels.h"
@@ -90,12 +91,30 @@ qk_rows(const flat_dtype t, int m, int d, int n, const float *restrict qp, const
         rows_blocked(t, 8, m, d, n, qp, k, ld_k, s, ld_s);
 }
 
-void flat_qk_rows__neon(int m, int d, int n, const float *restrict qp, const void *k,
-                        int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s)
+/* Quantized K, portable: fp32 dot products over elements dequantized as
+ * convert.h's flat_kv_load, read in place. */
+static inline __attribute__((always_inline)) void
+qk_rows_quant(const flat_dtype t, int m, int d, int n, const float *restrict qp,
+              const flat_kv_src *k, float *restrict s, int64_t ld_s)
 {
-    switch (t) {
-    case FLAT_F16: qk_rows(FLAT_F16, m, d, n, qp, k, ld_k, s, ld_s); break;
-    case FLAT_BF16: qk_rows(FLAT_BF16, m, d, n, qp, k, ld_k, s, ld_s); break;
-    default: qk_rows(FLAT_F32, m, d, n, qp, k, ld_k, s, ld_s); break;
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+            float acc = 0.0f;
+            for (int c = 0; c < d; c++)
+                acc = fmaf(qp[(int64_t)c * MR + i], flat_kv_load(k, j, c, t), acc);
+            s[i * ld_s + j] = acc;
+        }
+}
+
+void flat_qk_rows__neon(int m, int d, int n, const float *restrict qp, const flat_kv_src *src,
+                        float *restrict s, int64_t ld_s)
+{
+    switch (src->t) {
+    case FLAT_F16: qk_rows(FLAT_F16, m, d, n, qp, src->data, src->ld, s, ld_s); break;
+    case FLAT_BF16: qk_rows(FLAT_BF16, m, d, n, qp, src->data, src->ld, s, ld_s); break;
+    case FLAT_I8: qk_rows_quant(FLAT_I8, m, d, n, qp, src, s, ld_s); break;
+    case FLAT_F8E4M3: qk_rows_quant(FLAT_F8E4M3, m, d, n, qp, src, s, ld_s); break;
+    case FLAT_I4: qk_rows_quant(FLAT_I4, m, d, n, qp, src, s, ld_s); break;
+    default: qk_rows(FLAT_F32, m, d, n, qp, src->data, src->ld, s, ld_s); break;
     }
 }

@@ -18,14 +18,14 @@ pack_q(const flat_dtype t, int m, int d, const void *const *rows, float scale, f
 }
 
 static inline __attribute__((always_inline)) void
-pack_k(const flat_dtype t, int n, int d, const void *k, int64_t ld_k, float *restrict kp)
+pack_k(const flat_dtype t, int n, int d, const flat_kv_src *k, float *restrict kp)
 {
     for (int p = 0; p < n; p += FLAT_SCALAR_NR) {
         int keys_here = n - p < FLAT_SCALAR_NR ? n - p : FLAT_SCALAR_NR;
         for (int c = 0; c < d; c++) {
             float *dst = kp + (int64_t)c * FLAT_SCALAR_NR;
             for (int j = 0; j < FLAT_SCALAR_NR; j++)
-                dst[j] = j < keys_here ? flat_load_elem(k, (int64_t)(p + j) * ld_k + c, t) : 0.0f;
+                dst[j] = j < keys_here ? flat_kv_load(k, p + j, c, t) : 0.0f;
         }
         kp += (int64_t)d * FLAT_SCALAR_NR;
     }
@@ -41,12 +41,7 @@ void flat_pack_q__scalar(int m, int d, const void *const *rows, flat_dtype t, fl
     }
 }
 
-void flat_pack_k__scalar(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
-                         float *restrict kp)
+void flat_pack_k__scalar(int n, int d, const flat_kv_src *src, float *restrict kp)
 {
-    switch (t) {
-    case FLAT_F16: pack_k(FLAT_F16, n, d, k, ld_k, kp); break;
-    case FLAT_BF16: pack_k(FLAT_BF16, n, d, k, ld_k, kp); break;
-    default: pack_k(FLAT_F32, n, d, k, ld_k, kp); break;
-    }
+    FLAT_KV_SWITCH(src->t, pack_k, n, d, src, kp);
 }

@@ -10,8 +10,7 @@
  * accumulate one V row at a time so V is read once per block. */
 static inline __attribute__((always_inline)) void
 pv_block(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld_p,
-         const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
-         const float *restrict alpha)
+         const flat_kv_src *v, float *restrict o, int64_t ld_o, const float *restrict alpha)
 {
     for (int i = 0; i < m; i++) {
         float *oi = o + i * ld_o;
@@ -19,38 +18,31 @@ pv_block(const flat_dtype t, int m, int n, int dv, const float *restrict p, int6
         for (int c = 0; c < dv; c++)
             oi[c] = alpha ? a * oi[c] : 0.0f;
     }
-    for (int j = 0; j < n; j++) {
-        const void *vj = flat_elem_ptr(v, (int64_t)j * ld_v, t);
+    for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
             float pij = p[i * ld_p + j];
             float *oi = o + i * ld_o;
             for (int c = 0; c < dv; c++)
-                oi[c] += pij * flat_load_elem(vj, c, t);
+                oi[c] += pij * flat_kv_load(v, j, c, t);
         }
-    }
 }
 
 static inline __attribute__((always_inline)) void
 pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld_p,
-   const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
-   const float *restrict alpha)
+   const flat_kv_src *v, float *restrict o, int64_t ld_o, const float *restrict alpha)
 {
     for (int r = 0; r < m; r += FLAT_SCALAR_PV_MR) {
         int rows = m - r < FLAT_SCALAR_PV_MR ? m - r : FLAT_SCALAR_PV_MR;
-        pv_block(t, rows, n, dv, p + r * ld_p, ld_p, v, ld_v, o + r * ld_o, ld_o,
+        pv_block(t, rows, n, dv, p + r * ld_p, ld_p, v, o + r * ld_o, ld_o,
                  alpha ? alpha + r : NULL);
     }
 }
 
 void flat_pv_4__scalar(int m, int n, int dv, const float *restrict p, int64_t ld_p,
-                       const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
-                       int64_t ld_o, const float *restrict alpha)
+                       const flat_kv_src *src, float *restrict o, int64_t ld_o,
+                       const float *restrict alpha)
 {
-    switch (t) {
-    case FLAT_F16: pv(FLAT_F16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    case FLAT_BF16: pv(FLAT_BF16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    default: pv(FLAT_F32, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    }
+    FLAT_KV_SWITCH(src->t, pv, m, n, dv, p, ld_p, src, o, ld_o, alpha);
 }
 
 void flat_store_row__scalar(int n, const float *restrict x, float scale, flat_dtype t,

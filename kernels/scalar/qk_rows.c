@@ -4,26 +4,20 @@
 #include "kernels.h"
 
 static inline __attribute__((always_inline)) void
-qk_rows(const flat_dtype t, int m, int d, int n, const float *restrict qp, const void *k,
-        int64_t ld_k, float *restrict s, int64_t ld_s)
+qk_rows(const flat_dtype t, int m, int d, int n, const float *restrict qp, const flat_kv_src *k,
+        float *restrict s, int64_t ld_s)
 {
-    for (int j = 0; j < n; j++) {
-        const void *kj = flat_elem_ptr(k, (int64_t)j * ld_k, t);
+    for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
             float acc = 0.0f;
             for (int c = 0; c < d; c++)
-                acc += qp[(int64_t)c * FLAT_SCALAR_MR + i] * flat_load_elem(kj, c, t);
+                acc += qp[(int64_t)c * FLAT_SCALAR_MR + i] * flat_kv_load(k, j, c, t);
             s[i * ld_s + j] = acc;
         }
-    }
 }
 
-void flat_qk_rows__scalar(int m, int d, int n, const float *restrict qp, const void *k,
-                          int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s)
+void flat_qk_rows__scalar(int m, int d, int n, const float *restrict qp, const flat_kv_src *src,
+                          float *restrict s, int64_t ld_s)
 {
-    switch (t) {
-    case FLAT_F16: qk_rows(FLAT_F16, m, d, n, qp, k, ld_k, s, ld_s); break;
-    case FLAT_BF16: qk_rows(FLAT_BF16, m, d, n, qp, k, ld_k, s, ld_s); break;
-    default: qk_rows(FLAT_F32, m, d, n, qp, k, ld_k, s, ld_s); break;
-    }
+    FLAT_KV_SWITCH(src->t, qk_rows, m, d, n, qp, src, s, ld_s);
 }

@@ -9,11 +9,12 @@ See flat.attention, flat.attention_paged and flat.plan; the README's
 from ._arrays import from_bfloat16, to_bfloat16
 from ._lib import library_path
 from ._plan import Plan, plan, plan_paged
+from ._quant import KVQuant, dequantize, quantize
 from .api import attention, attention_paged, isa, version
 from .errors import (FlatError, InvalidArgumentError, LibraryNotFoundError, OutOfMemoryError,
                      UnsupportedError)
 
 __version__ = "0.2.0"
 __all__ = ["attention", "attention_paged", "plan", "plan_paged", "Plan", "version", "isa",
-           "library_path", "to_bfloat16", "from_bfloat16", "FlatError", "InvalidArgumentError",
+           "library_path", "to_bfloat16", "from_bfloat16", "quantize", "dequantize", "KVQuant", "FlatError", "InvalidArgumentError",
            "UnsupportedError", "OutOfMemoryError", "LibraryNotFoundError"]

@@ -49,6 +49,7 @@ _PROTOTYPES = {
     "flat_plan_describe": (_c_char_p, [_PLAN]),
     "flat_isa_detect": (_c_int, []),
     "flat_isa_name": (_c_char_p, [_c_int]),
+    "flat_quantize": (_c_int, [_T, _T, _T, ctypes.c_int32, ctypes.c_uint32]),
 }
 
 

@@ -11,8 +11,8 @@ import ctypes
 # flat_status
 OK, INVALID_ARGUMENT, UNSUPPORTED, OUT_OF_MEMORY = 0, 1, 2, 3
 
-# flat_dtype
-F32, F16, BF16 = 0, 1, 2
+# flat_dtype (0.3: the quantized K/V types)
+F32, F16, BF16, I8, F8E4M3, I4 = 0, 1, 2, 3, 4, 5
 
 # flat_isa: the names flat_isa_name() gives, in enum order
 ISAS = ("auto", "scalar", "avx2", "avx512", "neon", "avx512_bf16")
@@ -54,9 +54,21 @@ class FlatOptions(ctypes.Structure):
         ("sinks", ctypes.c_void_p),  # const float *
         ("alibi_slopes", ctypes.c_void_p),  # const float *
         ("mask", ctypes.POINTER(FlatTensor)),
+        ("kv_quant", ctypes.c_void_p),  # const flat_kv_quant * (0.3, was reserved[0])
+        ("flags", ctypes.c_uint64),  # FLAT_FLAG_* (0.3, was reserved[1])
         ("reserved", ctypes.c_uint64 * 1),
-        ("flags", ctypes.c_uint64),  # FLAT_FLAG_* (0.3)
-        ("reserved2", ctypes.c_uint64),
+    ]
+
+
+class FlatKVQuant(ctypes.Structure):
+    """flat_kv_quant: scales and groups of a quantized K/V cache (0.3)."""
+
+    _fields_ = [
+        ("k_scale", FlatTensor),
+        ("v_scale", FlatTensor),
+        ("k_group", ctypes.c_int32),
+        ("v_group", ctypes.c_int32),
+        ("reserved", ctypes.c_uint64 * 2),
     ]
 
 

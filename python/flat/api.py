@@ -1,7 +1,9 @@
 """flat.attention and flat.attention_paged over numpy arrays, zero-copy."""
 import numpy as np
 
-from . import _arrays, _lib, _options, _types, errors
+import ctypes
+
+from . import _arrays, _lib, _options, _quant, _types, errors
 from ._arrays import check_layout, dtype_code, tensor
 
 KV_LAYOUTS = ("nhd", "hnd")
@@ -61,13 +63,18 @@ def _same_type(a, b, na, nb):
 def _prepare_dense(q, k, v, *, causal=False, scale=None, kv_lens=None, window=(0, 0),
                    softcap=0.0, sinks=None, alibi_slopes=None, mask=None, out=None,
                    return_lse=False, layout="bhsd", num_threads=0, isa="auto",
-                   dataflow="auto", dtype=None, dropout_p=0.0):
+                   dataflow="auto", dtype=None, dropout_p=0.0, kv_quant=None):
     bf16 = _arrays.bf16_flag(dtype)
     layout = check_layout(layout)
-    ck = dtype_code(k, "k", bf16)
-    dtype_code(v, "v", bf16)
     _same_type(k, v, "k", "v")
-    k_t, v_t = tensor(k, "k", layout, ck), tensor(v, "v", layout, ck)
+    if kv_quant is not None:  # codes: their type comes from kv_quant.kind
+        ck = _quant.kind_code(kv_quant.kind)
+        k_t = _quant.codes_tensor(k, "k", layout, kv_quant.kind)
+        v_t = _quant.codes_tensor(v, "v", layout, kv_quant.kind)
+    else:
+        ck = dtype_code(k, "k", bf16)
+        dtype_code(v, "v", bf16)
+        k_t, v_t = tensor(k, "k", layout, ck), tensor(v, "v", layout, ck)
     mc = [] if mask is None else [_options.mask_code(mask, bf16)]  # a bf16 mask counts too
     q_t, out_t, out, lse = _q_and_out(q, out, layout, bf16, v_t.dim, return_lse, [ck] + mc)
     keep = [q, k, v, out]
@@ -77,11 +84,32 @@ def _prepare_dense(q, k, v, *, causal=False, scale=None, kv_lens=None, window=(0
                           kv_lens=kv_lens, window=window, softcap=softcap, sinks=sinks,
                           alibi_slopes=alibi_slopes, mask=m, lse=lse, num_threads=num_threads,
                           isa=isa, dataflow=dataflow, dropout_p=dropout_p)
+    _attach_kv_quant(opts, keep, kv_quant, lambda a, n: _quant.scale_tensor(a, n, layout))
     return _Call(q_t, out_t, opts, out, lse, keep, k_t=k_t, v_t=v_t)
 
 
-def _pool(arr, name, kv_layout, bf16):
+def _attach_kv_quant(opts, keep, kv_quant, view):
+    """opts.kv_quant from a flat.KVQuant (None: unquantized, or fp8 with scale 1)."""
+    if kv_quant is None:
+        return
+    if not isinstance(kv_quant, _quant.KVQuant):
+        raise TypeError(f"kv_quant must be a flat.KVQuant, not {type(kv_quant).__name__}")
+    q = kv_quant.struct(keep, view, view)
+    if q is not None:
+        opts.kv_quant = ctypes.addressof(q)
+
+
+def _pool(arr, name, kv_layout, bf16, kind=None):
     """(code, pages, page_size, heads, dim, stride_page, stride_token, stride_head)."""
+    if kind is not None:  # a code pool: the type from kv_quant, int4 dims and strides doubled
+        t = _quant.codes_tensor(arr, name, "bhsd", kind)
+        st = [t.stride_batch, t.stride_head, t.stride_seq, 1]
+        if arr.ndim != 4:
+            raise ValueError(f"{name} must be 4-D, got {arr.shape}")
+        p, x, y, _ = arr.shape
+        if kv_layout == "nhd":
+            return t.dtype, p, x, y, t.dim, st[0], st[1], st[2]
+        return t.dtype, p, y, x, t.dim, st[0], st[2], st[1]
     code = dtype_code(arr, name, bf16)
     st = _arrays.element_strides(arr, name)
     if arr.ndim != 4:
@@ -98,15 +126,16 @@ def _prepare_paged(q, k_pages, v_pages, block_table, seq_lens, *, q_offsets=None
                    kv_layout="nhd", causal=False, scale=None, window=(0, 0), softcap=0.0,
                    sinks=None, alibi_slopes=None, mask=None, out=None, return_lse=False,
                    layout=None, num_threads=0, isa="auto", dataflow="auto", dtype=None,
-                   dropout_p=0.0):
+                   dropout_p=0.0, kv_quant=None):
     bf16 = _arrays.bf16_flag(dtype)
     check_layout(kv_layout, KV_LAYOUTS, "kv_layout")
     note = ""
     if layout is None:
         layout = Q_LAYOUT_OF_POOL[kv_layout]
         note = f", the default with kv_layout={kv_layout!r}"
-    kp = _pool(k_pages, "k_pages", kv_layout, bf16)
-    vp = _pool(v_pages, "v_pages", kv_layout, bf16)
+    kind = None if kv_quant is None else kv_quant.kind
+    kp = _pool(k_pages, "k_pages", kv_layout, bf16, kind)
+    vp = _pool(v_pages, "v_pages", kv_layout, bf16, kind)
     _same_type(k_pages, v_pages, "k_pages", "v_pages")
     for i, what in ((1, "pages"), (2, "page_size"), (3, "heads")):
         if kp[i] != vp[i]:
@@ -138,13 +167,15 @@ def _prepare_paged(q, k_pages, v_pages, block_table, seq_lens, *, q_offsets=None
                           kv_lens=None, window=window, softcap=softcap, sinks=sinks,
                           alibi_slopes=alibi_slopes, mask=m, lse=lse, num_threads=num_threads,
                           isa=isa, dataflow=dataflow, dropout_p=dropout_p)
+    _attach_kv_quant(opts, keep, kv_quant,
+                     lambda a, n: _quant.pool_scale_tensor(a, n, kv_layout))
     return _Call(q_t, out_t, opts, out, lse, keep, kv=kv)
 
 
 def attention(q, k, v, *, causal=False, scale=None, kv_lens=None, window=(0, 0), softcap=0.0,
               sinks=None, alibi_slopes=None, mask=None, out=None, return_lse=False,
               layout="bhsd", num_threads=0, isa="auto", dataflow="auto", dtype=None,
-              dropout_p=0.0):
+              dropout_p=0.0, kv_quant=None):
     """out = softmax(scale * q k^T + rules) v, per batch and query head (flat_attention).
 
     q [B, Hq, Sq, D], k [B, Hkv, Sk, D], v [B, Hkv, Sk, Dv] with layout="bhsd",
@@ -164,6 +195,8 @@ def attention(q, k, v, *, causal=False, scale=None, kv_lens=None, window=(0, 0),
     num_threads (0: OpenMP default), isa ("auto", "scalar", "avx2", "avx512",
     "neon", "avx512_bf16"), dataflow ("auto", "flat", "flash", "decode").
     dropout_p: only 0 (flat has no dropout). The GIL is released during the call.
+    kv_quant: a flat.KVQuant when k and v hold quantized codes (int8, fp8_e4m3,
+    int4; see flat.quantize): k and v are then the code arrays.
     Raises a flat.FlatError subclass with flat_last_error()'s text when the
     C library refuses the call; out is then untouched.
     """
@@ -177,7 +210,7 @@ def attention_paged(q, k_pages, v_pages, block_table, seq_lens, *, q_offsets=Non
                     kv_layout="nhd", causal=False, scale=None, window=(0, 0), softcap=0.0,
                     sinks=None, alibi_slopes=None, mask=None, out=None, return_lse=False,
                     layout=None, num_threads=0, isa="auto", dataflow="auto", dtype=None,
-                    dropout_p=0.0):
+                    dropout_p=0.0, kv_quant=None):
     """Attention over a paged KV cache (flat_attention_paged).
 
     k_pages, v_pages: the pools, kv_layout="nhd" [pages, page_size, Hkv, D]
@@ -193,6 +226,8 @@ def attention_paged(q, k_pages, v_pages, block_table, seq_lens, *, q_offsets=Non
     (no kv_lens: seq_lens gives the lengths). Results are bitwise those of
     flat.attention on the same data laid out contiguously (same options, ISA
     and threads; see the README for the avx512_bf16 table).
+    kv_quant: a flat.KVQuant for code pools; its scales are pools in
+    kv_layout with dim D / group ([pages, page_size, Hkv, G] for "nhd").
     """
     call = _prepare_paged(**locals())  # exactly the parameters above
     lib = _lib.lib()

@@ -41,7 +41,7 @@ static const char *bad_option(fc_case *c, unsigned how)
     case 4: o->dataflow = (flat_dataflow)9; return "an unknown dataflow";
     case 5: o->isa = (flat_isa)42; return "an unknown isa";
     case 6: o->reserved32 = 1; return "reserved32 set";
-    case 7: o->reserved2 = 5; return "reserved2 set";
+    case 7: o->reserved[0] = 5; return "reserved[0] set";
     case 8: o->window_left = -1; return "window_left -1";
     case 9: o->window_right = -3; return "window_right -3";
     case 10: o->softcap = -1.0f; return "softcap -1";

@@ -98,8 +98,9 @@ const char *summary_auto_choice(int index)
 double summary_error_bound(int index)
 {
     const bench_case *c = bench_case_get(index);
-    return c && c->isa == FLAT_ISA_AVX512_BF16 ? SUMMARY_MAX_ERROR_BF16_PRODUCTS
-                                               : SUMMARY_MAX_ERROR;
+    return c && (c->isa == FLAT_ISA_AVX512_BF16 || c->isa == FLAT_ISA_AMX_BF16)
+               ? SUMMARY_MAX_ERROR_BF16_PRODUCTS
+               : SUMMARY_MAX_ERROR;
 }
 
 double summary_worst_error(int index) { return result_at(index) ? result_at(index)->err : 0; }

@@ -31,7 +31,7 @@ struct flat_plan {
     int64_t scratch_floats; /* one worker's scratch */
     int64_t split_floats;   /* one (block, split)'s partial rows */
     size_t workspace_bytes;
-    char describe[640];
+    char describe[1024];
 };
 
 /* Makes a plan for a validated problem (copying the index arrays it points

@@ -509,7 +509,8 @@ static void test_reserved_nonzero(void **state)
         snprintf(arg, sizeof arg, "opt.reserved[%d]", i);
         REJECT(arg);
     }
-    { FRESH(); opt.reserved32 = 1; REJECT("opt.reserved32"); }
+    { FRESH(); opt.precision = 3; REJECT("opt.precision"); }
+    { FRESH(); opt.precision = -1; REJECT("opt.precision"); }
 }
 
 /* The score rules' own checks (flat.h): each a clear error, out untouched. */

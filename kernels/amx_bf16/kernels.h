@@ -26,12 +26,14 @@
  * even, subnormals to zero; fp32 sums), plus the tile unit's own: each pair
  * product is summed in two fp32 partial sums per 32 dims (keys) and added to
  * the accumulator, every result below 2^-126 flushed to zero (tiles.h).
- * The bound is avx512_bf16's. Row blocks of fewer than 16 rows and calls of
- * fewer than 32 keys go to the avx512_bf16 pv (fp32 for 1-2 rows).
+ * The bound is avx512_bf16's. pv runs 32 rows on 2 x 2 tiles (pv_mr = 32, so
+ * each V pair it builds serves 32 rows), 16 on 1 x 4; row blocks of fewer
+ * than 16 rows and calls of fewer than 32 keys go to the avx512_bf16 pv
+ * (fp32 for 1-2 rows).
  */
 #define FLAT_AMX_BF16_MR 16
 #define FLAT_AMX_BF16_NR 16
-#define FLAT_AMX_BF16_PV_MR 16
+#define FLAT_AMX_BF16_PV_MR 32
 
 void flat_pack_q__amx_bf16(int m, int d, const void *const *rows, flat_dtype t, float scale,
                            float *restrict qp);
@@ -44,7 +46,7 @@ void flat_qk_rows__amx_bf16(int m, int d, int n, const float *restrict qp, const
 float flat_row_max__amx_bf16(int n, const float *s);
 float flat_exp2_row__amx_bf16(int n, int width, float *s, float m);
 void flat_vexp2__amx_bf16(int n, const float *x, float *y);
-void flat_pv_16__amx_bf16(int m, int n, int dv, const float *restrict p, int64_t ld_p,
+void flat_pv_32__amx_bf16(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                           const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
                           int64_t ld_o, const float *restrict alpha);
 void flat_store_row__amx_bf16(int n, const float *restrict x, float scale, flat_dtype t,

@@ -1,4 +1,4 @@
-/* O = diag(alpha) O + P V on tiles: 16 rows x 64 columns per pass. */
+/* O = diag(alpha) O + P V on tiles: 32 rows x 32 columns (or 16 x 64) per pass. */
 #include <assert.h>
 #include <immintrin.h>
 #include <stddef.h>
@@ -9,17 +9,18 @@
 #include "kernels.h"
 
 #define PV_MR FLAT_AMX_BF16_PV_MR
-/* Keys whose P is rounded to bf16 at once: 16 rows x 256 keys = 8 KiB. */
+/* Keys whose P is rounded to bf16 at once: 32 rows x 256 keys = 16 KiB. */
 #define KC 256
-/* Columns of O per pass: four C tiles. */
+/* Columns of the V pair block: four B tiles side by side. */
 #define NC 64
 
 /*
  * A is P as bf16, row-major: 16 rows x 32 keys per tile, straight from a
  * P block rounded once per KC keys. B is V in key pairs: row q of a tile
  * holds (V[2q][c], V[2q+1][c]) for 16 columns; they are built per 32 keys x
- * 64 columns in a 4 KiB L1 block (vpermt2w interleaves two rows), each V
- * element once per call, and serve the four C tiles of the pass. O stays in
+ * 32 or 64 columns in an L1 block (vpermt2w interleaves two rows), each V
+ * element once per block of 32 rows (pv_mr = 32: the runtime's row groups),
+ * and serve the four C tiles of the pass (2 x 2 for 32 rows). O stays in
  * the C tiles across the KC keys and goes through memory between KC blocks
  * (alpha is applied to O once, before the first). Keys past n are zero in
  * both P and V (a NaN in V past the call is never read), columns past dv
@@ -30,9 +31,10 @@
 #define T_C1 1
 #define T_C2 2
 #define T_C3 3
-#define T_A 4
-#define T_B0 5
-#define T_B1 6
+#define T_A0 4
+#define T_A1 5
+#define T_B0 6
+#define T_B1 7
 
 static void configure(void)
 {
@@ -43,13 +45,14 @@ static void configure(void)
     flat_tile_configure(&c);
 }
 
-/* P rows [0, 16) x keys [0, nk) as bf16, keys up to a multiple of 32 zero. */
-static void convert_p(int nk, const float *restrict p, int64_t ld_p, uint16_t p16[16][KC])
+/* P rows [0, rows) x keys [0, nk) as bf16, keys up to a multiple of 32 zero. */
+static void convert_p(int rows, int nk, const float *restrict p, int64_t ld_p,
+                      uint16_t p16[32][KC])
 {
     const int whole = nk / 32 * 32, cnt = nk - whole, end = (nk + 31) / 32 * 32;
     const __mmask16 lo = flat_tail_mask_avx512(cnt < 16 ? cnt : 16);
     const __mmask16 hi = flat_tail_mask_avx512(cnt > 16 ? cnt - 16 : 0);
-    for (int i = 0; i < 16; i++) {
+    for (int i = 0; i < rows; i++) {
         const float *pi = p + i * ld_p;
         for (int u = 0; u < whole; u += 32)
             _mm512_storeu_si512(p16[i] + u, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(pi + u + 16),
@@ -116,65 +119,98 @@ v_pairs(const flat_dtype t, int nk, int c0, int cols, const void *v, int64_t ld_
 
 static inline int tile_cols(int cols, int t) { return cols - 16 * t < 0 ? 0 : cols - 16 * t < 16 ? cols - 16 * t : 16; }
 
-/* 16 rows over keys [0, n) (n >= 1) and all columns; O already scaled by
- * alpha unless `fresh` (alpha == NULL: O is write-only on the first block). */
+/*
+ * One block of 16 rows (two = 0: four C tiles side by side, 64 columns per
+ * pass) or 32 rows (two = 1: 2 x 2 C tiles, 32 columns per pass, each A and
+ * B tile load serving two products, each V pair built for 32 rows) over
+ * keys [0, n) (n >= 1) and all columns; O already scaled by alpha unless
+ * `fresh` (alpha == NULL: O is write-only on the first key chunk).
+ */
 static inline __attribute__((always_inline)) void
-pv_rows16(const flat_dtype t, int n, int dv, const float *restrict p, int64_t ld_p,
-          const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o, int fresh)
+pv_block(const flat_dtype t, const int two, int n, int dv, const float *restrict p, int64_t ld_p,
+         const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o, int fresh)
 {
-    uint16_t p16[16][KC] __attribute__((aligned(64)));
+    uint16_t p16[32][KC] __attribute__((aligned(64)));
     uint32_t vb[16][NC] __attribute__((aligned(64)));
     float buf[16][16] __attribute__((aligned(64)));
+    const int ncp = two ? 32 : 64;
     for (int j0 = 0; j0 < n; j0 += KC) {
         const int nk = n - j0 < KC ? n - j0 : KC;
-        convert_p(nk, p + j0, ld_p, p16);
-        for (int c0 = 0; c0 < dv; c0 += NC) {
-            const int cols = dv - c0 < NC ? dv - c0 : NC;
+        convert_p(two ? 32 : 16, nk, p + j0, ld_p, p16);
+        for (int c0 = 0; c0 < dv; c0 += ncp) {
+            const int cols = dv - c0 < ncp ? dv - c0 : ncp;
             const int w0 = tile_cols(cols, 0), w1 = tile_cols(cols, 1), w2 = tile_cols(cols, 2),
                       w3 = tile_cols(cols, 3);
-            float *oc = o + c0;
+            float *o0 = o + c0, *o1 = o + 16 * ld_o + c0;
             if (fresh && j0 == 0) {
                 FLAT_TILE_ZERO(T_C0);
                 FLAT_TILE_ZERO(T_C1);
                 FLAT_TILE_ZERO(T_C2);
                 FLAT_TILE_ZERO(T_C3);
+            } else if (two) {
+                O_TILE_LOAD(T_C0, o0, ld_o, 0, w0, buf);
+                O_TILE_LOAD(T_C2, o1, ld_o, 0, w0, buf);
+                if (w1) {
+                    O_TILE_LOAD(T_C1, o0, ld_o, 16, w1, buf);
+                    O_TILE_LOAD(T_C3, o1, ld_o, 16, w1, buf);
+                }
             } else {
-                O_TILE_LOAD(T_C0, oc, ld_o, 0, w0, buf);
-                if (w1) O_TILE_LOAD(T_C1, oc, ld_o, 16, w1, buf);
-                if (w2) O_TILE_LOAD(T_C2, oc, ld_o, 32, w2, buf);
-                if (w3) O_TILE_LOAD(T_C3, oc, ld_o, 48, w3, buf);
+                O_TILE_LOAD(T_C0, o0, ld_o, 0, w0, buf);
+                if (w1) O_TILE_LOAD(T_C1, o0, ld_o, 16, w1, buf);
+                if (w2) O_TILE_LOAD(T_C2, o0, ld_o, 32, w2, buf);
+                if (w3) O_TILE_LOAD(T_C3, o0, ld_o, 48, w3, buf);
             }
             for (int k = 0; k < nk; k += 32) {
                 v_pairs(t, nk - k < 32 ? nk - k : 32, c0, cols,
                         flat_elem_ptr(v, (int64_t)(j0 + k) * ld_v, t), ld_v, vb);
-                FLAT_TILE_LOAD(T_A, p16[0] + k, KC * 2);
+                FLAT_TILE_LOAD(T_A0, p16[0] + k, KC * 2);
                 FLAT_TILE_LOAD(T_B0, vb[0], NC * 4);
-                FLAT_TILE_DP(T_C0, T_A, T_B0);
+                FLAT_TILE_DP(T_C0, T_A0, T_B0);
+                if (two) {
+                    FLAT_TILE_LOAD(T_A1, p16[16] + k, KC * 2);
+                    FLAT_TILE_DP(T_C2, T_A1, T_B0);
+                    if (w1) {
+                        FLAT_TILE_LOAD(T_B1, vb[0] + 16, NC * 4);
+                        FLAT_TILE_DP(T_C1, T_A0, T_B1);
+                        FLAT_TILE_DP(T_C3, T_A1, T_B1);
+                    }
+                    continue;
+                }
                 if (w1) {
                     FLAT_TILE_LOAD(T_B1, vb[0] + 16, NC * 4);
-                    FLAT_TILE_DP(T_C1, T_A, T_B1);
+                    FLAT_TILE_DP(T_C1, T_A0, T_B1);
                 }
                 if (w2) {
                     FLAT_TILE_LOAD(T_B0, vb[0] + 32, NC * 4);
-                    FLAT_TILE_DP(T_C2, T_A, T_B0);
+                    FLAT_TILE_DP(T_C2, T_A0, T_B0);
                 }
                 if (w3) {
                     FLAT_TILE_LOAD(T_B1, vb[0] + 48, NC * 4);
-                    FLAT_TILE_DP(T_C3, T_A, T_B1);
+                    FLAT_TILE_DP(T_C3, T_A0, T_B1);
                 }
             }
-            O_TILE_STORE(T_C0, oc, ld_o, 0, w0, buf);
-            if (w1) O_TILE_STORE(T_C1, oc, ld_o, 16, w1, buf);
-            if (w2) O_TILE_STORE(T_C2, oc, ld_o, 32, w2, buf);
-            if (w3) O_TILE_STORE(T_C3, oc, ld_o, 48, w3, buf);
+            if (two) {
+                O_TILE_STORE(T_C0, o0, ld_o, 0, w0, buf);
+                O_TILE_STORE(T_C2, o1, ld_o, 0, w0, buf);
+                if (w1) {
+                    O_TILE_STORE(T_C1, o0, ld_o, 16, w1, buf);
+                    O_TILE_STORE(T_C3, o1, ld_o, 16, w1, buf);
+                }
+            } else {
+                O_TILE_STORE(T_C0, o0, ld_o, 0, w0, buf);
+                if (w1) O_TILE_STORE(T_C1, o0, ld_o, 16, w1, buf);
+                if (w2) O_TILE_STORE(T_C2, o0, ld_o, 32, w2, buf);
+                if (w3) O_TILE_STORE(T_C3, o0, ld_o, 48, w3, buf);
+            }
         }
     }
 }
 
-/* O rows [0, 16) *= alpha (before the products: the order of ukernel.h). */
-static void scale_rows(int dv, float *restrict o, int64_t ld_o, const float *restrict alpha)
+/* O rows [0, rows) *= alpha (before the products: the order of ukernel.h). */
+static void scale_rows(int rows, int dv, float *restrict o, int64_t ld_o,
+                       const float *restrict alpha)
 {
-    for (int i = 0; i < 16; i++) {
+    for (int i = 0; i < rows; i++) {
         const __m512 a = _mm512_set1_ps(alpha[i]);
         float *oi = o + i * ld_o;
         int c = 0;
@@ -193,13 +229,17 @@ pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld
    const float *restrict alpha)
 {
     int r = 0;
-    if (n >= 32) {
+    if (n >= 32 && m >= 16) {
         configure();
-        for (; r + PV_MR <= m; r += PV_MR) {
+        for (; r + 16 <= m; r += r + 32 <= m ? 32 : 16) {
+            const int two = r + 32 <= m;
             float *ob = o + r * ld_o;
             if (alpha)
-                scale_rows(dv, ob, ld_o, alpha + r);
-            pv_rows16(t, n, dv, p + r * ld_p, ld_p, v, ld_v, ob, ld_o, alpha == NULL);
+                scale_rows(two ? 32 : 16, dv, ob, ld_o, alpha + r);
+            if (two)
+                pv_block(t, 1, n, dv, p + r * ld_p, ld_p, v, ld_v, ob, ld_o, alpha == NULL);
+            else
+                pv_block(t, 0, n, dv, p + r * ld_p, ld_p, v, ld_v, ob, ld_o, alpha == NULL);
         }
         flat_tile_release();
     }
@@ -208,7 +248,7 @@ pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld
                                 alpha ? alpha + r : NULL);
 }
 
-void flat_pv_16__amx_bf16(int m, int n, int dv, const float *restrict p, int64_t ld_p,
+void flat_pv_32__amx_bf16(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                           const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
                           int64_t ld_o, const float *restrict alpha)
 {

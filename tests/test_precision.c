@@ -21,7 +21,10 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,6 +253,69 @@ static void test_amx_request(void **state)
         fail_msg("message \"%s\" does not say the build lacks the table", msg);
 }
 
+/* All-bf16 AUTO calls (amx_bf16 where it runs: tile state set up and
+ * released inside each kernel call) in a thread that never called flat
+ * and in a forked child give the parent's bits. */
+static tu_tensor bq, bk, bv, bo;
+static float first[HQ * NQ * D];
+
+static int bf16_call(void)
+{
+    flat_options opt = {0};
+    opt.causal = 1;
+    opt.num_threads = 1; /* a child forked after threaded calls runs one */
+    tu_tensor_poison(&bo);
+    if (flat_attention(&bq.t, &bk.t, &bv.t, &bo.t, &opt) != FLAT_OK)
+        return 1;
+    for (int64_t h = 0, i = 0; h < HQ; h++)
+        for (int64_t r = 0; r < NQ; r++)
+            for (int64_t c = 0; c < D; c++, i++)
+                if (tu_bits(tu_tensor_get(&bo, 0, h, r, c)) != tu_bits(first[i]))
+                    return 2;
+    return 0;
+}
+
+static void *thread_main(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)bf16_call();
+}
+
+static void test_threads_and_fork(void **state)
+{
+    (void)state;
+    tu_tensor_typed(&q, FLAT_BF16, &bq);
+    tu_tensor_typed(&k, FLAT_BF16, &bk);
+    tu_tensor_typed(&v, FLAT_BF16, &bv);
+    tu_tensor_typed(&o, FLAT_BF16, &bo);
+    flat_options opt = {0};
+    opt.causal = 1;
+    opt.num_threads = 1; /* a child forked after threaded calls runs one */
+    assert_int_equal(flat_attention(&bq.t, &bk.t, &bv.t, &bo.t, &opt), FLAT_OK);
+    for (int64_t h = 0, i = 0; h < HQ; h++)
+        for (int64_t r = 0; r < NQ; r++)
+            for (int64_t c = 0; c < D; c++, i++)
+                first[i] = tu_tensor_get(&bo, 0, h, r, c);
+    pthread_t th;
+    void *ret = NULL;
+    assert_int_equal(pthread_create(&th, NULL, thread_main, NULL), 0);
+    assert_int_equal(pthread_join(th, &ret), 0);
+    assert_int_equal((int)(intptr_t)ret, 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(bf16_call());
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    printf("  all-bf16 AUTO in a fresh thread and a forked child: the parent's bits\n");
+    tu_tensor *all[4] = {&bq, &bk, &bv, &bo};
+    for (int i = 0; i < 4; i++)
+        tu_tensor_free(all[i]);
+}
+
 int main(void)
 {
     const flat_ukernels *tables[8];
@@ -258,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_policy),
         cmocka_unit_test(test_isa_wins),
         cmocka_unit_test(test_amx_request),
+        cmocka_unit_test(test_threads_and_fork),
     };
     if (tu_check_required_isas("test_precision"))
         return 1;

@@ -121,7 +121,8 @@ static int setup_qk(uk_run *r)
         for (int i = 0; i < rows; i++)
             row_ptrs[i] = q + (int64_t)i * d;
         t->pack_q(rows, d, (const void *const *)row_ptrs, FLAT_F32, 1.0f, r->a);
-        t->pack_k(KEYS, d, k, d, FLAT_F32, r->b);
+        const flat_kv_src src = flat_kv_src_plain(k, d, FLAT_F32);
+        t->pack_k(KEYS, d, &src, r->b);
     }
     free(q);
     free(k);
@@ -183,9 +184,10 @@ static void run_kernel(const uk_run *r)
             t->exp2_row(KEYS, KEYS, r->b + (int64_t)i * KEYS, 2.0f);
         break;
     case UK_PV:
-        for (int blk = 0; blk < PV_BLOCKS; blk++)
-            t->pv(PV_ROWS, PV_KEYS, d, r->a, PV_KEYS, r->b + (int64_t)blk * PV_KEYS * d, d,
-                  FLAT_F32, r->out, d, NULL);
+        for (int blk = 0; blk < PV_BLOCKS; blk++) {
+            const flat_kv_src v = flat_kv_src_plain(r->b + (int64_t)blk * PV_KEYS * d, d, FLAT_F32);
+            t->pv(PV_ROWS, PV_KEYS, d, r->a, PV_KEYS, &v, r->out, d, NULL);
+        }
         break;
     }
 }

@@ -190,7 +190,8 @@ static void phases(const cli *c, const bench_shape *s)
         qrows[i] = (const char *)q + (size_t)i * d * es;
     double t_pq, t_pk, t_qk, t_sm, t_pv;
     TIME_STEP(t_pq, reps, uk->pack_q(rows, d, qrows, c->dtype, 0.125f, qp));
-    TIME_STEP(t_pk, reps, uk->pack_k(n, d, k, d, c->dtype, kp));
+    const flat_kv_src ks = {.data = k, .ld = d, .t = c->dtype}, vs = {.data = v, .ld = d, .t = c->dtype};
+    TIME_STEP(t_pk, reps, uk->pack_k(n, d, &ks, kp));
     TIME_STEP(t_qk, reps, for (int p = 0; p < panels_q; p++) uk->qk(d, panels_k, qp + (size_t)p * uk->mr * d, kp, sc + (size_t)p * uk->mr * n, n));
     float *s2 = aligned_alloc(64, sizeof(float) * (size_t)rows * n);
     TIME_STEP(t_sm, reps, memcpy(s2, sc, sizeof(float) * (size_t)rows * n);
@@ -199,8 +200,8 @@ static void phases(const cli *c, const bench_shape *s)
                   uk->exp2_row(n, n, s2 + (size_t)i * n, m);
               });
     TIME_STEP(t_pv, reps, for (int r0 = 0; r0 < rows; r0 += uk->pv_mr)
-                  uk->pv(rows - r0 < uk->pv_mr ? rows - r0 : uk->pv_mr, n, d, s2 + (size_t)r0 * n, n, v, d,
-                         c->dtype, o + (size_t)r0 * d, d, NULL));
+                  uk->pv(rows - r0 < uk->pv_mr ? rows - r0 : uk->pv_mr, n, d, s2 + (size_t)r0 * n, n, &vs,
+                         o + (size_t)r0 * d, d, NULL));
     const double fl = 2.0 * rows * n * d, total = t_pq + t_pk + t_qk + t_sm + t_pv;
     const probe_result *peak = probe_fma_peak(uk->isa, 1);
     const double pk = peak ? peak->value : NAN;

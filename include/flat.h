@@ -75,8 +75,18 @@ FLAT_API const char *flat_version(void);
 /* Element type of a tensor (0.2: all three on every kernel table). q and out
  * share one type, k and v another (or the same); any pairing is allowed.
  * Sums are fp32 (see FLAT_ISA_AVX512_BF16 for the one table that rounds
- * operands); a 16-bit out is rounded once, to nearest even. */
-typedef enum { FLAT_F32 = 0, FLAT_F16 = 1, FLAT_BF16 = 2 } flat_dtype;
+ * operands); a 16-bit out is rounded once, to nearest even.
+ * 0.3 adds quantized types for K and V only (q and out stay F32/F16/BF16),
+ * each element dequantizing to code * scale (see flat_kv_quant). */
+typedef enum {
+    FLAT_F32 = 0,
+    FLAT_F16 = 1,
+    FLAT_BF16 = 2,
+    FLAT_I8 = 3,     /* symmetric int8 codes -127..127 (K/V only; -128 reads as -128) */
+    FLAT_F8E4M3 = 4, /* OCP fp8 e4m3fn: bias 7, max 448, no inf, S.1111.111 NaN (K/V only) */
+    FLAT_I4 = 5      /* signed nibbles -8..7, two per byte, even element in the low
+                        nibble; dim and element strides even (K/V only) */
+} flat_dtype;
 
 /* A 4-D strided view [batch, heads, seq, dim]. The caller owns `data`; flat
  * never frees or keeps it past the call. Strides are in elements (not bytes)

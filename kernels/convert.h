@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "flat.h"
+#include "ukernel.h"
 
 static inline uint32_t flat_f32_bits(float f)
 {
@@ -28,8 +29,23 @@ static inline float flat_bits_f32(uint32_t u)
     return f;
 }
 
-/* Bytes of one element. */
-static inline int64_t flat_dtype_size(flat_dtype t) { return t == FLAT_F32 ? 4 : 2; }
+/* Bits of one element (an I4 element is half a byte). */
+static inline int64_t flat_dtype_bits(flat_dtype t)
+{
+    return t == FLAT_F32 ? 32 : t == FLAT_I4 ? 4 : t >= FLAT_I8 ? 8 : 16;
+}
+
+/* Bytes of one element of a float type (q, out, scales); 1 for I4. */
+static inline int64_t flat_dtype_size(flat_dtype t)
+{
+    return t == FLAT_I4 ? 1 : flat_dtype_bits(t) / 8;
+}
+
+/* Bytes that `elems` elements of type t take (rounded up for I4). */
+static inline int64_t flat_dtype_bytes(flat_dtype t, int64_t elems)
+{
+    return (elems * flat_dtype_bits(t) + 7) / 8;
+}
 
 static inline float flat_bf16_to_f32(uint16_t b) { return flat_bits_f32((uint32_t)b << 16); }
 
@@ -94,10 +110,87 @@ static inline __attribute__((always_inline)) void flat_store_elem(void *row, int
         ((uint16_t *)row)[i] = t == FLAT_BF16 ? flat_f32_to_bf16(x) : flat_f32_to_f16(x);
 }
 
-/* A row pointer advanced by `elems` elements of type t. */
+/* A row pointer advanced by `elems` elements of type t (I4: elems even). */
 static inline const void *flat_elem_ptr(const void *row, int64_t elems, flat_dtype t)
 {
-    return (const char *)row + elems * flat_dtype_size(t);
+    return (const char *)row + elems * flat_dtype_bits(t) / 8;
+}
+
+/* ---- Quantized K/V (kernels/ukernel.h's flat_kv_src) ----
+ * Every conversion below is exact except the one fp32 product code * scale
+ * (round to nearest even), which every table computes the same way. */
+
+/* OCP fp8 e4m3fn -> f32, exact: S.EEEE.MMM, bias 7, subnormals m * 2^-9,
+ * no infinities, S.1111.111 NaN. */
+static inline float flat_f8e4m3_to_f32(uint8_t b)
+{
+    uint32_t sign = (uint32_t)(b & 0x80u) << 24, e = (b >> 3) & 15u, m = b & 7u;
+    if (e == 15 && m == 7)
+        return flat_bits_f32(sign | 0x7fc00000u);
+    if (e == 0) {
+        float v = (float)m * 0.001953125f; /* 2^-9 */
+        return sign ? -v : v;
+    }
+    return flat_bits_f32(sign | ((e + 120) << 23) | (m << 20));
+}
+
+/* The signed nibble of I4 element e of a row (even e: low nibble). */
+static inline int flat_i4_code(const void *row, int64_t e)
+{
+    uint8_t b = ((const uint8_t *)row)[e >> 1];
+    int nib = (e & 1) ? b >> 4 : b & 15;
+    return (nib ^ 8) - 8;
+}
+
+/* The code of element e of a row of quantized type t, as f32 (exact). */
+static inline __attribute__((always_inline)) float flat_code_f32(const void *row, int64_t e,
+                                                                 const flat_dtype t)
+{
+    if (t == FLAT_I8)
+        return (float)((const int8_t *)row)[e];
+    if (t == FLAT_I4)
+        return (float)flat_i4_code(row, e);
+    return flat_f8e4m3_to_f32(((const uint8_t *)row)[e]);
+}
+
+/* Scale i of a scale row (f32 or f16), as f32; NULL reads as 1. */
+static inline float flat_scale_f32(const void *scale, int64_t i, flat_dtype st)
+{
+    if (!scale)
+        return 1.0f;
+    return st == FLAT_F16 ? flat_f16_to_f32(((const uint16_t *)scale)[i])
+                          : ((const float *)scale)[i];
+}
+
+static inline int flat_dtype_quantized(flat_dtype t) { return t >= FLAT_I8 && t <= FLAT_I4; }
+
+/* Row j, column c of a K/V source as the kernels compute with it: the value
+ * (float types) or fl32(code * scale) (quantized types). t is src->t,
+ * passed as a compile-time constant by kernels that specialise on it. */
+static inline __attribute__((always_inline)) float flat_kv_load(const flat_kv_src *src, int64_t j,
+                                                                int64_t c, const flat_dtype t)
+{
+    if (!flat_dtype_quantized(t))
+        return flat_load_elem(flat_elem_ptr(src->data, j * src->ld, t), c, t);
+    float code = flat_code_f32(src->data, j * src->ld + c, t);
+    return code * flat_scale_f32(src->scale, j * src->ld_scale + c / src->group, src->scale_t);
+}
+
+/* The source advanced by `rows` rows (codes and scales alike). */
+static inline flat_kv_src flat_kv_src_rows(const flat_kv_src *src, int64_t rows)
+{
+    flat_kv_src r = *src;
+    r.data = flat_elem_ptr(src->data, rows * src->ld, src->t);
+    if (r.scale)
+        r.scale = flat_elem_ptr(src->scale, rows * src->ld_scale, src->scale_t);
+    return r;
+}
+
+/* A plain (unquantized) source: `data` rows `ld` elements of t apart. */
+static inline flat_kv_src flat_kv_src_plain(const void *data, int64_t ld, flat_dtype t)
+{
+    flat_kv_src r = {data, ld, t, FLAT_F32, NULL, 0, 1};
+    return r;
 }
 
 #endif

@@ -16,13 +16,19 @@
  *   - fp32 accumulation and fp32 scratch (panels, scores, O; the panels of a
  *     table that computes in bf16 hold bf16 pairs, below). Operands that
  *     come from the caller's tensors (Q rows, K, V, out) have an element type
- *     `t` (FLAT_F32, FLAT_F16 or FLAT_BF16) and are `void *`; kernels convert
- *     them on the fly (never a converted copy in memory), switching on t once,
- *     outside their loops. A table lists the types it implements in `dtypes`;
- *     calling a kernel with another type is a precondition violation.
- *     Conversions are exact (f16/bf16 -> f32) or round to nearest even
+ *     `t` and are `void *`; kernels convert them on the fly (never a
+ *     converted copy in memory), switching on t once, outside their loops.
+ *     Q and out are FLAT_F32, FLAT_F16 or FLAT_BF16. K and V come as a
+ *     flat_kv_src (below), which may also be quantized (FLAT_I8,
+ *     FLAT_F8E4M3, FLAT_I4 with their scales): a kernel turns each element
+ *     into the fp32 value kernels/convert.h's flat_kv_load gives, in
+ *     registers, and computes on that as on any fp32 operand. A table lists
+ *     the types it implements in `dtypes`; calling a kernel with another type
+ *     is a precondition violation. Conversions are exact (f16/bf16/f8/codes
+ *     -> f32), one fp32 rounding for code * scale, or round to nearest even
  *     (f32 -> f16/bf16), bit for bit as kernels/convert.h.
- *   - Strides and sizes are in elements (of type t where t applies).
+ *   - Strides and sizes are in elements (of type t where t applies; an I4
+ *     element is half a byte).
  *   - Pointers marked restrict do not alias. No kernel reads or writes outside
  *     the extents stated here (no over-reads: sanitizers stay quiet), and no
  *     alignment is guaranteed beyond that of float.
@@ -79,7 +85,10 @@ enum {
 
 /* dtypes masks */
 #define FLAT_DTYPE_BIT(t) (1u << (t))
-#define FLAT_DTYPES_ALL (FLAT_DTYPE_BIT(FLAT_F32) | FLAT_DTYPE_BIT(FLAT_F16) | FLAT_DTYPE_BIT(FLAT_BF16))
+#define FLAT_DTYPES_FLOAT (FLAT_DTYPE_BIT(FLAT_F32) | FLAT_DTYPE_BIT(FLAT_F16) | FLAT_DTYPE_BIT(FLAT_BF16))
+/* K/V only (a quantized type is never a q or out type) */
+#define FLAT_DTYPES_QUANT (FLAT_DTYPE_BIT(FLAT_I8) | FLAT_DTYPE_BIT(FLAT_F8E4M3) | FLAT_DTYPE_BIT(FLAT_I4))
+#define FLAT_DTYPES_ALL (FLAT_DTYPES_FLOAT | FLAT_DTYPES_QUANT)
 
 /*
  * pack_q: qp = panels of `m` query rows, each row scaled by `scale`.
@@ -90,13 +99,48 @@ typedef void (*flat_pack_q_fn)(int m, int d, const void *const *rows, flat_dtype
                                float *restrict qp);
 
 /*
- * pack_k: kp = panels of `n` keys.
- *   Key j is at element j*ld_k of k (d contiguous elements of type t), j < n,
- *   n >= 1. Writes ceil(n / nr) panels of d*nr floats; keys n.. of the last
- *   panel are 0.
+ * Rows of K or V as the kernels reach them (the BLIS "matrix object" of this
+ * contract): row j, column c is element j*ld + c of `data`, of type t; for a
+ * quantized t its value is
+ *       code(j, c) * scale[j*ld_scale + c / group]      (one fp32 rounding)
+ * with the scales of type scale_t. The groups of one row are contiguous in
+ * the scale tensor (the caller's scale view has dim contiguous); ld_scale 0
+ * broadcasts one row of scales to every row (per channel, per page, per
+ * tensor). A column offset c0 that a kernel applies is its own business:
+ * `data` and `scale` always point at column 0 of row 0, so c / group is
+ * exact.
+ *
+ *   t          element                                   scale
+ *   F32/F16/BF16  the value (scale fields unused)        -
+ *   I8         int8 code -127..127 (-128 reads as -128)  required
+ *   F8E4M3     OCP e4m3fn byte (S.EEEE.MMM, bias 7,      NULL: 1
+ *              no inf, S.1111.111 NaN)
+ *   I4         two's-complement nibble -8..7, element    required
+ *              e in byte e/2, even e in the low nibble;
+ *              ld even
+ *
+ * Preconditions: group >= 1 divides every column count a kernel is given
+ * (d, dv) for a quantized t; scale_t is FLAT_F32 or FLAT_F16. The runtime
+ * (runtime/keys.c) builds these and offsets them by whole rows only
+ * (flat_kv_src_rows in kernels/convert.h).
  */
-typedef void (*flat_pack_k_fn)(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
-                               float *restrict kp);
+typedef struct flat_kv_src {
+    const void *data;   /* row 0, column 0 */
+    int64_t ld;         /* elements between rows (I4: even) */
+    flat_dtype t;       /* element type */
+    flat_dtype scale_t; /* FLAT_F32 or FLAT_F16 (quantized t only) */
+    const void *scale;  /* row 0's first scale; NULL: scale 1 */
+    int64_t ld_scale;   /* scale elements between rows; 0 broadcasts */
+    int64_t group;      /* columns per scale (quantized t only) */
+} flat_kv_src;
+
+/*
+ * pack_k: kp = panels of `n` keys, k's values widened (dequantized) to fp32
+ *   (or, for a bf16-compute table, rounded to bf16 pairs).
+ *   Key j is row j of k (d columns), j < n, n >= 1. Writes ceil(n / nr)
+ *   panels of d*nr floats; keys n.. of the last panel are 0.
+ */
+typedef void (*flat_pack_k_fn)(int n, int d, const flat_kv_src *k, float *restrict kp);
 
 /*
  * qk: S[i][p*nr + j] = sum_d qp[d][i] * kp[p][d][j]
@@ -110,16 +154,16 @@ typedef void (*flat_qk_fn)(int d, int n_panels, const float *restrict qp,
 /*
  * qk_rows: S[i][j] = sum_c qp[c*mr + i] * K[j][c]   for i < m, j < n
  *   The decode path's qk: one Q panel (pack_q's layout, rows >= m ignored)
- *   against n keys read where they lie, key j at element j*ld_k of k (d
- *   contiguous elements of type t). No packing and no padding: each K byte
- *   crosses the memory bus once per call, whatever the number of query rows
- *   sharing it.
+ *   against n keys read where they lie, key j = row j of k (d columns; codes
+ *   and scales converted in registers, never a dequantized copy). No packing
+ *   and no padding: each K byte crosses the memory bus once per call,
+ *   whatever the number of query rows sharing it.
  *   1 <= m <= mr, d >= 1, n >= 0. Writes exactly m x n floats, row i at
  *   s + i*ld_s (ld_s >= n); reads no key at or past n. Accuracy as qk (an
  *   fp32 dot product of d terms, any summation order).
  */
-typedef void (*flat_qk_rows_fn)(int m, int d, int n, const float *restrict qp, const void *k,
-                                int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s);
+typedef void (*flat_qk_rows_fn)(int m, int d, int n, const float *restrict qp,
+                                const flat_kv_src *k, float *restrict s, int64_t ld_s);
 
 /*
  * row_max: max of s[0..n). Returns -inf when n == 0. NaN inputs may or may
@@ -140,8 +184,8 @@ typedef float (*flat_exp2_row_fn)(int n, int width, float *s, float m);
 /*
  * pv: O[i][c] = a_i * O[i][c] + sum_{j<n} P[i][j] * V[j][c]   for i < m, c < dv,
  *   where a_i = alpha[i], or, if alpha == NULL, O is not read (as if a_i = 0).
- *   P row i at p + i*ld_p, V row j at element j*ld_v of v (type t), O row i
- *   at o + i*ld_o (fp32). m >= 1 (any; the kernel blocks rows by pv_mr
+ *   P row i at p + i*ld_p, V row j = row j of v (dv columns, converted in
+ *   registers), O row i at o + i*ld_o (fp32). m >= 1 (any; the kernel blocks rows by pv_mr
  *   itself), n >= 0, dv >= 1. V is read only for j < n, so masked keys (even
  *   NaN) never reach O.
  *   Order: each O element is a_i * O (or 0) followed by the keys in order,
@@ -150,10 +194,11 @@ typedef float (*flat_exp2_row_fn)(int n, int width, float *s, float m);
  *   paged and contiguous K/V, whose calls split at different keys, agree bit
  *   for bit. (A table with compute = FLAT_BF16 multiplies keys in pairs, so
  *   for it the order, and bitwise equality under splits, is per key pair.)
+ *   v->data and v->scale do not alias o.
  */
 typedef void (*flat_pv_fn)(int m, int n, int dv, const float *restrict p, int64_t ld_p,
-                           const void *restrict v, int64_t ld_v, flat_dtype t,
-                           float *restrict o, int64_t ld_o, const float *restrict alpha);
+                           const flat_kv_src *v, float *restrict o, int64_t ld_o,
+                           const float *restrict alpha);
 
 /*
  * store_row: y[c] = scale * x[c] for c < n, rounded once to type t (round to

@@ -122,10 +122,12 @@ static void write_rows(const flat_problem *p, const flat_ukernels *uk, const fla
     }
     /* n = 0 keys: O *= alpha only. V is not read, but must be a real pointer
      * (the kernel forms row addresses from it; NULL + offset is undefined). */
-    if (kmax > 0 && ws->o_direct)
+    if (kmax > 0 && ws->o_direct) {
+        const flat_kv_src none = flat_kv_src_plain(ws->s, 1, FLAT_F32);
         for (int r0 = 0; r0 < rows; r0 += uk->pv_mr)
-            uk->pv((int)flat_min(uk->pv_mr, rows - r0), 0, (int)p->v_dim, ws->s, 1, ws->s, 1,
-                   FLAT_F32, flat_o_row(ws, r0), ws->o_ld_row, ws->alpha + r0);
+            uk->pv((int)flat_min(uk->pv_mr, rows - r0), 0, (int)p->v_dim, ws->s, 1, &none,
+                   flat_o_row(ws, r0), ws->o_ld_row, ws->alpha + r0);
+    }
 }
 
 void flat_attend_task(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,

@@ -43,8 +43,7 @@ static void pv_range(const flat_problem *p, const flat_ukernels *uk, const flat_
         if (p->paged && j + here < n) /* the next page, while this one computes */
             flat_prefetch_run(p, flat_value_run(p, t, j0 + j + here),
                               flat_min(p->pages.page_size, n - j - here), p->v_dim);
-        uk->pv(m, (int)here, (int)p->v_dim, s + j, ld_s, r.row, r.ld, p->kv_dtype, o, ld_o,
-               j == 0 ? alpha : ones);
+        uk->pv(m, (int)here, (int)p->v_dim, s + j, ld_s, &r.src, o, ld_o, j == 0 ? alpha : ones);
         j += here;
     } while (j < n);
 }

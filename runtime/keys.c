@@ -8,31 +8,56 @@
 
 #include "tile.h"
 
-/* The rest of key j's page: the page the block table names, from j's slot. */
+/* A source over rows from element offset `at` of `data`, with scales from
+ * scale offset `sat` (the problem's kv_dtype and scale view `sc`). */
+static flat_kv_src source(const flat_problem *p, const void *data, int64_t at, int64_t ld,
+                          const flat_scales *sc, int64_t sat, int64_t ld_scale)
+{
+    flat_kv_src r = flat_kv_src_plain(flat_elem_ptr(data, at, p->kv_dtype), ld, p->kv_dtype);
+    if (sc->data) {
+        r.scale = flat_elem_ptr(sc->data, sat, sc->t);
+        r.scale_t = sc->t;
+        r.ld_scale = ld_scale;
+        r.group = sc->group;
+    }
+    return r;
+}
+
+/* The rest of key j's page: the page the block table names, from j's slot.
+ * Scale pools are indexed [page, head, token, group] like the K/V pools. */
 static flat_run page_run(const flat_problem *p, const void *pool, int64_t sp, int64_t st,
-                         int64_t sh, const flat_task *t, int64_t j)
+                         int64_t sh, const flat_scales *sc, const flat_task *t, int64_t j)
 {
     const flat_pages *pg = &p->pages;
     int64_t page = pg->block_table[t->b * pg->bt_stride + j / pg->page_size];
     int64_t slot = j % pg->page_size;
-    return (flat_run){flat_elem_ptr(pool, page * sp + slot * st + t->kv_head * sh, p->kv_dtype),
-                      st, pg->page_size - slot};
+    return (flat_run){source(p, pool, page * sp + slot * st + t->kv_head * sh, st, sc,
+                             page * sc->sb + slot * sc->ss + t->kv_head * sc->sh, sc->ss),
+                      pg->page_size - slot};
+}
+
+static flat_run tensor_run(const flat_problem *p, const flat_view *v, const flat_scales *sc,
+                           const flat_task *t, int64_t j)
+{
+    return (flat_run){source(p, v->data, t->b * v->sb + t->kv_head * v->sh + j * v->ss, v->ss,
+                             sc, t->b * sc->sb + t->kv_head * sc->sh + j * sc->ss, sc->ss),
+                      p->kv_len - j};
 }
 
 flat_run flat_key_run(const flat_problem *p, const flat_task *t, int64_t j)
 {
     if (p->paged)
-        return page_run(p, p->pages.k, p->pages.k_sp, p->pages.k_st, p->pages.k_sh, t, j);
-    return (flat_run){flat_view_row(&p->k, p->kv_dtype, t->b, t->kv_head, j), p->k.ss,
-                      p->kv_len - j};
+        return page_run(p, p->pages.k, p->pages.k_sp, p->pages.k_st, p->pages.k_sh,
+                        &p->k_scales, t, j);
+    return tensor_run(p, &p->k, &p->k_scales, t, j);
 }
 
 flat_run flat_value_run(const flat_problem *p, const flat_task *t, int64_t j)
 {
     if (p->paged)
-        return page_run(p, p->pages.v, p->pages.v_sp, p->pages.v_st, p->pages.v_sh, t, j);
-    return (flat_run){flat_view_row(&p->v, p->kv_dtype, t->b, t->kv_head, j), p->v.ss,
-                      p->kv_len - j};
+        return page_run(p, p->pages.v, p->pages.v_sp, p->pages.v_st, p->pages.v_sh,
+                        &p->v_scales, t, j);
+    return tensor_run(p, &p->v, &p->v_scales, t, j);
 }
 
 /* Keys [j, j + n) of one run into panel `panel` from key slot `slot` on:
@@ -42,10 +67,10 @@ static void pack_piece(const flat_problem *p, const flat_ukernels *uk, flat_run 
                        int slot, float *panel, float *spare)
 {
     if (slot == 0) {
-        uk->pack_k((int)n, (int)p->dim, r.row, r.ld, p->kv_dtype, panel);
+        uk->pack_k((int)n, (int)p->dim, &r.src, panel);
         return;
     }
-    uk->pack_k((int)n, (int)p->dim, r.row, r.ld, p->kv_dtype, spare);
+    uk->pack_k((int)n, (int)p->dim, &r.src, spare);
     for (int64_t c = 0; c < p->dim; c++)
         memcpy(panel + c * uk->nr + slot, spare + c * uk->nr, (size_t)n * sizeof *panel);
 }
@@ -136,8 +161,8 @@ static void scores_in_place(const flat_problem *p, const flat_ukernels *uk,
             if (p->paged && j + here < n) /* the next page, while this one computes */
                 flat_prefetch_run(p, flat_key_run(p, t, k0 + j + here),
                                   flat_min(p->pages.page_size, n - j - here), p->dim);
-            uk->qk_rows(r1 - r0, (int)p->dim, (int)here, ws->qp + (int64_t)r0 * p->dim, r.row,
-                        r.ld, p->kv_dtype, ws->s + (int64_t)r0 * ld_s + j, ld_s);
+            uk->qk_rows(r1 - r0, (int)p->dim, (int)here, ws->qp + (int64_t)r0 * p->dim, &r.src,
+                        ws->s + (int64_t)r0 * ld_s + j, ld_s);
             j += here;
         }
     }

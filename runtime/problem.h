@@ -21,8 +21,18 @@ typedef struct {
     int64_t bt_stride;
 } flat_pages;
 
+/* Scales of a quantized K or V (flat_kv_quant): element (b, h, s, d) of K
+ * is code * data[b*sb + h*sh + s*ss + d / group]; paged: b = pool page,
+ * s = token in the page. data NULL: scale 1 (or K/V not quantized). */
+typedef struct {
+    const void *data;
+    flat_dtype t; /* FLAT_F32 or FLAT_F16 */
+    int64_t sb, sh, ss, group;
+} flat_scales;
+
 typedef struct {
     flat_view q, k, v; /* k and v unused when paged */
+    flat_scales k_scales, v_scales; /* quantized kv_dtype only */
     flat_dtype q_dtype;  /* of q and out */
     flat_dtype kv_dtype; /* of k and v */
     void *out;

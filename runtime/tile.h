@@ -10,12 +10,12 @@
 #define FLAT_LOG2E 1.44269504088896340736f
 #define FLAT_LN2 0.69314718055994530942f
 
-/* A run of `count` key (or value) rows from `row`, each `ld` elements (of
- * the problem's kv_dtype) apart: the unit in which K and V are walked. A
- * contiguous tensor is one run per (batch, kv head). */
+/* A run of `count` key (or value) rows, as the kernels take them (src: the
+ * first row, its row stride, type and scales): the unit in which K and V
+ * are walked. A contiguous tensor is one run per (batch, kv head). */
 typedef struct {
-    const void *row;
-    int64_t ld, count;
+    flat_kv_src src;
+    int64_t count;
 } flat_run;
 
 /* The run of task t's K (V) rows that starts at key j. */
@@ -29,10 +29,11 @@ flat_run flat_value_run(const flat_problem *p, const flat_task *t, int64_t j);
 static inline __attribute__((always_inline)) void
 flat_prefetch_run(const flat_problem *p, flat_run r, int64_t rows, int64_t dim)
 {
-    const int64_t size = flat_dtype_size(p->kv_dtype), bytes = dim * size;
+    const int64_t bytes = flat_dtype_bytes(p->kv_dtype, dim);
     for (int64_t i = 0; i < rows; i++)
         for (int64_t c = 0; c < bytes; c += 64)
-            __builtin_prefetch((const char *)r.row + i * r.ld * size + c, 0, 1); /* to L2 */
+            __builtin_prefetch((const char *)flat_elem_ptr(r.src.data, i * r.src.ld, p->kv_dtype) + c,
+                               0, 1); /* to L2 */
 }
 
 /* S[:, k0 .. k0+width) of every Q panel that has a row seeing past k0: from

@@ -250,7 +250,10 @@ static void test_pack_k(void **state)
                     const size_t nkp = (size_t)panels * d * k->nr;
                     float *kp = falloc(nkp);
                     fill_poison(kp, nkp);
-                    k->pack_k(n, d, tk, ld, (flat_dtype)dt, kp);
+                    {
+                        const flat_kv_src src = flat_kv_src_plain(tk, ld, (flat_dtype)dt);
+                        k->pack_k(n, d, &src, kp);
+                    }
                     float *want = falloc((size_t)d * k->nr);
                     for (int p = 0; p < panels; p++) {
                         for (int c = 0; c < d; c++)
@@ -361,7 +364,10 @@ static void test_qk_rows(void **state)
                     const size_t nsz = (size_t)(m - 1) * ld_s + (n ? n : 1);
                     float *sc = falloc(nsz);
                     fill_poison(sc, nsz);
-                    k->qk_rows(m, d, n, qp, tk, ld_k, (flat_dtype)dt, sc, ld_s);
+                    {
+                        const flat_kv_src src = flat_kv_src_plain(tk, ld_k, (flat_dtype)dt);
+                        k->qk_rows(m, d, n, qp, &src, sc, ld_s);
+                    }
                     for (int i = 0; i < m; i++) {
                         for (int j = 0; j < n; j++) {
                             double ref = 0, mag = 0;
@@ -716,7 +722,8 @@ static void run_pv(const flat_ukernels *k, tu_rng *rng, int m, int n, int dv, in
             alpha[i] = i % 4 == 0 ? 0.0f : i % 4 == 1 ? 1.0f : tu_uniform(rng, 0.0f, 1.0f);
     memcpy(o0, o, no * sizeof(float));
     void *tv = typed(v, nv, dt);
-    k->pv(m, n, dv, p, ld_p, tv, ld_v, dt, o, ld_o, alpha);
+    const flat_kv_src vsrc = flat_kv_src_plain(tv, ld_v, dt);
+    k->pv(m, n, dv, p, ld_p, &vsrc, o, ld_o, alpha);
     /* The contract's order: the same call split at key h (the rest with
      * a = 1) gives bitwise the same O (paged K/V split calls at pages). */
     if (n >= 2 && !bf16_products(k)) { /* bf16 products pair keys: ukernel.h */
@@ -725,9 +732,9 @@ static void run_pv(const flat_ukernels *k, tu_rng *rng, int m, int n, int dv, in
         for (int i = 0; i < m; i++)
             ones[i] = 1.0f;
         const int h = n / 2 + n % 3;
-        k->pv(m, h, dv, p, ld_p, tv, ld_v, dt, o2, ld_o, alpha);
-        k->pv(m, n - h, dv, p + h, ld_p, flat_elem_ptr(tv, (int64_t)h * ld_v, dt), ld_v, dt, o2,
-              ld_o, ones);
+        const flat_kv_src vrest = flat_kv_src_rows(&vsrc, h);
+        k->pv(m, h, dv, p, ld_p, &vsrc, o2, ld_o, alpha);
+        k->pv(m, n - h, dv, p + h, ld_p, &vrest, o2, ld_o, ones);
         if (memcmp(o, o2, no * sizeof(float)) != 0)
             fail_msg("%s pv %s m=%d n=%d dv=%d: split at key %d is not bitwise the same",
                      k->name, dt_name(dt), m, n, dv, h);
@@ -937,7 +944,11 @@ static void test_pipeline(void **state)
                     for (int i = 0; i < m; i++)
                         rows[i] = ref_row(&q.t, 0, 0, i);
                     k->pack_q(m, d, (const void *const *)rows, FLAT_F32, scale, qp);
-                    k->pack_k(n, d, ref_row(&kk.t, 0, 0, 0), kk.t.stride_seq, FLAT_F32, kp);
+                    const flat_kv_src ksrc =
+                        flat_kv_src_plain(ref_row(&kk.t, 0, 0, 0), kk.t.stride_seq, FLAT_F32);
+                    const flat_kv_src vsrc =
+                        flat_kv_src_plain(ref_row(&vv.t, 0, 0, 0), vv.t.stride_seq, FLAT_F32);
+                    k->pack_k(n, d, &ksrc, kp);
                     float *sums = falloc((size_t)m);
                     for (int p = 0; p < mp; p++)
                         k->qk(d, npan, qp + (size_t)p * d * k->mr, kp,
@@ -946,8 +957,7 @@ static void test_pipeline(void **state)
                         float mx = k->row_max(n, s + i * ld_s);
                         sums[i] = k->exp2_row(n, (int)ld_s, s + i * ld_s, mx);
                     }
-                    k->pv(m, n, dv, s, ld_s, ref_row(&vv.t, 0, 0, 0), vv.t.stride_seq, FLAT_F32, o, dv,
-                          NULL);
+                    k->pv(m, n, dv, s, ld_s, &vsrc, o, dv, NULL);
                     for (int i = 0; i < m; i++) {
                         double num = 0, den = 0;
                         for (int c = 0; c < dv; c++) {

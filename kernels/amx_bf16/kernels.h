@@ -37,18 +37,17 @@
 
 void flat_pack_q__amx_bf16(int m, int d, const void *const *rows, flat_dtype t, float scale,
                            float *restrict qp);
-void flat_pack_k__amx_bf16(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
-                           float *restrict kp);
+void flat_pack_k__amx_bf16(int n, int d, const flat_kv_src *k, float *restrict kp);
 void flat_qk_16x16__amx_bf16(int d, int n_panels, const float *restrict qp,
                              const float *restrict kp, float *restrict s, int64_t ld_s);
-void flat_qk_rows__amx_bf16(int m, int d, int n, const float *restrict qp, const void *k,
-                            int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s);
+void flat_qk_rows__amx_bf16(int m, int d, int n, const float *restrict qp, const flat_kv_src *k,
+                            float *restrict s, int64_t ld_s);
 float flat_row_max__amx_bf16(int n, const float *s);
 float flat_exp2_row__amx_bf16(int n, int width, float *s, float m);
 void flat_vexp2__amx_bf16(int n, const float *x, float *y);
 void flat_pv_32__amx_bf16(int m, int n, int dv, const float *restrict p, int64_t ld_p,
-                          const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
-                          int64_t ld_o, const float *restrict alpha);
+                          const flat_kv_src *v, float *restrict o, int64_t ld_o,
+                          const float *restrict alpha);
 void flat_store_row__amx_bf16(int n, const float *restrict x, float scale, flat_dtype t,
                               void *restrict y);
 float flat_score_rules__amx_bf16(int n, float *s, const flat_rules_row *r);

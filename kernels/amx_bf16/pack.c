@@ -11,8 +11,7 @@ void flat_pack_q__amx_bf16(int m, int d, const void *const *rows, flat_dtype t, 
     flat_pack_q_pairs__avx512_bf16(FLAT_AMX_BF16_MR, m, d, rows, t, scale, qp);
 }
 
-void flat_pack_k__amx_bf16(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
-                           float *restrict kp)
+void flat_pack_k__amx_bf16(int n, int d, const flat_kv_src *k, float *restrict kp)
 {
-    flat_pack_k_pairs__avx512_bf16(FLAT_AMX_BF16_NR, n, d, k, ld_k, t, kp);
+    flat_pack_k_pairs__avx512_bf16(FLAT_AMX_BF16_NR, n, d, k->data, k->ld, k->t, kp);
 }

@@ -229,7 +229,7 @@ pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld
    const float *restrict alpha)
 {
     int r = 0;
-    if (n >= 32 && m >= 16) {
+    {
         configure();
         for (; r + 16 <= m; r += r + 32 <= m ? 32 : 16) {
             const int two = r + 32 <= m;
@@ -243,19 +243,27 @@ pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld
         }
         flat_tile_release();
     }
-    if (r < m) /* rows short of a tile, or too few keys: the vector kernels */
-        flat_pv_12__avx512_bf16(m - r, n, dv, p + r * ld_p, ld_p, v, ld_v, t, o + r * ld_o, ld_o,
+    if (r < m) { /* rows short of a tile: the vector kernels */
+        const flat_kv_src rest = {.data = v, .ld = ld_v, .t = t};
+        flat_pv_12__avx512_bf16(m - r, n, dv, p + r * ld_p, ld_p, &rest, o + r * ld_o, ld_o,
                                 alpha ? alpha + r : NULL);
+    }
 }
 
 void flat_pv_32__amx_bf16(int m, int n, int dv, const float *restrict p, int64_t ld_p,
-                          const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
-                          int64_t ld_o, const float *restrict alpha)
+                          const flat_kv_src *src, float *restrict o, int64_t ld_o,
+                          const float *restrict alpha)
 {
+    const void *v = src->data;
+    const int64_t ld_v = src->ld;
     assert(m >= 1 && n >= 0 && dv >= 1);
     assert(n == 0 || (p != NULL && v != NULL));
     assert(o != NULL);
-    switch (t) {
+    if (n < 32 || m < 16) { /* too few keys or rows for a tile: the vector kernels */
+        flat_pv_12__avx512_bf16(m, n, dv, p, ld_p, src, o, ld_o, alpha);
+        return;
+    }
+    switch (src->t) {
     case FLAT_F16: pv(FLAT_F16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
     case FLAT_BF16: pv(FLAT_BF16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
     default: pv(FLAT_F32, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;

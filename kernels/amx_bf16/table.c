@@ -17,7 +17,7 @@ const flat_ukernels flat_ukernels_amx_bf16 = {
     .name = "amx_bf16",
     .required = FLAT_CPU_AVX512F | FLAT_CPU_AVX512BW | FLAT_CPU_AVX512VL | FLAT_CPU_AVX512DQ |
                 FLAT_CPU_FMA | FLAT_CPU_AVX2 | FLAT_CPU_AVX512BF16 | AMX_BITS,
-    .dtypes = FLAT_DTYPES_ALL,
+    .dtypes = FLAT_DTYPES_FLOAT,
     .compute = FLAT_BF16,
     .mr = FLAT_AMX_BF16_MR,
     .nr = FLAT_AMX_BF16_NR,

@@ -21,20 +21,19 @@
 
 void flat_pack_q__avx2(int m, int d, const void *const *rows, flat_dtype t, float scale,
                        float *restrict qp);
-void flat_pack_k__avx2(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
-                       float *restrict kp);
+void flat_pack_k__avx2(int n, int d, const flat_kv_src *src, float *restrict kp);
 void flat_qk_6x16__avx2(int d, int n_panels, const float *restrict qp,
                         const float *restrict kp, float *restrict s, int64_t ld_s);
 float flat_row_max__avx2(int n, const float *s);
 float flat_exp2_row__avx2(int n, int width, float *s, float m);
 void flat_vexp2__avx2(int n, const float *x, float *y);
-void flat_qk_rows__avx2(int m, int d, int n, const float *restrict qp, const void *k,
-                        int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s);
+void flat_qk_rows__avx2(int m, int d, int n, const float *restrict qp, const flat_kv_src *src,
+                 float *restrict s, int64_t ld_s);
 void flat_store_row__avx2(int n, const float *restrict x, float scale, flat_dtype t,
                           void *restrict y);
 void flat_pv_6__avx2(int m, int n, int dv, const float *restrict p, int64_t ld_p,
-                     const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
-                     int64_t ld_o, const float *restrict alpha);
+                 const flat_kv_src *src, float *restrict o, int64_t ld_o,
+                 const float *restrict alpha);
 
 /* Lanes l < k set (0 <= k <= 8): the mask for maskload/maskstore of a tail. */
 static inline __m256i flat_tail_mask_avx2(int k)

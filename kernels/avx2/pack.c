@@ -106,9 +106,11 @@ pack_k(const flat_dtype t, int n, int d, const void *k, int64_t ld_k, float *res
         pack_k_partial(t, n - p, d, flat_elem_ptr(k, p * ld_k, t), ld_k, kp);
 }
 
-void flat_pack_k__avx2(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
-                       float *restrict kp)
+void flat_pack_k__avx2(int n, int d, const flat_kv_src *src, float *restrict kp)
 {
+    const void *k = src->data;
+    const int64_t ld_k = src->ld;
+    const flat_dtype t = src->t;
     switch (t) {
     case FLAT_F16: pack_k(FLAT_F16, n, d, k, ld_k, kp); break;
     case FLAT_BF16: pack_k(FLAT_BF16, n, d, k, ld_k, kp); break;

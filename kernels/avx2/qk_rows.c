@@ -137,9 +137,12 @@ qk_rows(const flat_dtype t, int m, int d, int n, const float *restrict qp, const
         rows_blocked(t, 6, m, d, n, qp, k, ld_k, s, ld_s);
 }
 
-void flat_qk_rows__avx2(int m, int d, int n, const float *restrict qp, const void *k,
-                        int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s)
+void flat_qk_rows__avx2(int m, int d, int n, const float *restrict qp, const flat_kv_src *src,
+                 float *restrict s, int64_t ld_s)
 {
+    const void *k = src->data;
+    const int64_t ld_k = src->ld;
+    const flat_dtype t = src->t;
     switch (t) {
     case FLAT_F16: qk_rows(FLAT_F16, m, d, n, qp, k, ld_k, s, ld_s); break;
     case FLAT_BF16: qk_rows(FLAT_BF16, m, d, n, qp, k, ld_k, s, ld_s); break;

@@ -169,9 +169,12 @@ pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld
 }
 
 void flat_pv_6__avx512(int m, int n, int dv, const float *restrict p, int64_t ld_p,
-                       const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
-                       int64_t ld_o, const float *restrict alpha)
+                 const flat_kv_src *src, float *restrict o, int64_t ld_o,
+                 const float *restrict alpha)
 {
+    const void *v = src->data;
+    const int64_t ld_v = src->ld;
+    const flat_dtype t = src->t;
     switch (t) {
     case FLAT_F16: pv(FLAT_F16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
     case FLAT_BF16: pv(FLAT_BF16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;

@@ -11,7 +11,7 @@ const flat_ukernels flat_ukernels_avx512 = {
     .name = "avx512",
     .required = FLAT_CPU_AVX512F | FLAT_CPU_AVX512BW | FLAT_CPU_AVX512VL |
                 FLAT_CPU_AVX512DQ | FLAT_CPU_FMA | FLAT_CPU_AVX2,
-    .dtypes = FLAT_DTYPES_ALL,
+    .dtypes = FLAT_DTYPES_FLOAT,
     .mr = FLAT_AVX512_MR,
     .nr = FLAT_AVX512_NR,
     .pv_mr = FLAT_AVX512_PV_MR,

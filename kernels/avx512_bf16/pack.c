@@ -117,8 +117,7 @@ void flat_pack_k_pairs__avx512_bf16(int nr, int n, int d, const void *k, int64_t
     }
 }
 
-void flat_pack_k__avx512_bf16(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
-                              float *restrict kp)
+void flat_pack_k__avx512_bf16(int n, int d, const flat_kv_src *src, float *restrict kp)
 {
-    flat_pack_k_pairs__avx512_bf16(NR, n, d, k, ld_k, t, kp);
+    flat_pack_k_pairs__avx512_bf16(NR, n, d, src->data, src->ld, src->t, kp);
 }

@@ -195,15 +195,15 @@ pv_block(const flat_dtype t, const int mb, int rows, int n, int dv, const float 
 
 static inline __attribute__((always_inline)) void
 pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld_p,
-   const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
-   const float *restrict alpha)
+   const flat_kv_src *src, const void *restrict v, int64_t ld_v, float *restrict o,
+   int64_t ld_o, const float *restrict alpha)
 {
     for (int r = 0; r < m; r += PV_MR) {
         const int rows = m - r < PV_MR ? m - r : PV_MR;
         const float *pr = p + r * ld_p, *ar = alpha ? alpha + r : NULL;
         float *ob = o + r * ld_o;
         if (rows <= 2) /* too few rows to share a V pair vector: fp32 */
-            flat_pv_6__avx512(rows, n, dv, pr, ld_p, v, ld_v, t, ob, ld_o, ar);
+            flat_pv_6__avx512(rows, n, dv, pr, ld_p, src, ob, ld_o, ar);
         else if (rows <= 6)
             pv_block(t, 6, rows, n, dv, pr, ld_p, v, ld_v, ob, ld_o, ar);
         else
@@ -215,20 +215,23 @@ pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld
  * n = 0) the pair form's P conversion is not worth it: the fp32 AVX-512 pv,
  * exact products. */
 void flat_pv_12__avx512_bf16(int m, int n, int dv, const float *restrict p, int64_t ld_p,
-                             const void *restrict v, int64_t ld_v, flat_dtype t,
-                             float *restrict o, int64_t ld_o, const float *restrict alpha)
+                 const flat_kv_src *src, float *restrict o, int64_t ld_o,
+                 const float *restrict alpha)
 {
+    const void *v = src->data;
+    const int64_t ld_v = src->ld;
+    const flat_dtype t = src->t;
     assert(m >= 1 && n >= 0 && dv >= 1);
     assert(n == 0 || (p != NULL && v != NULL));
     assert(o != NULL);
     if (n < 4) {
-        flat_pv_6__avx512(m, n, dv, p, ld_p, v, ld_v, t, o, ld_o, alpha);
+        flat_pv_6__avx512(m, n, dv, p, ld_p, src, o, ld_o, alpha);
         return;
     }
     switch (t) {
-    case FLAT_F16: pv(FLAT_F16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    case FLAT_BF16: pv(FLAT_BF16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    default: pv(FLAT_F32, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
+    case FLAT_F16: pv(FLAT_F16, m, n, dv, p, ld_p, src, v, ld_v, o, ld_o, alpha); break;
+    case FLAT_BF16: pv(FLAT_BF16, m, n, dv, p, ld_p, src, v, ld_v, o, ld_o, alpha); break;
+    default: pv(FLAT_F32, m, n, dv, p, ld_p, src, v, ld_v, o, ld_o, alpha); break;
     }
 }
 

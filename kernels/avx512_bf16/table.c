@@ -13,7 +13,7 @@ const flat_ukernels flat_ukernels_avx512_bf16 = {
     .name = "avx512_bf16",
     .required = FLAT_CPU_AVX512F | FLAT_CPU_AVX512BW | FLAT_CPU_AVX512VL |
                 FLAT_CPU_AVX512DQ | FLAT_CPU_FMA | FLAT_CPU_AVX2 | FLAT_CPU_AVX512BF16,
-    .dtypes = FLAT_DTYPES_ALL,
+    .dtypes = FLAT_DTYPES_FLOAT,
     .compute = FLAT_BF16,
     .mr = FLAT_AVX512_BF16_MR,
     .nr = FLAT_AVX512_BF16_NR,

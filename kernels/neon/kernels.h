@@ -26,20 +26,19 @@
 
 void flat_pack_q_8__neon(int m, int d, const void *const *rows, flat_dtype t, float scale,
                          float *restrict qp);
-void flat_pack_k_12__neon(int n, int d, const void *k, int64_t ld_k, flat_dtype t,
-                          float *restrict kp);
+void flat_pack_k_12__neon(int n, int d, const flat_kv_src *src, float *restrict kp);
 void flat_qk_8x12__neon(int d, int n_panels, const float *restrict qp,
                         const float *restrict kp, float *restrict s, int64_t ld_s);
 float flat_row_max__neon(int n, const float *s);
 float flat_exp2_row__neon(int n, int width, float *s, float m);
 void flat_vexp2__neon(int n, const float *x, float *y);
-void flat_qk_rows__neon(int m, int d, int n, const float *restrict qp, const void *k,
-                        int64_t ld_k, flat_dtype t, float *restrict s, int64_t ld_s);
+void flat_qk_rows__neon(int m, int d, int n, const float *restrict qp, const flat_kv_src *src,
+                 float *restrict s, int64_t ld_s);
 void flat_store_row__neon(int n, const float *restrict x, float scale, flat_dtype t,
                           void *restrict y);
 void flat_pv_4x16__neon(int m, int n, int dv, const float *restrict p, int64_t ld_p,
-                        const void *restrict v, int64_t ld_v, flat_dtype t, float *restrict o,
-                        int64_t ld_o, const float *restrict alpha);
+                 const flat_kv_src *src, float *restrict o, int64_t ld_o,
+                 const float *restrict alpha);
 
 /*
  * 4 elements of a row of type t from element c, widened to fp32 in

@@ -71,9 +71,16 @@ void flat_qk_16x16__amx_bf16(int d, int n_panels, const float *restrict qp,
     const uint32_t *k32 = (const uint32_t *)kp;
     uint32_t a[GROUP][16][16] __attribute__((aligned(64)));
     configure(tail);
+    /* d <= 64: the one or two A tiles stay loaded across the panels */
+    const int resident = chunks <= 2;
     for (int g0 = 0; g0 < chunks; g0 += GROUP) {
         const int count = chunks - g0 < GROUP ? chunks - g0 : GROUP;
         q_to_a((const uint32_t *)qp, pairs, g0, count, a);
+        if (resident) {
+            if (chunks == 2)
+                FLAT_TILE_LOAD(T_A_FULL, a[0], 64);
+            FLAT_TILE_LOAD(T_A_TAIL, a[chunks - 1], 64);
+        }
         for (int p = 0; p < n_panels; p += 2) {
             const int two = p + 1 < n_panels;
             float *s0 = s + (int64_t)p * NR, *s1 = s0 + NR;
@@ -89,7 +96,8 @@ void flat_qk_16x16__amx_bf16(int d, int n_panels, const float *restrict qp,
             for (int c = 0; c < count; c++) {
                 const int64_t at = (int64_t)(g0 + c) * 16 * 16; /* the chunk's first B row */
                 if (g0 + c == chunks - 1) {
-                    FLAT_TILE_LOAD(T_A_TAIL, a[c], 64);
+                    if (!resident)
+                        FLAT_TILE_LOAD(T_A_TAIL, a[c], 64);
                     FLAT_TILE_LOAD(T_B0_TAIL, b0 + at, 64);
                     FLAT_TILE_DP(T_C0, T_A_TAIL, T_B0_TAIL);
                     if (two) {
@@ -97,7 +105,8 @@ void flat_qk_16x16__amx_bf16(int d, int n_panels, const float *restrict qp,
                         FLAT_TILE_DP(T_C1, T_A_TAIL, T_B1_TAIL);
                     }
                 } else {
-                    FLAT_TILE_LOAD(T_A_FULL, a[c], 64);
+                    if (!resident)
+                        FLAT_TILE_LOAD(T_A_FULL, a[c], 64);
                     FLAT_TILE_LOAD(T_B0_FULL, b0 + at, 64);
                     FLAT_TILE_DP(T_C0, T_A_FULL, T_B0_FULL);
                     if (two) {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "convert.h" /* flat_kv_src_plain */
 #include "dispatch.h"
 #include "explain.h"
 #include "probes.h"

@@ -29,8 +29,9 @@
 #include <stdint.h>
 #include <string.h>
 
-/* The 64-byte operand of LDTILECFG, palette 1: per tile, bytes per row and rows. */
-typedef struct {
+/* The 64-byte operand of LDTILECFG, palette 1: per tile, bytes per row and
+ * rows (aligned to its size: one cache line). */
+typedef struct __attribute__((aligned(64))) {
     uint8_t palette, start_row;
     uint8_t reserved[14];
     uint16_t colsb[16];

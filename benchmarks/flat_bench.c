@@ -47,7 +47,7 @@ static void usage(FILE *f)
             "  --dim N          head dimension (default 64)\n"
             "  --causal         causal mask, bottom-right aligned\n"
             "  --threads N      threads (default: the OpenMP default)\n"
-            "  --isa NAME       auto, scalar, avx2, avx512, neon, avx512_bf16 (default auto)\n"
+            "  --isa NAME       auto, scalar, avx2, avx512, neon, avx512_bf16, amx_bf16 (default auto)\n"
             "  --dataflow NAME  auto, flat, flash, decode (default auto)\n"
             "  --reps N         timed calls; the median is reported (default 5)\n"
             "  --dtype SPEC     element types: TYPE for q/out and k/v, or q=TYPE,kv=TYPE\n"
@@ -73,7 +73,7 @@ static int parse_int(const char *text, long min, long max, long *out)
 
 static int parse_isa(const char *name, flat_isa *isa)
 {
-    for (flat_isa i = FLAT_ISA_AUTO; i <= FLAT_ISA_AVX512_BF16; i++)
+    for (flat_isa i = FLAT_ISA_AUTO; i <= FLAT_ISA_AMX_BF16; i++)
         if (strcmp(name, flat_isa_name(i)) == 0) {
             *isa = i;
             return 0;

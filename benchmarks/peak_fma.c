@@ -21,7 +21,63 @@
  */
 #include <stdint.h>
 
-#if defined(PEAK_FMA_AVX512_BF16)
+#if defined(PEAK_FMA_AMX_BF16)
+/* The amx_bf16 table's ceiling: tdpbf16ps, C[16x16] += A[16x32] B[32x16] in
+ * bf16 pairs, 16*16*32 multiply-adds (16384 FLOP) per instruction. Four
+ * independent accumulator tiles fed by two A and two B tiles (the 2x2 block
+ * of the tile file): each product waits only on its own C. Built with the
+ * table's flags, so in an FLAT_AMX_EMULATE build it measures the C model. */
+#include "../kernels/amx_bf16/tiles.h"
+
+static volatile float sink;
+
+/* Tile numbers are literals: the instructions encode them. */
+#define T_C0 0
+#define T_C1 1
+#define T_C2 2
+#define T_C3 3
+#define T_A0 4
+#define T_A1 5
+#define T_B0 6
+#define T_B1 7
+
+double peak_fma_chains_amx_bf16(int64_t iters);
+
+double peak_fma_chains_amx_bf16(int64_t iters)
+{
+
+    static const uint16_t one_ish = 0x3a83; /* bf16 ~1e-3: the sums stay normal */
+    uint16_t a[16][32] __attribute__((aligned(64)));
+    float c[16][16] __attribute__((aligned(64)));
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 32; j++)
+            a[i][j] = one_ish;
+    flat_tile_config cfg;
+    flat_tile_config_init(&cfg);
+    for (int t = 0; t < 8; t++)
+        flat_tile_shape(&cfg, t, 16, 64);
+    flat_tile_configure(&cfg);
+    FLAT_TILE_ZERO(T_C0);
+    FLAT_TILE_ZERO(T_C1);
+    FLAT_TILE_ZERO(T_C2);
+    FLAT_TILE_ZERO(T_C3);
+    FLAT_TILE_LOAD(T_A0, a, 64);
+    FLAT_TILE_LOAD(T_A1, a, 64);
+    FLAT_TILE_LOAD(T_B0, a, 64);
+    FLAT_TILE_LOAD(T_B1, a, 64);
+    for (int64_t i = 0; i < iters; i++) {
+        FLAT_TILE_DP(T_C0, T_A0, T_B0);
+        FLAT_TILE_DP(T_C1, T_A0, T_B1);
+        FLAT_TILE_DP(T_C2, T_A1, T_B0);
+        FLAT_TILE_DP(T_C3, T_A1, T_B1);
+    }
+    FLAT_TILE_STORE(T_C0, c, 64);
+    flat_tile_release();
+    sink = c[0][0];
+    return (double)iters * 4 * 16 * 16 * 32 * 2;
+}
+
+#elif defined(PEAK_FMA_AVX512_BF16)
 /* The bf16 compute table's ceiling: vdpbf16ps, 16 lanes x 2 bf16 products
  * and 2 adds into fp32 per instruction (FLOPs = 4 per lane, counted below). */
 #include <immintrin.h>
@@ -92,6 +148,8 @@ typedef float VEC;
 #error "define one PEAK_FMA_<ISA> (see benchmarks/CMakeLists.txt)"
 #endif
 
+#if !defined(PEAK_FMA_AMX_BF16)
+
 /* Written once per probe so the compiler cannot drop the chains. */
 static volatile float sink;
 
@@ -123,3 +181,4 @@ double FN(int64_t iters)
 #endif
     return (double)iters * CHAINS * LANES * FLOPS_PER_LANE;
 }
+#endif /* !PEAK_FMA_AMX_BF16 */

@@ -16,6 +16,7 @@ double peak_fma_chains_avx2(int64_t iters);
 double peak_fma_chains_avx512(int64_t iters);
 double peak_fma_chains_neon(int64_t iters);
 double peak_fma_chains_avx512_bf16(int64_t iters);
+double peak_fma_chains_amx_bf16(int64_t iters);
 
 /* probe_read.c: the sum of a[0..n) and b[0..n), vectorised. */
 double probe_read_sum(const float *a, const float *b, int64_t n);
@@ -162,6 +163,9 @@ static fma_chain_fn chains_for(flat_isa isa)
 #endif
 #if defined(PEAK_HAVE_NEON)
     case FLAT_ISA_NEON: return peak_fma_chains_neon;
+#endif
+#if defined(PEAK_HAVE_AMX_BF16)
+    case FLAT_ISA_AMX_BF16: return peak_fma_chains_amx_bf16; /* tdpbf16ps */
 #endif
     default: return NULL;
     }
@@ -433,8 +437,22 @@ static probe_result fresh_read(flat_isa isa, int threads)
     return r;
 }
 
+/* Whether a call on `isa` runs here: through the public API, which also
+ * asks the OS for the tile state once (AMX: the probe's first tile
+ * instruction would otherwise be SIGILL). */
+static int isa_runs(flat_isa isa)
+{
+    float q = 0, k = 0, v = 0, o = 0;
+    flat_tensor tq = flat_tensor_bhsd(&q, FLAT_F32, 1, 1, 1, 1), tk = flat_tensor_bhsd(&k, FLAT_F32, 1, 1, 1, 1),
+                tv = flat_tensor_bhsd(&v, FLAT_F32, 1, 1, 1, 1), to = flat_tensor_bhsd(&o, FLAT_F32, 1, 1, 1, 1);
+    flat_options opt = {.isa = isa, .num_threads = 1};
+    return flat_attention(&tq, &tk, &tv, &to, &opt) == FLAT_OK;
+}
+
 const probe_result *probe_fma_peak(flat_isa isa, int threads)
 {
+    if (isa == FLAT_ISA_AMX_BF16 && !isa_runs(isa))
+        return NULL;
     return chains_for(isa) ? cached(KIND_FMA, isa, threads, fresh_fma_peak) : NULL;
 }
 

@@ -98,7 +98,7 @@ const char *summary_auto_choice(int index)
 double summary_error_bound(int index)
 {
     const bench_case *c = bench_case_get(index);
-    double table = c && c->isa == FLAT_ISA_AVX512_BF16 ? SUMMARY_MAX_ERROR_BF16_PRODUCTS
+    double table = c && (c->isa == FLAT_ISA_AVX512_BF16 || c->isa == FLAT_ISA_AMX_BF16) ? SUMMARY_MAX_ERROR_BF16_PRODUCTS
                                                        : SUMMARY_MAX_ERROR;
     flat_dtype out = c ? bench_shape_get(c->shape)->q_dtype : FLAT_F32;
     double rounding = out == FLAT_BF16  ? SUMMARY_MAX_ERROR_BF16_OUT

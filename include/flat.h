@@ -133,13 +133,39 @@ typedef enum {
     FLAT_ISA_AVX2,     /* x86-64 AVX2 + FMA */
     FLAT_ISA_AVX512,   /* x86-64 AVX-512 F/BW/VL/DQ */
     FLAT_ISA_NEON,     /* AArch64 Advanced SIMD */
-    FLAT_ISA_AVX512_BF16 /* x86-64 AVX-512 with AVX512_BF16: Q.K^T and P.V on vdpbf16ps
+    FLAT_ISA_AVX512_BF16, /* x86-64 AVX-512 with AVX512_BF16: Q.K^T and P.V on vdpbf16ps
                             (bf16 products, fp32 sums). It rounds Q, K, P and V to bf16,
                             so the fp32 accuracy below does not apply: rows within 1e-2
                             and lse within 5e-3 for logits of O(1) (measured 4e-3 and
                             2.3e-3); each logit's error grows as 2^-8 scale sum|q k|.
-                            Never chosen by AUTO; opt.isa or FLAT_ISA selects it. */
+                            AUTO takes it only under flat_precision's rule (below). */
+    FLAT_ISA_AMX_BF16 = 6 /* (0.3) x86-64 AMX-BF16 (Sapphire Rapids and later): Q.K^T and
+                            P.V on tdpbf16ps tiles, the softmax between them on AVX-512
+                            (AVX512_BF16 needed too). Rounds as FLAT_ISA_AVX512_BF16 and
+                            has its bound: rows within 1e-2, lse within 5e-3 for logits of
+                            O(1). Needs CPUID AMX-TILE and AMX-BF16, a tile palette, the
+                            OS's tile state (XCR0) and, on Linux, the process's permission
+                            (arch_prctl ARCH_REQ_XCOMP_PERM, asked once); where any is
+                            missing, asking for it is FLAT_ERROR_UNSUPPORTED naming it.
+                            Tile state is configured and released inside each kernel
+                            call, so no thread keeps any. */
 } flat_isa;
+
+/* (0.3) Which products a call uses (flat_options.precision). */
+typedef enum {
+    FLAT_PRECISION_AUTO = 0, /* fp32 products, except when q, k and v are all bf16 (then
+                                rounding P to bf16 is the only extra rounding): bf16
+                                products on the fastest table this CPU has for them:
+                                amx_bf16 where the CPU has AMX, else avx512_bf16 where that
+                                beats the fp32 table (measured: on AMD Zen 4/5 it is
+                                1.6-1.75x avx512; on Intel cores vdpbf16ps issues on one
+                                port and it is slower than avx512, so not there), else fp32
+                                products. Such calls have the bf16 tables' bound. */
+    FLAT_PRECISION_FP32 = 1, /* fp32 products always (0.2's behaviour and bound) */
+    FLAT_PRECISION_BF16 = 2  /* bf16 products whatever the types (Q, K, V rounded): the
+                                fastest table with them (amx_bf16, else avx512_bf16);
+                                FLAT_ERROR_UNSUPPORTED with a message where none runs */
+} flat_precision;
 
 typedef enum {
     FLAT_DATAFLOW_AUTO = 0, /* the planner picks: DECODE for few query rows per kv
@@ -214,8 +240,9 @@ typedef struct {
     /* Dataflow; AUTO lets the planner decide (FLAT_VERBOSE=1 prints why). */
     flat_dataflow dataflow;
     /* Kernel table; AUTO picks the best the CPU runs, or the env FLAT_ISA
-     * (scalar, avx2, avx512, neon, avx512_bf16) when set. Asking for an ISA the CPU or
-     * the build lacks returns FLAT_ERROR_UNSUPPORTED. */
+     * (scalar, avx2, avx512, neon, avx512_bf16, amx_bf16) when set. Asking for an ISA the
+     * CPU or the build lacks returns FLAT_ERROR_UNSUPPORTED. AUTO's choice between
+     * fp32- and bf16-product tables follows `precision` (below). */
     flat_isa isa;
     /* ---- 0.2: score rules (zero = off). They take words that were reserved
      * in 0.1, so a program built against 0.1 (zeros there) gets none. Let
@@ -231,8 +258,11 @@ typedef struct {
     /* When > 0: s := softcap * tanh(s / softcap), before masking (Gemma 2,
      * Grok). Must be finite and >= 0. */
     float softcap;
-    /* Must be zero. */
-    uint32_t reserved32;
+    /* (0.3) flat_precision: which products the call uses when isa is AUTO
+     * (an explicit isa wins: its table's products). 0 = FLAT_PRECISION_AUTO.
+     * FLAT_VERBOSE=1 and flat_plan_describe say which table was chosen and
+     * why. This word was `reserved32` (must be zero) in 0.1 and 0.2. */
+    int32_t precision;
     /* Optional [q.heads], finite: a per-head logit sink_h (natural-log units,
      * no scale or softcap) that joins every row's softmax as exp(sink_h) and
      * contributes no value (gpt-oss). It takes part in the row's max, so a
@@ -331,7 +361,9 @@ typedef struct {
  * inputs, each fp32 output row's relative 2-norm error is below 1e-5 for
  * every ISA, dataflow and K/V type when the scaled logits stay within 8 in
  * magnitude (1e-5 * L/8 when they reach L); f16 out rows within 1e-3, bf16
- * out rows within 8e-3. FLAT_ISA_AVX512_BF16 has its own bound (above).
+ * out rows within 8e-3. FLAT_ISA_AVX512_BF16 and FLAT_ISA_AMX_BF16 have their own
+ * bound (above), which is what an all-bf16 call under FLAT_PRECISION_AUTO gets where
+ * the CPU has such a table (flat_precision).
  */
 FLAT_API flat_status flat_attention(const flat_tensor *q, const flat_tensor *k,
                                     const flat_tensor *v, const flat_tensor *out,
@@ -483,8 +515,9 @@ FLAT_API flat_status flat_plan_run_task(const flat_plan *plan, int phase, int64_
 FLAT_API flat_status flat_plan_execute(const flat_plan *plan, void *workspace);
 /* Re-points a plan at new tensors (0.3): the arguments of a flat_plan_create
  * call for the same problem, validated as that call would validate them.
- * What may change: the data pointers of q, k, v and out, opt->lse and
- * opt->mask->data, and the values of opt->sinks and opt->alibi_slopes (the
+ * What may change: the data pointers of q, k, v and out, opt->lse,
+ * opt->mask->data and a quantized cache's opt->kv_quant->k_scale.data and
+ * v_scale.data, and the values of opt->sinks and opt->alibi_slopes (the
  * plan copies them again). Everything else must equal what the plan was made
  * with: every shape, stride and dtype, opt->kv_lens's values (the tiling
  * follows them), the presence of each optional array, and every other
@@ -498,8 +531,9 @@ FLAT_API flat_status flat_plan_repoint(flat_plan *plan, const flat_tensor *q,
                                        const flat_tensor *out, const flat_options *opt);
 /* The same for a plan of flat_plan_create_paged. What may change: kv->k and
  * kv->v (the pools; kv->pages too), the block table's pointer and entries
- * (validated against kv->pages), q, out, opt->lse, opt->mask->data, and the
- * sinks' and slopes' values. kv->seq_lens and kv->q_offsets must hold the
+ * (validated against kv->pages), q, out, opt->lse, opt->mask->data, the
+ * scale pools' data pointers (opt->kv_quant), and the sinks' and slopes'
+ * values. kv->seq_lens and kv->q_offsets must hold the
  * plan's values (the tiling follows them), and the strides, page size,
  * block_table_stride, dtypes and options must be the plan's. */
 FLAT_API flat_status flat_plan_repoint_paged(flat_plan *plan, const flat_tensor *q,

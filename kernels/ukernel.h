@@ -1,6 +1,6 @@
 /*
  * The micro-kernel contract every ISA implements (scalar, avx2, avx512, neon,
- * avx512_bf16).
+ * avx512_bf16, amx_bf16).
  *
  * The runtime (runtime/) drives both dataflows through these functions only;
  * it knows the register block (mr, nr, pv_mr) and the packing layouts below,
@@ -53,7 +53,8 @@
  *        qp[p][c2][i] = bf16(scale*Q[p*mr+i][2*c2]) | bf16(scale*Q[..][2*c2+1]) << 16
  *        kp[p][c2][j] = bf16(K[p*nr+j][2*c2])       | bf16(K[..][2*c2+1]) << 16
  * (round to nearest even; a dim past d is 0, so an odd d pads with zeros);
- * the rest of each panel is not written. qk and qk_rows of such a table read
+ * the rest of each panel is not written. (With nr = 16, a K panel's pairs
+ * are exactly an AMX B tile, 16 rows of 64 bytes; amx_bf16 reads it so.) qk and qk_rows of such a table read
  * these layouts, and its pv rounds P and V to bf16 where it multiplies them
  * that way (accumulating in fp32 still). No other part of the runtime reads
  * the panels.
@@ -76,6 +77,10 @@ enum {
     FLAT_CPU_AVX512DQ = 1u << 6,
     FLAT_CPU_NEON = 1u << 7,
     FLAT_CPU_AVX512BF16 = 1u << 8,
+    /* AMX: CPUID 7 EDX bits 24 and 22, a palette in leaf 0x1D, XCR0 bits
+     * 17-18 and (Linux) the process's permission for tile data, all checked */
+    FLAT_CPU_AMX_TILE = 1u << 9,
+    FLAT_CPU_AMX_BF16 = 1u << 10,
 };
 
 /* dtypes masks */
@@ -273,6 +278,9 @@ extern const flat_ukernels flat_ukernels_neon;
 #endif
 #if defined(FLAT_HAVE_AVX512_BF16)
 extern const flat_ukernels flat_ukernels_avx512_bf16;
+#endif
+#if defined(FLAT_HAVE_AMX_BF16)
+extern const flat_ukernels flat_ukernels_amx_bf16;
 #endif
 
 #endif /* FLAT_UKERNEL_H */

@@ -23,9 +23,10 @@ struct flat_plan {
     const flat_ukernels *uk;
     flat_tiling t;
     int workers;
-    flat_isa isa_asked;           /* opt.isa, opt.dataflow, opt.num_threads as */
-    flat_dataflow dataflow_asked; /* given (re-pointing must give the same) */
-    int threads_asked;
+    flat_isa isa_asked;           /* opt.isa, opt.dataflow, opt.num_threads and */
+    flat_dataflow dataflow_asked; /* opt.precision as given (re-pointing must */
+    int threads_asked;            /* give the same) */
+    int32_t precision_asked;
     int64_t n_units;   /* phase-0 tasks */
     int64_t n_merges;  /* phase-1 tasks: split blocks, 0 without splits */
     flat_unit *units;  /* [n_units], ordered by cost, heaviest first */
@@ -34,7 +35,7 @@ struct flat_plan {
     int64_t scratch_floats; /* one worker's scratch */
     int64_t split_floats;   /* one (block, split)'s partial rows */
     size_t workspace_bytes;
-    char describe[640];
+    char describe[1024];
 };
 
 /* Makes a plan for a validated problem (copying the index arrays it points

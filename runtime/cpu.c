@@ -2,7 +2,7 @@
  * sizes (FLAT_CACHE_SIZES, else sysfs, then sysconf; a size outside its sane
  * range gets the default), detected once. Built without
  * ISA flags: it must run on every CPU to find out what that CPU can do. */
-#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT; syscall() */
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -13,8 +13,14 @@
 #include "cpu.h"
 #include "ukernel.h"
 
+/* Why AMX is not usable here ("" when it is, or on other architectures). */
+static char amx_why[160];
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
 
 /* XCR0 read by hand: _xgetbv() would need -mxsave on this file. */
 static uint64_t read_xcr0(void)
@@ -22,6 +28,53 @@ static uint64_t read_xcr0(void)
     uint32_t lo, hi;
     __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(lo), "=d"(hi) : "c"(0));
     return ((uint64_t)hi << 32) | lo;
+}
+
+/*
+ * AMX: CPUID 7.0 EDX bits 24 (AMX-TILE) and 22 (AMX-BF16); leaf 0x1D must
+ * report a palette (misconfigured VMs advertise AMX with none, and every
+ * tile instruction then faults); XCR0 bits 17-18 (the OS saves XTILECFG and
+ * XTILEDATA); on Linux the process must ask for the tile data state once
+ * (arch_prctl ARCH_REQ_XCOMP_PERM, 18) before the first tile instruction,
+ * which otherwise raises SIGILL. The permission is per process and
+ * inherited across fork. Returns the two bits, or 0 with amx_why saying
+ * what is missing.
+ */
+static uint32_t detect_amx(unsigned edx7, uint64_t xcr0)
+{
+    const int tile = (edx7 >> 24) & 1, bf16 = (edx7 >> 22) & 1;
+    if (!tile || !bf16) {
+        snprintf(amx_why, sizeof amx_why, "CPUID lacks %s%s%s", tile ? "" : "amx_tile",
+                 !tile && !bf16 ? "," : "", bf16 ? "" : "amx_bf16");
+        return 0;
+    }
+    unsigned a, b, c, d;
+    if (__get_cpuid_max(0, NULL) < 0x1d) {
+        snprintf(amx_why, sizeof amx_why, "amx_tile: CPUID has no tile leaf 0x1D");
+        return 0;
+    }
+    __cpuid_count(0x1d, 0, a, b, c, d);
+    if (a < 1) { /* EAX: the highest palette */
+        snprintf(amx_why, sizeof amx_why, "amx_tile: CPUID leaf 0x1D reports no palette");
+        return 0;
+    }
+    if (((xcr0 >> 17) & 3) != 3) {
+        snprintf(amx_why, sizeof amx_why, "amx_tile: the OS does not enable tile state (XCR0 bits 17-18)");
+        return 0;
+    }
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    enum { ARCH_GET_XCOMP_PERM = 0x1022, ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    uint64_t perm = 0;
+    if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0 ||
+        syscall(SYS_arch_prctl, ARCH_GET_XCOMP_PERM, &perm) != 0 ||
+        !((perm >> XFEATURE_XTILEDATA) & 1)) {
+        snprintf(amx_why, sizeof amx_why,
+                 "amx_tile: Linux refused the tile data permission (arch_prctl "
+                 "ARCH_REQ_XCOMP_PERM; a kernel before 5.16, or a sigaltstack too small)");
+        return 0;
+    }
+#endif
+    return FLAT_CPU_AMX_TILE | FLAT_CPU_AMX_BF16;
 }
 
 static uint32_t detect_features(void)
@@ -45,6 +98,7 @@ static uint32_t detect_features(void)
     if (zmm_ok && ((b >> 17) & 1)) f |= FLAT_CPU_AVX512DQ;
     if (zmm_ok && ((b >> 30) & 1)) f |= FLAT_CPU_AVX512BW;
     if (zmm_ok && ((b >> 31) & 1)) f |= FLAT_CPU_AVX512VL;
+    f |= detect_amx(d, xcr0);
     /* AVX512_BF16 is in subleaf 1 (EAX bit 5), present when subleaf 0's EAX
      * (the highest subleaf) says so. */
     if (a >= 1) {
@@ -53,10 +107,27 @@ static uint32_t detect_features(void)
     }
     return f;
 }
+static int detect_amd(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d))
+        return 0;
+    return b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u; /* "Auth" "enti" "cAMD" */
+}
 #elif defined(__aarch64__)
-static uint32_t detect_features(void) { return FLAT_CPU_NEON; } /* mandatory in AArch64 */
+static int detect_amd(void) { return 0; }
+static uint32_t detect_features(void) /* NEON: mandatory in AArch64 */
+{
+    snprintf(amx_why, sizeof amx_why, "amx_tile: not an x86-64 CPU");
+    return FLAT_CPU_NEON;
+}
 #else
-static uint32_t detect_features(void) { return 0; }
+static int detect_amd(void) { return 0; }
+static uint32_t detect_features(void)
+{
+    snprintf(amx_why, sizeof amx_why, "amx_tile: not an x86-64 CPU");
+    return 0;
+}
 #endif
 
 /* sysfs cache size of the given level and type ("Data"/"Unified"), or 0. */
@@ -167,6 +238,7 @@ static void detect(void)
 {
     int64_t reported[3];
     info.features = detect_features();
+    info.amd = detect_amd();
     detect_caches(reported);
     set_caches(reported);
 }
@@ -189,6 +261,12 @@ const flat_cpu_info *flat_cpu(void)
     return &info;
 }
 
+const char *flat_cpu_amx_why(void)
+{
+    pthread_once(&once, detect);
+    return amx_why;
+}
+
 void flat_cpu_feature_names(uint32_t features, char *buf, int n)
 {
     static const struct { uint32_t bit; const char *name; } names[] = {
@@ -196,7 +274,8 @@ void flat_cpu_feature_names(uint32_t features, char *buf, int n)
         {FLAT_CPU_F16C, "f16c"},         {FLAT_CPU_AVX512F, "avx512f"},
         {FLAT_CPU_AVX512BW, "avx512bw"}, {FLAT_CPU_AVX512VL, "avx512vl"},
         {FLAT_CPU_AVX512DQ, "avx512dq"}, {FLAT_CPU_NEON, "neon"},
-        {FLAT_CPU_AVX512BF16, "avx512_bf16"},
+        {FLAT_CPU_AVX512BF16, "avx512_bf16"}, {FLAT_CPU_AMX_TILE, "amx_tile"},
+        {FLAT_CPU_AMX_BF16, "amx_bf16"},
     };
     int used = 0;
     buf[0] = '\0';

@@ -22,6 +22,7 @@ typedef struct {
     int64_t l1d_bytes; /* per core */
     int64_t l2_bytes;  /* per core */
     int64_t l3_bytes;  /* whole package */
+    int amd;           /* CPUID vendor "AuthenticAMD" (the precision rule, dispatch.c) */
 } flat_cpu_info;
 /* Each size is FLAT_CACHE_SIZES's (env "L1D,L2,L3", e.g. "48K,2M,508M"; 0 =
  * unknown) when set and well formed, else sysfs's, else sysconf's; then,
@@ -35,6 +36,9 @@ const flat_cpu_info *flat_cpu(void);
  * thread with no call in flight. Returns -1 (nothing changed) when spec is
  * not three sizes. */
 int flat_cpu_set_caches_for_test(const char *spec);
+/* Why the AMX bits are not set (CPUID, palette, XCR0 or the OS's
+ * permission), for messages; "" when they are. */
+const char *flat_cpu_amx_why(void);
 
 /* "avx2,fma,f16c,..." for messages; writes at most n bytes. */
 void flat_cpu_feature_names(uint32_t features, char *buf, int n);

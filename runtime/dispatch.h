@@ -2,6 +2,7 @@
 #ifndef FLAT_DISPATCH_H
 #define FLAT_DISPATCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "flat.h"
@@ -19,6 +20,14 @@ int flat_dispatch_runnable(const flat_ukernels *t);
  * FLAT_ERROR_UNSUPPORTED (ISA not built or not runnable here) or
  * FLAT_ERROR_INVALID_ARGUMENT (not an ISA value, or FLAT_ISA unparsable). */
 const flat_ukernels *flat_dispatch_select(flat_isa isa, flat_status *status);
+
+/* The table a call runs: opt.isa when not AUTO, else FLAT_ISA when set, else
+ * the precision policy (flat_precision in flat.h) for these element types.
+ * `why` (n bytes) receives the reason in words, for FLAT_VERBOSE and
+ * flat_plan_describe. NULL on failure, as flat_dispatch_select. */
+const flat_ukernels *flat_dispatch_choose(flat_isa isa, int32_t precision, flat_dtype q_dtype,
+                                          flat_dtype kv_dtype, flat_status *status, char *why,
+                                          size_t n);
 
 /* Non-zero when table t implements both element types; otherwise sets the
  * thread's error message and *status (FLAT_ERROR_UNSUPPORTED) and returns 0:

@@ -142,7 +142,9 @@ static void explain(const flat_plan *plan)
 static flat_status make_plan(const flat_problem *p, const flat_options *opt, flat_plan **plan)
 {
     flat_status s;
-    const flat_ukernels *uk = flat_dispatch_select(opt->isa, &s);
+    char why[256];
+    const flat_ukernels *uk =
+        flat_dispatch_choose(opt->isa, opt->precision, p->q_dtype, p->kv_dtype, &s, why, sizeof why);
     if (!uk || !flat_dispatch_takes(uk, p->q_dtype, p->kv_dtype, &s))
         return s;
     s = flat_plan_build(p, uk, opt->dataflow, flat_parallel_threads(opt->num_threads), 0, plan);
@@ -151,6 +153,10 @@ static flat_status make_plan(const flat_problem *p, const flat_options *opt, fla
     (*plan)->isa_asked = opt->isa;
     (*plan)->dataflow_asked = opt->dataflow;
     (*plan)->threads_asked = opt->num_threads;
+    (*plan)->precision_asked = opt->precision;
+    char *d = (*plan)->describe;
+    size_t used = strlen(d);
+    snprintf(d + used, sizeof (*plan)->describe - used, "; isa %s by %s", uk->name, why);
     explain(*plan);
     return s;
 }

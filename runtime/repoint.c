@@ -51,6 +51,13 @@ static flat_status same_views(const flat_problem *a, const flat_problem *b)
         SAME(k.sb, "k.stride_batch"); SAME(k.sh, "k.stride_head"); SAME(k.ss, "k.stride_seq");
         SAME(v.sb, "v.stride_batch"); SAME(v.sh, "v.stride_head"); SAME(v.ss, "v.stride_seq");
     }
+    BOTH_OR_NEITHER(k_scales.data, "opt.kv_quant->k_scale.data");
+    BOTH_OR_NEITHER(v_scales.data, "opt.kv_quant->v_scale.data");
+    SAME(k_scales.t, "opt.kv_quant->k_scale.dtype"); SAME(v_scales.t, "opt.kv_quant->v_scale.dtype");
+    SAME(k_scales.group, "opt.kv_quant->k_group"); SAME(v_scales.group, "opt.kv_quant->v_group");
+    SAME(k_scales.sb, "k_scale's batch (page) stride"); SAME(k_scales.sh, "k_scale's head stride");
+    SAME(k_scales.ss, "k_scale's seq (token) stride"); SAME(v_scales.sb, "v_scale's batch (page) stride");
+    SAME(v_scales.sh, "v_scale's head stride"); SAME(v_scales.ss, "v_scale's seq (token) stride");
     return FLAT_OK;
 }
 
@@ -87,14 +94,17 @@ static flat_status adopt(flat_plan *plan, const flat_problem *b, const flat_opti
     flat_problem *a = &plan->p;
     flat_status s;
     if (opt->isa != plan->isa_asked || opt->dataflow != plan->dataflow_asked ||
-        opt->num_threads != plan->threads_asked)
-        return INVALID("opt.isa, opt.dataflow or opt.num_threads (%d, %d, %d) differs from the "
-                       "plan's (%d, %d, %d)", (int)opt->isa, (int)opt->dataflow, opt->num_threads,
-                       (int)plan->isa_asked, (int)plan->dataflow_asked, plan->threads_asked);
+        opt->num_threads != plan->threads_asked || opt->precision != plan->precision_asked)
+        return INVALID("opt.isa, opt.dataflow, opt.num_threads or opt.precision (%d, %d, %d, %d) "
+                       "differs from the plan's (%d, %d, %d, %d)", (int)opt->isa,
+                       (int)opt->dataflow, opt->num_threads, (int)opt->precision,
+                       (int)plan->isa_asked, (int)plan->dataflow_asked, plan->threads_asked,
+                       (int)plan->precision_asked);
     if ((s = same_views(a, b)) != FLAT_OK || (s = same_options(a, b)) != FLAT_OK)
         return s;
     a->q.data = b->q.data, a->k.data = b->k.data, a->v.data = b->v.data;
     a->out = b->out, a->lse = b->lse, a->mask = b->mask;
+    a->k_scales.data = b->k_scales.data, a->v_scales.data = b->v_scales.data;
     a->pages.k = b->pages.k, a->pages.v = b->pages.v;
     recopy(a->pages.block_table, b->pages.block_table, a->paged ? a->batch * a->pages.bt_stride : 0);
     recopy(a->sinks, b->sinks, a->q_heads);

@@ -10,6 +10,9 @@
 #      build/no-openmp and runs its ctest in quick mode (the same suites and
 #      code paths, shorter sweeps; install_consumer checks that the library,
 #      flat.pc and the CMake package name no OpenMP runtime);
+#      where the CPU has AVX512_BF16, also build/amx-emu (-DFLAT_AMX_EMULATE=ON:
+#      the amx_bf16 table on a C model of the tiles) and the suites that hold
+#      bf16-product tables;
 #   2. runs the Python package's pytest suite (python/tests) on that build's
 #      libflat with Debian's /usr/bin/python3, then pip-installs the package
 #      into a fresh venv (offline) and makes one call from outside the tree;
@@ -92,6 +95,8 @@ x86_64 | amd64)
     if has avx512f && has avx512bw && has avx512vl && has avx512dq; then
         require+=,avx512
         if has avx512_bf16; then require+=,avx512_bf16; fi
+        # AMX (0.3): the flags appear only where the kernel supports tile state
+        if has avx512_bf16 && has amx_tile && has amx_bf16; then require+=,amx_bf16; fi
     fi
     ;;
 aarch64 | arm64)
@@ -139,7 +144,8 @@ build_and_test() {
         fi
     fi
     if [ $rc = 0 ]; then
-        ctest --test-dir "$dir" --output-on-failure -j "$jobs" || rc=$?
+        ctest --test-dir "$dir" --output-on-failure -j "$jobs" \
+            ${FLAT_CTEST_REGEX:+-R "$FLAT_CTEST_REGEX"} || rc=$?
         grep -h ': ran:' "$dir/Testing/Temporary/LastTest.log" 2>/dev/null | sort -u || true
     fi
     record "$name" $rc $((SECONDS - t0)) "$(cmocka_counts "$dir")"
@@ -150,6 +156,17 @@ echo "tests/run.sh: FLAT_REQUIRE_ISAS=$FLAT_REQUIRE_ISAS, $jobs jobs"
 
 build_and_test "plain" build/tests
 build_and_test "no-openmp" build/no-openmp -DFLAT_OPENMP=OFF -DFLAT_TEST_QUICK=ON
+
+# The amx_bf16 table on the C model of the tiles (-DFLAT_AMX_EMULATE=ON), so
+# CPUs without AMX hold it to its bound too: the suites that run bf16-product
+# tables (ukernels, dtypes, precision policy, FLAT_ISA, fuzz corpus, soak,
+# plans, threads, fork). It needs AVX512_BF16 for the rest of the table.
+if [[ ",$require," == *",avx512_bf16,"* ]]; then
+    emu_require=$require
+    [[ ",$require," == *",amx_bf16,"* ]] || emu_require+=,amx_bf16
+    FLAT_REQUIRE_ISAS=$emu_require FLAT_CTEST_REGEX='test_ukernels|test_dtypes|test_precision|test_isa_env|fuzz_corpus|soak|test_plan|test_threads|test_fork' \
+        build_and_test "amx emulated" build/amx-emu -DFLAT_AMX_EMULATE=ON
+fi
 
 # The Python package over the plain build's library: pytest, then a venv
 # install (pip offline, Debian's numpy through --system-site-packages) used

@@ -1,7 +1,7 @@
 /*
  * The FLAT_ISA environment variable, as the dispatcher sees it. ctest runs
  * this suite once per value (FLAT_ISA=scalar, avx2, avx512, neon, avx512_bf16,
- * auto, nonsense) with FLAT_VERBOSE=1; the expectation follows from the value:
+ * amx_bf16, auto, nonsense) with FLAT_VERBOSE=1; the expectation follows from the value:
  *
  *   a table built and runnable here -> AUTO calls run that table: the
  *       FLAT_VERBOSE line says "flat: isa=<name> ..." and the result is
@@ -99,7 +99,7 @@ static void test_auto_follows_flat_isa(void **state)
     assert_true(verbose && *verbose == '1');
     printf("  FLAT_ISA=%s\n", env);
 
-    static const char *known[] = {"scalar", "avx2", "avx512", "neon", "avx512_bf16"};
+    static const char *known[] = {"scalar", "avx2", "avx512", "neon", "avx512_bf16", "amx_bf16"};
     int is_known = 0;
     for (int i = 0; i < (int)(sizeof known / sizeof known[0]); i++)
         is_known |= strcmp(env, known[i]) == 0;

@@ -52,9 +52,10 @@
 static const flat_ukernels *tables[8];
 static int ntables;
 
-/* 33: an odd dim count whose last pair of dims (bf16-pair panels) is a
+/* 545: more than 8 chunks of 32 dims (amx_bf16 turns Q into A tiles 8 at a
+ * time), odd. 33: an odd dim count whose last pair of dims (bf16-pair panels) is a
  * single dim past a whole 32-dim chunk, and a 1-column tail past 32. */
-static const int dims[] = {1, 7, 32, 33, 64, 80, 96, 128, 256};
+static const int dims[] = {1, 7, 32, 33, 64, 80, 96, 128, 256, 545};
 #define NDIMS ((int)(sizeof dims / sizeof dims[0]))
 
 static float *falloc(size_t n)

@@ -167,7 +167,7 @@ int tu_runnable_tables(const char *suite, const flat_ukernels **out, int max)
         }
     }
     /* Tables this build did not compile are skipped too; say so. */
-    static const char *known[] = {"scalar", "avx2", "avx512", "neon", "avx512_bf16"};
+    static const char *known[] = {"scalar", "avx2", "avx512", "neon", "avx512_bf16", "amx_bf16"};
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
         int built = 0;
         for (int i = 0; i < count; i++)

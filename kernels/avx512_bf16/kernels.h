@@ -51,6 +51,12 @@
 void flat_pack_q__avx512_bf16(int m, int d, const void *const *rows, flat_dtype t, float scale,
                               float *restrict qp);
 void flat_pack_k__avx512_bf16(int n, int d, const flat_kv_src *src, float *restrict kp);
+/* The packings above for any panel height mr <= 16 (width nr, a multiple of
+ * 16): the amx_bf16 table's 16 x 16 tiles read the same bf16 pairs. */
+void flat_pack_q_pairs__avx512_bf16(int mr, int m, int d, const void *const *rows, flat_dtype t,
+                                    float scale, float *restrict qp);
+void flat_pack_k_pairs__avx512_bf16(int nr, int n, int d, const flat_kv_src *src,
+                                    float *restrict kp);
 void flat_qk_12x32__avx512_bf16(int d, int n_panels, const float *restrict qp,
                                 const float *restrict kp, float *restrict s, int64_t ld_s);
 void flat_qk_rows__avx512_bf16(int m, int d, int n, const float *restrict qp, const flat_kv_src *src,

@@ -13,6 +13,9 @@
 #define MR FLAT_AVX512_BF16_MR
 #define NR FLAT_AVX512_BF16_NR
 
+/* The amx_bf16 table packs the same pairs for its 16 x 16 tiles: both
+ * packings take the panel height (width) as an argument, exported below. */
+
 /*
  * Both packings are transposes of 32-bit words: a row's dims [c0, c0 + 32)
  * become 16 bf16 pairs in one register (flat_pairs_avx512bf16: converted and
@@ -45,40 +48,48 @@ pack_block(const flat_dtype t, const int scaled, const flat_kv_src *ks, const vo
 }
 
 static inline __attribute__((always_inline)) void
-pack_q(const flat_dtype t, int m, int d, const void *const *rows, float scale, float *restrict qp)
+pack_q(const flat_dtype t, const int mr, int m, int d, const void *const *rows, float scale,
+       float *restrict qp)
 {
     assert(m >= 1 && d >= 1 && rows != NULL);
     const __m512 vs = _mm512_set1_ps(scale);
-    for (int p = 0; p < m; p += MR) {
+    const __mmask16 lanes = mr >= 16 ? 0xffff : flat_tail_mask_avx512(mr);
+    for (int p = 0; p < m; p += mr) {
         const void *src[16] = {0};
-        const int count = m - p < MR ? m - p : MR;
+        const int count = m - p < mr ? m - p : mr;
         for (int i = 0; i < count; i++)
             src[i] = rows[p + i];
         for (int c0 = 0; c0 < d; c0 += 32)
-            pack_block(t, 1, NULL, src, src, count, c0, d, vs, (uint32_t *)qp, MR,
-                       flat_tail_mask_avx512(MR));
-        qp += (int64_t)d * MR; /* the runtime's panel stride; the pairs fill half */
+            pack_block(t, 1, NULL, src, src, count, c0, d, vs, (uint32_t *)qp, mr, lanes);
+        qp += (int64_t)d * mr; /* the runtime's panel stride; the pairs fill half */
+    }
+}
+
+void flat_pack_q_pairs__avx512_bf16(int mr, int m, int d, const void *const *rows, flat_dtype t,
+                                    float scale, float *restrict qp)
+{
+    assert(mr >= 1 && mr <= 16);
+    switch (t) {
+    case FLAT_F16: pack_q(FLAT_F16, mr, m, d, rows, scale, qp); break;
+    case FLAT_BF16: pack_q(FLAT_BF16, mr, m, d, rows, scale, qp); break;
+    default: pack_q(FLAT_F32, mr, m, d, rows, scale, qp); break;
     }
 }
 
 void flat_pack_q__avx512_bf16(int m, int d, const void *const *rows, flat_dtype t, float scale,
                               float *restrict qp)
 {
-    switch (t) {
-    case FLAT_F16: pack_q(FLAT_F16, m, d, rows, scale, qp); break;
-    case FLAT_BF16: pack_q(FLAT_BF16, m, d, rows, scale, qp); break;
-    default: pack_q(FLAT_F32, m, d, rows, scale, qp); break;
-    }
+    flat_pack_q_pairs__avx512_bf16(MR, m, d, rows, t, scale, qp);
 }
 
 static inline __attribute__((always_inline)) void
-pack_k(const flat_dtype t, int n, int d, const flat_kv_src *k, float *restrict kp)
+pack_k(const flat_dtype t, const int nr, int n, int d, const flat_kv_src *k, float *restrict kp)
 {
     assert(n >= 1 && d >= 1 && k->data != NULL);
     const int line = (int)(512 / flat_dtype_bits(t)); /* elements per 64-byte line */
     const int64_t ld_k = k->ld;
-    for (int p = 0; p < n; p += NR) {
-        for (int h = 0; h < NR; h += 16) {
+    for (int p = 0; p < n; p += nr) {
+        for (int h = 0; h < nr; h += 16) {
             const void *src[16] = {0}, *srows[16] = {0};
             const int count = n - p - h < 0 ? 0 : n - p - h < 16 ? n - p - h : 16;
             for (int i = 0; i < count; i++) {
@@ -87,18 +98,25 @@ pack_k(const flat_dtype t, int n, int d, const flat_kv_src *k, float *restrict k
                 /* as the AVX-512 table: 16 row streams defeat the hardware
                  * prefetcher, so fetch the next block's rows (never faults) */
                 for (int c = 0; c < d; c += line)
-                    _mm_prefetch((const char *)flat_elem_ptr(src[i], NR * ld_k + c, t),
+                    _mm_prefetch((const char *)flat_elem_ptr(src[i], nr * ld_k + c, t),
                                  _MM_HINT_T0);
             }
             for (int c0 = 0; c0 < d; c0 += 32)
                 pack_block(t, 0, k, src, srows, count, c0, d, _mm512_setzero_ps(),
-                           (uint32_t *)kp + h, NR, 0xffff);
+                           (uint32_t *)kp + h, nr, 0xffff);
         }
-        kp += (int64_t)d * NR;
+        kp += (int64_t)d * nr;
     }
+}
+
+void flat_pack_k_pairs__avx512_bf16(int nr, int n, int d, const flat_kv_src *src,
+                                    float *restrict kp)
+{
+    assert(nr >= 16 && nr % 16 == 0);
+    FLAT_KV_SWITCH(src->t, pack_k, nr, n, d, src, kp);
 }
 
 void flat_pack_k__avx512_bf16(int n, int d, const flat_kv_src *src, float *restrict kp)
 {
-    FLAT_KV_SWITCH(src->t, pack_k, n, d, src, kp);
+    flat_pack_k_pairs__avx512_bf16(NR, n, d, src, kp);
 }

@@ -50,7 +50,7 @@ class FlatOptions(ctypes.Structure):
         ("window_left", ctypes.c_int32),
         ("window_right", ctypes.c_int32),
         ("softcap", ctypes.c_float),
-        ("reserved32", ctypes.c_uint32),
+        ("precision", ctypes.c_int32),
         ("sinks", ctypes.c_void_p),  # const float *
         ("alibi_slopes", ctypes.c_void_p),  # const float *
         ("mask", ctypes.POINTER(FlatTensor)),

@@ -16,10 +16,10 @@ def test_flat_options_layout():
     assert ctypes.sizeof(_types.FlatOptions) == 104  # the ABI: 0.1 and 0.2 alike
     assert offsets(_types.FlatOptions, ["scale", "causal", "kv_lens", "lse", "num_threads",
                                         "dataflow", "isa", "window_left", "window_right",
-                                        "softcap", "reserved32", "sinks", "alibi_slopes",
+                                        "softcap", "precision", "sinks", "alibi_slopes",
                                         "mask", "kv_quant", "flags", "reserved"]) == {
         "scale": 0, "causal": 4, "kv_lens": 8, "lse": 16, "num_threads": 24, "dataflow": 28,
-        "isa": 32, "window_left": 36, "window_right": 40, "softcap": 44, "reserved32": 48,
+        "isa": 32, "window_left": 36, "window_right": 40, "softcap": 44, "precision": 48,
         "sinks": 56, "alibi_slopes": 64, "mask": 72, "kv_quant": 80, "flags": 88, "reserved": 96}
 
 

@@ -253,6 +253,9 @@ typedef struct flat_ukernels {
     int nr;            /* keys of a qk register block (K panel width) */
     int pv_mr;         /* rows of a pv register block; the runtime groups
                           rows with unequal masks by this */
+    int unproven;      /* 1: the table has not yet run on the hardware it is
+                          written for (only on a model of it): the precision
+                          policy does not choose it; opt.isa and FLAT_ISA do */
     flat_pack_q_fn pack_q;
     flat_pack_k_fn pack_k;
     flat_qk_fn qk;

@@ -55,7 +55,9 @@ static inline void flat_tile_config_init(flat_tile_config *c)
 
 #if !defined(FLAT_AMX_EMULATE)
 
-#if !defined(__AMX_TILE__) || !defined(__AMX_BF16__)
+/* gcc names the features __AMX_TILE__ and __AMX_BF16__, clang __AMXTILE__
+ * and __AMXBF16__ */
+#if !(defined(__AMX_TILE__) || defined(__AMXTILE__)) || !(defined(__AMX_BF16__) || defined(__AMXBF16__))
 #error "kernels/amx_bf16 must be compiled with -mamx-tile -mamx-bf16 (or -DFLAT_AMX_EMULATE)"
 #endif
 #include <immintrin.h>

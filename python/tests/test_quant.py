@@ -106,7 +106,8 @@ def test_paged_quantized(rng, kind):
     table = np.array([[3, 0, 5], [6, 1, -1]], np.int32)
     lens = np.array([20, 11], np.int32)
     q = rng.uniform(-1, 1, (2, 4, 1, d)).astype(np.float32)
-    got = flat.attention_paged(q, kc, vc, table, lens, kv_quant=flat.KVQuant(kind, ks, vs, 32))
+    got = flat.attention_paged(q, kc, vc, table, lens, layout="bhsd",
+                               kv_quant=flat.KVQuant(kind, ks, vs, 32))
     kd, vd = flat.dequantize(kc, ks, kind), flat.dequantize(vc, vs, kind)
     for b in range(2):
         rows = [kd[table[b, j // ps], j % ps] for j in range(lens[b])]

@@ -84,8 +84,10 @@ static inline __attribute__((always_inline)) __m512
 flat_codes16_avx512(const flat_dtype t, const void *row, int64_t c, int n)
 {
     if (t == FLAT_I4) {
-        const __m128i b = _mm_maskz_loadu_epi8((__mmask16)((1u << ((n + 1) / 2)) - 1),
-                                               (const uint8_t *)row + c / 2);
+        const __m128i b =
+            n == 16 ? _mm_loadl_epi64((const __m128i *)((const uint8_t *)row + c / 2))
+                    : _mm_maskz_loadu_epi8((__mmask16)((1u << ((n + 1) / 2)) - 1),
+                                           (const uint8_t *)row + c / 2);
         const __m512i x = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(b, b));
         const __m512i sh = _mm512_set_epi32(24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24,
                                             28, 24, 28);
@@ -94,56 +96,159 @@ flat_codes16_avx512(const flat_dtype t, const void *row, int64_t c, int n)
             v = _mm512_maskz_mov_epi32(flat_tail_mask_avx512(n), v);
         return _mm512_cvtepi32_ps(v);
     }
-    const __m128i b = _mm_maskz_loadu_epi8(flat_tail_mask_avx512(n), (const uint8_t *)row + c);
+    /* a full chunk is a plain load, which the widening instruction takes as
+     * its memory operand */
+    const __m128i b = n == 16 ? _mm_loadu_si128((const __m128i *)((const uint8_t *)row + c))
+                              : _mm_maskz_loadu_epi8(flat_tail_mask_avx512(n),
+                                                     (const uint8_t *)row + c);
     if (t == FLAT_I8)
         return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
-    const __m256i x = _mm256_cvtepu8_epi16(b);
-    const __m256i h = _mm256_or_si256(
-        _mm256_slli_epi16(_mm256_and_si256(x, _mm256_set1_epi16(0x7f)), 7),
-        _mm256_slli_epi16(_mm256_and_si256(x, _mm256_set1_epi16(0x80)), 8));
-    const __mmask16 nan =
-        _mm256_cmpeq_epi16_mask(_mm256_and_si256(x, _mm256_set1_epi16(0x7f)), _mm256_set1_epi16(0x7f));
+    /* F8E4M3: sign-extended to 16 bits and shifted left by 7, the byte
+     * S.EEEE.MMM lands as S.S.EEEE.MMM.0000000; clearing bit 14 leaves the
+     * f16 S.0EEEE.MMM0000000 */
+    const __m256i h = _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(b), 7),
+                                       _mm256_set1_epi16((short)0xbfff));
+    const __mmask16 nan = _mm_cmpeq_epi8_mask(_mm_or_si128(b, _mm_set1_epi8((char)0x80)),
+                                              _mm_set1_epi8((char)0xff));
     const __m512 v = _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(256.0f));
     return _mm512_mask_mov_ps(v, nan, _mm512_set1_ps(__builtin_nanf("")));
 }
 
-/* The scales of columns c .. c+n-1 of one row (srow: the row's first scale;
- * c a multiple of 16), one code path for every group size: the groups the
- * 16 columns touch are consecutive scales from (c / g) on, so a masked load
- * of them and a permute by lane (c + l) / g - c / g place each column's
- * scale. The lane indices depend on c and g only, so the compiler computes
- * them once per column chunk, not per row (the quotients are exact in fp32
- * below 2^24 columns). Branch-free per row: the hot loops stay small. */
-static inline __attribute__((always_inline)) __m512
-flat_scales16_avx512(const flat_kv_src *src, const void *srow, int64_t c, int n)
+/* Where the scales of columns c .. c+n-1 (c a multiple of 16, n <= 16) come
+ * from, the same for every row: `count` consecutive scales of the row from
+ * its `first` on, lane l taking scale rel[l] of them. Kernels prepare it
+ * once per column chunk (flat_chunk_scales_avx512) and reuse it for every
+ * row they read there, since the division by the group size costs more
+ * than the row's conversion itself (it did: 3-4x slower quantized kernels).
+ * The quotients are exact in fp32 below 2^24 columns. */
+typedef struct {
+    int64_t first;   /* c / group */
+    __mmask16 count; /* mask of the scales to load */
+    __m512i rel;     /* lane l: (c + l) / group - first */
+} flat_chunk_scales;
+
+static inline __attribute__((always_inline)) flat_chunk_scales
+flat_chunk_scales_avx512(int64_t group, int64_t c, int n)
 {
-    const int64_t g = src->group, first = c / g;
+    flat_chunk_scales cs;
+    cs.first = c / group;
     const __m512 cols = _mm512_add_ps(_mm512_set1_ps((float)c),
                                       _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
                                                     2, 1, 0));
-    const __m512 q = _mm512_roundscale_ps(_mm512_div_ps(cols, _mm512_set1_ps((float)g)),
+    const __m512 q = _mm512_roundscale_ps(_mm512_div_ps(cols, _mm512_set1_ps((float)group)),
                                           _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    const __m512i rel = _mm512_sub_epi32(_mm512_cvttps_epi32(q), _mm512_set1_epi32((int)first));
-    const __mmask16 m = flat_tail_mask_avx512((int)((c + n - 1) / g - first + 1));
-    const __m512 s = src->scale_t == FLAT_F16
-                         ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)srow + first))
-                         : _mm512_maskz_loadu_ps(m, (const float *)srow + first);
-    return _mm512_permutexvar_ps(rel, s);
+    cs.rel = _mm512_sub_epi32(_mm512_cvttps_epi32(q), _mm512_set1_epi32((int)cs.first));
+    cs.count = flat_tail_mask_avx512((int)((c + n - 1) / group - cs.first + 1));
+    return cs;
+}
+
+/* One row's scales of a chunk (srow: the row's first scale), per lane. */
+static inline __attribute__((always_inline)) __m512
+flat_row_scales16_avx512(flat_dtype scale_t, const void *srow, const flat_chunk_scales *cs)
+{
+    const __m512 s =
+        scale_t == FLAT_F16
+            ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(cs->count, (const uint16_t *)srow + cs->first))
+            : _mm512_maskz_loadu_ps(cs->count, (const float *)srow + cs->first);
+    return _mm512_permutexvar_ps(cs->rel, s);
 }
 
 /* Columns c .. c+n-1 of a K/V row as fp32, for any K/V type: row = the row's
- * data, srow = its scales (quantized t; NULL: scale 1). Lanes >= n are 0 and
- * nothing past them is read. The value is convert.h's flat_kv_load: the code
- * times the scale, one fp32 rounding. */
+ * data, srow = its scales (quantized t: never NULL, see flat_kv_scaled_avx512)
+ * of type scale_t, cs = the chunk's scale map. Lanes >= n are 0 and nothing
+ * past them is read. The value is convert.h's flat_kv_load: the code times
+ * the scale, one fp32 rounding (every scale mode below gives these bits). */
+static inline __attribute__((always_inline)) __m512
+flat_kv_chunk16_avx512(const flat_dtype t, flat_dtype scale_t, const void *row, const void *srow,
+                       const flat_chunk_scales *cs, int64_t c, int n)
+{
+    if (!flat_dtype_quantized(t))
+        return n == 16 ? flat_loadu16_avx512(t, row, c)
+                       : flat_load16_avx512(t, row, c, flat_tail_mask_avx512(n));
+    return _mm512_mul_ps(flat_codes16_avx512(t, row, c, n),
+                         flat_row_scales16_avx512(scale_t, srow, cs));
+}
+
+/* A quantized source without scales (F8E4M3's NULL) as one with a scale of
+ * 1 for every row and column (exact: code * 1), so the hot loops carry no
+ * test for it: *tmp is filled and returned, else src itself. */
+static const float flat_unit_scale_avx512 = 1.0f;
+static inline const flat_kv_src *flat_kv_scaled_avx512(const flat_kv_src *src, flat_kv_src *tmp)
+{
+    if (!flat_dtype_quantized(src->t) || src->scale)
+        return src;
+    *tmp = *src;
+    tmp->scale = &flat_unit_scale_avx512;
+    tmp->scale_t = FLAT_F32;
+    tmp->ld_scale = 0;
+    tmp->group = INT32_MAX; /* every column in group 0 */
+    return tmp;
+}
+
+/*
+ * How the decode kernels reach a quantized source's scales, chosen once per
+ * call (each is a compile-time case of the hot loops; all give the same
+ * products, code * scale):
+ *   COLS  ld_scale == 0 (per channel, per tensor, no scales): every row has
+ *         the same scales, so each 16-column chunk's scale vector is made
+ *         once per call and multiplies from memory;
+ *   CHUNK group a multiple of 16 (per token, groups of 32 ...): a chunk lies
+ *         in one group, so a row's scales are widened to one fp32 per chunk
+ *         once per row and broadcast from memory into the multiply;
+ *   LANES any other group: a per-lane map (flat_chunk_scales) per chunk,
+ *         applied to every row.
+ * The permutes and f16 widenings of a scale per row and chunk cost as much
+ * as the code's own conversion (LANES everywhere ran 2x slower).
+ */
+enum { FLAT_SC_COLS, FLAT_SC_CHUNK, FLAT_SC_LANES };
+
+static inline int flat_scale_mode_avx512(const flat_kv_src *s)
+{
+    return s->ld_scale == 0 ? FLAT_SC_COLS : s->group % 16 == 0 ? FLAT_SC_CHUNK : FLAT_SC_LANES;
+}
+
+/* CHUNK mode: the map that widens a row's scales to the chunks k0 .. k0+n-1
+ * (chunk k in group 16k / group): the lane map of flat_chunk_scales_avx512
+ * in units of chunks, so flat_row_scales16_avx512 applies it. */
+static inline __attribute__((always_inline)) flat_chunk_scales
+flat_chunk_group_map_avx512(int64_t group, int64_t k0, int n)
+{
+    return flat_chunk_scales_avx512(group / 16, k0, n);
+}
+
+/* f(t, sm, ...) with both compile-time constants: the K/V type and, for
+ * quantized types, the scale mode (FLAT_SC_COLS for float types, unused). */
+#define FLAT_KV_SWITCH_MODE_AVX512(src, f, ...)                                            \
+    do {                                                                                   \
+        const int sm_ = flat_scale_mode_avx512(src);                                       \
+        switch ((src)->t) {                                                                \
+        case FLAT_F16: f(FLAT_F16, FLAT_SC_COLS, __VA_ARGS__); break;                      \
+        case FLAT_BF16: f(FLAT_BF16, FLAT_SC_COLS, __VA_ARGS__); break;                    \
+        case FLAT_I8: FLAT_SC_SWITCH_AVX512_(FLAT_I8, sm_, f, __VA_ARGS__); break;         \
+        case FLAT_F8E4M3: FLAT_SC_SWITCH_AVX512_(FLAT_F8E4M3, sm_, f, __VA_ARGS__); break; \
+        case FLAT_I4: FLAT_SC_SWITCH_AVX512_(FLAT_I4, sm_, f, __VA_ARGS__); break;         \
+        default: f(FLAT_F32, FLAT_SC_COLS, __VA_ARGS__); break;                            \
+        }                                                                                  \
+    } while (0)
+#define FLAT_SC_SWITCH_AVX512_(t, sm, f, ...)                                              \
+    do {                                                                                   \
+        if ((sm) == FLAT_SC_COLS) f(t, FLAT_SC_COLS, __VA_ARGS__);                         \
+        else if ((sm) == FLAT_SC_CHUNK) f(t, FLAT_SC_CHUNK, __VA_ARGS__);                  \
+        else f(t, FLAT_SC_LANES, __VA_ARGS__);                                             \
+    } while (0)
+
+/* The same with the chunk's scale map computed here: for callers that read
+ * one row per chunk (the map is then no dearer to compute than to keep). */
 static inline __attribute__((always_inline)) __m512
 flat_kv_load16_avx512(const flat_dtype t, const flat_kv_src *src, const void *row,
                       const void *srow, int64_t c, int n)
 {
     if (!flat_dtype_quantized(t))
-        return n == 16 ? flat_loadu16_avx512(t, row, c)
-                       : flat_load16_avx512(t, row, c, flat_tail_mask_avx512(n));
-    const __m512 codes = flat_codes16_avx512(t, row, c, n);
-    return srow ? _mm512_mul_ps(codes, flat_scales16_avx512(src, srow, c, n)) : codes;
+        return flat_kv_chunk16_avx512(t, FLAT_F32, row, NULL, NULL, c, n);
+    if (!srow)
+        return flat_codes16_avx512(t, row, c, n);
+    const flat_chunk_scales cs = flat_chunk_scales_avx512(src->group, c, n);
+    return flat_kv_chunk16_avx512(t, src->scale_t, row, srow, &cs, c, n);
 }
 
 /* Row j's data and scales of a K/V source. */

@@ -34,7 +34,7 @@
  * 2 x 4-cycle FMA pipeline, a loss only for dv <= 16.
  */
 static inline __attribute__((always_inline)) void
-pv_block(const flat_dtype t, const int mb, const int nv, const int masked, int lastn,
+pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int masked, int lastn,
          int rows, int n, const float *restrict p, int64_t ld_p, const flat_kv_src *vs,
          int64_t col0, float *restrict o, int64_t ld_o, const float *restrict alpha)
 {
@@ -59,6 +59,22 @@ pv_block(const flat_dtype t, const int mb, const int nv, const int masked, int l
                             : _mm512_setzero_ps();
         }
 
+    /* the scales every row shares, once per call (kernels.h's modes) */
+    flat_chunk_scales cs[PV_NV_NARROW], gm = {0};
+    __m512 colsc[PV_NV_NARROW];
+#pragma GCC unroll 8
+    for (int c = 0; c < nv; c++) {
+        const int cols = masked && c == nv - 1 ? lastn : 16;
+        cs[c] = flat_dtype_quantized(t) && sm != FLAT_SC_CHUNK
+                    ? flat_chunk_scales_avx512(vs->group, col0 + 16 * c, cols)
+                    : (flat_chunk_scales){0};
+        colsc[c] = flat_dtype_quantized(t) && sm == FLAT_SC_COLS
+                       ? flat_row_scales16_avx512(vs->scale_t, vs->scale, &cs[c])
+                       : _mm512_setzero_ps();
+    }
+    if (flat_dtype_quantized(t) && sm == FLAT_SC_CHUNK)
+        gm = flat_chunk_group_map_avx512(vs->group, col0 / 16, nv);
+
     for (int j = 0; j < n; j++) {
         const void *vj = flat_kv_row(vs, j, t), *sj = flat_kv_scale_row(vs, j, t);
         __m512 vv[PV_NV_NARROW];
@@ -77,10 +93,22 @@ pv_block(const flat_dtype t, const int mb, const int nv, const int masked, int l
                 _mm_prefetch((const char *)flat_elem_ptr(sj, PV_PREFETCH * vs->ld_scale, vs->scale_t),
                              _MM_HINT_T0);
         }
+        float rs[16]; /* CHUNK: this row's scale per chunk */
+        if (flat_dtype_quantized(t) && sm == FLAT_SC_CHUNK)
+            _mm512_storeu_ps(rs, flat_row_scales16_avx512(vs->scale_t, sj, &gm));
 #pragma GCC unroll 8
-        for (int c = 0; c < nv; c++)
-            vv[c] = flat_kv_load16_avx512(t, vs, vj, sj, col0 + 16 * c,
-                                          masked && c == nv - 1 ? lastn : 16);
+        for (int c = 0; c < nv; c++) {
+            const int cols = masked && c == nv - 1 ? lastn : 16;
+            if (!flat_dtype_quantized(t))
+                vv[c] = flat_kv_chunk16_avx512(t, FLAT_F32, vj, NULL, NULL, col0 + 16 * c, cols);
+            else if (sm == FLAT_SC_COLS)
+                vv[c] = _mm512_mul_ps(flat_codes16_avx512(t, vj, col0 + 16 * c, cols), colsc[c]);
+            else if (sm == FLAT_SC_CHUNK)
+                vv[c] = _mm512_mul_ps(flat_codes16_avx512(t, vj, col0 + 16 * c, cols),
+                                      _mm512_set1_ps(rs[c]));
+            else
+                vv[c] = flat_kv_chunk16_avx512(t, vs->scale_t, vj, sj, &cs[c], col0 + 16 * c, cols);
+        }
 #pragma GCC unroll 6
         for (int i = 0; i < mb; i++) {
             const __m512 b = _mm512_set1_ps(pr[i][j]);
@@ -103,7 +131,7 @@ pv_block(const flat_dtype t, const int mb, const int nv, const int masked, int l
 
 /* Columns [0, cols) of every row block, cols <= 64. */
 static inline __attribute__((always_inline)) void
-pv_columns(const flat_dtype t, int cols, int m, int n, const float *restrict p, int64_t ld_p,
+pv_columns(const flat_dtype t, const int sm, int cols, int m, int n, const float *restrict p, int64_t ld_p,
            const flat_kv_src *v, int64_t col0, float *restrict o, int64_t ld_o,
            const float *restrict alpha)
 {
@@ -115,15 +143,15 @@ pv_columns(const flat_dtype t, int cols, int m, int n, const float *restrict p, 
         float *ob = o + r * ld_o;
         const float *ab = alpha ? alpha + r : NULL;
         if (cols == 16 * PV_NV)
-            pv_block(t, PV_MR, 4, 0, 16, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
+            pv_block(t, sm, PV_MR, 4, 0, 16, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
         else if (nv == 4)
-            pv_block(t, PV_MR, 4, 1, last, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
+            pv_block(t, sm, PV_MR, 4, 1, last, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
         else if (nv == 3)
-            pv_block(t, PV_MR, 3, 1, last, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
+            pv_block(t, sm, PV_MR, 3, 1, last, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
         else if (nv == 2)
-            pv_block(t, PV_MR, 2, 1, last, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
+            pv_block(t, sm, PV_MR, 2, 1, last, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
         else
-            pv_block(t, PV_MR, 1, 1, last, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
+            pv_block(t, sm, PV_MR, 1, 1, last, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
     }
 }
 
@@ -135,14 +163,14 @@ pv_columns(const flat_dtype t, int cols, int m, int n, const float *restrict p, 
  */
 /* m <= 2 rows, columns [0, cols) with 64 < cols <= 128, in one pass. */
 static inline __attribute__((always_inline)) void
-pv_narrow(const flat_dtype t, int cols, int m, int n, const float *restrict p, int64_t ld_p,
+pv_narrow(const flat_dtype t, const int sm, int cols, int m, int n, const float *restrict p, int64_t ld_p,
           const flat_kv_src *v, int64_t col0, float *restrict o, int64_t ld_o,
           const float *restrict alpha)
 {
     const int nv = (cols + 15) / 16;
     const int last = cols - 16 * (nv - 1);
     const int masked = cols != 16 * nv;
-#define NARROW(mb, nvc) pv_block(t, mb, nvc, masked, last, m, n, p, ld_p, v, col0, o, ld_o, alpha)
+#define NARROW(mb, nvc) pv_block(t, sm, mb, nvc, masked, last, m, n, p, ld_p, v, col0, o, ld_o, alpha)
     switch (nv + 8 * (m - 1)) {
     case 5: NARROW(1, 5); break;
     case 6: NARROW(1, 6); break;
@@ -157,19 +185,19 @@ pv_narrow(const flat_dtype t, int cols, int m, int n, const float *restrict p, i
 }
 
 static inline __attribute__((always_inline)) void
-pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld_p,
+pv(const flat_dtype t, const int sm, int m, int n, int dv, const float *restrict p, int64_t ld_p,
    const flat_kv_src *v, float *restrict o, int64_t ld_o, const float *restrict alpha)
 {
     assert(m >= 1 && n >= 0 && dv >= 1);
     assert(n == 0 || (p != NULL && v->data != NULL));
     assert(o != NULL);
     if (m <= 2 && dv > 16 * PV_NV && dv <= 16 * PV_NV_NARROW) {
-        pv_narrow(t, dv, m, n, p, ld_p, v, 0, o, ld_o, alpha);
+        pv_narrow(t, sm, dv, m, n, p, ld_p, v, 0, o, ld_o, alpha);
         return;
     }
     for (int c0 = 0; c0 < dv; c0 += 16 * PV_NV) {
         const int cols = dv - c0 < 16 * PV_NV ? dv - c0 : 16 * PV_NV;
-        pv_columns(t, cols, m, n, p, ld_p, v, c0, o + c0, ld_o, alpha);
+        pv_columns(t, sm, cols, m, n, p, ld_p, v, c0, o + c0, ld_o, alpha);
     }
 }
 
@@ -177,7 +205,9 @@ void flat_pv_6__avx512(int m, int n, int dv, const float *restrict p, int64_t ld
                        const flat_kv_src *src, float *restrict o, int64_t ld_o,
                        const float *restrict alpha)
 {
-    FLAT_KV_SWITCH(src->t, pv, m, n, dv, p, ld_p, src, o, ld_o, alpha);
+    flat_kv_src unit;
+    const flat_kv_src *v = flat_kv_scaled_avx512(src, &unit);
+    FLAT_KV_SWITCH_MODE_AVX512(v, pv, m, n, dv, p, ld_p, v, o, ld_o, alpha);
 }
 
 /*

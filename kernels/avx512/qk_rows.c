@@ -15,18 +15,41 @@
  * K from DRAM, and rows strided by heads (BSHD) defeat the hardware stream
  * prefetcher. */
 #define QK_ROWS_PREFETCH 32
+/* Head dims up to this take the dot-product kernels below (their Q rows sit
+ * on the stack: 8 rows x 576 floats, 18 KiB); larger ones the transposing
+ * block. 576 is DeepSeek's absorbed MLA key. */
+#define DOT_MAX_D 576
 
-/*
+/* One prefetch per 64-byte line of K row j + QK_ROWS_PREFETCH (and of its
+ * scales at column 0), only for rows of this call: past them (the next page
+ * of a paged cache) lies other data whose lines would waste bandwidth; the
+ * runtime prefetches the next run itself. */
+static inline __attribute__((always_inline)) void
+prefetch_key(const flat_dtype t, const flat_kv_src *ks, const void *kj, const void *sj, int64_t j,
+             int n, int c0)
+{
+    if (j + QK_ROWS_PREFETCH >= n)
+        return;
+    if (c0 % (512 / flat_dtype_bits(t)) == 0)
+        _mm_prefetch((const char *)flat_elem_ptr(kj, QK_ROWS_PREFETCH * ks->ld + c0, t),
+                     _MM_HINT_T0);
+    if (sj && c0 == 0)
+        _mm_prefetch((const char *)flat_elem_ptr(sj, QK_ROWS_PREFETCH * ks->ld_scale, ks->scale_t),
+                     _MM_HINT_T0);
+}
+
+/* ---- The transposing block (rows > 8, the whole panel, dims > DOT_MAX_D) ----
+ *
  * m_blk rows (a compile-time count >= m) against `keys` <= 16 keys. Each
  * 16-dim chunk of the 16 K rows is loaded and transposed in registers, so
  * lane j of r[c] is K[j][c0 + c]; broadcasting q[i][c0 + c] and one FMA adds
- * it to row i's 16 scores. No horizontal sums, and K is read once for all
- * rows. Up to 6 rows, even and odd dims go to separate accumulators so that
- * 2 m_blk chains cover the FMA latency. Rows m..m_blk-1 compute on the
- * panel's zero padding and are not stored.
- */
+ * it to row i's 16 scores: per score the same products in the same order as
+ * qk (the contract's m == mr promise). Up to 6 rows, even and odd dims go
+ * to separate accumulators so that 2 m_blk chains cover the FMA latency.
+ * Rows m..m_blk-1 compute on the panel's zero padding and are not stored. */
 static inline __attribute__((always_inline)) void
-block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, int ahead, int d,
+block16(const flat_dtype t, const int m_blk, const int full, int m, int keys,
+        int ahead, int d,
         const float *restrict qp, const flat_kv_src *ks, int64_t j0, float *restrict s,
         int64_t ld_s)
 {
@@ -39,24 +62,16 @@ block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, in
             acc[u][i] = _mm512_setzero_ps();
     for (int c0 = 0; c0 < d; c0 += 16) {
         const int dims = d - c0 < 16 ? d - c0 : 16;
+        const flat_chunk_scales cs = flat_dtype_quantized(t)
+                                         ? flat_chunk_scales_avx512(ks->group, c0, dims)
+                                         : (flat_chunk_scales){0};
         __m512 r[16];
 #pragma GCC unroll 16
         for (int j = 0; j < 16; j++) {
             const void *kj = flat_kv_row(ks, j0 + j, t), *sj = flat_kv_scale_row(ks, j0 + j, t);
             if (full || j < keys) {
-                /* one prefetch per 64-byte line (every 16 dims of f32, every
-                 * other 16 of a 16-bit type), and only rows of this call:
-                 * past them (the next page of a paged cache) lies other data,
-                 * whose lines would waste bandwidth; the runtime prefetches
-                 * the next run itself */
-                if (c0 % (512 / flat_dtype_bits(t)) == 0 && j + QK_ROWS_PREFETCH < ahead)
-                    _mm_prefetch((const char *)flat_elem_ptr(kj, QK_ROWS_PREFETCH * ks->ld + c0, t),
-                                 _MM_HINT_T0);
-                if (sj && c0 == 0 && j + QK_ROWS_PREFETCH < ahead) /* the scales' line */
-                    _mm_prefetch((const char *)flat_elem_ptr(sj, QK_ROWS_PREFETCH * ks->ld_scale,
-                                                             ks->scale_t),
-                                 _MM_HINT_T0);
-                r[j] = flat_kv_load16_avx512(t, ks, kj, sj, c0, dims);
+                prefetch_key(t, ks, kj, sj, j, ahead, c0);
+                r[j] = flat_kv_chunk16_avx512(t, ks->scale_t, kj, sj, &cs, c0, dims);
             } else {
                 r[j] = _mm512_setzero_ps();
             }
@@ -91,8 +106,8 @@ block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, in
 }
 
 static inline __attribute__((always_inline)) void
-rows_blocked(const flat_dtype t, const int m_blk, int m, int d, int n, const float *restrict qp,
-             const flat_kv_src *k, float *restrict s, int64_t ld_s)
+rows_transposed(const flat_dtype t, const int m_blk, int m, int d, int n, const float *restrict qp,
+                const flat_kv_src *k, float *restrict s, int64_t ld_s)
 {
     int j = 0;
     for (; j + 16 <= n; j += 16)
@@ -101,39 +116,302 @@ rows_blocked(const flat_dtype t, const int m_blk, int m, int d, int n, const flo
         block16(t, m_blk, 0, m, n - j, n - j, d, qp, k, j, s + j, ld_s);
 }
 
-/* Six instances of the row count instead of twelve: a few extra FMAs on the
- * zero rows of the panel cost nothing while K streams from memory. */
+/* ---- The dot-product kernels (1-8 rows: decode, GQA groups) ----
+ *
+ * Transposing 16x16 per 16 keys and 16 dims costs 64 shuffles whatever the
+ * row count, 4x the FMAs of one row: decode was shuffle-bound (15 ns per
+ * key in L2 at d = 128, under the read bandwidth). Here each (row, key) pair
+ * keeps a vector of partial sums over its dims; K chunks are loaded as they
+ * lie and FMAed against the row's Q chunk, and one reduction tree per 16
+ * pairs (45 shuffles and adds) turns them into scores at the end. mb rows x
+ * kb keys = 16 pairs per block. Q rows are gathered once per call from the
+ * panel into rows on the stack. A bf16 K row is read 32 dims (one 64-byte
+ * line) at a time and widened in one instruction per half: its even dims by
+ * a shift, its odd dims by a mask; Q rows are stored the same way (even
+ * dims, then odd dims, per 32), so the products pair up. */
+
+/* Q rows i < m of the panel into rows of ldq floats (zero past d, and rows
+ * m .. mb-1 zero); bf16 K (pairs = 1): each 32 dims as 16 even, 16 odd. */
 static inline __attribute__((always_inline)) void
-qk_rows(const flat_dtype t, int m, int d, int n, const float *restrict qp, const flat_kv_src *k,
-        float *restrict s, int64_t ld_s)
+gather_q(const int pairs, int m, int mb, int d, const float *restrict qp, float *restrict qr,
+         int ldq)
 {
-    assert(m >= 1 && m <= MR && d >= 1 && n >= 0);
-    assert(n == 0 || (k->data != NULL && ld_s >= n));
-    if (flat_dtype_quantized(t)) { /* three instances: code size (and build time) */
-        if (m == 1)
-            rows_blocked(t, 1, m, d, n, qp, k, s, ld_s);
-        else if (m <= 4)
-            rows_blocked(t, 4, m, d, n, qp, k, s, ld_s);
-        else
-            rows_blocked(t, 12, m, d, n, qp, k, s, ld_s);
+    const __m512i step = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32(pairs ? 2 * MR : MR));
+    for (int i = 0; i < mb; i++)
+        for (int c0 = 0; c0 < ldq; c0 += 16) {
+            /* dims of this vector: pairs -> c = 32*(c0/32) + 2l + (c0/16)%2 */
+            const int base = pairs ? 32 * (c0 / 32) + (c0 / 16) % 2 : c0;
+            const int stride = pairs ? 2 : 1;
+            const int left = d - base <= 0 ? 0 : (d - base + stride - 1) / stride;
+            const __mmask16 k = i < m ? flat_tail_mask_avx512(left < 16 ? left : 16) : 0;
+            _mm512_storeu_ps(qr + i * ldq + c0,
+                             _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, step,
+                                                      qp + (int64_t)base * MR + i, 4));
+        }
+}
+
+/* Lane p of the result = the sum of the lanes of v[p], p < 16. */
+static inline __attribute__((always_inline)) __m512 reduce16(const __m512 v[16])
+{
+    __m512 t[8], u[4];
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++) /* lane L: v[2p] 0+2, v[2p+1] 0+2, v[2p] 1+3, v[2p+1] 1+3 */
+        t[p] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * p], v[2 * p + 1]),
+                             _mm512_unpackhi_ps(v[2 * p], v[2 * p + 1]));
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++) /* lane L: the sums of v[4p .. 4p+3] over its 4 floats */
+        u[p] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * p], t[2 * p + 1], 0x44),
+                             _mm512_shuffle_ps(t[2 * p], t[2 * p + 1], 0xee));
+    const __m512 w0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44),
+                                    _mm512_shuffle_f32x4(u[0], u[1], 0xee));
+    const __m512 w1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44),
+                                    _mm512_shuffle_f32x4(u[2], u[3], 0xee));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(w0, w1, 0x88), _mm512_shuffle_f32x4(w0, w1, 0xdd));
+}
+
+/* What a call's blocks share: Q rows, and the scales that are the same for
+ * every row (kernels.h's scale modes): COLS the scale of each column, CHUNK
+ * the maps that widen a row's groups to its chunks, LANES each chunk's map. */
+#define DOT_LDQ ((DOT_MAX_D + 31) / 32 * 32)
+#define DOT_CHUNKS (DOT_LDQ / 16)
+#define DOT_CHUNKS_PAD ((DOT_CHUNKS + 15) / 16 * 16)
+typedef struct {
+    const float *qr;
+    int ldq;
+    float cols[DOT_LDQ];
+    flat_chunk_scales map[DOT_CHUNKS];
+} dot_call;
+
+/* The K rows of a block, once per block (per row and chunk, the address
+ * arithmetic cost more than the FMAs): data, and what to prefetch (the row
+ * QK_ROWS_PREFETCH keys on, or the row itself past the call); CHUNK mode:
+ * each row's scale per chunk, widened to fp32. */
+typedef struct {
+    const void *row[16], *srow[16];
+    const char *fetch[16], *sfetch[16];
+    float chunk[16][DOT_CHUNKS_PAD];
+} key_rows;
+
+/* Chunk c0 (16 columns, dims of them valid) of key row j as fp32. */
+static inline __attribute__((always_inline)) __m512
+key_chunk(const flat_dtype t, const int sm, const flat_kv_src *ks, const dot_call *dc,
+          const key_rows *kr, int j, int c0, int dims)
+{
+    if (!flat_dtype_quantized(t))
+        return flat_kv_chunk16_avx512(t, FLAT_F32, kr->row[j], NULL, NULL, c0, dims);
+    const __m512 codes = flat_codes16_avx512(t, kr->row[j], c0, dims);
+    if (sm == FLAT_SC_COLS)
+        return _mm512_mul_ps(codes, _mm512_loadu_ps(dc->cols + c0));
+    if (sm == FLAT_SC_CHUNK)
+        return _mm512_mul_ps(codes, _mm512_set1_ps(kr->chunk[j][c0 / 16]));
+    return _mm512_mul_ps(codes, flat_row_scales16_avx512(ks->scale_t, kr->srow[j], &dc->map[c0 / 16]));
+}
+
+/* acc[i*kb + j] += Q row i . K row j over the chunk at c0: 16 dims (32 for
+ * bf16), all valid when `fulld`. */
+static inline __attribute__((always_inline)) void
+dot_chunk(const flat_dtype t, const int sm, const int mb, const int kb, const int full,
+          const int fulld, int keys, int d, int c0, const flat_kv_src *ks, const dot_call *dc,
+          const key_rows *kr, __m512 acc[16])
+{
+    const float *qr = dc->qr;
+    const int ldq = dc->ldq;
+    if (t == FLAT_BF16) {
+        const int dims = fulld ? 32 : d - c0;
+        const __mmask32 lm = fulld ? 0xffffffffu : (__mmask32)((1ull << dims) - 1);
+#pragma GCC unroll 16
+        for (int j = 0; j < kb; j++) {
+            if (!full && j >= keys)
+                break;
+            const __m512i x = fulld ? _mm512_loadu_si512((const uint16_t *)kr->row[j] + c0)
+                                    : _mm512_maskz_loadu_epi16(lm, (const uint16_t *)kr->row[j] + c0);
+            const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
+            const __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32(-65536)));
+#pragma GCC unroll 8
+            for (int i = 0; i < mb; i++) {
+                acc[i * kb + j] = _mm512_fmadd_ps(_mm512_loadu_ps(qr + i * ldq + c0), even,
+                                                  acc[i * kb + j]);
+                acc[i * kb + j] = _mm512_fmadd_ps(_mm512_loadu_ps(qr + i * ldq + c0 + 16), odd,
+                                                  acc[i * kb + j]);
+            }
+        }
         return;
     }
+    const int dims = fulld ? 16 : d - c0;
+#pragma GCC unroll 16
+    for (int j = 0; j < kb; j++) {
+        if (!full && j >= keys)
+            break;
+        const __m512 kv = key_chunk(t, sm, ks, dc, kr, j, c0, dims);
+#pragma GCC unroll 8
+        for (int i = 0; i < mb; i++)
+            acc[i * kb + j] = _mm512_fmadd_ps(_mm512_loadu_ps(qr + i * ldq + c0), kv,
+                                              acc[i * kb + j]);
+    }
+}
+
+static inline __attribute__((always_inline)) void
+fill_key_rows(const flat_dtype t, const int sm, const int kb, int keys, int64_t j0, int n, int d,
+              const flat_kv_src *ks, const dot_call *dc, key_rows *kr)
+{
+#pragma GCC unroll 16
+    for (int j = 0; j < kb; j++) {
+        const int64_t r = j < keys ? j0 + j : j0; /* rows past the call: never read */
+        const int ahead = r + QK_ROWS_PREFETCH < n ? QK_ROWS_PREFETCH : 0;
+        kr->row[j] = flat_kv_row(ks, r, t);
+        kr->srow[j] = flat_kv_scale_row(ks, r, t);
+        kr->fetch[j] = flat_kv_row(ks, r + ahead, t);
+        kr->sfetch[j] = flat_dtype_quantized(t) ? flat_kv_scale_row(ks, r + ahead, t) : NULL;
+        if (flat_dtype_quantized(t) && sm == FLAT_SC_CHUNK)
+            for (int k0 = 0; k0 < (d + 15) / 16; k0 += 16)
+                _mm512_storeu_ps(&kr->chunk[j][k0], flat_row_scales16_avx512(ks->scale_t, kr->srow[j],
+                                                                             &dc->map[k0 / 16]));
+    }
+}
+
+/* One prefetch per 64-byte line of each row of the block, at column c0 (and
+ * of its scales, at column 0). */
+static inline __attribute__((always_inline)) void
+prefetch_block(const flat_dtype t, const int kb, int keys, int c0, const key_rows *kr)
+{
+#pragma GCC unroll 16
+    for (int j = 0; j < kb; j++) {
+        if (j >= keys)
+            break;
+        _mm_prefetch((const char *)flat_elem_ptr(kr->fetch[j], c0, t), _MM_HINT_T0);
+        if (flat_dtype_quantized(t) && c0 == 0)
+            _mm_prefetch(kr->sfetch[j], _MM_HINT_T0);
+    }
+}
+
+/* mb rows x kb keys from key j0 (keys of them valid), scores stored. Dims
+ * go a 64-byte line of K at a time (one prefetch per row and line), the
+ * last partial chunk apart. */
+static inline __attribute__((always_inline)) void
+dot_block(const flat_dtype t, const int sm, const int mb, const int full, int m, int keys,
+          int64_t j0, int n, int d, const flat_kv_src *ks, const dot_call *dc, float *restrict s,
+          int64_t ld_s)
+{
+    const int kb = 16 / mb;
+    const int step = t == FLAT_BF16 ? 32 : 16;               /* dims per chunk */
+    const int line = (int)(512 / flat_dtype_bits(t)) / step; /* chunks per line */
+    key_rows kr;
+    fill_key_rows(t, sm, kb, full ? kb : keys, j0, n, d, ks, dc, &kr);
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int p = 0; p < 16; p++)
+        acc[p] = _mm512_setzero_ps();
+    int c0 = 0;
+    for (; c0 + line * step <= d; c0 += line * step) {
+        prefetch_block(t, kb, full ? kb : keys, c0, &kr);
+#pragma GCC unroll 8
+        for (int u = 0; u < line; u++)
+            dot_chunk(t, sm, mb, kb, full, 1, keys, d, c0 + u * step, ks, dc, &kr, acc);
+    }
+    for (; c0 + step <= d; c0 += step)
+        dot_chunk(t, sm, mb, kb, full, 1, keys, d, c0, ks, dc, &kr, acc);
+    if (c0 < d)
+        dot_chunk(t, sm, mb, kb, full, 0, keys, d, c0, ks, dc, &kr, acc);
+    const __m512 sums = reduce16(acc); /* lane i*kb + j: row i, key j */
+    const __mmask16 km = flat_tail_mask_avx512(keys);
+#pragma GCC unroll 8
+    for (int i = 0; i < mb; i++) {
+        if (i >= m)
+            break;
+        const __m512 row = i == 0 ? sums
+                                  : _mm512_permutexvar_ps(
+                                        _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10,
+                                                                          9, 8, 7, 6, 5, 4, 3, 2,
+                                                                          1, 0),
+                                                         _mm512_set1_epi32(i * kb)),
+                                        sums);
+        _mm512_mask_storeu_ps(s + i * ld_s + j0, km, row);
+    }
+}
+
+/* The call's shared scales (quantized K; kernels.h's modes). */
+static inline __attribute__((always_inline)) void
+prepare_scales(const flat_dtype t, const int sm, int d, const flat_kv_src *k, dot_call *dc)
+{
+    if (!flat_dtype_quantized(t))
+        return;
+    const int chunks = (d + 15) / 16;
+    if (sm == FLAT_SC_CHUNK) {
+        for (int k0 = 0; k0 < chunks; k0 += 16)
+            dc->map[k0 / 16] = flat_chunk_group_map_avx512(k->group, k0,
+                                                           chunks - k0 < 16 ? chunks - k0 : 16);
+        return;
+    }
+    for (int c0 = 0; c0 < d; c0 += 16) {
+        const int dims = d - c0 < 16 ? d - c0 : 16;
+        dc->map[c0 / 16] = flat_chunk_scales_avx512(k->group, c0, dims);
+        if (sm == FLAT_SC_COLS)
+            _mm512_storeu_ps(dc->cols + c0,
+                             flat_row_scales16_avx512(k->scale_t, k->scale, &dc->map[c0 / 16]));
+    }
+}
+
+static inline __attribute__((always_inline)) void
+rows_dot(const flat_dtype t, const int sm, const int mb, int m, int d, int n,
+         const float *restrict qp, const flat_kv_src *k, float *restrict s, int64_t ld_s)
+{
+    const int kb = 16 / mb;
+    float qr[mb * DOT_LDQ];
+    dot_call dc;
+    dc.qr = qr;
+    dc.ldq = (d + 31) / 32 * 32;
+    gather_q(t == FLAT_BF16, m, mb, d, qp, qr, dc.ldq);
+    prepare_scales(t, sm, d, k, &dc);
+    int64_t j = 0;
+    for (; j + kb <= n; j += kb)
+        dot_block(t, sm, mb, 1, m, kb, j, n, d, k, &dc, s, ld_s);
+    if (j < n)
+        dot_block(t, sm, mb, 0, m, (int)(n - j), j, n, d, k, &dc, s, ld_s);
+}
+
+/* The dot-product kernels: 1-8 rows (the row count rounded up to 1, 2, 4
+ * or 8: a few FMAs on zero rows cost nothing while K streams in). */
+static inline __attribute__((always_inline)) void
+qk_rows_dot(const flat_dtype t, const int sm, int m, int d, int n, const float *restrict qp,
+            const flat_kv_src *k, float *restrict s, int64_t ld_s)
+{
     if (m == 1)
-        rows_blocked(t, 1, m, d, n, qp, k, s, ld_s);
+        rows_dot(t, sm, 1, m, d, n, qp, k, s, ld_s);
     else if (m == 2)
-        rows_blocked(t, 2, m, d, n, qp, k, s, ld_s);
+        rows_dot(t, sm, 2, m, d, n, qp, k, s, ld_s);
     else if (m <= 4)
-        rows_blocked(t, 4, m, d, n, qp, k, s, ld_s);
-    else if (m <= 6)
-        rows_blocked(t, 6, m, d, n, qp, k, s, ld_s);
-    else if (m <= 8)
-        rows_blocked(t, 8, m, d, n, qp, k, s, ld_s);
+        rows_dot(t, sm, 4, m, d, n, qp, k, s, ld_s);
     else
-        rows_blocked(t, 12, m, d, n, qp, k, s, ld_s);
+        rows_dot(t, sm, 8, m, d, n, qp, k, s, ld_s);
+}
+
+/* The transposing block: the whole panel (the batch-invariant promise),
+ * 9-11 rows, dims past DOT_MAX_D. */
+static inline __attribute__((always_inline)) void
+qk_rows_transposed(const flat_dtype t, int m, int d, int n, const float *restrict qp,
+                   const flat_kv_src *k, float *restrict s, int64_t ld_s)
+{
+    if (m <= 4)
+        rows_transposed(t, 4, m, d, n, qp, k, s, ld_s);
+    else if (m <= 8)
+        rows_transposed(t, 8, m, d, n, qp, k, s, ld_s);
+    else
+        rows_transposed(t, 12, m, d, n, qp, k, s, ld_s);
 }
 
 void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const flat_kv_src *src,
                           float *restrict s, int64_t ld_s)
 {
-    FLAT_KV_SWITCH(src->t, qk_rows, m, d, n, qp, src, s, ld_s);
+    assert(m >= 1 && m <= MR && d >= 1 && n >= 0);
+    assert(n == 0 || (src->data != NULL && ld_s >= n));
+    if (n == 0)
+        return;
+    flat_kv_src unit;
+    const flat_kv_src *k = flat_kv_scaled_avx512(src, &unit);
+    if (m <= 8 && d <= DOT_MAX_D)
+        FLAT_KV_SWITCH_MODE_AVX512(k, qk_rows_dot, m, d, n, qp, k, s, ld_s);
+    else
+        FLAT_KV_SWITCH(k->t, qk_rows_transposed, m, d, n, qp, k, s, ld_s);
 }

@@ -1,0 +1,211 @@
+/*
+ * The decode kernels on quantized K/V, directly: qk_rows and pv of every
+ * fp32-product table against double sums of the dequantized values, with
+ * random codes and scales, for every row count up to the register block,
+ * key counts around every block width, head dims around every chunk width
+ * (the dot-product kernels' limit included) and each way the kernels reach
+ * scales (kernels/avx512/kernels.h's modes): groups of 32 per token (a
+ * chunk in one group), per token, per channel and per tensor (the same
+ * scales for every row), groups of 8 and 3 (a per-lane map), F8E4M3
+ * without scales; f16 and f32 scales. Buffers end right after the last
+ * byte a kernel may read, so an over-read is an ASan report.
+ *
+ * Bound: the kernels may fold a scale into the other operand, (q * s) *
+ * code instead of q * (code * s), one more fp32 rounding per term than a
+ * dot product of dequantized values: (terms + 4) u of the sum of |terms|.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convert.h"
+#include "dispatch.h"
+#include "quantutil.h"
+#include "testutil.h"
+
+#define U (1.0 / 16777216.0) /* unit roundoff of fp32, 2^-24 */
+
+static const flat_ukernels *tables[8];
+static int ntables;
+
+typedef struct {
+    const char *name;
+    int group;     /* 0: the dim */
+    int per_row;   /* 0: ld_scale 0 (every row the same scales) */
+    flat_dtype st; /* scale type */
+    int none;      /* no scales (F8E4M3 only) */
+} scale_case;
+
+static const scale_case cases[] = {
+    {"g32/token f16", 32, 1, FLAT_F16, 0}, {"token f32", 0, 1, FLAT_F32, 0},
+    {"channel f16", 1, 0, FLAT_F16, 0},    {"tensor f32", 0, 0, FLAT_F32, 0},
+    {"g8/token f32", 8, 1, FLAT_F32, 0},   {"g3/token f16", 3, 1, FLAT_F16, 0},
+    {"g16/channel f32", 16, 0, FLAT_F32, 0}, {"none", 0, 0, FLAT_F32, 1},
+};
+#define NCASES ((int)(sizeof cases / sizeof cases[0]))
+
+static const int dims[] = {16, 24, 48, 64, 96, 128, 200, 576, 592};
+#define NDIMS ((int)(sizeof dims / sizeof dims[0]))
+
+/* n rows of d codes (row stride ld) and their scales, as a flat_kv_src. */
+typedef struct {
+    uint8_t *codes;
+    void *scales;
+    flat_kv_src src;
+} qrows;
+
+static int make_rows(qrows *q, tu_rng *r, flat_dtype t, const scale_case *sc, int n, int d)
+{
+    const int group = sc->group ? sc->group : d;
+    if (d % group || (t == FLAT_I4 && d % 2) || (sc->none && t != FLAT_F8E4M3))
+        return 0;
+    const int64_t ld = d + 2; /* even: I4 rows start on bytes */
+    const int64_t bytes = flat_dtype_bytes(t, (n - 1) * ld + d);
+    q->codes = malloc((size_t)bytes);
+    memset(q->codes, 0, (size_t)bytes);
+    for (int j = 0; j < n; j++)
+        for (int c = 0; c < d; c++)
+            qu_set_code(q->codes, t, j * ld + c, qu_random_code(r, t));
+    q->src = flat_kv_src_plain(q->codes, ld, t);
+    q->scales = NULL;
+    if (sc->none)
+        return 1;
+    const int64_t ng = d / group, ld_s = sc->per_row ? ng + 1 : 0;
+    const int64_t ns = (sc->per_row ? (n - 1) * ld_s : 0) + ng;
+    q->scales = malloc((size_t)ns * 4);
+    for (int64_t i = 0; i < ns; i++)
+        qu_set_scale(q->scales, sc->st, i, qu_random_scale(r, t));
+    q->src.scale = q->scales;
+    q->src.scale_t = sc->st;
+    q->src.ld_scale = ld_s;
+    q->src.group = group;
+    return 1;
+}
+
+static double value(const qrows *q, int64_t j, int64_t c)
+{
+    return flat_kv_load(&q->src, j, c, q->src.t);
+}
+
+static void check_qk_rows(const flat_ukernels *k, flat_dtype t, const scale_case *sc, int m,
+                          int n, int d, tu_rng *r)
+{
+    qrows q;
+    if (!make_rows(&q, r, t, sc, n, d))
+        return;
+    float *qv = malloc(sizeof(float) * (size_t)m * d);
+    const void **rows = malloc(sizeof(void *) * (size_t)m);
+    for (int i = 0; i < m; i++) {
+        for (int c = 0; c < d; c++)
+            qv[i * d + c] = tu_uniform(r, -1.0f, 1.0f);
+        rows[i] = qv + i * d;
+    }
+    float *qp = malloc(sizeof(float) * (size_t)d * k->mr);
+    k->pack_q(m, d, (const void *const *)rows, FLAT_F32, 1.0f, qp);
+    const int64_t ld_s = n + 1;
+    float *s = malloc(sizeof(float) * (size_t)(m * ld_s));
+    k->qk_rows(m, d, n, qp, &q.src, s, ld_s);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double ref = 0, mag = 0;
+            for (int c = 0; c < d; c++) {
+                double x = (double)qv[i * d + c] * value(&q, j, c);
+                ref += x, mag += fabs(x);
+            }
+            if (!(fabs(s[i * ld_s + j] - ref) <= (d + 4) * U * mag))
+                fail_msg("%s qk_rows %s %s m=%d n=%d d=%d: S[%d][%d] = %.9g, want %.9g", k->name,
+                         qu_type_name(t), sc->name, m, n, d, i, j, s[i * ld_s + j], ref);
+        }
+    free(s), free(qp), free(rows), free(qv), free(q.codes), free(q.scales);
+}
+
+static void check_pv(const flat_ukernels *k, flat_dtype t, const scale_case *sc, int m, int n,
+                     int dv, int with_alpha, tu_rng *r)
+{
+    qrows v;
+    if (!make_rows(&v, r, t, sc, n, dv))
+        return;
+    const int64_t ld_p = n + 1, ld_o = dv + 3;
+    float *p = malloc(sizeof(float) * (size_t)(m * ld_p));
+    float *o = malloc(sizeof(float) * (size_t)(m * ld_o)), *o0 = malloc(sizeof(float) * (size_t)(m * ld_o));
+    float alpha[16];
+    for (int i = 0; i < m * ld_p; i++)
+        p[i] = tu_uniform(r, 0.0f, 1.0f);
+    for (int i = 0; i < m * ld_o; i++)
+        o0[i] = o[i] = tu_uniform(r, -1.0f, 1.0f);
+    for (int i = 0; i < m; i++)
+        alpha[i] = tu_uniform(r, 0.0f, 1.0f);
+    k->pv(m, n, dv, p, ld_p, &v.src, o, ld_o, with_alpha ? alpha : NULL);
+    for (int i = 0; i < m; i++)
+        for (int c = 0; c < dv; c++) {
+            double ref = with_alpha ? (double)alpha[i] * o0[i * ld_o + c] : 0;
+            double mag = fabs(ref);
+            for (int j = 0; j < n; j++) {
+                double x = (double)p[i * ld_p + j] * value(&v, j, c);
+                ref += x, mag += fabs(x);
+            }
+            if (!(fabs(o[i * ld_o + c] - ref) <= (n + 4) * U * mag))
+                fail_msg("%s pv %s %s m=%d n=%d dv=%d: O[%d][%d] = %.9g, want %.9g", k->name,
+                         qu_type_name(t), sc->name, m, n, dv, i, c, o[i * ld_o + c], ref);
+        }
+    free(o0), free(o), free(p), free(v.codes), free(v.scales);
+}
+
+static const flat_dtype qtypes[] = {FLAT_I8, FLAT_F8E4M3, FLAT_I4};
+static const int ns[] = {1, 3, 8, 16, 17, 40};
+#define NNS ((int)(sizeof ns / sizeof ns[0]))
+
+static void test_qk_rows_quant(void **state)
+{
+    (void)state;
+    tu_rng r = {77};
+    int it = 0;
+    for (int ti = 0; ti < ntables; ti++)
+        for (int qt = 0; qt < 3; qt++)
+            for (int ci = 0; ci < NCASES; ci++)
+                for (int di = 0; di < NDIMS; di++)
+                    for (int m = 1; m <= tables[ti]->mr; m++)
+                        for (int ni = 0; ni < NNS; ni++)
+                            if (!tu_quick() || it++ % 5 == 0)
+                                if ((m + ni + di + ci) % 2 == 0) /* half the grid, every axis value */
+                                    check_qk_rows(tables[ti], qtypes[qt], &cases[ci], m, ns[ni],
+                                                  dims[di], &r);
+}
+
+static void test_pv_quant(void **state)
+{
+    (void)state;
+    tu_rng r = {78};
+    static const int ms[] = {1, 2, 3, 6, 7};
+    int it = 0;
+    for (int ti = 0; ti < ntables; ti++)
+        for (int qt = 0; qt < 3; qt++)
+            for (int ci = 0; ci < NCASES; ci++)
+                for (int di = 0; di < NDIMS; di++)
+                    for (int mi = 0; mi < 5; mi++)
+                        for (int ni = 0; ni < NNS; ni++)
+                            if (!tu_quick() || it++ % 5 == 0)
+                                check_pv(tables[ti], qtypes[qt], &cases[ci], ms[mi], ns[ni],
+                                         dims[di], (mi + ni) % 2, &r);
+}
+
+int main(void)
+{
+    ntables = tu_runnable_tables("test_quant_kernels", tables, 8);
+    ntables = tu_fp32_product_tables("test_quant_kernels", tables, ntables);
+    if (tu_check_required_isas("test_quant_kernels"))
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_qk_rows_quant),
+        cmocka_unit_test(test_pv_quant),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

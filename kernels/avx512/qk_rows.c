@@ -16,7 +16,7 @@
  * prefetcher. */
 #define QK_ROWS_PREFETCH 32
 /* Head dims up to this take the dot-product kernels below (their Q rows sit
- * on the stack: 8 rows x 576 floats, 18 KiB); larger ones the transposing
+ * on the stack: 4 rows x 576 floats, 9 KiB); larger ones the transposing
  * block. 576 is DeepSeek's absorbed MLA key. */
 #define DOT_MAX_D 576
 
@@ -38,7 +38,7 @@ prefetch_key(const flat_dtype t, const flat_kv_src *ks, const void *kj, const vo
                      _MM_HINT_T0);
 }
 
-/* ---- The transposing block (rows > 8, the whole panel, dims > DOT_MAX_D) ----
+/* ---- The transposing block (5-12 rows, dims > DOT_MAX_D) ----
  *
  * m_blk rows (a compile-time count >= m) against `keys` <= 16 keys. Each
  * 16-dim chunk of the 16 K rows is loaded and transposed in registers, so
@@ -116,7 +116,7 @@ rows_transposed(const flat_dtype t, const int m_blk, int m, int d, int n, const 
         block16(t, m_blk, 0, m, n - j, n - j, d, qp, k, j, s + j, ld_s);
 }
 
-/* ---- The dot-product kernels (1-8 rows: decode, GQA groups) ----
+/* ---- The dot-product kernels (1-4 rows: decode, GQA groups) ----
  *
  * Transposing 16x16 per 16 keys and 16 dims costs 64 shuffles whatever the
  * row count, 4x the FMAs of one row: decode was shuffle-bound (15 ns per
@@ -184,137 +184,153 @@ typedef struct {
     flat_chunk_scales map[DOT_CHUNKS];
 } dot_call;
 
-/* The K rows of a block, once per block (per row and chunk, the address
- * arithmetic cost more than the FMAs): data, and what to prefetch (the row
- * QK_ROWS_PREFETCH keys on, or the row itself past the call); CHUNK mode:
- * each row's scale per chunk, widened to fp32. */
-typedef struct {
-    const void *row[16], *srow[16];
-    const char *fetch[16], *sfetch[16];
-    float chunk[16][DOT_CHUNKS_PAD];
-} key_rows;
-
-/* Chunk c0 (16 columns, dims of them valid) of key row j as fp32. */
+/* Chunk c0 (16 columns, dims of them valid) of a K row as fp32. srow: the
+ * row's scales (LANES); chunk: its scale per chunk, widened (CHUNK). */
 static inline __attribute__((always_inline)) __m512
 key_chunk(const flat_dtype t, const int sm, const flat_kv_src *ks, const dot_call *dc,
-          const key_rows *kr, int j, int c0, int dims)
+          const void *row, const void *srow, const float *chunk, int c0, int dims)
 {
     if (!flat_dtype_quantized(t))
-        return flat_kv_chunk16_avx512(t, FLAT_F32, kr->row[j], NULL, NULL, c0, dims);
-    const __m512 codes = flat_codes16_avx512(t, kr->row[j], c0, dims);
+        return flat_kv_chunk16_avx512(t, FLAT_F32, row, NULL, NULL, c0, dims);
+    const __m512 codes = flat_codes16_avx512(t, row, c0, dims);
     if (sm == FLAT_SC_COLS)
         return _mm512_mul_ps(codes, _mm512_loadu_ps(dc->cols + c0));
     if (sm == FLAT_SC_CHUNK)
-        return _mm512_mul_ps(codes, _mm512_set1_ps(kr->chunk[j][c0 / 16]));
-    return _mm512_mul_ps(codes, flat_row_scales16_avx512(ks->scale_t, kr->srow[j], &dc->map[c0 / 16]));
+        return _mm512_mul_ps(codes, _mm512_set1_ps(chunk[c0 / 16]));
+    return _mm512_mul_ps(codes, flat_row_scales16_avx512(ks->scale_t, srow, &dc->map[c0 / 16]));
 }
 
-/* acc[i*kb + j] += Q row i . K row j over the chunk at c0: 16 dims (32 for
- * bf16), all valid when `fulld`. */
+/* Keys are taken kg at a time (a subgroup), all their dims, then the next:
+ * a subgroup's row pointers stay in registers (per key and chunk, the
+ * address arithmetic and pointer loads of 16 keys in flight outnumbered the
+ * FMAs of one row). One row: subgroups of 8 keys (8 FMA chains), whose 16
+ * finished sums wait in registers for one reduction per block; more rows:
+ * the block is one subgroup (16 / mb keys, 16 chains), the Q chunk of each
+ * row loaded once for all its keys (subgroups of 8 / mb keys measured 30%
+ * slower at 4 rows). */
+
+/* acc[i*kb + slot + u] += Q row i . K row u's chunk at c0: 16 dims (32 for bf16),
+ * all valid when `fulld`; keys u < nk. */
 static inline __attribute__((always_inline)) void
-dot_chunk(const flat_dtype t, const int sm, const int mb, const int kb, const int full,
-          const int fulld, int keys, int d, int c0, const flat_kv_src *ks, const dot_call *dc,
-          const key_rows *kr, __m512 acc[16])
+sub_chunk(const flat_dtype t, const int sm, const int mb, const int kg, const int kb,
+          const int slot, const int fulld, int nk, int d, int c0, const flat_kv_src *ks,
+          const dot_call *dc, const void *const *row, const void *const *srow,
+          const float (*chunk)[DOT_CHUNKS_PAD], __m512 acc[16])
 {
     const float *qr = dc->qr;
     const int ldq = dc->ldq;
     if (t == FLAT_BF16) {
         const int dims = fulld ? 32 : d - c0;
         const __mmask32 lm = fulld ? 0xffffffffu : (__mmask32)((1ull << dims) - 1);
-#pragma GCC unroll 16
-        for (int j = 0; j < kb; j++) {
-            if (!full && j >= keys)
+#pragma GCC unroll 8
+        for (int u = 0; u < kg; u++) {
+            if (u >= nk)
                 break;
-            const __m512i x = fulld ? _mm512_loadu_si512((const uint16_t *)kr->row[j] + c0)
-                                    : _mm512_maskz_loadu_epi16(lm, (const uint16_t *)kr->row[j] + c0);
+            const uint16_t *r = (const uint16_t *)row[u] + c0;
+            const __m512i x = fulld ? _mm512_loadu_si512(r) : _mm512_maskz_loadu_epi16(lm, r);
             const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
             const __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32(-65536)));
 #pragma GCC unroll 8
             for (int i = 0; i < mb; i++) {
-                acc[i * kb + j] = _mm512_fmadd_ps(_mm512_loadu_ps(qr + i * ldq + c0), even,
-                                                  acc[i * kb + j]);
-                acc[i * kb + j] = _mm512_fmadd_ps(_mm512_loadu_ps(qr + i * ldq + c0 + 16), odd,
-                                                  acc[i * kb + j]);
+                acc[i * kb + slot + u] = _mm512_fmadd_ps(_mm512_loadu_ps(qr + i * ldq + c0), even,
+                                                  acc[i * kb + slot + u]);
+                acc[i * kb + slot + u] = _mm512_fmadd_ps(_mm512_loadu_ps(qr + i * ldq + c0 + 16), odd,
+                                                  acc[i * kb + slot + u]);
             }
         }
         return;
     }
     const int dims = fulld ? 16 : d - c0;
-#pragma GCC unroll 16
-    for (int j = 0; j < kb; j++) {
-        if (!full && j >= keys)
+#pragma GCC unroll 8
+    for (int u = 0; u < kg; u++) {
+        if (u >= nk)
             break;
-        const __m512 kv = key_chunk(t, sm, ks, dc, kr, j, c0, dims);
+        const __m512 kv = key_chunk(t, sm, ks, dc, row[u], srow[u], chunk[u], c0, dims);
 #pragma GCC unroll 8
         for (int i = 0; i < mb; i++)
-            acc[i * kb + j] = _mm512_fmadd_ps(_mm512_loadu_ps(qr + i * ldq + c0), kv,
-                                              acc[i * kb + j]);
+            acc[i * kb + slot + u] = _mm512_fmadd_ps(_mm512_loadu_ps(qr + i * ldq + c0), kv,
+                                              acc[i * kb + slot + u]);
     }
 }
 
+/* Keys j .. j+nk-1 (nk <= kg), all dims, into res[i*kb + slot + u]. Dims go
+ * a 64-byte line of K at a time, one prefetch per row and line (the row
+ * QK_ROWS_PREFETCH keys on, or, near the end of the call, the row itself:
+ * past the call lies other data), the last partial chunk apart. */
 static inline __attribute__((always_inline)) void
-fill_key_rows(const flat_dtype t, const int sm, const int kb, int keys, int64_t j0, int n, int d,
-              const flat_kv_src *ks, const dot_call *dc, key_rows *kr)
+dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int kb, int slot,
+        int nk, int64_t j, int n, int d, const flat_kv_src *ks, const dot_call *dc,
+        float (*chunk)[DOT_CHUNKS_PAD], __m512 res[16])
 {
-#pragma GCC unroll 16
-    for (int j = 0; j < kb; j++) {
-        const int64_t r = j < keys ? j0 + j : j0; /* rows past the call: never read */
-        const int ahead = r + QK_ROWS_PREFETCH < n ? QK_ROWS_PREFETCH : 0;
-        kr->row[j] = flat_kv_row(ks, r, t);
-        kr->srow[j] = flat_kv_scale_row(ks, r, t);
-        kr->fetch[j] = flat_kv_row(ks, r + ahead, t);
-        kr->sfetch[j] = flat_dtype_quantized(t) ? flat_kv_scale_row(ks, r + ahead, t) : NULL;
-        if (flat_dtype_quantized(t) && sm == FLAT_SC_CHUNK)
-            for (int k0 = 0; k0 < (d + 15) / 16; k0 += 16)
-                _mm512_storeu_ps(&kr->chunk[j][k0], flat_row_scales16_avx512(ks->scale_t, kr->srow[j],
-                                                                             &dc->map[k0 / 16]));
+    const int step = t == FLAT_BF16 ? 32 : 16;               /* dims per chunk */
+    const int line = (int)(512 / flat_dtype_bits(t)) / step; /* chunks per line */
+    const int64_t pf = j + kg - 1 + QK_ROWS_PREFETCH < n ? QK_ROWS_PREFETCH * ks->ld : 0;
+    const void *row[16], *srow[16];
+#pragma GCC unroll 8
+    for (int u = 0; u < kg; u++) {
+        const int64_t r = u < nk ? j + u : j; /* rows past the call: never read */
+        row[u] = flat_kv_row(ks, r, t);
+        srow[u] = flat_kv_scale_row(ks, r, t);
+        if (flat_dtype_quantized(t) && u < nk)
+            _mm_prefetch(flat_kv_scale_row(ks, r + (pf ? QK_ROWS_PREFETCH : 0), t), _MM_HINT_T0);
     }
+    if (flat_dtype_quantized(t) && sm == FLAT_SC_CHUNK) { /* each row's scale per chunk */
+        const int chunks = (d + 15) / 16;
+        const flat_chunk_scales map0 = dc->map[0];
+        const int f16 = ks->scale_t == FLAT_F16;
+#pragma GCC unroll 8
+        for (int u = 0; u < kg; u++) {
+            if (u >= nk)
+                break;
+            _mm512_storeu_ps(chunk[u], f16 ? flat_row_scales16_avx512(FLAT_F16, srow[u], &map0)
+                                           : flat_row_scales16_avx512(FLAT_F32, srow[u], &map0));
+            for (int k0 = 16; k0 < chunks; k0 += 16)
+                _mm512_storeu_ps((float *)chunk[u] + k0,
+                                 flat_row_scales16_avx512(ks->scale_t, srow[u], &dc->map[k0 / 16]));
+        }
+    }
+    int c0 = 0;
+    for (; c0 + line * step <= d; c0 += line * step) {
+#pragma GCC unroll 8
+        for (int u = 0; u < kg; u++)
+            if (u < nk)
+                _mm_prefetch((const char *)flat_elem_ptr(row[u], pf + c0, t), _MM_HINT_T0);
+#pragma GCC unroll 8
+        for (int v = 0; v < line; v++)
+            sub_chunk(t, sm, mb, kg, kb, slot, 1, nk, d, c0 + v * step, ks, dc, row, srow, chunk, res);
+    }
+    if (c0 < d)
+#pragma GCC unroll 8
+        for (int u = 0; u < kg; u++)
+            if (u < nk)
+                _mm_prefetch((const char *)flat_elem_ptr(row[u], pf + c0, t), _MM_HINT_T0);
+    for (; c0 + step <= d; c0 += step)
+        sub_chunk(t, sm, mb, kg, kb, slot, 1, nk, d, c0, ks, dc, row, srow, chunk, res);
+    if (c0 < d)
+        sub_chunk(t, sm, mb, kg, kb, slot, 0, nk, d, c0, ks, dc, row, srow, chunk, res);
 }
 
-/* One prefetch per 64-byte line of each row of the block, at column c0 (and
- * of its scales, at column 0). */
-static inline __attribute__((always_inline)) void
-prefetch_block(const flat_dtype t, const int kb, int keys, int c0, const key_rows *kr)
-{
-#pragma GCC unroll 16
-    for (int j = 0; j < kb; j++) {
-        if (j >= keys)
-            break;
-        _mm_prefetch((const char *)flat_elem_ptr(kr->fetch[j], c0, t), _MM_HINT_T0);
-        if (flat_dtype_quantized(t) && c0 == 0)
-            _mm_prefetch(kr->sfetch[j], _MM_HINT_T0);
-    }
-}
-
-/* mb rows x kb keys from key j0 (keys of them valid), scores stored. Dims
- * go a 64-byte line of K at a time (one prefetch per row and line), the
- * last partial chunk apart. */
+/* mb rows x kb keys from key j0 (keys of them valid), scores stored. */
 static inline __attribute__((always_inline)) void
 dot_block(const flat_dtype t, const int sm, const int mb, const int full, int m, int keys,
           int64_t j0, int n, int d, const flat_kv_src *ks, const dot_call *dc, float *restrict s,
           int64_t ld_s)
 {
-    const int kb = 16 / mb;
-    const int step = t == FLAT_BF16 ? 32 : 16;               /* dims per chunk */
-    const int line = (int)(512 / flat_dtype_bits(t)) / step; /* chunks per line */
-    key_rows kr;
-    fill_key_rows(t, sm, kb, full ? kb : keys, j0, n, d, ks, dc, &kr);
-    __m512 acc[16];
+    const int kb = 16 / mb, kg = mb == 1 ? 8 : kb;
+    float chunk[16][DOT_CHUNKS_PAD]; /* CHUNK: each row's scale per chunk */
+    __m512 res[16];
 #pragma GCC unroll 16
     for (int p = 0; p < 16; p++)
-        acc[p] = _mm512_setzero_ps();
-    int c0 = 0;
-    for (; c0 + line * step <= d; c0 += line * step) {
-        prefetch_block(t, kb, full ? kb : keys, c0, &kr);
-#pragma GCC unroll 8
-        for (int u = 0; u < line; u++)
-            dot_chunk(t, sm, mb, kb, full, 1, keys, d, c0 + u * step, ks, dc, &kr, acc);
+        res[p] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int u0 = 0; u0 < kb; u0 += kg) {
+        const int nk = full ? kg : keys - u0 < kg ? keys - u0 : kg;
+        if (nk <= 0)
+            break;
+        dot_sub(t, sm, mb, kg, kb, u0, nk, j0 + u0, n, d, ks, dc,
+                &chunk[u0], res);
     }
-    for (; c0 + step <= d; c0 += step)
-        dot_chunk(t, sm, mb, kb, full, 1, keys, d, c0, ks, dc, &kr, acc);
-    if (c0 < d)
-        dot_chunk(t, sm, mb, kb, full, 0, keys, d, c0, ks, dc, &kr, acc);
-    const __m512 sums = reduce16(acc); /* lane i*kb + j: row i, key j */
+    const __m512 sums = reduce16(res); /* lane i*kb + j: row i, key j */
     const __mmask16 km = flat_tail_mask_avx512(keys);
 #pragma GCC unroll 8
     for (int i = 0; i < mb; i++) {
@@ -371,8 +387,10 @@ rows_dot(const flat_dtype t, const int sm, const int mb, int m, int d, int n,
         dot_block(t, sm, mb, 0, m, (int)(n - j), j, n, d, k, &dc, s, ld_s);
 }
 
-/* The dot-product kernels: 1-8 rows (the row count rounded up to 1, 2, 4
- * or 8: a few FMAs on zero rows cost nothing while K streams in). */
+/* The dot-product kernels: 1-4 rows (the row count rounded up to 1, 2 or
+ * 4: a few FMAs on zero rows cost nothing while K streams in). With 8 rows
+ * (2 keys per block) they ran 20% slower than the transposing block, whose
+ * shuffles are then shared by 8 rows. */
 static inline __attribute__((always_inline)) void
 qk_rows_dot(const flat_dtype t, const int sm, int m, int d, int n, const float *restrict qp,
             const flat_kv_src *k, float *restrict s, int64_t ld_s)
@@ -381,14 +399,12 @@ qk_rows_dot(const flat_dtype t, const int sm, int m, int d, int n, const float *
         rows_dot(t, sm, 1, m, d, n, qp, k, s, ld_s);
     else if (m == 2)
         rows_dot(t, sm, 2, m, d, n, qp, k, s, ld_s);
-    else if (m <= 4)
-        rows_dot(t, sm, 4, m, d, n, qp, k, s, ld_s);
     else
-        rows_dot(t, sm, 8, m, d, n, qp, k, s, ld_s);
+        rows_dot(t, sm, 4, m, d, n, qp, k, s, ld_s);
 }
 
-/* The transposing block: the whole panel (the batch-invariant promise),
- * 9-11 rows, dims past DOT_MAX_D. */
+/* The transposing block: 5-12 rows (the whole panel: the batch-invariant
+ * promise), dims past DOT_MAX_D. */
 static inline __attribute__((always_inline)) void
 qk_rows_transposed(const flat_dtype t, int m, int d, int n, const float *restrict qp,
                    const flat_kv_src *k, float *restrict s, int64_t ld_s)
@@ -410,7 +426,7 @@ void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const f
         return;
     flat_kv_src unit;
     const flat_kv_src *k = flat_kv_scaled_avx512(src, &unit);
-    if (m <= 8 && d <= DOT_MAX_D)
+    if (m <= 4 && d <= DOT_MAX_D)
         FLAT_KV_SWITCH_MODE_AVX512(k, qk_rows_dot, m, d, n, qp, k, s, ld_s);
     else
         FLAT_KV_SWITCH(k->t, qk_rows_transposed, m, d, n, qp, k, s, ld_s);

@@ -193,8 +193,8 @@ key_chunk(const flat_dtype t, const int sm, const flat_kv_src *ks, const dot_cal
     if (!flat_dtype_quantized(t))
         return flat_kv_chunk16_avx512(t, FLAT_F32, row, NULL, NULL, c0, dims);
     const __m512 codes = flat_codes16_avx512(t, row, c0, dims);
-    if (sm == FLAT_SC_COLS)
-        return _mm512_mul_ps(codes, _mm512_loadu_ps(dc->cols + c0));
+    if (sm == FLAT_SC_COLS) /* folded into Q (rows_dot) */
+        return codes;
     if (sm == FLAT_SC_CHUNK)
         return _mm512_mul_ps(codes, _mm512_set1_ps(chunk[c0 / 16]));
     return _mm512_mul_ps(codes, flat_row_scales16_avx512(ks->scale_t, srow, &dc->map[c0 / 16]));
@@ -290,6 +290,38 @@ dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int 
         }
     }
     int c0 = 0;
+    if (flat_dtype_quantized(t) && sm == FLAT_SC_CHUNK && mb == 1) {
+        /* One row: the scale multiplies each group's partial sum once,
+         * sum_g s_g (sum_c q_c code_c), instead of every code (the codes'
+         * widening and a multiply per 16 codes were the dearest part of
+         * int8 decode; scales of CHUNK groups span whole chunks) */
+        const int64_t g = ks->group;
+        for (int64_t cg = 0; cg < d; cg += g) {
+            __m512 part[8];
+#pragma GCC unroll 8
+            for (int u = 0; u < 8; u++)
+                part[u] = _mm512_setzero_ps();
+            for (c0 = (int)cg; c0 < cg + g; c0 += 16) {
+                if (c0 % (line * step) == 0)
+#pragma GCC unroll 8
+                    for (int u = 0; u < kg; u++)
+                        if (u < nk)
+                            _mm_prefetch((const char *)flat_elem_ptr(row[u], pf + c0, t),
+                                         _MM_HINT_T0);
+                const __m512 q = _mm512_loadu_ps(dc->qr + c0);
+#pragma GCC unroll 8
+                for (int u = 0; u < kg; u++)
+                    if (u < nk)
+                        part[u] = _mm512_fmadd_ps(q, flat_codes16_avx512(t, row[u], c0, 16), part[u]);
+            }
+#pragma GCC unroll 8
+            for (int u = 0; u < kg; u++)
+                if (u < nk)
+                    res[slot + u] = _mm512_fmadd_ps(part[u], _mm512_set1_ps(chunk[u][cg / 16]),
+                                                    res[slot + u]);
+        }
+        return;
+    }
     for (; c0 + line * step <= d; c0 += line * step) {
 #pragma GCC unroll 8
         for (int u = 0; u < kg; u++)
@@ -380,6 +412,13 @@ rows_dot(const flat_dtype t, const int sm, const int mb, int m, int d, int n,
     dc.ldq = (d + 31) / 32 * 32;
     gather_q(t == FLAT_BF16, m, mb, d, qp, qr, dc.ldq);
     prepare_scales(t, sm, d, k, &dc);
+    if (flat_dtype_quantized(t) && sm == FLAT_SC_COLS) /* (q * s) * code: no multiply per code */
+        for (int i = 0; i < mb; i++)
+            for (int c0 = 0; c0 < dc.ldq; c0 += 16)
+                _mm512_storeu_ps(qr + i * dc.ldq + c0,
+                                 _mm512_mul_ps(_mm512_loadu_ps(qr + i * dc.ldq + c0),
+                                               c0 < d ? _mm512_loadu_ps(dc.cols + c0)
+                                                      : _mm512_setzero_ps()));
     int64_t j = 0;
     for (; j + kb <= n; j += kb)
         dot_block(t, sm, mb, 1, m, kb, j, n, d, k, &dc, s, ld_s);

@@ -160,7 +160,10 @@ typedef void (*flat_qk_fn)(int d, int n_panels, const float *restrict qp,
  *   whatever the number of query rows sharing it.
  *   1 <= m <= mr, d >= 1, n >= 0. Writes exactly m x n floats, row i at
  *   s + i*ld_s (ld_s >= n); reads no key at or past n. Accuracy as qk (an
- *   fp32 dot product of d terms, any summation order), with one exception:
+ *   fp32 dot product of d terms, any summation order; for a quantized K
+ *   the scale may multiply Q or a group's partial sum instead of each code,
+ *   one more rounding per term: tests/test_quant_kernels bounds it), with
+ *   one exception:
  *   called with m == mr (the whole panel), each S[i][j] is computed with the
  *   same operations in the same order as qk computes it, so the two paths
  *   give the same bits (FLAT_FLAG_BATCH_INVARIANT relies on it: tiling.h;

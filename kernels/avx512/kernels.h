@@ -302,6 +302,43 @@ static inline __attribute__((always_inline)) void flat_transpose16_avx512(__m512
     }
 }
 
+/* Lane p of the result = the sum of the lanes of v[p], p < 16: the decode
+ * kernels' reduction tree (45 shuffles and adds for 16 sums). */
+static inline __attribute__((always_inline)) __m512 flat_reduce16_avx512(const __m512 v[16])
+{
+    __m512 t[8], u[4];
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++) /* lane L: v[2p] 0+2, v[2p+1] 0+2, v[2p] 1+3, v[2p+1] 1+3 */
+        t[p] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * p], v[2 * p + 1]),
+                             _mm512_unpackhi_ps(v[2 * p], v[2 * p + 1]));
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++) /* lane L: the sums of v[4p .. 4p+3] over its 4 floats */
+        u[p] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * p], t[2 * p + 1], 0x44),
+                             _mm512_shuffle_ps(t[2 * p], t[2 * p + 1], 0xee));
+    const __m512 w0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44),
+                                    _mm512_shuffle_f32x4(u[0], u[1], 0xee));
+    const __m512 w1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44),
+                                    _mm512_shuffle_f32x4(u[2], u[3], 0xee));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(w0, w1, 0x88), _mm512_shuffle_f32x4(w0, w1, 0xdd));
+}
+
+/* Scores of a dot-product block from its reduced sums (lane i*kb + j: row
+ * i, key j, kb = 16 / mb): row i < m's first `keys` lanes to s + i*ld_s. */
+static inline __attribute__((always_inline)) void
+flat_store_pair_sums_avx512(__m512 sums, const int mb, int m, int keys, float *s, int64_t ld_s)
+{
+    const __mmask16 km = flat_tail_mask_avx512(keys);
+#pragma GCC unroll 8
+    for (int i = 0; i < mb; i++) {
+        if (i >= m)
+            break;
+        const __m512i lanes = _mm512_add_epi32(
+            _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+            _mm512_set1_epi32(i * (16 / mb)));
+        _mm512_mask_storeu_ps(s + i * ld_s, km, i == 0 ? sums : _mm512_permutexvar_ps(lanes, sums));
+    }
+}
+
 float flat_score_rules__avx512(int n, float *s, const flat_rules_row *r);
 
 #endif

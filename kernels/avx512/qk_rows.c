@@ -152,25 +152,6 @@ gather_q(const int pairs, int m, int mb, int d, const float *restrict qp, float 
         }
 }
 
-/* Lane p of the result = the sum of the lanes of v[p], p < 16. */
-static inline __attribute__((always_inline)) __m512 reduce16(const __m512 v[16])
-{
-    __m512 t[8], u[4];
-#pragma GCC unroll 8
-    for (int p = 0; p < 8; p++) /* lane L: v[2p] 0+2, v[2p+1] 0+2, v[2p] 1+3, v[2p+1] 1+3 */
-        t[p] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * p], v[2 * p + 1]),
-                             _mm512_unpackhi_ps(v[2 * p], v[2 * p + 1]));
-#pragma GCC unroll 4
-    for (int p = 0; p < 4; p++) /* lane L: the sums of v[4p .. 4p+3] over its 4 floats */
-        u[p] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * p], t[2 * p + 1], 0x44),
-                             _mm512_shuffle_ps(t[2 * p], t[2 * p + 1], 0xee));
-    const __m512 w0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44),
-                                    _mm512_shuffle_f32x4(u[0], u[1], 0xee));
-    const __m512 w1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44),
-                                    _mm512_shuffle_f32x4(u[2], u[3], 0xee));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(w0, w1, 0x88), _mm512_shuffle_f32x4(w0, w1, 0xdd));
-}
-
 /* What a call's blocks share: Q rows, and the scales that are the same for
  * every row (kernels.h's scale modes): COLS the scale of each column, CHUNK
  * the maps that widen a row's groups to its chunks, LANES each chunk's map. */
@@ -362,21 +343,7 @@ dot_block(const flat_dtype t, const int sm, const int mb, const int full, int m,
         dot_sub(t, sm, mb, kg, kb, u0, nk, j0 + u0, n, d, ks, dc,
                 &chunk[u0], res);
     }
-    const __m512 sums = reduce16(res); /* lane i*kb + j: row i, key j */
-    const __mmask16 km = flat_tail_mask_avx512(keys);
-#pragma GCC unroll 8
-    for (int i = 0; i < mb; i++) {
-        if (i >= m)
-            break;
-        const __m512 row = i == 0 ? sums
-                                  : _mm512_permutexvar_ps(
-                                        _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10,
-                                                                          9, 8, 7, 6, 5, 4, 3, 2,
-                                                                          1, 0),
-                                                         _mm512_set1_epi32(i * kb)),
-                                        sums);
-        _mm512_mask_storeu_ps(s + i * ld_s + j0, km, row);
-    }
+    flat_store_pair_sums_avx512(flat_reduce16_avx512(res), mb, m, keys, s + j0, ld_s);
 }
 
 /* The call's shared scales (quantized K; kernels.h's modes). */

@@ -109,6 +109,80 @@ rows_blocked(const flat_dtype t, const int m_blk, int m, int d, int n, const uin
         block16(t, m_blk, 0, m, n - j, n - j, d, qp, k, j, s + j, ld_s);
 }
 
+/* ---- bf16 K, 1-4 rows: dot products, no transposes ----
+ *
+ * A bf16 K row is already pairs: one 64-byte load is 16 pairs (32 dims),
+ * and one vdpbf16ps against the row's Q pairs adds them to that (row, key)
+ * pair's partial sums, which one reduction tree per 16 pairs turns into
+ * scores (the AVX-512 table's dot kernels, kernels/avx512/qk_rows.c, whose
+ * structure this follows: one row takes keys 8 at a time, 2-4 rows the
+ * block's 16 / mb keys at once). The 16x16 transposes of block16 cost 4x
+ * the multiplies of one row. Q pairs are gathered from the panel once per
+ * call. */
+#define DOT_MAX_PAIRS 288 /* d <= 576 */
+
+static inline __attribute__((always_inline)) void
+dot_sub_bf16(const int mb, const int kg, const int kb, int slot, int nk, int64_t j, int n, int d,
+             const flat_kv_src *ks, const uint32_t *qr, int ldq, __m512 res[16])
+{
+    const int64_t pf = j + kg - 1 + QK_ROWS_PREFETCH < n ? QK_ROWS_PREFETCH * ks->ld : 0;
+    const uint16_t *row[16];
+#pragma GCC unroll 8
+    for (int u = 0; u < kg; u++)
+        row[u] = (const uint16_t *)flat_kv_row(ks, u < nk ? j + u : j, FLAT_BF16);
+    int c0 = 0;
+    for (; c0 < d; c0 += 32) {
+        const int full = d - c0 >= 32;
+        const __mmask32 lm = full ? 0xffffffffu : (__mmask32)((1ull << (d - c0)) - 1);
+#pragma GCC unroll 8
+        for (int u = 0; u < kg; u++) {
+            if (u >= nk)
+                break;
+            _mm_prefetch((const char *)(row[u] + pf + c0), _MM_HINT_T0);
+            const __m512i x = full ? _mm512_loadu_si512(row[u] + c0)
+                                   : _mm512_maskz_loadu_epi16(lm, row[u] + c0);
+#pragma GCC unroll 4
+            for (int i = 0; i < mb; i++)
+                res[i * kb + slot + u] = flat_dp_avx512bf16(
+                    res[i * kb + slot + u], _mm512_loadu_si512(qr + i * ldq + c0 / 2), x);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void
+rows_dot_bf16(const int mb, int m, int d, int n, const uint32_t *restrict qp,
+              const flat_kv_src *k, float *restrict s, int64_t ld_s)
+{
+    const int kb = 16 / mb, kg = mb == 1 ? 8 : kb;
+    const int ldq = (d + 31) / 32 * 16; /* pairs, padded to whole vectors */
+    uint32_t qr[mb * DOT_MAX_PAIRS];
+    const __m512i step = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(MR));
+    for (int i = 0; i < mb; i++) /* row i's pairs (zero past the panel's d/2 and for rows >= m) */
+        for (int c2 = 0; c2 < ldq; c2 += 16) {
+            const int left = (d + 1) / 2 - c2;
+            const __mmask16 lm = i < m && left > 0 ? flat_tail_mask_avx512(left < 16 ? left : 16) : 0;
+            _mm512_storeu_si512(qr + i * ldq + c2,
+                                _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lm, step,
+                                                            qp + (int64_t)c2 * MR + i, 4));
+        }
+    for (int64_t j0 = 0; j0 < n; j0 += kb) {
+        const int keys = n - j0 < kb ? (int)(n - j0) : kb;
+        __m512 res[16];
+#pragma GCC unroll 16
+        for (int p = 0; p < 16; p++)
+            res[p] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+        for (int u0 = 0; u0 < kb; u0 += kg) {
+            const int nk = keys - u0 < kg ? keys - u0 : kg;
+            if (nk <= 0)
+                break;
+            dot_sub_bf16(mb, kg, kb, u0, nk, j0 + u0, n, d, k, qr, ldq, res);
+        }
+        flat_store_pair_sums_avx512(flat_reduce16_avx512(res), mb, m, keys, s + j0, ld_s);
+    }
+}
+
 /* Row counts as the AVX-512 table's: extra multiplies on the panel's zero
  * rows cost nothing while K streams from memory. */
 static inline __attribute__((always_inline)) void
@@ -118,6 +192,17 @@ qk_rows(const flat_dtype t, int m, int d, int n, const float *restrict qp, const
     assert(m >= 1 && m <= MR && d >= 1 && n >= 0);
     assert(n == 0 || (k->data != NULL && ld_s >= n));
     const uint32_t *q = (const uint32_t *)qp;
+    if (t == FLAT_BF16 && m <= 4 && d <= 2 * DOT_MAX_PAIRS) {
+        if (n == 0)
+            return;
+        if (m == 1)
+            rows_dot_bf16(1, m, d, n, q, k, s, ld_s);
+        else if (m == 2)
+            rows_dot_bf16(2, m, d, n, q, k, s, ld_s);
+        else
+            rows_dot_bf16(4, m, d, n, q, k, s, ld_s);
+        return;
+    }
     if (flat_dtype_quantized(t)) { /* three instances: code size (and build time) */
         if (m == 1)
             rows_blocked(t, 1, m, d, n, q, k, s, ld_s);

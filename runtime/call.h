@@ -16,8 +16,9 @@
 
 /* b, kv_head, head0, heads: sequence, kv head, first query head, heads;
  * pos0, pos1: its query positions, blocks of bq from pos0; split: key range,
- * when the tiling splits keys; block: split-KV, its phase-1 task index (-1
- * when its tiling does not split); tiling: 0 plan->t, 1 plan->t_decode. */
+ * when the tiling splits keys; block: split-KV, the slot of its block's
+ * first partial rows (its own: block + split; -1 when its tiling does not
+ * split); tiling: 0 plan->t, 1 plan->t_decode. */
 typedef flat_unit_view flat_unit;
 
 struct flat_plan {
@@ -39,6 +40,7 @@ struct flat_plan {
     int64_t *order;    /* [n_units]: the sort's tie-break, kept with the plan */
     int64_t scratch_floats; /* one worker's scratch */
     int64_t split_floats;   /* one (block, split)'s partial rows (the larger tiling's) */
+    int64_t split_units;    /* units that split: slots of split_floats in the workspace */
     size_t workspace_bytes;
     char describe[1536];
 };
@@ -60,12 +62,13 @@ static inline const flat_tiling *flat_plan_tiling(const struct flat_plan *plan,
 /* The partitioner (partition.c): how many units one tiling makes for
  * `workers`; and the units of all the plan's tilings (tilings[k] for units
  * of tiling k), heaviest first, with their costs (order: scratch for the
- * sort, one entry per unit) and the first unit of each split block
- * (merge_units, at most one entry per unit). Returns the split blocks. */
+ * sort, one entry per unit), the first unit of each split block
+ * (merge_units, at most one entry per unit) and the units that split
+ * (*split_units: the partial-row slots). Returns the split blocks. */
 int64_t flat_partition_count(const flat_problem *p, const flat_tiling *t, int workers);
 int64_t flat_partition_fill(const flat_problem *p, const flat_tiling *const *tilings,
                             int n_tilings, int workers, flat_unit *units, float *costs,
-                            int64_t *order, int64_t *merge_units);
+                            int64_t *order, int64_t *merge_units, int64_t *split_units);
 
 /* Phase 0: unit i as worker `worker`. Phase 1: merge of split block i. */
 void flat_plan_run_unit(const flat_plan *plan, int64_t i, int worker, void *workspace);

@@ -168,7 +168,7 @@ static int64_t fill_tiling(const flat_problem *p, const flat_tiling *t, int whic
 
 int64_t flat_partition_fill(const flat_problem *p, const flat_tiling *const *tilings,
                             int n_tilings, int workers, flat_unit *units, float *costs,
-                            int64_t *order, int64_t *merge_units)
+                            int64_t *order, int64_t *merge_units, int64_t *split_units)
 {
     int64_t n = 0, merges = 0;
     for (int k = 0; k < n_tilings; k++)
@@ -179,15 +179,18 @@ int64_t flat_partition_fill(const flat_problem *p, const flat_tiling *const *til
     }
     /* A block's splits cost the same and were made one after another, so
      * they stay together in cost order, split 0 first: phase-1 task k merges
-     * the block whose splits start at unit merge_units[k]. */
+     * the block whose splits start at unit merge_units[k]. Their partial
+     * rows are consecutive slots from `block` on (split units only). */
     sort_by_cost(units, costs, order, n);
+    int64_t slots = 0;
     for (int64_t i = 0; i < n;) {
         int splits = tilings[units[i].tiling]->splits;
         for (int s = 0; s < splits; s++)
-            units[i + s].block = (int32_t)(splits > 1 ? merges : -1);
+            units[i + s].block = (int32_t)(splits > 1 ? slots : -1);
         if (splits > 1)
-            merge_units[merges++] = i;
+            merge_units[merges++] = i, slots += splits;
         i += splits;
     }
+    *split_units = slots;
     return merges;
 }

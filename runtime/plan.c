@@ -168,10 +168,11 @@ flat_status flat_plan_build(const flat_problem *p, const flat_ukernels *uk,
     lay_out(plan, units, c);
     const flat_tiling *tl[2] = {&plan->t, &plan->t_decode};
     plan->n_merges = flat_partition_fill(&plan->p, tl, n_tilings, plan->workers, plan->units,
-                                         plan->costs, plan->order, plan->merge_units);
+                                         plan->costs, plan->order, plan->merge_units,
+                                         &plan->split_units);
     size_buffers(plan);
     plan->workspace_bytes = (size_t)(plan->scratch_floats * plan->workers +
-                                     plan->split_floats * units) * sizeof(float);
+                                     plan->split_floats * plan->split_units) * sizeof(float);
     describe(plan);
     *out = plan;
     return FLAT_OK;
@@ -261,7 +262,7 @@ void flat_plan_run_unit(const flat_plan *plan, int64_t i, int worker, void *work
     flat_scratch ws;
     flat_scratch_init(&ws, mem, &plan->p, t);
     flat_attend_unit(&plan->p, t, plan->uk, u, &ws,
-                     t->splits > 1 ? parts + i * plan->split_floats : NULL);
+                     t->splits > 1 ? parts + (u->block + u->split) * plan->split_floats : NULL);
 }
 
 void flat_plan_run_merge(const flat_plan *plan, int64_t i, void *workspace)
@@ -271,7 +272,7 @@ void flat_plan_run_merge(const flat_plan *plan, int64_t i, void *workspace)
     float *parts = (float *)workspace + plan->scratch_floats * plan->workers;
     flat_task block = {u->b, u->kv_head, u->head0, u->pos0, u->heads, u->pos1 - u->pos0, 0};
     flat_merge_splits(&plan->p, flat_plan_tiling(plan, u), plan->uk, &block,
-                      parts + first * plan->split_floats, plan->split_floats);
+                      parts + u->block * plan->split_floats, plan->split_floats);
 }
 
 flat_status flat_plan_run_task(const flat_plan *plan, int phase, int64_t task, int worker,

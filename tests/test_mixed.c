@@ -10,7 +10,8 @@
  * Every kernel table, 1 and 2 threads, f32 and bf16 pools, pages of 16 and
  * 7 in both layouts, kinds interleaved (a 0-query sequence among them), the
  * planner's splits and forced ones; every mixed call also against the double
- * reference, and its plan naming both paths.
+ * reference, its plan naming both paths, and every plan's workspace within
+ * flat_plan_workspace_bound.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -201,6 +202,13 @@ static plan_seen call(const world *w, unsigned use, const flat_options *opt, int
         s = flat_plan_execute(plan, NULL);
     if (s != FLAT_OK)
         fail_msg("call of sequences %#x: %s: %s", use, flat_status_string(s), flat_last_error());
+    int64_t most_q = 0, most_kv = 0;
+    for (int i = 0; i < n; i++)
+        most_q = flat_max(most_q, c->count[from[i]]), most_kv = flat_max(most_kv, seq[i]);
+    size_t bound = flat_plan_workspace_bound(n, c->Hq, c->Hkv, most_q, most_kv, D, D, opt);
+    if (flat_plan_workspace_size(plan) > bound)
+        fail_msg("call of sequences %#x: workspace %zu over flat_plan_workspace_bound %zu (%s)",
+                 use, flat_plan_workspace_size(plan), bound, flat_plan_describe(plan));
     plan_seen seen = {{plan->t.splits, plan->t.splits}, plan->n_tilings > 1};
     if (seen.mixed)
         seen.splits[1] = plan->t_decode.splits;

@@ -75,7 +75,7 @@ build_suite() {
     cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release \
           -DFLAT_BUILD_BENCHMARKS=ON -DFLAT_BUILD_TESTS=OFF >/dev/null
     cmake --build "$build" -j "$(nproc)" --target flat_benchmarks flat-bench flat-bench-memory \
-        flat-bench-engine flat-bench-extreme flat-bench-invariance \
+        flat-bench-engine flat-bench-extreme flat-bench-invariance flat-bench-mixed \
         >/dev/null
 }
 
@@ -163,6 +163,15 @@ run_invariance() {
     local flags=(--shapes "$shapes")
     [ "$quick" = 1 ] && flags+=(--quick)
     "$build/benchmarks/flat-bench-invariance" "${flags[@]}" </dev/null | tee "$out/invariance.md"
+}
+
+# A server step (8 decodes + a 64-query prefill chunk, bf16 pages of 16) as
+# one ragged call against its parts called apart, at 1 and 2 threads.
+run_mixed() {
+    log "mixed step: decodes + a prefill chunk in one call vs apart"
+    local flags=()
+    [ "$quick" = 1 ] && flags+=(--quick)
+    "$build/benchmarks/flat-bench-mixed" "${flags[@]}" </dev/null | tee "$out/mixed.md"
 }
 
 machine() {
@@ -333,6 +342,12 @@ write_results_md() {
              "without, calls alternating in pairs; opt-in (flat.h)."
         sed 's/^## Batch invariance.*//' "$out/invariance.md"
         echo
+        echo "## Mixed calls"
+        echo
+        echo "From \`flat-bench-mixed\` in the same run: decodes and a prefill chunk in one" \
+             "ragged paged call against the two calls apart (issue 21: <= 1.05x)."
+        sed 's/^## Mixed step//' "$out/mixed.md"
+        echo
         echo "## Memory"
         echo
         cat "$out/memory.md"
@@ -368,6 +383,7 @@ run_memory
 run_engine
 run_extreme
 run_invariance
+run_mixed
 plot
 numbers_status=0
 check_numbers || numbers_status=1

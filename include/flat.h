@@ -174,7 +174,9 @@ typedef enum {
 
 typedef enum {
     FLAT_DATAFLOW_AUTO = 0, /* the planner picks: DECODE for few query rows per kv
-                               head, else FLAT when its rows fit L2, else FLASH */
+                               head (at most 32: GQA group x queries), else FLAT
+                               when its rows fit L2, else FLASH; per sequence in a
+                               ragged call (flat_paged_kv.q_offsets) */
     FLAT_DATAFLOW_FLAT,     /* exact softmax over whole logit rows */
     FLAT_DATAFLOW_FLASH,    /* online softmax over key blocks */
     FLAT_DATAFLOW_DECODE    /* (0.2) online softmax over key blocks, K and V read in
@@ -391,9 +393,18 @@ FLAT_API flat_status flat_attention(const flat_tensor *q, const flat_tensor *k,
  * bitwise those of flat_attention on the same data laid out contiguously
  * (same options, ISA and thread count; not on FLAT_ISA_AVX512_BF16, whose key
  * pairs follow page boundaries: within its bound). With q_offsets they are
- * within the same accuracy bound (bitwise without a window; a window's
- * skipped key blocks follow the query blocks, which the ragged rows place
- * differently). Rows of q that no sequence owns are neither read nor written
+ * within the same accuracy bound (bitwise without a window when every
+ * sequence is of one kind, below; a window's skipped key blocks follow the
+ * query blocks, which the ragged rows place differently). Two kinds (0.3):
+ * under FLAT_DATAFLOW_AUTO a sequence of at most 32 query rows per kv head
+ * (q.heads / heads x its queries: a decode, a speculative verification)
+ * takes the decode path and a longer one (a prefill chunk) the GEMM-shaped
+ * path, each kind planned as a call of only its sequences would be, so a
+ * mixed step costs what its parts cost apart, and each row is bitwise that
+ * of the ragged call of just the sequences of its kind (same options and
+ * thread count) unless the two calls differ in splitting keys (split-KV
+ * counts the whole call's tasks; with FLAT_FLAG_BATCH_INVARIANT it changes
+ * no bits). Rows of q that no sequence owns are neither read nor written
  * (their out rows and lse stay as they were). The caller owns every array;
  * flat reads them during the call (a plan copies what it needs when it is
  * made). Pages past a sequence's seq_lens[b] tokens are never read, and their

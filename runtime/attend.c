@@ -164,7 +164,7 @@ static void attend_ranges(const flat_problem *p, const flat_tiling *plan, const 
             flat_rows_flash(p, plan, uk, task, rows, b, e, ws);
         flat_write_partial(p, task, ws, ws->parts + c * stride);
     }
-    flat_merge_splits(p, &merged, uk, task, ws->parts);
+    flat_merge_splits(p, &merged, uk, task, ws->parts, stride);
 }
 
 void flat_attend_task(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,

@@ -57,6 +57,7 @@ typedef struct {
     int32_t b, kv_head, head0, heads;
     int32_t pos0, pos1;
     int32_t split, block;
+    int32_t tiling; /* which of the plan's tilings (call.h) it runs under */
 } flat_unit_view;
 
 /* Floats of one split's partial rows: rows x (v_dim + 2), (O, m, l) per row. */
@@ -74,10 +75,11 @@ void flat_attend_unit(const flat_problem *p, const flat_tiling *plan, const flat
 void flat_attend_task(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                       const flat_task *task, flat_scratch *ws, float *part);
 
-/* Merges the plan->splits partial results of block t (parts of every split,
- * consecutive) into out and lse, weighting each by 2^(m_split - m); the
- * first split's rows are overwritten with the merged, unnormalised rows. */
+/* Merges the plan->splits partial results of block t (split s's rows at
+ * parts + s * stride floats) into out and lse, weighting each by
+ * 2^(m_split - m); the first split's rows are overwritten with the merged,
+ * unnormalised rows. */
 void flat_merge_splits(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
-                       const flat_task *t, float *parts);
+                       const flat_task *t, float *parts, int64_t stride);
 
 #endif

@@ -47,11 +47,10 @@ void flat_write_partial(const flat_problem *p, const flat_task *t, const flat_sc
  * the splits that saw keys; lse likewise. A NaN l (poisoned split) makes the
  * row NaN, as it would without splitting. */
 void flat_merge_splits(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
-                       const flat_task *t, float *parts)
+                       const flat_task *t, float *parts, int64_t stride)
 {
     const flat_task task = *t;
-    int rows = task.heads * task.positions;
-    int64_t stride = flat_split_floats(p, plan); /* a short last block uses fewer rows */
+    int rows = task.heads * task.positions; /* a short last block uses fewer than stride holds */
     for (int r = 0; r < rows; r++) {
         int64_t h = task.head0 + r / task.positions, pos = task.pos0 + r % task.positions;
         float *sum = parts + (int64_t)r * (p->v_dim + 2); /* split 0's row, read first */

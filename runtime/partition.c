@@ -7,7 +7,9 @@
  * packs its K again. With split-KV every (block, key range) is a unit.
  * Units run heaviest first (LPT: any free worker takes the next), so
  * causal triangles and ragged batches end together: the costs are the
- * visible query-key pairs times the head dims, plus K packing. */
+ * visible query-key pairs times the head dims, plus K packing. A mixed
+ * call's two tilings (tiling.h, flat_part) each make their units, which are
+ * then sorted together: decode units fill in around the chunk's. */
 #include <string.h>
 
 #include "call.h"
@@ -25,9 +27,10 @@ static int64_t head_tasks(const flat_problem *p, const flat_tiling *t)
     return (group + t->heads_per_task - 1) / t->heads_per_task;
 }
 
+/* Query blocks of sequence b under tiling t (0 outside t's part). */
 static int64_t blocks_of(const flat_problem *p, const flat_tiling *t, int64_t b)
 {
-    return (flat_q_len_of(p, b) + t->bq - 1) / t->bq;
+    return (flat_part_q_len(p, t->part, b) + t->bq - 1) / t->bq;
 }
 
 /* Ranges of blocks per group: as many as UNITS_PER_WORKER units need. */
@@ -142,8 +145,9 @@ static int64_t fill_group(const flat_problem *p, const flat_tiling *t, flat_unit
     return n;
 }
 
-void flat_partition_fill(const flat_problem *p, const flat_tiling *t, int workers,
-                         flat_unit *units, float *costs, int64_t *order)
+/* The units of one tiling (index `which` of the plan's), unsorted. */
+static int64_t fill_tiling(const flat_problem *p, const flat_tiling *t, int which, int workers,
+                           flat_unit *units)
 {
     int64_t n = 0, ranges = ranges_per_group(p, t, workers), group = p->q_heads / p->kv_heads;
     for (int64_t b = 0; b < p->batch; b++) {
@@ -153,18 +157,40 @@ void flat_partition_fill(const flat_problem *p, const flat_tiling *t, int worker
         for (int64_t kvh = 0; kvh < p->kv_heads; kvh++)
             for (int64_t ht = 0; ht < head_tasks(p, t); ht++) {
                 flat_unit g = {(int32_t)b, (int32_t)kvh,
-                               (int32_t)(kvh * group + ht * t->heads_per_task), 0, 0, 0, 0, 0};
+                               (int32_t)(kvh * group + ht * t->heads_per_task), 0, 0, 0, 0, 0,
+                               which};
                 g.heads = (int32_t)flat_min(t->heads_per_task, (kvh + 1) * group - g.head0);
                 n += fill_group(p, t, g, blocks, flat_min(blocks, ranges), units + n);
             }
     }
+    return n;
+}
+
+int64_t flat_partition_fill(const flat_problem *p, const flat_tiling *const *tilings,
+                            int n_tilings, int workers, flat_unit *units, float *costs,
+                            int64_t *order, int64_t *merge_units, int64_t *split_units)
+{
+    int64_t n = 0, merges = 0;
+    for (int k = 0; k < n_tilings; k++)
+        n += fill_tiling(p, tilings[k], k, workers, units + n);
     for (int64_t i = 0; i < n; i++) {
-        costs[i] = unit_cost(p, t, &units[i]);
+        costs[i] = unit_cost(p, tilings[units[i].tiling], &units[i]);
         order[i] = i;
     }
     /* A block's splits cost the same and were made one after another, so
-     * they stay together in cost order; phase-1 task k is block k. */
+     * they stay together in cost order, split 0 first: phase-1 task k merges
+     * the block whose splits start at unit merge_units[k]. Their partial
+     * rows are consecutive slots from `block` on (split units only). */
     sort_by_cost(units, costs, order, n);
-    for (int64_t i = 0; i < n; i++)
-        units[i].block = (int32_t)(i / t->splits);
+    int64_t slots = 0;
+    for (int64_t i = 0; i < n;) {
+        int splits = tilings[units[i].tiling]->splits;
+        for (int s = 0; s < splits; s++)
+            units[i + s].block = (int32_t)(splits > 1 ? slots : -1);
+        if (splits > 1)
+            merge_units[merges++] = i, slots += splits;
+        i += splits;
+    }
+    *split_units = slots;
+    return merges;
 }

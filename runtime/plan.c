@@ -9,6 +9,9 @@
 #include "fork.h"
 #include "parallel.h"
 
+#define FLAT_STR_(x) #x
+#define FLAT_STR(x) FLAT_STR_(x)
+
 /* The index arrays a problem points to, copied into the plan so a plan
  * never reads the caller's arrays after it is made. */
 typedef struct {
@@ -30,7 +33,7 @@ static size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 static size_t plan_bytes(int64_t units, plan_copies c)
 {
     return align64(sizeof(struct flat_plan)) + align64((size_t)units * sizeof(flat_unit)) +
-           align64((size_t)units * sizeof(float)) + align64((size_t)units * sizeof(int64_t)) +
+           align64((size_t)units * sizeof(float)) + 2 * align64((size_t)units * sizeof(int64_t)) +
            align64((size_t)(c.kv_lens + c.q_offsets + c.block_table + c.sinks + c.alibi) * 4);
 }
 
@@ -65,6 +68,8 @@ static void lay_out(struct flat_plan *plan, int64_t units, plan_copies c)
     at += align64((size_t)units * sizeof(float));
     plan->order = (int64_t *)(void *)at;
     at += align64((size_t)units * sizeof(int64_t));
+    plan->merge_units = (int64_t *)(void *)at;
+    at += align64((size_t)units * sizeof(int64_t));
     int32_t *ints = (int32_t *)(void *)at;
     plan->p.kv_lens = copy_ints(&ints, plan->p.kv_lens, c.kv_lens);
     plan->p.q_offsets = copy_ints(&ints, plan->p.q_offsets, c.q_offsets);
@@ -73,24 +78,54 @@ static void lay_out(struct flat_plan *plan, int64_t units, plan_copies c)
     plan->p.alibi_slopes = copy_floats(&ints, plan->p.alibi_slopes, c.alibi);
 }
 
+static const char *dataflow_name(const flat_tiling *t)
+{
+    return t->k_in_place ? "DECODE" : t->dataflow == FLAT_DATAFLOW_FLAT ? "FLAT" : "FLASH";
+}
+
+/* A mixed call's decode part, after the GEMM-shaped part's fields. */
+static void describe_decode_part(const flat_tiling *t, char *at, size_t room)
+{
+    snprintf(at, room,
+             "; mixed call: sequences of <= " FLAT_STR(FLAT_DECODE_MAX_ROWS) " rows per kv head "
+             "on the decode path (rows=%d Bk=%d blocks=%lld splits=%d because %s)",
+             t->rows, t->bk, (long long)t->tasks, t->splits, t->reason);
+}
+
 static void describe(struct flat_plan *plan)
 {
     const flat_problem *p = &plan->p;
     const flat_tiling *t = &plan->t;
+    int mixed = plan->n_tilings > 1;
     snprintf(plan->describe, sizeof plan->describe,
-             "isa=%s dataflow=%s B=%lld Hq=%lld Hkv=%lld Nq=%lld Nk=%lld D=%lld Dv=%lld "
+             "isa=%s dataflow=%s%s B=%lld Hq=%lld Hkv=%lld Nq=%lld Nk=%lld D=%lld Dv=%lld "
              "causal=%d visible=%lld%s%s rows=%d (heads %d x positions %d) Bk=%d blocks=%lld "
              "splits=%d tasks=%lld workers=%d because %s%s",
-             plan->uk->name,
-             t->k_in_place                       ? "DECODE"
-             : t->dataflow == FLAT_DATAFLOW_FLAT ? "FLAT"
-                                                 : "FLASH",
+             plan->uk->name, dataflow_name(t), mixed ? "+DECODE" : "",
              (long long)p->batch, (long long)p->q_heads, (long long)p->kv_heads,
              (long long)p->q_len, (long long)p->kv_len, (long long)p->dim, (long long)p->v_dim,
              p->causal, (long long)p->kv_visible, p->paged ? " paged" : "",
              p->q_offsets ? " ragged" : "", t->rows, t->heads_per_task, t->bq, t->bk,
              (long long)t->tasks, t->splits, (long long)plan->n_units, plan->workers, t->reason,
              flat_fork_threads_lost() ? "; one thread: forked after threaded calls" : "");
+    if (mixed) {
+        size_t used = strlen(plan->describe);
+        describe_decode_part(&plan->t_decode, plan->describe + used,
+                             sizeof plan->describe - used);
+    }
+}
+
+/* Sizes the packed K of each tiling, the scratch a worker needs for any of
+ * them and the partial rows of a split unit. */
+static void size_buffers(struct flat_plan *plan)
+{
+    const flat_tiling *tl[2] = {&plan->t, &plan->t_decode};
+    plan->scratch_floats = plan->split_floats = 0;
+    for (int k = 0; k < plan->n_tilings; k++) {
+        plan->scratch_floats = flat_max(plan->scratch_floats, flat_scratch_floats(&plan->p, tl[k]));
+        if (tl[k]->splits > 1)
+            plan->split_floats = flat_max(plan->split_floats, flat_split_floats(&plan->p, tl[k]));
+    }
 }
 
 flat_status flat_plan_build(const flat_problem *p, const flat_ukernels *uk,
@@ -102,12 +137,22 @@ flat_status flat_plan_build(const flat_problem *p, const flat_ukernels *uk,
      * plan for one thread, so its tiles suit that and describe says so. */
     if (flat_fork_threads_lost())
         threads = 1;
-    flat_tiling t;
-    flat_tiling_choose(p, uk, requested, threads, &t);
-    if (force_splits > 0 && !t.invariant) /* its ranges are part of the bits */
-        flat_tiling_set_splits(&t, force_splits, threads > 0 ? threads : t.threads);
-    int64_t units = flat_partition_count(p, &t, t.threads);
-    flat_tiling_size_k(p, uk, &t, units == t.tasks);
+    flat_tiling t[2];
+    int n_tilings = flat_tiling_choose_parts(p, uk, requested, threads, t);
+    int64_t units = 0, work = 0;
+    for (int k = 0; k < n_tilings; k++) {
+        if (force_splits > 0 && !t[k].invariant) /* its ranges are part of the bits */
+            flat_tiling_set_splits(&t[k], force_splits, threads > 0 ? threads : t[k].threads);
+        work += t[k].tasks * t[k].splits;
+    }
+    if (force_splits > 0 && n_tilings > 1) /* the parts' tasks share the threads */
+        t[0].threads = t[1].threads = (int)flat_max(
+            1, flat_min(threads > 0 ? threads : flat_parallel_default_threads(), work));
+    for (int k = 0; k < n_tilings; k++) {
+        int64_t n = flat_partition_count(p, &t[k], t[k].threads);
+        flat_tiling_size_k(p, uk, &t[k], n == t[k].tasks);
+        units += n;
+    }
     plan_copies c = copies_of(p);
     struct flat_plan *plan = malloc(plan_bytes(units, c));
     if (!plan)
@@ -115,17 +160,19 @@ flat_status flat_plan_build(const flat_problem *p, const flat_ukernels *uk,
                           plan_bytes(units, c));
     plan->p = *p;
     plan->uk = uk;
-    plan->t = t;
-    plan->workers = t.threads;
+    plan->t = t[0];
+    plan->t_decode = n_tilings > 1 ? t[1] : t[0];
+    plan->n_tilings = n_tilings;
+    plan->workers = t[0].threads;
     plan->n_units = units;
     lay_out(plan, units, c);
-    flat_partition_fill(&plan->p, &plan->t, plan->workers, plan->units, plan->costs,
-                        plan->order);
-    plan->n_merges = t.splits > 1 ? units / t.splits : 0;
-    plan->scratch_floats = flat_scratch_floats(&plan->p, &plan->t);
-    plan->split_floats = t.splits > 1 ? flat_split_floats(&plan->p, &plan->t) : 0;
+    const flat_tiling *tl[2] = {&plan->t, &plan->t_decode};
+    plan->n_merges = flat_partition_fill(&plan->p, tl, n_tilings, plan->workers, plan->units,
+                                         plan->costs, plan->order, plan->merge_units,
+                                         &plan->split_units);
+    size_buffers(plan);
     plan->workspace_bytes = (size_t)(plan->scratch_floats * plan->workers +
-                                     plan->split_floats * units) * sizeof(float);
+                                     plan->split_floats * plan->split_units) * sizeof(float);
     describe(plan);
     *out = plan;
     return FLAT_OK;
@@ -210,19 +257,22 @@ void flat_plan_run_unit(const flat_plan *plan, int64_t i, int worker, void *work
 {
     float *mem = (float *)workspace + plan->scratch_floats * worker;
     float *parts = (float *)workspace + plan->scratch_floats * plan->workers;
+    const flat_unit *u = &plan->units[i];
+    const flat_tiling *t = flat_plan_tiling(plan, u);
     flat_scratch ws;
-    flat_scratch_init(&ws, mem, &plan->p, &plan->t);
-    flat_attend_unit(&plan->p, &plan->t, plan->uk, &plan->units[i], &ws,
-                     plan->t.splits > 1 ? parts + i * plan->split_floats : NULL);
+    flat_scratch_init(&ws, mem, &plan->p, t);
+    flat_attend_unit(&plan->p, t, plan->uk, u, &ws,
+                     t->splits > 1 ? parts + (u->block + u->split) * plan->split_floats : NULL);
 }
 
 void flat_plan_run_merge(const flat_plan *plan, int64_t i, void *workspace)
 {
-    const flat_unit *u = &plan->units[i * plan->t.splits];
+    int64_t first = plan->merge_units[i];
+    const flat_unit *u = &plan->units[first];
     float *parts = (float *)workspace + plan->scratch_floats * plan->workers;
     flat_task block = {u->b, u->kv_head, u->head0, u->pos0, u->heads, u->pos1 - u->pos0, 0};
-    flat_merge_splits(&plan->p, &plan->t, plan->uk, &block,
-                      parts + i * plan->t.splits * plan->split_floats);
+    flat_merge_splits(&plan->p, flat_plan_tiling(plan, u), plan->uk, &block,
+                      parts + u->block * plan->split_floats, plan->split_floats);
 }
 
 flat_status flat_plan_run_task(const flat_plan *plan, int phase, int64_t task, int worker,

@@ -10,7 +10,11 @@
  *     panels.
  *   - otherwise FLASH streams key blocks of bk, whose buffer does not grow
  *     with kv_len.
- * Sizes follow the visible keys (max kv_lens), never the cache's capacity. */
+ * Sizes follow the visible keys (max kv_lens), never the cache's capacity.
+ * The choice is per sequence: under AUTO a call with sequences of both kinds
+ * (decodes beside a prefill chunk) gets a tiling for each kind, sized as a
+ * call of only those sequences would be, so a decode row is not pushed onto
+ * the GEMM-shaped path (and K packing) by a chunk in the same call. */
 #include <stdio.h>
 #include <string.h>
 
@@ -51,7 +55,7 @@ static int64_t count_tasks(const flat_problem *p, const flat_tiling *plan)
     int64_t group = p->q_heads / p->kv_heads, q_blocks = 0;
     int64_t head_tasks = (group + plan->heads_per_task - 1) / plan->heads_per_task;
     for (int64_t b = 0; b < p->batch; b++)
-        q_blocks += (flat_q_len_of(p, b) + plan->bq - 1) / plan->bq;
+        q_blocks += (flat_part_q_len(p, plan->part, b) + plan->bq - 1) / plan->bq;
     return p->kv_heads * head_tasks * q_blocks;
 }
 
@@ -68,10 +72,36 @@ static int choose_splits(const flat_problem *p, const flat_ukernels *uk, int64_t
     return (int)flat_max(1, flat_min(want, most));
 }
 
+/* The most keys a sequence of the part sees (kv_visible for the whole call). */
+static int64_t part_kv_visible(const flat_problem *p, int part)
+{
+    if (part == FLAT_PART_ALL)
+        return p->kv_visible;
+    int64_t most = 0;
+    for (int64_t b = 0; b < p->batch; b++)
+        if (flat_part_q_len(p, part, b) > 0)
+            most = flat_max(most, flat_kv_len_of(p, b));
+    return most;
+}
+
+/* The call as a call of only the part's sequences would be: its longest
+ * query run and its most visible keys (what the tiling is sized by). */
+static flat_problem part_problem(const flat_problem *p, int part)
+{
+    flat_problem sub = *p;
+    if (part != FLAT_PART_ALL) {
+        sub.q_len = 0;
+        for (int64_t b = 0; b < p->batch; b++)
+            sub.q_len = flat_max(sub.q_len, flat_part_q_len(p, part, b));
+        sub.kv_visible = part_kv_visible(p, part);
+    }
+    return sub;
+}
+
 void flat_tiling_size_k(const flat_problem *p, const flat_ukernels *uk, flat_tiling *plan,
                         int one_block_units)
 {
-    int64_t kv_pad = flat_round_up(p->kv_visible, uk->nr);
+    int64_t kv_pad = flat_round_up(part_kv_visible(p, plan->part), uk->nr);
     plan->k_panels = kv_pad / uk->nr;
     plan->stream_k = !plan->k_in_place && (one_block_units || plan->splits > 1);
     plan->k_floats = plan->k_in_place ? 0
@@ -144,16 +174,16 @@ static void plan_decode(const flat_problem *p, const flat_ukernels *uk, int64_t 
     plan->pv_keys = plan->bk;
 }
 
-void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,
-                      int num_threads, flat_tiling *plan)
+/* Everything but split-KV for the sequences of plan->part (p: the call as
+ * part_problem sees it): dataflow, task shape, key blocks, the invariant
+ * grid, and why (plan->why, plan->sizes). */
+static void choose_shape(const flat_problem *p, const flat_ukernels *uk,
+                                flat_dataflow requested, int threads, flat_tiling *plan)
 {
     const flat_cpu_info *cpu = flat_cpu();
-    int threads = num_threads > 0 ? num_threads : flat_parallel_default_threads();
     int64_t l2_budget = cpu->l2_bytes / 2; /* the other half: K/V panels streaming */
     int64_t kv_pad = flat_round_up(p->kv_visible, uk->nr);
     int64_t rows_per_kv_head = (p->q_heads / p->kv_heads) * p->q_len;
-    memset(plan, 0, sizeof *plan);
-    plan->nr = uk->nr;
 
     /* FLAT's row buffer: rows_pad x kv_pad floats must fit the L2 budget. */
     int64_t flat_rows = l2_budget / (flat_max(kv_pad, uk->nr) * 4) / uk->mr * uk->mr;
@@ -206,37 +236,106 @@ void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dat
     if (plan->invariant)
         plan->ranges =
             (int)flat_max(1, (p->kv_visible + plan->split_keys - 1) / plan->split_keys);
+    plan->why = why;
+    snprintf(plan->sizes, sizeof plan->sizes,
+             "(%lld rows per kv head; FLAT rows fitting L2/2=%lldKiB at %lld visible keys: "
+             "%lld of %lld)",
+             (long long)rows_per_kv_head, (long long)(l2_budget >> 10),
+             (long long)p->kv_visible, (long long)flat_rows, (long long)useful_rows);
+}
+
+/* Split-KV and what follows from it; call_tasks: the tasks of the whole call
+ * (both parts of a mixed call), which decide whether keys are cut. */
+static void choose_splits_for(const flat_problem *p, const flat_ukernels *uk,
+                              flat_dataflow requested, int threads, int64_t call_tasks,
+                              flat_tiling *plan)
+{
     /* FLAT cannot split (its softmax needs whole rows); a one-phase plan has
      * no merges, so it does not split either. Batch-invariant: the ranges as
      * split-KV units when the tasks alone cannot occupy the threads, else
      * (and always in a one-phase plan) inside each task, with the same bits. */
     const int one_phase = (p->flags & FLAT_FLAG_ONE_PHASE) != 0;
     int splits = plan->invariant
-                     ? (one_phase || plan->tasks >= (int64_t)TASKS_PER_THREAD * threads
+                     ? (one_phase || call_tasks >= (int64_t)TASKS_PER_THREAD * threads
                             ? 1
                             : plan->ranges)
                  : (plan->dataflow == FLAT_DATAFLOW_FLAT && requested == FLAT_DATAFLOW_FLAT) ||
                          one_phase
                      ? 1
-                     : choose_splits(p, uk, plan->tasks, threads);
+                     : choose_splits(p, uk, call_tasks, threads);
     flat_dataflow before_split = plan->dataflow;
     flat_tiling_set_splits(plan, splits, threads);
     flat_tiling_size_k(p, uk, plan, plan->tasks == p->batch * p->kv_heads);
     /* Split-KV turns a FLAT choice into FLASH: the reason is then the split,
      * not the row buffer (which names the other dataflow). */
-    if (before_split != plan->dataflow)
-        why = "split-KV (too few tasks per thread) needs key ranges, which FLASH walks; "
-              "FLAT's row buffer would fit L2";
-    snprintf(plan->reason, sizeof plan->reason,
-             "%s (%lld rows per kv head; FLAT rows fitting L2/2=%lldKiB at %lld visible keys: "
-             "%lld of %lld)%s%s",
-             why, (long long)rows_per_kv_head, (long long)(l2_budget >> 10),
-             (long long)p->kv_visible, (long long)flat_rows, (long long)useful_rows,
+    snprintf(plan->reason, sizeof plan->reason, "%s %s%s%s",
+             before_split != plan->dataflow
+                 ? "split-KV (too few tasks per thread) needs key ranges, which FLASH walks; "
+                   "FLAT's row buffer would fit L2"
+                 : plan->why,
+             plan->sizes,
              plan->invariant ? "; batch-invariant: fixed key grid and split ranges"
              : plan->splits > 1 && before_split == plan->dataflow
                  ? "; split-KV: too few tasks per thread"
                  : "",
              plan->stream_k ? "; K packed chunk by chunk (read once)" : "");
+}
+
+static int resolve_threads(int num_threads)
+{
+    return num_threads > 0 ? num_threads : flat_parallel_default_threads();
+}
+
+static void choose_part(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,
+                        int threads, int part, flat_tiling *plan)
+{
+    memset(plan, 0, sizeof *plan);
+    plan->nr = uk->nr;
+    plan->part = part;
+    flat_problem sub = part_problem(p, part);
+    choose_shape(&sub, uk, requested, threads, plan);
+}
+
+void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,
+                        int num_threads, flat_tiling *plan)
+{
+    int threads = resolve_threads(num_threads);
+    choose_part(p, uk, requested, threads, FLAT_PART_ALL, plan);
+    choose_splits_for(p, uk, requested, threads, plan->tasks, plan);
+}
+
+/* AUTO, and sequences with queries on both sides of FLAT_DECODE_MAX_ROWS. */
+static int mixed_call(const flat_problem *p, flat_dataflow requested)
+{
+    int decode = 0, gemm = 0;
+    if (requested != FLAT_DATAFLOW_AUTO)
+        return 0;
+    for (int64_t b = 0; b < p->batch && !(decode && gemm); b++) {
+        decode |= flat_part_q_len(p, FLAT_PART_DECODE, b) > 0;
+        gemm |= flat_part_q_len(p, FLAT_PART_GEMM, b) > 0;
+    }
+    return decode && gemm;
+}
+
+int flat_tiling_choose_parts(const flat_problem *p, const flat_ukernels *uk,
+                             flat_dataflow requested, int num_threads, flat_tiling parts[2])
+{
+    if (!mixed_call(p, requested)) {
+        flat_tiling_choose(p, uk, requested, num_threads, &parts[0]);
+        return 1;
+    }
+    int threads = resolve_threads(num_threads);
+    choose_part(p, uk, requested, threads, FLAT_PART_GEMM, &parts[0]);
+    choose_part(p, uk, requested, threads, FLAT_PART_DECODE, &parts[1]);
+    int64_t call_tasks = parts[0].tasks + parts[1].tasks, units = 0;
+    for (int i = 0; i < 2; i++) {
+        flat_problem sub = part_problem(p, parts[i].part);
+        choose_splits_for(&sub, uk, requested, threads, call_tasks, &parts[i]);
+        units += parts[i].tasks * parts[i].splits;
+    }
+    /* Both parts' tasks share the call's threads. */
+    parts[0].threads = parts[1].threads = (int)flat_max(1, flat_min(threads, units));
+    return 2;
 }
 
 void flat_tiling_bound(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,

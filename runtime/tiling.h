@@ -5,8 +5,20 @@
 #include "problem.h"
 #include "ukernel.h"
 
+/* Which sequences of a call a tiling covers. A call under AUTO whose
+ * sequences are of both kinds (a server step: decodes beside a prefill
+ * chunk) gets one tiling per kind, each the one a call of only those
+ * sequences would get (split-KV aside: tiling.c), so every sequence takes
+ * its own path and the call costs what its parts cost apart. */
+typedef enum {
+    FLAT_PART_ALL = 0,    /* every sequence: one tiling for the call */
+    FLAT_PART_DECODE = 1, /* sequences of 1..FLAT_DECODE_MAX_ROWS rows per kv head */
+    FLAT_PART_GEMM = 2    /* sequences of more rows per kv head */
+} flat_part;
+
 typedef struct {
     flat_dataflow dataflow; /* FLAT or FLASH, never AUTO */
+    int part;               /* flat_part: the sequences this tiling covers */
     int heads_per_task;     /* query heads of one GQA group stacked in a task */
     int bq;                 /* query positions per task */
     int rows;               /* heads_per_task * bq: Q rows a task holds */
@@ -39,7 +51,9 @@ typedef struct {
     int ranges;             /* split_keys ranges over the visible keys: with
                                splits == 1 a task runs them one after another
                                and merges them itself (attend.c) */
-    char reason[320];
+    const char *why;        /* why this dataflow (a static string) */
+    char sizes[200];        /* the figures it was chosen by */
+    char reason[448];       /* why, with what split-KV and K packing added */
 } flat_tiling;
 
 /* Query rows per kv head (GQA group x q_len) up to which AUTO takes the
@@ -55,8 +69,27 @@ typedef struct {
 #define FLAT_INVARIANT_BLOCK_BYTES (1 << 17)
 #define FLAT_INVARIANT_SPLIT_BLOCKS 8
 
+/* One tiling for the whole call (FLAT_PART_ALL), whatever its sequences. */
 void flat_tiling_choose(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,
                       int num_threads, flat_tiling *plan);
+
+/* The call's tilings: one (FLAT_PART_ALL), or, under AUTO with sequences of
+ * both kinds, two: parts[0] FLAT_PART_GEMM, parts[1] FLAT_PART_DECODE, each
+ * as a call of only its sequences would get it, except that split-KV counts
+ * the tasks of both parts and both get the call's threads. Returns how many. */
+int flat_tiling_choose_parts(const flat_problem *p, const flat_ukernels *uk,
+                             flat_dataflow requested, int num_threads, flat_tiling parts[2]);
+
+/* Query positions of sequence b that a tiling of `part` covers: all or none. */
+static inline int64_t flat_part_q_len(const flat_problem *p, int part, int64_t b)
+{
+    int64_t n = flat_q_len_of(p, b), rows = n * (p->q_heads / p->kv_heads);
+    if (part == FLAT_PART_DECODE)
+        return rows <= FLAT_DECODE_MAX_ROWS ? n : 0;
+    if (part == FLAT_PART_GEMM)
+        return rows > FLAT_DECODE_MAX_ROWS ? n : 0;
+    return n;
+}
 
 /* Sets the split-KV count (>= 1) and what follows from it (threads, task
  * chunks, dataflow). flat_tiling_choose calls it with its own choice; tests

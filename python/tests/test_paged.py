@@ -83,10 +83,13 @@ def test_paged_equals_contiguous(rng, isa, kv_layout, page_size, kvdt):
 @pytest.mark.parametrize("isa", ISAS)
 def test_ragged_q_offsets(rng, isa):
     """One call mixing 0, 1, 7 and 40 queries (prefill chunks and decodes),
-    against a contiguous call with each sequence's queries right-aligned in
-    [B, Hq, 40, D] (as tests/test_paged.c compares them): bitwise with the
-    rules but the window; with a window, whose skipped key blocks follow the
-    query blocks (which differ between the two q layouts), the reference."""
+    against the reference and a contiguous call with each sequence's queries
+    right-aligned in [B, Hq, 40, D] (as tests/test_paged.c compares them):
+    within the fp32 bound, since each sequence takes its kind's path (decodes:
+    at most 32 rows per kv head) where the padded call takes one path for all.
+    Without a window, bitwise the parts called apart (the decodes alone, the
+    chunk alone: flat.h); with one, whose skipped key blocks follow the query
+    blocks, the reference only."""
     seqs, counts = [50, 200, 40, 90], [0, 1, 7, 40]
     b_, hq, hkv, d, maxq = 4, 4, 2, 32, max(counts)
     k, v = make(rng, (b_, hkv, max(seqs), d)), make(rng, (b_, hkv, max(seqs), d))
@@ -98,16 +101,29 @@ def test_ragged_q_offsets(rng, isa):
     kp, vp, table = build_pools(rng, k, v, seqs, 16, "nhd")
     rules = dict(causal=True, softcap=5.0, sinks=[0.5, 0, -1, 2], alibi_slopes=[0.1, 0.2, 0, 0.05])
     tol, _ = row_tol(np.float32, isa)
+    parts = ([1, 2], [3])  # the decodes (2 and 14 rows per kv head), the chunk (80)
+
+    def part_rows(kw, idx):
+        """The sequences idx as a ragged call of their own: their rows by sequence."""
+        sub = np.concatenate([[0], np.cumsum([counts[b] for b in idx])]).astype(np.int32)
+        q = np.ascontiguousarray(np.concatenate(
+            [qr[:, :, offsets[b]:offsets[b + 1]] for b in idx], axis=2))
+        got = flat.attention_paged(q, kp, vp, np.ascontiguousarray(table[idx]),
+                                   [seqs[b] for b in idx], q_offsets=sub, layout="bhsd", **kw)
+        return {b: got[0, :, sub[i]:sub[i + 1]] for i, b in enumerate(idx)}
+
     for window in ((0, 0), (30, 0)):
         kw = dict(rules, window=window, isa=isa, num_threads=2)
         want = flat.attention(qd, k, v, kv_lens=seqs, **kw)
         got = flat.attention_paged(qr, kp, vp, table, seqs, q_offsets=offsets, layout="bhsd",
                                    **kw)
         ref, _ = reference.attention(qd, k, v, kv_lens=seqs, window=window, **rules)
+        apart = {} if window != (0, 0) else {**part_rows(kw, parts[0]), **part_rows(kw, parts[1])}
         for b in range(b_):
             rows, what = got[0, :, offsets[b]:offsets[b + 1]], f"{isa} window {window} seq {b}"
-            if window == (0, 0):
-                same_rows(rows, want[b, :, maxq - counts[b]:], isa, what)
+            if b in apart:
+                same_rows(rows, apart[b], isa, what + " against its part")
+            reference.check_rows(as_f64(rows), as_f64(want[b, :, maxq - counts[b]:]), tol, what)
             reference.check_rows(rows, ref[b, :, maxq - counts[b]:], tol, what)
 
 

@@ -1,8 +1,8 @@
 # flat_add_isa(<isa> FLAGS <flags...>)
-# Compiles kernels/<isa>/{pack,qk,qk_rows,softmax,rules,pv,table}.c, and only those, with the
+# Compiles kernels/<isa>/{pack,qk,qk_rows,softmax,rules,pv,quantize,table}.c, and only those, with the
 # ISA's flags into an object library, and records FLAT_HAVE_<ISA> for the
 # dispatcher. Every ISA folder holds the same file names (kernels/ukernel.h).
-set(FLAT_KERNEL_FILES pack.c qk.c qk_rows.c softmax.c rules.c pv.c table.c)
+set(FLAT_KERNEL_FILES pack.c qk.c qk_rows.c softmax.c rules.c pv.c quantize.c table.c)
 
 function(flat_add_isa isa)
   cmake_parse_arguments(A "" "" "FLAGS" ${ARGN})

@@ -603,6 +603,9 @@ FLAT_API const char *flat_plan_describe(const flat_plan *plan);
  * first such element (nothing is written then; the check is one pass over
  * src before any write). src, dst and scale must not overlap (except that a
  * given scale may overlap src). Thread safety as every call; single-threaded.
+ * It runs on the kernel table an AUTO attention call would (FLAT_ISA
+ * included; every table writes the same bits), at several GB/s of source
+ * (benchmarks/quantize.c, flat-bench-quantize, measures it).
  */
 FLAT_API flat_status flat_quantize(const flat_tensor *src, const flat_tensor *dst,
                                    const flat_tensor *scale, int32_t group, uint32_t flags);

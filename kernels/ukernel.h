@@ -243,6 +243,35 @@ typedef float (*flat_score_rules_fn)(int n, float *s, const flat_rules_row *r);
  * Exposed so tests measure the exp against SLEEF and the double reference. */
 typedef void (*flat_vexp2_fn)(int n, const float *x, float *y);
 
+/*
+ * quantize_row: one row of flat_quantize (include/flat.h): n values x of
+ *   type xt (FLAT_F32, FLAT_F16 or FLAT_BF16, all finite: the runtime checks
+ *   with first_nonfinite before anything is written) into codes of quantized
+ *   type t, one scale per `group` consecutive values.
+ *     given == 0: group g's scale is amax_g / 127 (I8), / 448 (F8E4M3) or
+ *       / 7 (I4), amax_g its largest |x|, divided in fp32, rounded once to
+ *       scale_t (FLAT_F16: to nearest, at most 65504) and written to
+ *       scale[g] (n / group scales of type scale_t, contiguous).
+ *     given != 0: scale[g] is read (finite, >= 0) and nothing is written.
+ *   Each code is the fp32 quotient x / s, s the scale as stored (s == 0:
+ *   0), saturated to [-127, 127] (I8, never -128), [-8, 7] (I4) or
+ *   [-448, 448] (F8E4M3), then rounded to nearest even (F8E4M3: to the
+ *   nearest e4m3 value, ties to the even code, the sign kept on zeros).
+ *   n >= 1, group >= 1 divides n; I4: n even, element e in byte e / 2, the
+ *   even element in the low nibble. Writes exactly flat_dtype_bytes(t, n)
+ *   bytes of codes. codes overlaps neither x nor scale.
+ *   Every table gives the bits of kernels/encode.h's flat_quantize_row_ref
+ *   (tests/test_quantize.c compares them, and runs the exhaustive codec
+ *   tests through the call on each table).
+ */
+typedef void (*flat_quantize_row_fn)(int64_t n, const void *x, flat_dtype xt, int64_t group,
+                                     flat_dtype t, void *restrict codes, void *scale,
+                                     flat_dtype scale_t, int given);
+
+/* first_nonfinite: the index of the first inf or NaN among the n >= 0
+ * elements of x (type FLAT_F32, FLAT_F16 or FLAT_BF16); n if there is none. */
+typedef int64_t (*flat_first_nonfinite_fn)(int64_t n, const void *x, flat_dtype xt);
+
 /* One ISA's kernels and the constants they imply, selected whole. */
 typedef struct flat_ukernels {
     flat_isa isa;
@@ -269,6 +298,8 @@ typedef struct flat_ukernels {
     flat_store_row_fn store_row;
     flat_score_rules_fn score_rules;
     flat_vexp2_fn vexp2;
+    flat_quantize_row_fn quantize_row;       /* flat_quantize (0.3) */
+    flat_first_nonfinite_fn first_nonfinite; /* its input check */
 } flat_ukernels;
 
 /* The tables compiled into this build (FLAT_HAVE_<ISA> set by CMake). */

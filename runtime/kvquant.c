@@ -131,7 +131,12 @@ static flat_status check_present(const char *name, const flat_tensor *t)
 
 /* The first non-finite element of a float view (or, negative_too, one
  * below 0), as an error naming it. */
-static flat_status check_finite(const char *name, const flat_tensor *t, int negative_too)
+/* Every element of t finite (and >= 0 with negative_too). nonfinite, when
+ * given, finds a row's first inf or NaN (a table's first_nonfinite: flat_quantize
+ * reads its whole source here before writing anything, so this pass runs at
+ * the kernels' speed); the element loop names the value either way. */
+static flat_status check_finite(const char *name, const flat_tensor *t, int negative_too,
+                                flat_first_nonfinite_fn nonfinite)
 {
     for (int64_t b = 0; b < t->batch; b++)
         for (int64_t h = 0; h < t->heads; h++)
@@ -139,7 +144,8 @@ static flat_status check_finite(const char *name, const flat_tensor *t, int nega
                 const void *row = flat_elem_ptr(
                     t->data, b * t->stride_batch + h * t->stride_head + s * t->stride_seq,
                     t->dtype);
-                for (int64_t c = 0; c < t->dim; c++) {
+                const int64_t c0 = nonfinite ? nonfinite(t->dim, row, t->dtype) : 0;
+                for (int64_t c = c0; c < t->dim; c++) {
                     float x = flat_load_elem(row, c, t->dtype);
                     if (!isfinite(x) || (negative_too && x < 0))
                         return INVALID("%s[%lld][%lld][%lld][%lld] (%g) must be finite%s", name,
@@ -173,7 +179,8 @@ static flat_status check_quantize_overlaps(const flat_tensor *src, const flat_te
 }
 
 flat_status flat_check_quantize(const flat_tensor *src, const flat_tensor *dst,
-                                const flat_tensor *scale, int32_t group, uint32_t flags)
+                                const flat_tensor *scale, int32_t group, uint32_t flags,
+                                flat_first_nonfinite_fn nonfinite)
 {
     flat_status s;
     if ((s = check_present("src", src)) != FLAT_OK || (s = check_present("dst", dst)) != FLAT_OK ||
@@ -209,8 +216,8 @@ flat_status flat_check_quantize(const flat_tensor *src, const flat_tensor *dst,
     const int given = (flags & FLAT_QUANTIZE_GIVEN_SCALES) != 0;
     if ((s = flat_check_kv_dtype("dst.dtype", dst->dtype, even, even_names, 4)) != FLAT_OK ||
         (s = check_quantize_overlaps(src, dst, scale, given)) != FLAT_OK ||
-        (s = check_finite("src", src, 0)) != FLAT_OK ||
-        (given && (s = check_finite("scale", scale, 1)) != FLAT_OK))
+        (s = check_finite("src", src, 0, nonfinite)) != FLAT_OK ||
+        (given && (s = check_finite("scale", scale, 1, NULL)) != FLAT_OK))
         return s;
     return FLAT_OK;
 }

@@ -21,8 +21,10 @@ flat_status flat_check_kv_quant(const flat_options *opt, flat_dtype t, const int
 /* The validated scales into p->k_scales and p->v_scales (p->kv_dtype set). */
 void flat_fill_kv_quant(const flat_options *opt, flat_problem *p);
 
-/* flat_quantize's argument rules (flat.h), before anything is written. */
+/* flat_quantize's argument rules (flat.h), before anything is written;
+ * nonfinite (a table's first_nonfinite, or NULL) speeds up the scan of src. */
 flat_status flat_check_quantize(const flat_tensor *src, const flat_tensor *dst,
-                                const flat_tensor *scale, int32_t group, uint32_t flags);
+                                const flat_tensor *scale, int32_t group, uint32_t flags,
+                                flat_first_nonfinite_fn nonfinite);
 
 #endif

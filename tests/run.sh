@@ -12,11 +12,12 @@
 #      flat.pc and the CMake package name no OpenMP runtime);
 #      where the CPU has AVX512_BF16, also build/amx-emu (-DFLAT_AMX_EMULATE=ON:
 #      the amx_bf16 table on a C model of the tiles) and the suites that hold
-#      bf16-product tables;
+#      bf16-product tables (only their executables are built);
 #   2. runs the Python package's pytest suite (python/tests) on that build's
 #      libflat with Debian's /usr/bin/python3, then pip-installs the package
 #      into a fresh venv (offline) and makes one call from outside the tree;
-#   3. builds with -DFLAT_SANITIZE=ON (ASan + UBSan) in build/asan and runs ctest;
+#   3. builds with -DFLAT_SANITIZE=ON (ASan + UBSan) in build/asan and runs ctest
+#      in quick mode (-DFLAT_TEST_QUICK=ON; the plain step ran the full sweeps);
 #   4. fuzzing: builds the libFuzzer target with clang (-DFLAT_BUILD_FUZZ=ON,
 #      build/fuzz), runs it for FLAT_FUZZ_SECONDS (60) from tests/fuzz/corpus,
 #      then replays every input it kept through build/asan's fuzz_replay
@@ -136,7 +137,9 @@ build_and_test() {
         -DFLAT_BUILD_BENCHMARKS=OFF "$@" >"$dir.configure.log" 2>&1 ||
         { cat "$dir.configure.log"; rc=1; }
     if [ $rc = 0 ]; then
-        if cmake --build "$dir" -j "$jobs" >"$dir.build.log" 2>&1; then
+        # shellcheck disable=SC2086 # FLAT_BUILD_TARGETS is a list of target names
+        if cmake --build "$dir" -j "$jobs" ${FLAT_BUILD_TARGETS:+--target $FLAT_BUILD_TARGETS} \
+            >"$dir.build.log" 2>&1; then
             grep -E 'warning:' "$dir.build.log" || true
         else
             tail -n 60 "$dir.build.log"
@@ -164,7 +167,9 @@ build_and_test "no-openmp" build/no-openmp -DFLAT_OPENMP=OFF -DFLAT_TEST_QUICK=O
 if [[ ",$require," == *",avx512_bf16,"* ]]; then
     emu_require=$require
     [[ ",$require," == *",amx_bf16,"* ]] || emu_require+=,amx_bf16
-    FLAT_REQUIRE_ISAS=$emu_require FLAT_CTEST_REGEX='test_ukernels|test_dtypes|test_precision|test_isa_env|fuzz_corpus|soak|test_plan|test_threads|test_fork' \
+    # Only those suites' executables are built (the library takes most of the time).
+    FLAT_REQUIRE_ISAS=$emu_require FLAT_CTEST_REGEX='test_ukernels|test_dtypes|test_precision|test_isa_env|fuzz_corpus|soak|test_plan|test_threads|test_fork|test_quantize' \
+        FLAT_BUILD_TARGETS='test_ukernels test_dtypes test_precision test_isa_env fuzz_replay soak test_plan test_threads test_fork test_quantize test_quantize_rows' \
         build_and_test "amx emulated" build/amx-emu -DFLAT_AMX_EMULATE=ON
 fi
 
@@ -212,7 +217,10 @@ rm -rf "$log" "$tmp"
 # sets the same options (tests/CMakeLists.txt); these cover anything else.
 export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-build_and_test "asan+ubsan" build/asan -DFLAT_SANITIZE=ON
+# Quick sweeps (-DFLAT_TEST_QUICK=ON: the same suites and code paths, shorter
+# sequences and sampled grids): the plain step ran them in full, and the
+# sanitizers' findings do not depend on the length of a sweep.
+build_and_test "asan+ubsan" build/asan -DFLAT_SANITIZE=ON -DFLAT_TEST_QUICK=ON
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 # Fuzzing for a bounded time; the long run is the README's command.

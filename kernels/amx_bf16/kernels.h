@@ -52,4 +52,9 @@ void flat_store_row__amx_bf16(int n, const float *restrict x, float scale, flat_
                               void *restrict y);
 float flat_score_rules__amx_bf16(int n, float *s, const flat_rules_row *r);
 
+/* quantize.c (ukernel.h's quantize_row and first_nonfinite) */
+void flat_quantize_row__amx_bf16(int64_t n, const void *x, flat_dtype xt, int64_t group, flat_dtype t,
+                           void *restrict codes, void *scale, flat_dtype scale_t, int given);
+int64_t flat_first_nonfinite__amx_bf16(int64_t n, const void *x, flat_dtype xt);
+
 #endif

@@ -39,4 +39,6 @@ const flat_ukernels flat_ukernels_amx_bf16 = {
     .store_row = flat_store_row__amx_bf16,
     .score_rules = flat_score_rules__amx_bf16,
     .vexp2 = flat_vexp2__amx_bf16,
+    .quantize_row = flat_quantize_row__amx_bf16,
+    .first_nonfinite = flat_first_nonfinite__amx_bf16,
 };

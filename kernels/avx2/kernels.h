@@ -193,4 +193,9 @@ flat_kv_scale_row(const flat_kv_src *s, int64_t j, const flat_dtype t)
 
 float flat_score_rules__avx2(int n, float *s, const flat_rules_row *r);
 
+/* quantize.c (ukernel.h's quantize_row and first_nonfinite) */
+void flat_quantize_row__avx2(int64_t n, const void *x, flat_dtype xt, int64_t group, flat_dtype t,
+                           void *restrict codes, void *scale, flat_dtype scale_t, int given);
+int64_t flat_first_nonfinite__avx2(int64_t n, const void *x, flat_dtype xt);
+
 #endif

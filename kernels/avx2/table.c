@@ -24,4 +24,6 @@ const flat_ukernels flat_ukernels_avx2 = {
     .store_row = flat_store_row__avx2,
     .score_rules = flat_score_rules__avx2,
     .vexp2 = flat_vexp2__avx2,
+    .quantize_row = flat_quantize_row__avx2,
+    .first_nonfinite = flat_first_nonfinite__avx2,
 };

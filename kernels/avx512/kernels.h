@@ -341,4 +341,9 @@ flat_store_pair_sums_avx512(__m512 sums, const int mb, int m, int keys, float *s
 
 float flat_score_rules__avx512(int n, float *s, const flat_rules_row *r);
 
+/* quantize.c (ukernel.h's quantize_row and first_nonfinite) */
+void flat_quantize_row__avx512(int64_t n, const void *x, flat_dtype xt, int64_t group, flat_dtype t,
+                           void *restrict codes, void *scale, flat_dtype scale_t, int given);
+int64_t flat_first_nonfinite__avx512(int64_t n, const void *x, flat_dtype xt);
+
 #endif

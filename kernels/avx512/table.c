@@ -25,4 +25,6 @@ const flat_ukernels flat_ukernels_avx512 = {
     .store_row = flat_store_row__avx512,
     .score_rules = flat_score_rules__avx512,
     .vexp2 = flat_vexp2__avx512,
+    .quantize_row = flat_quantize_row__avx512,
+    .first_nonfinite = flat_first_nonfinite__avx512,
 };

@@ -132,4 +132,9 @@ static inline __attribute__((always_inline)) __m512 flat_dp_avx512bf16(__m512 ac
 
 float flat_score_rules__avx512_bf16(int n, float *s, const flat_rules_row *r);
 
+/* quantize.c (ukernel.h's quantize_row and first_nonfinite) */
+void flat_quantize_row__avx512_bf16(int64_t n, const void *x, flat_dtype xt, int64_t group, flat_dtype t,
+                           void *restrict codes, void *scale, flat_dtype scale_t, int given);
+int64_t flat_first_nonfinite__avx512_bf16(int64_t n, const void *x, flat_dtype xt);
+
 #endif

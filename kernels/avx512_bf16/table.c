@@ -28,4 +28,6 @@ const flat_ukernels flat_ukernels_avx512_bf16 = {
     .store_row = flat_store_row__avx512_bf16,
     .score_rules = flat_score_rules__avx512_bf16,
     .vexp2 = flat_vexp2__avx512_bf16,
+    .quantize_row = flat_quantize_row__avx512_bf16,
+    .first_nonfinite = flat_first_nonfinite__avx512_bf16,
 };

@@ -71,4 +71,9 @@ flat_load4_part_neon(const flat_dtype t, const void *row, int64_t c, int count)
 }
 float flat_score_rules__neon(int n, float *s, const flat_rules_row *r);
 
+/* quantize.c (ukernel.h's quantize_row and first_nonfinite) */
+void flat_quantize_row__neon(int64_t n, const void *x, flat_dtype xt, int64_t group, flat_dtype t,
+                           void *restrict codes, void *scale, flat_dtype scale_t, int given);
+int64_t flat_first_nonfinite__neon(int64_t n, const void *x, flat_dtype xt);
+
 #endif

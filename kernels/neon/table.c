@@ -24,4 +24,6 @@ const flat_ukernels flat_ukernels_neon = {
     .store_row = flat_store_row__neon,
     .score_rules = flat_score_rules__neon,
     .vexp2 = flat_vexp2__neon,
+    .quantize_row = flat_quantize_row__neon,
+    .first_nonfinite = flat_first_nonfinite__neon,
 };

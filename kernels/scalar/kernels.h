@@ -26,4 +26,9 @@ void flat_store_row__scalar(int n, const float *restrict x, float scale, flat_dt
 
 float flat_score_rules__scalar(int n, float *s, const flat_rules_row *r);
 
+/* quantize.c (ukernel.h's quantize_row and first_nonfinite) */
+void flat_quantize_row__scalar(int64_t n, const void *x, flat_dtype xt, int64_t group, flat_dtype t,
+                           void *restrict codes, void *scale, flat_dtype scale_t, int given);
+int64_t flat_first_nonfinite__scalar(int64_t n, const void *x, flat_dtype xt);
+
 #endif

@@ -19,4 +19,6 @@ const flat_ukernels flat_ukernels_scalar = {
     .store_row = flat_store_row__scalar,
     .score_rules = flat_score_rules__scalar,
     .vexp2 = flat_vexp2__scalar,
+    .quantize_row = flat_quantize_row__scalar,
+    .first_nonfinite = flat_first_nonfinite__scalar,
 };

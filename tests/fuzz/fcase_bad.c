@@ -99,7 +99,7 @@ static const char *bad_paged(fc_case *c, unsigned how)
     case 6: kv->dim += 1; return "kv.dim != q.dim";
     case 7: kv->v_stride_token = -1; return "a negative pool stride";
     case 8: kv->batch = 0; return "batch 0";
-    case 9: kv->dtype = (flat_dtype)3; return "an unknown pool dtype";
+    case 9: kv->dtype = (flat_dtype)7; return "an unknown pool dtype"; /* 3..5 are 0.3's */
     case 10:
         c->seq_lens[B - 1] = (int32_t)(kv->block_table_stride * kv->page_size + 1);
         return "seq_lens past the block table";
@@ -120,6 +120,56 @@ static const char *bad_paged(fc_case *c, unsigned how)
     }
 }
 
+/* A quantized cache's mistakes (opt.kv_quant and the codes' rules). */
+static const char *bad_quant(fc_case *c, unsigned how)
+{
+    flat_kv_quant *kq = &c->quant.kq;
+    flat_tensor *ks = &kq->k_scale, *vs = &kq->v_scale;
+    const int paged = c->entry == 1 || c->entry == 3;
+    const flat_dtype kt = paged ? c->kv.dtype : c->k.t.dtype;
+    c->popt = &c->opt;
+    if (!c->opt.kv_quant) { /* F8E4M3 without scales: give them wrong */
+        c->quant.kq.k_scale = c->quant.sc[0].t, c->quant.kq.v_scale = c->quant.sc[1].t;
+        kq->k_group = kq->v_group = 0;
+        c->opt.kv_quant = kq;
+        return "an F8E4M3 cache's kv_quant with group 0";
+    }
+    switch (how) {
+    case 0:
+        if (kt == FLAT_F8E4M3) { /* NULL is allowed there: a float cache with scales is not */
+            if (paged)
+                c->kv.dtype = FLAT_F16;
+            else
+                c->k.t.dtype = c->v.t.dtype = FLAT_F16;
+            return "kv_quant with an f16 cache";
+        }
+        c->opt.kv_quant = NULL;
+        return kt == FLAT_I8 ? "an I8 cache without scales" : "an I4 cache without scales";
+    case 1: kq->k_group = (int32_t)ks->dim * kq->k_group + 1; return "a k_group that does not divide";
+    case 2: kq->v_group = 0; return "v_group 0";
+    case 3: ks->stride_seq = -1; return "a negative k_scale stride";
+    case 4: vs->stride_head = -2; return "a negative v_scale stride";
+    case 5: ks->dtype = FLAT_BF16; return "bf16 k scales";
+    case 6: vs->data = NULL; return "v_scale with NULL data";
+    case 7: ks->dim += 1; return "k_scale.dim != k.dim / k_group";
+    case 8: vs->heads += 1; return "v_scale.heads that do not match";
+    case 9: ks->batch += 1; return "k_scale.batch that does not match";
+    case 10: kq->reserved[1] = 1; return "kv_quant.reserved[1] set";
+    case 11: c->out.t.data = ks->data; return "out overlapping the K scales";
+    case 12: c->opt.lse = (float *)vs->data; return "lse inside the V scales";
+    default:
+        if (kt == FLAT_I4) { /* odd element strides (or dims): I4 packs pairs */
+            if (paged)
+                c->kv.k_stride_token |= 1;
+            else
+                c->k.t.stride_seq |= 1;
+            return "an I4 cache with an odd stride";
+        }
+        ks->stride_batch = INT64_MAX / 4, ks->batch = ks->batch < 2 ? 2 : ks->batch;
+        return "a k_scale stride past the int64 range";
+    }
+}
+
 /* Injects at most one mistake (about one case in three); its name, or NULL. */
 const char *fc_inject(fc_source *src, fc_case *c)
 {
@@ -127,6 +177,8 @@ const char *fc_inject(fc_source *src, fc_case *c)
     switch (fc_pick(src, paged ? 9 : 6)) {
     case 0: return bad_tensor(c, fc_pick(src, 4), fc_pick(src, 10));
     case 1: return bad_option(c, fc_pick(src, 24));
+    case 5: /* a quantized cache's own mistakes (the float cases read as before) */
+        return c->quant.on ? bad_quant(c, fc_pick(src, 15)) : NULL;
     case 6:
     case 7: return bad_paged(c, fc_pick(src, 16));
     default: return NULL;

@@ -22,7 +22,7 @@ unsigned fc_pick(fc_source *s, unsigned n) { return n ? fc_byte(s) % n : 0; }
 
 /* Values: a private RNG seeded from the source (cheap, and every value
  * stays in a range where the documented bound applies). */
-static float value(uint64_t *st, float lo, float hi)
+float fc_value(uint64_t *st, float lo, float hi)
 {
     uint64_t z = (*st += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -34,12 +34,14 @@ static float value(uint64_t *st, float lo, float hi)
 static const int64_t key_counts[] = {1, 2, 3, 5, 8, 13, 16, 17, 31, 33, 40, 64, 65, 100, 129, 257};
 static const int64_t dims[] = {1, 2, 3, 4, 7, 8, 15, 16, 17, 24, 32, 33, 48, 64, 65, 80, 128};
 
-/* Strides of a [b, h, s, d] view in one of five layouts. */
-static void layout(fc_source *src, flat_tensor *t, int input)
+/* Strides of a [b, h, s, d] view in one of five layouts; all even when
+ * `even` (an I4 cache's, whose dim is even too). */
+static void layout(fc_source *src, flat_tensor *t, int input, int even)
 {
     const int64_t h = t->heads, s = t->seq, d = t->dim;
     unsigned kind = fc_pick(src, input ? 5 : 3);
     int64_t pad = fc_pick(src, 4);
+    pad += even ? pad & 1 : 0;
     switch (kind) {
     case 0: /* BHSD */
         t->stride_seq = d, t->stride_head = s * d, t->stride_batch = h * s * d;
@@ -49,7 +51,7 @@ static void layout(fc_source *src, flat_tensor *t, int input)
         break;
     case 2: /* padded rows, heads and batches */
         t->stride_seq = d + pad, t->stride_head = s * (d + pad) + pad,
-        t->stride_batch = h * t->stride_head + 3;
+        t->stride_batch = h * t->stride_head + (even ? 4 : 3);
         break;
     case 3: /* every batch the same memory (inputs only) */
         t->stride_seq = d + pad, t->stride_head = s * (d + pad), t->stride_batch = 0;
@@ -95,7 +97,7 @@ static void fill(fc_tensor *x, uint64_t *st, float lo, float hi, int sign_per_co
             for (int64_t s = 0; s < t->seq; s++)
                 for (int64_t d = 0; d < t->dim; d++) {
                     int64_t off = b * t->stride_batch + h * t->stride_head + s * t->stride_seq + d;
-                    float f = value(st, lo, hi);
+                    float f = fc_value(st, lo, hi);
                     if (sign_per_column && (d & 1))
                         f = -f;
                     flat_store_elem(t->data, off, f, t->dtype);
@@ -138,12 +140,12 @@ static void options(fc_source *src, fc_case *c, int64_t B, int64_t Hq, int64_t N
     o->flags = st % 5 == 0 ? FLAT_FLAG_BATCH_INVARIANT : 0;
     if (fc_pick(src, 4) == 0) {
         for (int64_t h = 0; h < Hq; h++)
-            c->sinks[h] = value(&st, -4.0f, 4.0f);
+            c->sinks[h] = fc_value(&st, -4.0f, 4.0f);
         o->sinks = c->sinks;
     }
     if (fc_pick(src, 4) == 0) {
         for (int64_t h = 0; h < Hq; h++)
-            c->alibi[h] = value(&st, 0.0f, 0.5f);
+            c->alibi[h] = fc_value(&st, 0.0f, 0.5f);
         o->alibi_slopes = c->alibi;
     }
     if (fc_pick(src, 4) == 0)
@@ -199,9 +201,10 @@ static void paged_tables(fc_source *src, fc_case *c, int64_t B, int64_t *Nq_io, 
 
 /* Pool strides, vLLM's [pages, page, heads, dim] or HND; padded sometimes. */
 static void pool_strides(fc_source *src, int64_t P, int64_t H, int64_t D, int64_t *page,
-                         int64_t *token, int64_t *head)
+                         int64_t *token, int64_t *head, int even)
 {
     int64_t row = D + fc_pick(src, 3);
+    row += even ? row & 1 : 0;
     if (fc_pick(src, 2))
         *head = row, *token = H * row, *page = P * H * row;
     else
@@ -217,7 +220,7 @@ static void fill_pool(const void *pool, float *ref, flat_dtype dt, int64_t n_pag
             for (int64_t h = 0; h < H; h++)
                 for (int64_t d = 0; d < D; d++) {
                     int64_t off = p * sp + t * st + h * sh + d;
-                    float f = value(rng, lo, hi);
+                    float f = fc_value(rng, lo, hi);
                     if (d & 1)
                         f = -f;
                     flat_store_elem((void *)pool, off, f, dt);
@@ -235,8 +238,10 @@ int fc_generate(fc_source *src, fc_case *c)
     const int64_t Hq = Hkv * (1 + fc_pick(src, 4));
     int64_t Nq = 1 + fc_pick(src, 9);
     const int64_t Nk = key_counts[fc_pick(src, 16)];
-    const int64_t D = dims[fc_pick(src, 17)], Dv = fc_pick(src, 2) ? D : dims[fc_pick(src, 17)];
-    const flat_dtype qt = (flat_dtype)fc_pick(src, 3), kt = (flat_dtype)fc_pick(src, 3);
+    int64_t D = dims[fc_pick(src, 17)];
+    int64_t Dv = fc_pick(src, 2) ? D : dims[fc_pick(src, 17)];
+    const flat_dtype qt = (flat_dtype)fc_pick(src, 3);
+    const flat_dtype kt = fc_quant_choose(src, c, fc_byte(src), &D, &Dv);
     options(src, c, B, Hq, Nk);
     int64_t pages = 0;
     if (paged) {
@@ -251,8 +256,8 @@ int fc_generate(fc_source *src, fc_case *c)
     const int64_t qB = paged && c->kv.q_offsets ? 1 : B;
     shape(&c->q, qt, qB, Hq, Nq, D);
     shape(&c->out, qt, qB, Hq, Nq, Dv);
-    layout(src, &c->q.t, 1);
-    layout(src, &c->out.t, 0);
+    layout(src, &c->q.t, 1, 0);
+    layout(src, &c->out.t, 0, 0);
     unsigned alias = fc_pick(src, 6); /* 1: v aliases k, 2: q aliases k */
     if (paged || (alias == 2 && (Hq != Hkv || Nq != Nk || qt != kt)))
         alias = 0;
@@ -260,12 +265,20 @@ int fc_generate(fc_source *src, fc_case *c)
         shape(&c->k, kt, B, Hkv, Nk, D);
         shape(&c->v, kt, B, Hkv, Nk, alias == 1 ? D : Dv);
         if (alias == 1)
-            shape(&c->out, qt, qB, Hq, Nq, D), layout(src, &c->out.t, 0);
-        layout(src, &c->k.t, 1);
+            shape(&c->out, qt, qB, Hq, Nq, D), layout(src, &c->out.t, 0, 0);
+        layout(src, &c->k.t, 1, c->quant.even);
         c->v.t.stride_batch = c->k.t.stride_batch, c->v.t.stride_head = c->k.t.stride_head,
         c->v.t.stride_seq = c->k.t.stride_seq;
-        if (alias == 0 && fc_pick(src, 2))
-            layout(src, &c->v.t, 1);
+        /* (K's strides may make V's longer rows overlap: fine for inputs, but
+         * a code shared by rows of different scales has no one value) */
+        if ((alias == 0 && fc_pick(src, 2)) || (c->quant.on && alias != 1))
+            layout(src, &c->v.t, 1, c->quant.even);
+        if (alias == 1) { /* V is K: its scales too */
+            fc_quant *qz = &c->quant;
+            qz->gran[1] = qz->gran[0], qz->group[1] = qz->group[0];
+            qz->st[1] = qz->st[0], qz->pad[1] = qz->pad[0];
+        }
+        fc_quant_shape(c, &c->k.t, &c->v.t);
         if (alias == 2)
             c->q.t = c->k.t, c->q.t.dtype = qt;
     }
@@ -288,12 +301,16 @@ int fc_generate(fc_source *src, fc_case *c)
         ts[i]->extent = ts[i]->t.batch ? extent_of(&ts[i]->t) : 0;
     int64_t kps = 0, kpt = 0, kph = 0, vps = 0, vpt = 0, vph = 0, kpool = 0, vpool = 0;
     if (paged) {
-        pool_strides(src, c->kv.page_size, Hkv, D, &kps, &kpt, &kph);
-        pool_strides(src, c->kv.page_size, Hkv, Dv, &vps, &vpt, &vph);
+        pool_strides(src, c->kv.page_size, Hkv, D, &kps, &kpt, &kph, c->quant.even);
+        pool_strides(src, c->kv.page_size, Hkv, Dv, &vps, &vpt, &vph, c->quant.even);
+        /* the pools viewed [page, head, token, dim], as their scales are */
+        const flat_tensor kp = {NULL, kt, pages, Hkv, c->kv.page_size, D, kps, kph, kpt};
+        const flat_tensor vp = {NULL, kt, pages, Hkv, c->kv.page_size, Dv, vps, vph, vpt};
+        fc_quant_shape(c, &kp, &vp);
         kpool = pages * kps, vpool = pages * vps;
     }
     arena_plan ap = {0, 0};
-    size_t at[5], at_lse, at_kp = 0, at_vp = 0;
+    size_t at[5], at_lse, at_kp = 0, at_vp = 0, at_sc[2] = {0, 0};
     for (int i = 0; i < 5; i++)
         at[i] = reserve(&ap, (size_t)ts[i]->extent * (size_t)flat_dtype_size(ts[i]->t.dtype));
     at_lse = reserve(&ap, (size_t)(qB * Hq * Nq) * 4);
@@ -301,6 +318,10 @@ int fc_generate(fc_source *src, fc_case *c)
         at_kp = reserve(&ap, (size_t)kpool * (size_t)flat_dtype_size(kt));
         at_vp = reserve(&ap, (size_t)vpool * (size_t)flat_dtype_size(kt));
     }
+    if (c->quant.on)
+        for (int i = 0; i < 2; i++)
+            at_sc[i] = reserve(&ap, (size_t)c->quant.sc[i].extent *
+                                        (size_t)flat_dtype_size(c->quant.st[i]));
     c->arena_bytes = ap.at + ap.largest + 64;
     if (c->arena_bytes > (16u << 20))
         return 1;
@@ -319,12 +340,24 @@ int fc_generate(fc_source *src, fc_case *c)
     }
     if (alias == 1)
         c->v.t.data = c->k.t.data, c->v.ref.data = c->k.ref.data;
+    if (c->quant.on)
+        for (int i = 0; i < 2; i++)
+            c->quant.sc[i].t.data = c->arena + at_sc[alias == 1 ? 0 : i];
+    const flat_tensor *ksc = c->quant.pass ? &c->quant.sc[0].t : NULL,
+                      *vsc = c->quant.pass ? &c->quant.sc[1].t : NULL;
     if (alias == 2)
         c->q.t.data = c->k.t.data, c->q.ref.data = c->k.ref.data;
 
     uint64_t rng = ((uint64_t)fc_byte(src) << 8 | fc_byte(src)) + 12345;
     fill(&c->q, &rng, -1.0f, 1.0f, 0);
-    if (!paged) {
+    if (!paged && c->quant.on) {
+        if (alias == 1)
+            fc_quant_fill(&c->k.t, c->k.ref.data, ksc, c->quant.group[0], &rng, 0.5f, 1.5f, 1);
+        else
+            fc_quant_fill(&c->k.t, c->k.ref.data, ksc, c->quant.group[0], &rng, -1.0f, 1.0f, 0);
+        if (alias != 1)
+            fc_quant_fill(&c->v.t, c->v.ref.data, vsc, c->quant.group[1], &rng, 0.5f, 1.5f, 1);
+    } else if (!paged) {
         if (alias == 1) /* K is V too: values that do not cancel in P V */
             fill(&c->k, &rng, 0.5f, 1.5f, 1);
         else
@@ -350,12 +383,20 @@ int fc_generate(fc_source *src, fc_case *c)
         kv->k_stride_page = kps, kv->k_stride_token = kpt, kv->k_stride_head = kph;
         kv->v_stride_page = vps, kv->v_stride_token = vpt, kv->v_stride_head = vph;
         c->kpool_ref = sh, c->vpool_ref = sh + kpool;
-        fill_pool(kv->k, c->kpool_ref, kt, pages, kv->page_size, Hkv, D, kps, kpt, kph, &rng,
-                  -1.0f, 1.0f);
-        fill_pool(kv->v, c->vpool_ref, kt, pages, kv->page_size, Hkv, Dv, vps, vpt, vph, &rng,
-                  0.5f, 1.5f);
+        if (c->quant.on) { /* the pools viewed [page, head, token, dim], as their scales */
+            flat_tensor kp = {(void *)kv->k, kt, pages, Hkv, kv->page_size, D, kps, kph, kpt};
+            flat_tensor vp = {(void *)kv->v, kt, pages, Hkv, kv->page_size, Dv, vps, vph, vpt};
+            fc_quant_fill(&kp, c->kpool_ref, ksc, c->quant.group[0], &rng, -1.0f, 1.0f, 1);
+            fc_quant_fill(&vp, c->vpool_ref, vsc, c->quant.group[1], &rng, 0.5f, 1.5f, 1);
+        } else {
+            fill_pool(kv->k, c->kpool_ref, kt, pages, kv->page_size, Hkv, D, kps, kpt, kph, &rng,
+                      -1.0f, 1.0f);
+            fill_pool(kv->v, c->vpool_ref, kt, pages, kv->page_size, Hkv, Dv, vps, vpt, vph,
+                      &rng, 0.5f, 1.5f);
+        }
         c->pkv = kv;
     }
+    fc_quant_finish(c);
     return 0;
 }
 

@@ -236,6 +236,21 @@ typedef struct {
  */
 typedef float (*flat_score_rules_fn)(int n, float *s, const flat_rules_row *r);
 
+/* For score_rules: returns loop(n, s, r, cap?, slope?, mask?) with the three
+ * flags as constants, so a table's always_inline loop is compiled once per
+ * combination of rules and tests none of them per vector. */
+#define FLAT_RULES_DISPATCH(loop, n, s, r)                                                   \
+    switch (((r)->cap > 0) | ((r)->slope != 0) << 1 | ((r)->mask != NULL) << 2) {           \
+    case 0: return loop(n, s, r, 0, 0, 0);                                                   \
+    case 1: return loop(n, s, r, 1, 0, 0);                                                   \
+    case 2: return loop(n, s, r, 0, 1, 0);                                                   \
+    case 3: return loop(n, s, r, 1, 1, 0);                                                   \
+    case 4: return loop(n, s, r, 0, 0, 1);                                                   \
+    case 5: return loop(n, s, r, 1, 0, 1);                                                   \
+    case 6: return loop(n, s, r, 0, 1, 1);                                                   \
+    default: return loop(n, s, r, 1, 1, 1);                                                  \
+    }
+
 /* vexp2: y[j] = exp2(x[j]) for j < n, with exp2_row's accuracy and flushing.
  * Exposed so tests measure the exp against SLEEF and the double reference. */
 typedef void (*flat_vexp2_fn)(int n, const float *x, float *y);

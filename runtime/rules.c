@@ -147,11 +147,11 @@ static float rules_widened(const flat_ukernels *uk, const flat_problem *p, int n
 }
 
 void flat_apply_score_rules(const flat_problem *p, const flat_ukernels *uk, const flat_task *t,
-                            flat_scratch *ws, int rows, int k0, int width, int64_t ld_s)
+                            flat_scratch *ws, int r0, int r1, int k0, int c0, int c1,
+                            int64_t ld_s)
 {
-    for (int r = 0; r < rows; r++) {
-        int a = (int)flat_max(ws->lo[r] - k0, 0), e = (int)flat_min(ws->limit[r] - k0, width);
-        ws->bmax[r] = -INFINITY;
+    for (int r = r0; r < r1; r++) {
+        int a = (int)flat_max(ws->lo[r] - k0, c0), e = (int)flat_min(ws->limit[r] - k0, c1);
         if (e <= a)
             continue;
         int64_t h = t->head0 + r / t->positions, pos = t->pos0 + r % t->positions, qb, qs;
@@ -164,13 +164,15 @@ void flat_apply_score_rules(const flat_problem *p, const flat_ukernels *uk, cons
             const void *at_key = flat_elem_ptr(
                 p->mask, qb * p->mask_sb + h * p->mask_sh + qs * p->mask_ss + k0 + a, p->mask_dtype);
             if (p->mask_dtype != FLAT_F32) {
-                ws->bmax[r] = rules_widened(uk, p, e - a, ws->s + r * ld_s + a, rule, at_key,
-                                            ws->mask_row);
+                float m = rules_widened(uk, p, e - a, ws->s + r * ld_s + a, rule, at_key,
+                                        ws->mask_row);
+                ws->bmax[r] = m > ws->bmax[r] ? m : ws->bmax[r];
                 continue;
             }
             rule.mask = at_key;
         }
-        ws->bmax[r] = uk->score_rules(e - a, ws->s + r * ld_s + a, &rule);
+        float m = uk->score_rules(e - a, ws->s + r * ld_s + a, &rule);
+        ws->bmax[r] = m > ws->bmax[r] ? m : ws->bmax[r];
     }
 }
 

@@ -12,7 +12,8 @@
  * the cap to a logit; measured worst is printed), lse within 1e-5 *
  * max(1, |lse|); rows that see nothing are zero with lse = the sink (or
  * -inf); rows a large sink pushes below fp32's range (~1e-41 here) are
- * held to an absolute 1e-30. Also score_rules' tanh against double tanh and SLEEF's tanhf.
+ * held to an absolute 1e-30. Also score_rules' tanh against double tanh and SLEEF's tanhf,
+ * and score_rules on every combination of rules and tail length against the formula.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -226,6 +227,11 @@ static void test_each_rule(void **state)
         {"alibi", 1, 8, 8, 50, 120, 32, 0, R_ALIBI, 0, 0, 0, 1.0f},
         {"mask", 2, 4, 2, 23, 77, 32, 0, R_MASK, 0, 0, 0, 1.0f},
         {"broadcast mask", 2, 4, 2, 23, 77, 32, 1, R_MASK | R_BCAST, 0, 0, 0, 1.0f},
+        /* keys enough for several rules pieces per Q panel and K chunk
+         * (keys.c: a mask's pieces and their prefetches), causal */
+        {"long mask", 1, 4, 2, 40, 1500, 32, 1, R_MASK | R_ALIBI | R_SOFTCAP, 0, 0, 0, 1.0f},
+        {"long broadcast mask", 1, 4, 4, 30, 1100, 64, 0, R_MASK | R_BCAST | R_ALIBI, 0, 0, 0,
+         1.0f},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case(&cases[i]);
@@ -294,6 +300,55 @@ static void test_tanh(void **state)
     free(x), free(y);
 }
 
+/* score_rules on every combination of rules, every tail length and long
+ * rows (the kernels run one loop per combination, two vectors a step),
+ * against the formula in double: each score within a few ulp (the cap's
+ * tanh: 2 ulp of the cap), -inf where the mask is, and the returned max is
+ * exactly the max of the results. */
+static void test_rule_combinations(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    float x[N], y[N], mask[N];
+    tu_rng rng = {5};
+    for (int i = 0; i < N; i++) {
+        x[i] = tu_uniform(&rng, -8.0f, 8.0f);
+        mask[i] = i % 13 == 5 ? -INFINITY : tu_uniform(&rng, -3.0f, 3.0f);
+    }
+    const int lens[] = {0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 100, 333, N};
+    for (int t = 0; t < ntables; t++)
+        for (int combo = 0; combo < 8; combo++)
+            for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+                const int n = lens[li];
+                const flat_rules_row r = {combo & 1 ? 5.0f : 0.0f, combo & 2 ? -0.37f : 0.0f,
+                                          (float)(li * 37 % 200) - 60.0f,
+                                          combo & 4 ? mask : NULL};
+                memcpy(y, x, sizeof x);
+                const float got_max = tables[t]->score_rules(n, y, &r);
+                float want_max = -INFINITY;
+                for (int c = 0; c < n; c++) {
+                    double w = x[c];
+                    if (r.cap > 0)
+                        w = r.cap * tanh(w / r.cap);
+                    w += (double)r.slope * fabs((double)r.dist - c);
+                    if (r.mask)
+                        w += 1.4426950408889634 * r.mask[c];
+                    const double err = fabs(y[c] - w), bound = 8e-7 * (fabs(w) + 10.0);
+                    if (isinf(w) ? y[c] != w : !(err <= bound))
+                        fail_msg("%s score_rules combo %d n=%d: s[%d] = %.9g, want %.9g",
+                                 tables[t]->name, combo, n, c, y[c], w);
+                    want_max = y[c] > want_max ? y[c] : want_max;
+                }
+                if (!(got_max == want_max))
+                    fail_msg("%s score_rules combo %d n=%d returned max %g, want %g",
+                             tables[t]->name, combo, n, got_max, want_max);
+                for (int c = n; c < N; c++) /* nothing past n is written */
+                    if (memcmp(&y[c], &x[c], sizeof(float)))
+                        fail_msg("%s score_rules combo %d n=%d wrote s[%d]", tables[t]->name,
+                                 combo, n, c);
+            }
+}
+
 static void test_summary(void **state)
 {
     (void)state;
@@ -308,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_each_rule),
         cmocka_unit_test(test_combined),
         cmocka_unit_test(test_tanh),
+        cmocka_unit_test(test_rule_combinations),
         cmocka_unit_test(test_summary),
     };
     if (tu_check_required_isas("test_rules"))

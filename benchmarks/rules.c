@@ -7,10 +7,12 @@
  * round by round, so drift on a shared machine hits them alike; each line
  * is the median of the rounds and its ratio to the plain call's median.
  *
- *   flat-bench-rules [threads [rounds [per-head]]]    (defaults 1, 7, 0)
- * or, against a built library:
+ *   flat-bench-rules [threads [rounds [isa [per-head]]]]   (defaults 1, 7, auto, 0)
+ * isa: a kernel table's name (flat_isa_name: scalar, avx2, avx512,
+ * avx512_bf16, ...) or auto; per-head 1 adds the per-head mask (1 GiB).
+ * Or, against a built library:
  *   cc -O2 -Iinclude benchmarks/rules.c -Lbuild -lflat -o build/rules
- *   LD_LIBRARY_PATH=build build/rules 2 7
+ *   LD_LIBRARY_PATH=build build/rules 2 7 avx2
  */
 #include <flat.h>
 
@@ -73,7 +75,16 @@ static uint16_t to_f16(float x)
 int main(int argc, char **argv)
 {
     int threads = argc > 1 ? atoi(argv[1]) : 1, rounds = argc > 2 ? atoi(argv[2]) : 7;
-    int per_head = argc > 3 ? atoi(argv[3]) : 0;
+    const char *isa_name = argc > 3 ? argv[3] : "auto";
+    int per_head = argc > 4 ? atoi(argv[4]) : 0;
+    flat_isa isa = FLAT_ISA_AUTO;
+    for (int i = FLAT_ISA_AUTO + 1; i <= FLAT_ISA_AMX_BF16; i++)
+        if (flat_isa_name((flat_isa)i) && !strcmp(flat_isa_name((flat_isa)i), isa_name))
+            isa = (flat_isa)i;
+    if (isa == FLAT_ISA_AUTO && strcmp(isa_name, "auto")) {
+        fprintf(stderr, "flat-bench-rules: unknown isa '%s'\n", isa_name);
+        return 2;
+    }
     rounds = rounds < 1 ? 1 : rounds > MAX_ROUNDS ? MAX_ROUNDS : rounds;
     float *q = filled((size_t)B * H * NQ * D, 1), *k = filled((size_t)B * H * NK * D, 2);
     float *v = filled((size_t)B * H * NK * D, 3), *o = alloc(sizeof(float) * B * H * NQ * D);
@@ -102,7 +113,7 @@ int main(int argc, char **argv)
     flat_options opts[N];
     for (int c = 0; c < N; c++) {
         memset(&opts[c], 0, sizeof opts[c]);
-        opts[c].num_threads = threads;
+        opts[c].num_threads = threads, opts[c].isa = isa;
     }
     opts[1].softcap = 30.0f, opts[2].alibi_slopes = slopes;
     opts[3].mask = &b32, opts[4].mask = &b16, opts[5].mask = &hm;
@@ -123,8 +134,9 @@ int main(int argc, char **argv)
     /* CPU time: the process's, all threads (OpenMP's spinning included); on
      * a shared machine it drifts less than the wall clock, which counts the
      * time others held the cores. */
-    printf("s4k (B %d, H %d, %d x %d, D %d), %d thread(s), median of %d interleaved rounds\n"
-           "  %-18s %9s %12s %28s %9s\n", B, H, NQ, NK, D, threads, rounds, "", "wall ms",
+    printf("s4k (B %d, H %d, %d x %d, D %d), %d thread(s), isa %s, median of %d interleaved "
+           "rounds\n  %-18s %9s %12s %28s %9s\n", B, H, NQ, NK, D, threads, isa_name, rounds, "",
+           "wall ms",
            "vs plain", "(min, max)", "cpu ms  vs plain");
     double med[N], cmed[N];
     for (int c = 0; c < n; c++) {

@@ -13,10 +13,6 @@ flat_status flat_check_rules(const flat_options *o, const flat_tensor *q, int64_
 /* Copies the rules into the problem (pointers; plans copy the arrays). */
 void flat_fill_rules(const flat_options *o, flat_problem *p);
 
-/* Keys of a 16-bit mask row widened to f32 at a time (the scratch's
- * mask_row), for the fp32 score_rules kernels. */
-#define FLAT_MASK_CHUNK 512
-
 /* Whether any rule changes visible scores (softcap, ALiBi, mask). */
 static inline int flat_has_score_rules(const flat_problem *p)
 {

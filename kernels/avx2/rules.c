@@ -38,18 +38,22 @@ static inline __m256 tanh_avx2(__m256 x)
 
 /* The rules on one vector of scores x of keys c .. c+7 (dv: dist - c -
  * lane, their ALiBi distances before |.|; the mask read only when fmask,
- * k-masked), in the contract's order. */
+ * its first `part` elements unless whole), in the contract's order. */
 static inline __attribute__((always_inline)) __m256
-rules_vec(__m256 x, __m256 dv, const float *mask, int c, __m256i k, int whole, int fcap,
-          int fslope, int fmask, __m256 cap, __m256 inv, __m256 slope)
+rules_vec(__m256 x, __m256 dv, const void *mask, int c, __m256i k, int whole, int part,
+          int fcap, int fslope, int fmask, __m256 cap, __m256 inv, __m256 slope)
 {
     if (fcap)
         x = _mm256_mul_ps(cap, tanh_avx2(_mm256_mul_ps(x, inv)));
     if (fslope)
         x = _mm256_fmadd_ps(slope, _mm256_andnot_ps(_mm256_set1_ps(-0.0f), dv), x);
-    if (fmask)
+    if (fmask) { /* 1 f32, 2 f16, 3 bf16, widened exactly (kernels.h) */
+        const flat_dtype t = fmask == 1 ? FLAT_F32 : fmask == 2 ? FLAT_F16 : FLAT_BF16;
         x = _mm256_fmadd_ps(_mm256_set1_ps(LOG2E),
-                            whole ? _mm256_loadu_ps(mask + c) : _mm256_maskload_ps(mask + c, k), x);
+                            whole ? flat_loadu8_avx2(t, mask, c)
+                                  : flat_load8_part_avx2(t, mask, c, part, k),
+                            x);
+    }
     return x;
 }
 
@@ -65,15 +69,15 @@ rules_loop(int n, float *s, const flat_rules_row *r, int fcap, int fslope, int f
     const __m256 cap = _mm256_set1_ps(r->cap), inv = _mm256_set1_ps(fcap ? 1.0f / r->cap : 0);
     const __m256 slope = _mm256_set1_ps(r->slope);
     const __m256i all = _mm256_set1_epi32(-1);
-    const float *mask = r->mask;
+    const void *mask = r->mask;
     __m256 dv = _mm256_sub_ps(_mm256_set1_ps(r->dist), _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7));
     __m256 m0 = ninf, m1 = ninf;
     int c = 0;
     for (; c + 16 <= n; c += 16) {
         const __m256 d1 = _mm256_sub_ps(dv, step);
-        __m256 x0 = rules_vec(_mm256_loadu_ps(s + c), dv, mask, c, all, 1, fcap, fslope, fmask,
+        __m256 x0 = rules_vec(_mm256_loadu_ps(s + c), dv, mask, c, all, 1, 8, fcap, fslope, fmask,
                               cap, inv, slope);
-        __m256 x1 = rules_vec(_mm256_loadu_ps(s + c + 8), d1, mask, c + 8, all, 1, fcap, fslope,
+        __m256 x1 = rules_vec(_mm256_loadu_ps(s + c + 8), d1, mask, c + 8, all, 1, 8, fcap, fslope,
                               fmask, cap, inv, slope);
         _mm256_storeu_ps(s + c, x0);
         _mm256_storeu_ps(s + c + 8, x1);
@@ -82,9 +86,10 @@ rules_loop(int n, float *s, const flat_rules_row *r, int fcap, int fslope, int f
         dv = _mm256_sub_ps(d1, step);
     }
     for (; c < n; c += 8) {
-        const __m256i k = flat_tail_mask_avx2(n - c < 8 ? n - c : 8);
-        __m256 x = rules_vec(_mm256_maskload_ps(s + c, k), dv, mask, c, k, 0, fcap, fslope, fmask,
-                             cap, inv, slope);
+        const int part = n - c < 8 ? n - c : 8;
+        const __m256i k = flat_tail_mask_avx2(part);
+        __m256 x = rules_vec(_mm256_maskload_ps(s + c, k), dv, mask, c, k, 0, part, fcap, fslope,
+                             fmask, cap, inv, slope);
         _mm256_maskstore_ps(s + c, k, x);
         m0 = _mm256_max_ps(m0, _mm256_blendv_ps(ninf, x, _mm256_castsi256_ps(k)));
         dv = _mm256_sub_ps(dv, step);

@@ -39,15 +39,21 @@ static inline __m512 tanh_avx512(__m512 x)
 /* The rules on one vector of scores x of keys c .. c+15 (dv: dist - c -
  * lane, their ALiBi distances before |.|), in the contract's order. */
 static inline __attribute__((always_inline)) __m512
-rules_vec(__m512 x, __m512 dv, const float *mask, int c, __mmask16 k, int fcap, int fslope,
+rules_vec(__m512 x, __m512 dv, const void *mask, int c, __mmask16 k, int fcap, int fslope,
           int fmask, __m512 cap, __m512 inv, __m512 slope)
 {
     if (fcap)
         x = _mm512_mul_ps(cap, tanh_avx512(_mm512_mul_ps(x, inv)));
     if (fslope)
         x = _mm512_fmadd_ps(slope, _mm512_abs_ps(dv), x);
-    if (fmask)
-        x = _mm512_fmadd_ps(_mm512_set1_ps(LOG2E), _mm512_maskz_loadu_ps(k, mask + c), x);
+    if (fmask == 1)
+        x = _mm512_fmadd_ps(_mm512_set1_ps(LOG2E), _mm512_maskz_loadu_ps(k, (const float *)mask + c), x);
+    if (fmask >= 2) { /* 16-bit: f16 by vcvtph2ps, bf16 shifted into an f32's top half */
+        const __m256i h = _mm256_maskz_loadu_epi16(k, (const uint16_t *)mask + c);
+        const __m512 m = fmask == 2 ? _mm512_cvtph_ps(h)
+                                    : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+        x = _mm512_fmadd_ps(_mm512_set1_ps(LOG2E), m, x);
+    }
     return x;
 }
 
@@ -61,7 +67,7 @@ rules_loop(int n, float *s, const flat_rules_row *r, int fcap, int fslope, int f
 {
     const __m512 cap = _mm512_set1_ps(r->cap), inv = _mm512_set1_ps(fcap ? 1.0f / r->cap : 0);
     const __m512 slope = _mm512_set1_ps(r->slope), step = _mm512_set1_ps(16.0f);
-    const float *mask = r->mask;
+    const void *mask = r->mask;
     __m512 dv = _mm512_sub_ps(_mm512_set1_ps(r->dist),
                               _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
     __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0;

@@ -283,6 +283,9 @@ typedef struct flat_ukernels {
     int nr;            /* keys of a qk register block (K panel width) */
     int pv_mr;         /* rows of a pv register block; the runtime groups
                           rows with unequal masks by this */
+    int qk_min_panels; /* K panels per qk call below which the call's fixed cost
+                          shows (amx_bf16 configures tiles and moves Q into
+                          them per call); 0: none, a call may take one panel */
     int unproven;      /* 1: the table has not yet run on the hardware it is
                           written for (only on a model of it): the precision
                           policy does not choose it; opt.isa and FLAT_ISA do */

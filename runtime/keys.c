@@ -135,13 +135,14 @@ typedef struct {
     float *s;
 } panel_job;
 
-/* qk over panels [c0, c1) of the job, one K panel per call, each call after
- * a slice of the mask that the next piece's rules read (this panel's next
- * keys; after its last piece, the next Q panel's first). A mask's rows come
- * from memory (s4k's broadcast mask: 64 MiB, read once per head) in runs
- * of a piece's keys, too short for the hardware prefetchers, and the rules
- * waited on them; asked for all at once, the requests filled the miss
- * queues and stalled qk instead. A slice is about a row's run per call. */
+/* qk over panels [c0, c1) of the job, one K panel per call (or the table's
+ * qk_min_panels), each call after a slice of the mask that the next piece's
+ * rules read (this panel's next keys; after its last piece, the next Q
+ * panel's first). A mask's rows come from memory (s4k's broadcast mask: 64
+ * MiB, read once per head) in runs of a piece's keys, too short for the
+ * hardware prefetchers, and the rules waited on them; asked for all at
+ * once, the requests filled the miss queues and stalled qk instead. A slice
+ * is about a row's run per call. */
 static void qk_prefetching(const flat_problem *p, const flat_ukernels *uk, const flat_task *t,
                            const panel_job *j, int rows, int k0, int width, int step, int c0,
                            int c1, int64_t ld_s)
@@ -152,12 +153,15 @@ static void qk_prefetching(const flat_problem *p, const flat_ukernels *uk, const
         ra = j->r1, rb = (int)flat_min(rows, j->r1 + uk->mr);
     }
     int64_t x0 = (int64_t)n0 * uk->nr, x1 = flat_min(width, (int64_t)n1 * uk->nr);
-    for (int i = 0, np = c1 - c0; i < np; i++) {
-        int qa = ra + i * (rb - ra) / np, qb = ra + (i + 1) * (rb - ra) / np;
+    const int per = uk->qk_min_panels > 1 ? uk->qk_min_panels : 1;
+    const int calls = (c1 - c0 + per - 1) / per;
+    for (int i = 0; i < calls; i++) {
+        int qa = ra + i * (rb - ra) / calls, qb = ra + (i + 1) * (rb - ra) / calls;
+        int p0 = c0 + i * per, p1 = (int)flat_min(c1, p0 + per);
         if (qb > qa && x1 > x0)
             flat_prefetch_mask(p, t, qa, qb, k0 + x0, x1 - x0);
-        uk->qk((int)p->dim, 1, j->qp, j->kp + (int64_t)(c0 + i - j->c) * uk->nr * p->dim,
-               j->s + (int64_t)(c0 + i) * uk->nr, ld_s);
+        uk->qk((int)p->dim, p1 - p0, j->qp, j->kp + (int64_t)(p0 - j->c) * uk->nr * p->dim,
+               j->s + (int64_t)p0 * uk->nr, ld_s);
     }
 }
 

@@ -1,6 +1,6 @@
 /*
  * mask16: what a 16-bit mask costs against the fp32 mask of the same values
- * (flat widens it 512 keys at a time into the task's scratch), and what the
+ * (the score_rules kernels widen it in registers: half the bytes), and what the
  * mask costs at all, on s4k (B 1, 16 heads, 4096 x 4096, D 64) and on a
  * decode step (B 1, 32 heads, 1 x 4096, D 128): flat_attention without a
  * mask, with an fp32, an f16 and a bf16 mask, interleaved round by round;

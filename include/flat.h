@@ -559,15 +559,15 @@ FLAT_API flat_status flat_plan_repoint_paged(flat_plan *plan, const flat_tensor 
  * before any tensor exists, so an engine can reserve the workspace when it
  * builds its graph: every plan (flat or paged, ragged or not) made in this
  * process with options `opt` (the same isa, dataflow, num_threads and flags;
- * the score rules do not matter: the bound has room for a 16-bit mask's
- * widening) whose call has at most `batch` sequences, each of at most
- * `q_len` query rows and `kv_len` visible keys (kv_lens, seq_lens), with
- * q_heads / kv_heads heads and head dims dim / v_dim, needs at most this
- * many bytes. 0, with flat_last_error set, when an argument is out of range
- * (batch, heads or dims < 1, q_len or kv_len < 0, q_heads not a multiple of
- * kv_heads, opt invalid). Not tight: it takes the largest tile any dataflow
- * may choose for these sizes, and for a plan that may split keys, room for
- * 8 split ranges per worker (measured 1.0x-5x a real plan's size). */
+ * the score rules do not matter: they take no workspace) whose call has at
+ * most `batch` sequences, each of at most `q_len` query rows and `kv_len`
+ * visible keys (kv_lens, seq_lens), with q_heads / kv_heads heads and head
+ * dims dim / v_dim, needs at most this many bytes. 0, with flat_last_error
+ * set, when an argument is out of range (batch, heads or dims < 1, q_len or
+ * kv_len < 0, q_heads not a multiple of kv_heads, opt invalid). Not tight:
+ * it takes the largest tile any dataflow may choose for these sizes, and for
+ * a plan that may split keys, room for 8 split ranges per worker (measured
+ * 1.0x-5x a real plan's size). */
 FLAT_API size_t flat_plan_workspace_bound(int64_t batch, int64_t q_heads, int64_t kv_heads,
                                           int64_t q_len, int64_t kv_len, int64_t dim,
                                           int64_t v_dim, const flat_options *opt);

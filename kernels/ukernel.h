@@ -222,7 +222,8 @@ typedef struct {
     float cap;         /* softcap in base-2 units (softcap * log2 e); 0: none */
     float slope;       /* ALiBi: -slope_h * log2 e per key of distance; 0: none */
     float dist;        /* p - j0: key c of the call is at distance |dist - c| */
-    const float *mask; /* the additive mask at key j0 (natural-log units), or NULL */
+    const void *mask;  /* the additive mask at key j0 (natural-log units), or NULL */
+    flat_dtype mask_t; /* its elements: FLAT_F32 (0), FLAT_F16 or FLAT_BF16 */
 } flat_rules_row;
 
 /*
@@ -230,6 +231,9 @@ typedef struct {
  *     s[c] = cap * tanh(s[c] / cap)          when cap > 0
  *     s[c] += slope * |dist - c|              when slope != 0
  *     s[c] += log2(e) * mask[c]               when mask (-inf masks the key)
+ *   with mask[c] widened exactly from mask_t to f32 in registers (so a 16-bit
+ *   mask gives the bits of the f32 mask of the same values, at half the
+ *   bytes; the kernels read no mask element at or past n).
  *   The softcap's tanh: within 2 ulp of tanh for |x| < 0.625 (a Cephes
  *   polynomial), else 1 - 2 / (exp(2|x|) + 1) with the table's exp2; the
  *   absolute error of cap * tanh stays below 2 ulp of cap (tests measure it
@@ -238,6 +242,32 @@ typedef struct {
  *   the rules and the row max are one pass over the scores.
  */
 typedef float (*flat_score_rules_fn)(int n, float *s, const flat_rules_row *r);
+
+/* For score_rules: returns loop(n, s, r, cap?, slope?, mask) with the flags
+ * as constants (mask: 0 none, 1 f32, 2 f16, 3 bf16), so a table's
+ * always_inline loop is compiled once per combination of rules and tests
+ * none of them per vector. */
+#define FLAT_RULES_MASK_KIND(r)                                                             \
+    ((r)->mask ? 1 + ((r)->mask_t == FLAT_F16) + 2 * ((r)->mask_t == FLAT_BF16) : 0)
+#define FLAT_RULES_DISPATCH(loop, n, s, r)                                                  \
+    switch (((r)->cap > 0) | ((r)->slope != 0) << 1 | FLAT_RULES_MASK_KIND(r) << 2) {      \
+    case 0: return loop(n, s, r, 0, 0, 0);                                                  \
+    case 1: return loop(n, s, r, 1, 0, 0);                                                  \
+    case 2: return loop(n, s, r, 0, 1, 0);                                                  \
+    case 3: return loop(n, s, r, 1, 1, 0);                                                  \
+    case 4: return loop(n, s, r, 0, 0, 1);                                                  \
+    case 5: return loop(n, s, r, 1, 0, 1);                                                  \
+    case 6: return loop(n, s, r, 0, 1, 1);                                                  \
+    case 7: return loop(n, s, r, 1, 1, 1);                                                  \
+    case 8: return loop(n, s, r, 0, 0, 2);                                                  \
+    case 9: return loop(n, s, r, 1, 0, 2);                                                  \
+    case 10: return loop(n, s, r, 0, 1, 2);                                                 \
+    case 11: return loop(n, s, r, 1, 1, 2);                                                 \
+    case 12: return loop(n, s, r, 0, 0, 3);                                                 \
+    case 13: return loop(n, s, r, 1, 0, 3);                                                 \
+    case 14: return loop(n, s, r, 0, 1, 3);                                                 \
+    default: return loop(n, s, r, 1, 1, 3);                                                 \
+    }
 
 /* vexp2: y[j] = exp2(x[j]) for j < n, with exp2_row's accuracy and flushing.
  * Exposed so tests measure the exp against SLEEF and the double reference. */
@@ -285,6 +315,9 @@ typedef struct flat_ukernels {
     int nr;            /* keys of a qk register block (K panel width) */
     int pv_mr;         /* rows of a pv register block; the runtime groups
                           rows with unequal masks by this */
+    int qk_min_panels; /* K panels per qk call below which the call's fixed cost
+                          shows (amx_bf16 configures tiles and moves Q into
+                          them per call); 0: none, a call may take one panel */
     int unproven;      /* 1: the table has not yet run on the hardware it is
                           written for (only on a model of it): the precision
                           policy does not choose it; opt.isa and FLAT_ISA do */

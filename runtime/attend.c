@@ -33,7 +33,6 @@ static int64_t scratch_layout(flat_scratch *ws, float *mem, const flat_problem *
     CARVE(bmax, float *, r);
     CARVE(ones, float *, r);
     CARVE(parts, float *, in_task_ranges(plan) ? plan->ranges * flat_split_floats(p, plan) : 0);
-    CARVE(mask_row, float *, p->mask && p->mask_dtype != FLAT_F32 ? FLAT_MASK_CHUNK : 0);
     CARVE(lo, int *, r);
     CARVE(limit, int *, r);
     CARVE(rows, const void **, r);

@@ -29,7 +29,6 @@ typedef struct {
     float *ones;   /* rows ones: pv's "accumulate" */
     float *parts;  /* a task's key ranges' partial rows, when it merges them
                       itself (tiling.h: ranges > 1, splits == 1) */
-    float *mask_row; /* a 16-bit mask's keys widened to f32 (FLAT_MASK_CHUNK) */
     int *lo, *limit; /* keys visible to each row: the interval [lo, limit) */
     int64_t k_base;  /* the first key packed at kp (a multiple of nr) */
     int64_t k_lo, k_hi; /* keys the current unit reads: what packed_keys packs */

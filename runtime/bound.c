@@ -31,8 +31,6 @@ size_t flat_plan_workspace_bound(int64_t batch, int64_t q_heads, int64_t kv_head
     flat_problem p = {0};
     p.batch = batch, p.q_heads = q_heads, p.kv_heads = kv_heads;
     p.q_len = q_len, p.kv_len = kv_len, p.kv_visible = kv_len, p.dim = dim, p.v_dim = v_dim;
-    p.mask = &p; /* room for a 16-bit mask's widened keys */
-    p.mask_dtype = FLAT_F16;
     p.batch_invariant = (opt->flags & FLAT_FLAG_BATCH_INVARIANT) != 0;
     flat_tiling worst;
     flat_tiling_bound(&p, uk, opt->dataflow, &worst);

@@ -5,7 +5,8 @@
  * the keys (kv_lens, causal and the sliding window all reduce to one), so
  * masking never needs a mask tensor: softmax runs on the interval and pv
  * never reads outside it. Rules that change visible scores (softcap, ALiBi,
- * an additive mask) are one step between qk and the row max. */
+ * an additive mask) are one step between qk and the row max: inside
+ * flat_scores on the GEMM-shaped path (keys.c), after it on the decode path. */
 #include <math.h>
 #include <stddef.h>
 
@@ -177,9 +178,12 @@ static void block_scores(const flat_problem *p, const flat_tiling *plan, const f
                          const flat_task *t, int rows, int k0, int width, flat_scratch *ws,
                          int64_t ld_s)
 {
-    flat_scores(p, plan, uk, t, rows, k0, width, ws, ld_s);
     if (flat_has_score_rules(p))
-        flat_apply_score_rules(p, uk, t, ws, rows, k0, width, ld_s);
+        for (int r = 0; r < rows; r++)
+            ws->bmax[r] = -INFINITY;
+    flat_scores(p, plan, uk, t, rows, k0, width, ws, ld_s); /* the GEMM path applies the rules */
+    if (flat_has_score_rules(p) && plan->k_in_place)
+        flat_apply_score_rules(p, uk, t, ws, 0, rows, k0, 0, width, ld_s);
 }
 
 /* FLAT: whole logit rows, exact softmax (true max, one exp per score), P V. */

@@ -55,7 +55,7 @@ typedef struct {
     const float *sinks;        /* [q_heads], natural-log units */
     const float *alibi_slopes; /* [q_heads] */
     const void *mask;          /* [B, Hq, q_rows, kv] with mask_sb/sh/ss strides */
-    flat_dtype mask_dtype;     /* f32, f16 or bf16 (rules.c widens the last two) */
+    flat_dtype mask_dtype;     /* f32, f16 or bf16 (the score_rules kernels widen the last two) */
     int64_t mask_sb, mask_sh, mask_ss;
     int batch_invariant; /* FLAT_FLAG_BATCH_INVARIANT (tiling.c: the fixed key grid) */
     uint64_t flags; /* flat_options.flags (FLAT_FLAGS_KNOWN bits only) */

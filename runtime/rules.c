@@ -87,90 +87,27 @@ void flat_fill_rules(const flat_options *o, flat_problem *p)
     }
 }
 
-/* An f16 mask element as f32, exactly (flat_f16_to_f32's bits), without
- * branches: the magnitude's bits shifted into an f32 are the value times
- * 2^-112 (subnormals included); inf and NaN are selected by a bit mask. */
-static inline float f16_widen(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, mag = h & 0x7fffu;
-    uint32_t bits = flat_f32_bits(flat_bits_f32(mag << 13) * 0x1p112f) | sign;
-    uint32_t special = -(uint32_t)(mag >= 0x7c00u);
-    return flat_bits_f32((bits & ~special) |
-                         ((sign | 0x7f800000u | (mag & 0x3ffu) << 13) & special));
-}
-
-static inline float bf16_widen(uint16_t b) { return flat_bits_f32((uint32_t)b << 16); }
-
-/* n elements of a 16-bit mask row, widened to f32 in dst: blocks of 16 of a
- * fixed trip count, which GCC's -O2 vectorises (an open-ended loop it does
- * not), then the tail. */
-#define WIDEN(one)                                                          \
-    do {                                                                    \
-        int i = 0;                                                          \
-        for (; i + 16 <= n; i += 16) {                                      \
-            float block[16];                                                \
-            for (int j = 0; j < 16; j++)                                    \
-                block[j] = one(src[i + j]);                                 \
-            memcpy(dst + i, block, sizeof block);                           \
-        }                                                                   \
-        for (; i < n; i++)                                                  \
-            dst[i] = one(src[i]);                                           \
-    } while (0)
-
-static void widen_mask(const uint16_t *restrict src, flat_dtype t, int n, float *restrict dst)
-{
-    if (t == FLAT_BF16)
-        WIDEN(bf16_widen);
-    else
-        WIDEN(f16_widen);
-}
-#undef WIDEN
-
-/* score_rules over n scores whose mask is 16-bit: in chunks of
- * FLAT_MASK_CHUNK widened into the scratch. The rules are elementwise and
- * the max exact, so the scores and their max are those of an f32 mask of the
- * same values. */
-static float rules_widened(const flat_ukernels *uk, const flat_problem *p, int n, float *s,
-                           flat_rules_row rule, const uint16_t *mask, float *buf)
-{
-    float most = -INFINITY;
-    for (int c = 0; c < n; c += FLAT_MASK_CHUNK) {
-        int here = n - c < FLAT_MASK_CHUNK ? n - c : FLAT_MASK_CHUNK;
-        widen_mask(mask + c, p->mask_dtype, here, buf);
-        flat_rules_row part = rule;
-        part.dist = rule.dist - (float)c;
-        part.mask = buf;
-        float m = uk->score_rules(here, s + c, &part);
-        most = m > most ? m : most;
-    }
-    return most;
-}
-
 void flat_apply_score_rules(const flat_problem *p, const flat_ukernels *uk, const flat_task *t,
-                            flat_scratch *ws, int rows, int k0, int width, int64_t ld_s)
+                            flat_scratch *ws, int r0, int r1, int k0, int c0, int c1,
+                            int64_t ld_s)
 {
-    for (int r = 0; r < rows; r++) {
-        int a = (int)flat_max(ws->lo[r] - k0, 0), e = (int)flat_min(ws->limit[r] - k0, width);
-        ws->bmax[r] = -INFINITY;
+    for (int r = r0; r < r1; r++) {
+        int a = (int)flat_max(ws->lo[r] - k0, c0), e = (int)flat_min(ws->limit[r] - k0, c1);
         if (e <= a)
             continue;
         int64_t h = t->head0 + r / t->positions, pos = t->pos0 + r % t->positions, qb, qs;
         int64_t at = pos + flat_kv_len_of(p, t->b) - flat_q_len_of(p, t->b);
-        flat_rules_row rule = {p->softcap * FLAT_LOG2E, 0, (float)(at - (k0 + a)), NULL};
+        flat_rules_row rule = {p->softcap * FLAT_LOG2E, 0, (float)(at - (k0 + a)), NULL, FLAT_F32};
         if (p->alibi_slopes)
             rule.slope = -p->alibi_slopes[h] * FLAT_LOG2E;
-        if (p->mask) {
+        if (p->mask) { /* a 16-bit one as it is: the kernel widens it in registers */
             flat_q_index(p, t->b, pos, &qb, &qs);
-            const void *at_key = flat_elem_ptr(
+            rule.mask = flat_elem_ptr(
                 p->mask, qb * p->mask_sb + h * p->mask_sh + qs * p->mask_ss + k0 + a, p->mask_dtype);
-            if (p->mask_dtype != FLAT_F32) {
-                ws->bmax[r] = rules_widened(uk, p, e - a, ws->s + r * ld_s + a, rule, at_key,
-                                            ws->mask_row);
-                continue;
-            }
-            rule.mask = at_key;
+            rule.mask_t = p->mask_dtype;
         }
-        ws->bmax[r] = uk->score_rules(e - a, ws->s + r * ld_s + a, &rule);
+        float m = uk->score_rules(e - a, ws->s + r * ld_s + a, &rule);
+        ws->bmax[r] = m > ws->bmax[r] ? m : ws->bmax[r];
     }
 }
 

@@ -13,21 +13,42 @@ flat_status flat_check_rules(const flat_options *o, const flat_tensor *q, int64_
 /* Copies the rules into the problem (pointers; plans copy the arrays). */
 void flat_fill_rules(const flat_options *o, flat_problem *p);
 
-/* Keys of a 16-bit mask row widened to f32 at a time (the scratch's
- * mask_row), for the fp32 score_rules kernels. */
-#define FLAT_MASK_CHUNK 512
-
 /* Whether any rule changes visible scores (softcap, ALiBi, mask). */
 static inline int flat_has_score_rules(const flat_problem *p)
 {
     return p->softcap > 0 || p->alibi_slopes || p->mask;
 }
 
-/* Between qk and the softmax: the scores of keys [k0, k0 + width) of every
- * row of the task, each on its own visible part (score_rules kernel), and
- * each row's max of them into ws->bmax (the same pass: no row_max after). */
+/* Between qk and the softmax: the scores of keys [k0 + c0, k0 + c1) of
+ * task rows [r0, r1), each on its own visible part (score_rules kernel),
+ * their max joining each row's ws->bmax (the same pass: no row_max after;
+ * the caller sets bmax to -inf before a block's first part). The GEMM path
+ * calls it on each Q panel right after its qk call, while the panel's
+ * scores are still in L1/L2 (keys.c); the rules are elementwise and the max
+ * exact, so any cut into parts gives the same bits. */
 void flat_apply_score_rules(const flat_problem *p, const flat_ukernels *uk, const flat_task *t,
-                            flat_scratch *ws, int rows, int k0, int width, int64_t ld_s);
+                            flat_scratch *ws, int r0, int r1, int k0, int c0, int c1,
+                            int64_t ld_s);
+
+/* Asks for the mask of keys [k0, k0 + width) of task rows [r0, r1), into
+ * L2, ahead of the rules that read it (keys.c spreads these over its qk
+ * calls). always_inline: GCC deems a prefetch-only function const and
+ * deletes its calls. */
+static inline __attribute__((always_inline)) void
+flat_prefetch_mask(const flat_problem *p, const flat_task *t, int r0, int r1, int64_t k0,
+                   int64_t width)
+{
+    const int64_t bytes = flat_min(width, flat_kv_len_of(p, t->b) - k0) *
+                          flat_dtype_size(p->mask_dtype);
+    for (int r = r0; r < r1; r++) {
+        int64_t h = t->head0 + r / t->positions, pos = t->pos0 + r % t->positions, qb, qs;
+        flat_q_index(p, t->b, pos, &qb, &qs);
+        const char *row = (const char *)flat_elem_ptr(
+            p->mask, qb * p->mask_sb + h * p->mask_sh + qs * p->mask_ss + k0, p->mask_dtype);
+        for (int64_t c = 0; c < bytes; c += 64)
+            __builtin_prefetch(row + c, 0, 1);
+    }
+}
 
 /* A finished row (running max m in base-2 units, sum l): the factor that
  * normalises its output and its lse, with the head's sink joining the

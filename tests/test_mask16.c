@@ -2,7 +2,7 @@
  * f16 and bf16 masks (flat_options.mask; llama.cpp keeps its mask in f16):
  * a 16-bit mask gives bitwise the output and lse of the fp32 mask holding the
  * same values, on every kernel table and dataflow, with and without causal,
- * ALiBi and softcap (the widening runs in chunks of keys, and ALiBi's
+ * ALiBi and softcap (the rules run in pieces of keys, and ALiBi's
  * distance must follow them), for a full and a broadcast (stride 0) mask,
  * contiguous and paged, with -inf entries, f16 subnormals and rows the mask
  * hides whole. The fp32 mask itself is checked against the reference by

@@ -12,7 +12,9 @@
  * the cap to a logit; measured worst is printed), lse within 1e-5 *
  * max(1, |lse|); rows that see nothing are zero with lse = the sink (or
  * -inf); rows a large sink pushes below fp32's range (~1e-41 here) are
- * held to an absolute 1e-30. Also score_rules' tanh against double tanh and SLEEF's tanhf.
+ * held to an absolute 1e-30. Also score_rules' tanh against double tanh and SLEEF's tanhf,
+ * and score_rules on every combination of rules, mask type and tail length against the
+ * formula.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +32,7 @@
 #include <sleef.h>
 #endif
 
+#include "convert.h"
 #include "dispatch.h"
 #include "reference.h"
 #include "testutil.h"
@@ -226,6 +229,11 @@ static void test_each_rule(void **state)
         {"alibi", 1, 8, 8, 50, 120, 32, 0, R_ALIBI, 0, 0, 0, 1.0f},
         {"mask", 2, 4, 2, 23, 77, 32, 0, R_MASK, 0, 0, 0, 1.0f},
         {"broadcast mask", 2, 4, 2, 23, 77, 32, 1, R_MASK | R_BCAST, 0, 0, 0, 1.0f},
+        /* keys enough for several rules pieces per Q panel and K chunk
+         * (keys.c: a mask's pieces and their prefetches), causal */
+        {"long mask", 1, 4, 2, 40, 1500, 32, 1, R_MASK | R_ALIBI | R_SOFTCAP, 0, 0, 0, 1.0f},
+        {"long broadcast mask", 1, 4, 4, 30, 1100, 64, 0, R_MASK | R_BCAST | R_ALIBI, 0, 0, 0,
+         1.0f},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case(&cases[i]);
@@ -259,7 +267,7 @@ static void test_tanh(void **state)
     x[0] = 0.0f, x[1] = 0.625f, x[2] = -0.625f, x[3] = 1e-30f, x[4] = 20.0f;
     for (int t = 0; t < ntables; t++) {
         memcpy(y, x, sizeof(float) * n);
-        const flat_rules_row rule = {1.0f, 0.0f, 0.0f, NULL};
+        const flat_rules_row rule = {1.0f, 0.0f, 0.0f, NULL, FLAT_F32};
         const float got_max = tables[t]->score_rules(n, y, &rule);
         float want_max = -INFINITY;
         for (int i = 0; i < n; i++)
@@ -294,6 +302,71 @@ static void test_tanh(void **state)
     free(x), free(y);
 }
 
+/* score_rules on every combination of rules (the mask in f32, f16 and
+ * bf16), every tail length and long rows (the kernels run one loop per
+ * combination, two vectors a step), against the formula in double: each
+ * score within a few ulp (the cap's tanh: 2 ulp of the cap), -inf where the
+ * mask is, the returned max exactly the max of the results, nothing past n
+ * written; and a 16-bit mask gives the bits of the f32 mask of its values. */
+static void test_rule_combinations(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    float x[N], y[N], y32[N], mask[N], wide[3][N];
+    uint16_t m16[2][N];
+    tu_rng rng = {5};
+    for (int i = 0; i < N; i++) {
+        x[i] = tu_uniform(&rng, -8.0f, 8.0f);
+        mask[i] = i % 13 == 5 ? -INFINITY : tu_uniform(&rng, -3.0f, 3.0f);
+        m16[0][i] = flat_f32_to_f16(mask[i]), m16[1][i] = flat_f32_to_bf16(mask[i]);
+        wide[0][i] = mask[i], wide[1][i] = flat_f16_to_f32(m16[0][i]);
+        wide[2][i] = flat_bf16_to_f32(m16[1][i]);
+    }
+    const void *masks[3] = {mask, m16[0], m16[1]};
+    const flat_dtype types[3] = {FLAT_F32, FLAT_F16, FLAT_BF16};
+    const int lens[] = {0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 100, 333, N};
+    for (int t = 0; t < ntables; t++)
+        for (int combo = 0; combo < 16; combo++)
+            for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+                const int n = lens[li], mt = combo >> 2 ? (combo >> 2) - 1 : 0;
+                const flat_rules_row r = {combo & 1 ? 5.0f : 0.0f, combo & 2 ? -0.37f : 0.0f,
+                                          (float)(li * 37 % 200) - 60.0f,
+                                          combo >> 2 ? masks[mt] : NULL, types[mt]};
+                memcpy(y, x, sizeof x);
+                const float got_max = tables[t]->score_rules(n, y, &r);
+                float want_max = -INFINITY;
+                for (int c = 0; c < n; c++) {
+                    double w = x[c];
+                    if (r.cap > 0)
+                        w = r.cap * tanh(w / r.cap);
+                    w += (double)r.slope * fabs((double)r.dist - c);
+                    if (r.mask)
+                        w += 1.4426950408889634 * wide[mt][c];
+                    const double err = fabs(y[c] - w), bound = 8e-7 * (fabs(w) + 10.0);
+                    if (isinf(w) ? y[c] != w : !(err <= bound))
+                        fail_msg("%s score_rules combo %d n=%d: s[%d] = %.9g, want %.9g",
+                                 tables[t]->name, combo, n, c, y[c], w);
+                    want_max = y[c] > want_max ? y[c] : want_max;
+                }
+                if (!(got_max == want_max))
+                    fail_msg("%s score_rules combo %d n=%d returned max %g, want %g",
+                             tables[t]->name, combo, n, got_max, want_max);
+                for (int c = n; c < N; c++) /* nothing past n is written */
+                    if (memcmp(&y[c], &x[c], sizeof(float)))
+                        fail_msg("%s score_rules combo %d n=%d wrote s[%d]", tables[t]->name,
+                                 combo, n, c);
+                if (mt == 0)
+                    continue;
+                flat_rules_row r32 = r; /* the f32 mask of the same values */
+                r32.mask = wide[mt], r32.mask_t = FLAT_F32;
+                memcpy(y32, x, sizeof x);
+                tables[t]->score_rules(n, y32, &r32);
+                if (memcmp(y, y32, sizeof y))
+                    fail_msg("%s score_rules combo %d n=%d: a 16-bit mask changed the bits",
+                             tables[t]->name, combo, n);
+            }
+}
+
 static void test_summary(void **state)
 {
     (void)state;
@@ -308,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_each_rule),
         cmocka_unit_test(test_combined),
         cmocka_unit_test(test_tanh),
+        cmocka_unit_test(test_rule_combinations),
         cmocka_unit_test(test_summary),
     };
     if (tu_check_required_isas("test_rules"))

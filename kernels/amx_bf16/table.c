@@ -27,6 +27,7 @@ const flat_ukernels flat_ukernels_amx_bf16 = {
     .compute = FLAT_BF16,
     .mr = FLAT_AMX_BF16_MR,
     .nr = FLAT_AMX_BF16_NR,
+    .qk_min_panels = 8, /* per call: ldtilecfg, Q into A tiles, tilerelease */
     .pv_mr = FLAT_AMX_BF16_PV_MR,
     .unproven = AMX_UNPROVEN,
     .pack_q = flat_pack_q__amx_bf16,

@@ -45,7 +45,7 @@ float flat_score_rules__neon(int n, float *s, const flat_rules_row *r)
         if (r->slope != 0)
             x = vfmaq_n_f32(x, vabsq_f32(vsubq_f32(vdupq_n_f32(r->dist - (float)c), lane)), r->slope);
         if (r->mask)
-            x = vfmaq_n_f32(x, vld1q_f32(r->mask + c), LOG2E);
+            x = vfmaq_n_f32(x, flat_load4_neon(r->mask_t, r->mask, c), LOG2E);
         vst1q_f32(s + c, x);
         mv = vmaxq_f32(mv, x);
     }
@@ -58,7 +58,7 @@ float flat_score_rules__neon(int n, float *s, const flat_rules_row *r)
         if (r->slope != 0)
             y = fmaf(fabsf(r->dist - (float)c), r->slope, y);
         if (r->mask)
-            y = fmaf(r->mask[c], LOG2E, y);
+            y = fmaf(flat_load_elem(r->mask, c, r->mask_t), LOG2E, y);
         s[c] = y;
         m = y > m ? y : m;
     }

@@ -1,6 +1,7 @@
 /* Score rules between qk and the row max: softcap, ALiBi, an additive mask. */
 #include <math.h>
 
+#include "../convert.h"
 #include "../ukernel.h"
 #include "exp.h"
 #include "kernels.h"
@@ -32,7 +33,7 @@ float flat_score_rules__scalar(int n, float *s, const flat_rules_row *r)
         if (r->slope != 0)
             x += r->slope * fabsf(r->dist - (float)c);
         if (r->mask)
-            x += LOG2E * r->mask[c];
+            x += LOG2E * flat_load_elem(r->mask, c, r->mask_t);
         s[c] = x;
         m = x > m ? x : m;
     }

@@ -86,9 +86,8 @@ pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int
 #pragma GCC unroll 8
             for (int c = 0; c < nv; c++)
                 if ((16 * c) % (512 / flat_dtype_bits(t)) == 0)
-                    _mm_prefetch((const char *)flat_elem_ptr(vj, PV_PREFETCH * vs->ld + col0 + 16 * c,
-                                                             t),
-                                 _MM_HINT_T0);
+                    flat_prefetch_kv_avx512(
+                        t, flat_elem_ptr(vj, PV_PREFETCH * vs->ld + col0 + 16 * c, t));
             if (sj)
                 _mm_prefetch((const char *)flat_elem_ptr(sj, PV_PREFETCH * vs->ld_scale, vs->scale_t),
                              _MM_HINT_T0);

@@ -31,8 +31,7 @@ prefetch_key(const flat_dtype t, const flat_kv_src *ks, const void *kj, const vo
     if (j + QK_ROWS_PREFETCH >= n)
         return;
     if (c0 % (512 / flat_dtype_bits(t)) == 0)
-        _mm_prefetch((const char *)flat_elem_ptr(kj, QK_ROWS_PREFETCH * ks->ld + c0, t),
-                     _MM_HINT_T0);
+        flat_prefetch_kv_avx512(t, flat_elem_ptr(kj, QK_ROWS_PREFETCH * ks->ld + c0, t));
     if (sj && c0 == 0)
         _mm_prefetch((const char *)flat_elem_ptr(sj, QK_ROWS_PREFETCH * ks->ld_scale, ks->scale_t),
                      _MM_HINT_T0);
@@ -287,8 +286,7 @@ dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int 
 #pragma GCC unroll 8
                     for (int u = 0; u < kg; u++)
                         if (u < nk)
-                            _mm_prefetch((const char *)flat_elem_ptr(row[u], pf + c0, t),
-                                         _MM_HINT_T0);
+                            flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
                 const __m512 q = _mm512_loadu_ps(dc->qr + c0);
 #pragma GCC unroll 8
                 for (int u = 0; u < kg; u++)
@@ -307,7 +305,7 @@ dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int 
 #pragma GCC unroll 8
         for (int u = 0; u < kg; u++)
             if (u < nk)
-                _mm_prefetch((const char *)flat_elem_ptr(row[u], pf + c0, t), _MM_HINT_T0);
+                flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
 #pragma GCC unroll 8
         for (int v = 0; v < line; v++)
             sub_chunk(t, sm, mb, kg, kb, slot, 1, nk, d, c0 + v * step, ks, dc, row, srow, chunk, res);
@@ -316,7 +314,7 @@ dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int 
 #pragma GCC unroll 8
         for (int u = 0; u < kg; u++)
             if (u < nk)
-                _mm_prefetch((const char *)flat_elem_ptr(row[u], pf + c0, t), _MM_HINT_T0);
+                flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
     for (; c0 + step <= d; c0 += step)
         sub_chunk(t, sm, mb, kg, kb, slot, 1, nk, d, c0, ks, dc, row, srow, chunk, res);
     if (c0 < d)

@@ -200,6 +200,22 @@ static inline flat_kv_src flat_kv_src_rows(const flat_kv_src *src, int64_t rows)
         }                                                                                   \
     } while (0)
 
+/* FLAT_KV_TYPE_FNS(name, f, (params), args...) defines one function
+ * name_<T>(params) per K/V type T, each calling the always_inline body
+ * f(T, args...). A file then defines `#define name(T, ...) name##_##T(__VA_ARGS__)`
+ * and passes `name` to FLAT_KV_SWITCH. Why: a switch over f itself inlines
+ * every type's instance into one function, and gcc's time grows faster than
+ * a function's size (one such kernel file took a minute to compile). */
+#define FLAT_KV_TYPE_FN_(name, T, f, params, ...)                                           \
+    static __attribute__((noinline)) void name##_##T params { f(T, __VA_ARGS__); }
+#define FLAT_KV_TYPE_FNS(name, f, params, ...)                                              \
+    FLAT_KV_TYPE_FN_(name, FLAT_F32, f, params, __VA_ARGS__)                                \
+    FLAT_KV_TYPE_FN_(name, FLAT_F16, f, params, __VA_ARGS__)                                \
+    FLAT_KV_TYPE_FN_(name, FLAT_BF16, f, params, __VA_ARGS__)                               \
+    FLAT_KV_TYPE_FN_(name, FLAT_I8, f, params, __VA_ARGS__)                                 \
+    FLAT_KV_TYPE_FN_(name, FLAT_F8E4M3, f, params, __VA_ARGS__)                             \
+    FLAT_KV_TYPE_FN_(name, FLAT_I4, f, params, __VA_ARGS__)
+
 /* A plain (unquantized) source: `data` rows `ld` elements of t apart. */
 static inline flat_kv_src flat_kv_src_plain(const void *data, int64_t ld, flat_dtype t)
 {

@@ -139,8 +139,15 @@ qk_rows(const flat_dtype t, int m, int d, int n, const float *restrict qp, const
         rows_blocked(t, 6, m, d, n, qp, k, s, ld_s);
 }
 
+/* One function per K/V type (convert.h's FLAT_KV_TYPE_FNS says why). */
+FLAT_KV_TYPE_FNS(qk_rows_t, qk_rows,
+                 (int m, int d, int n, const float *restrict qp, const flat_kv_src *k,
+                  float *restrict s, int64_t ld_s),
+                 m, d, n, qp, k, s, ld_s)
+#define qk_rows_t(T, ...) qk_rows_t_##T(__VA_ARGS__)
+
 void flat_qk_rows__avx2(int m, int d, int n, const float *restrict qp, const flat_kv_src *src,
                         float *restrict s, int64_t ld_s)
 {
-    FLAT_KV_SWITCH(src->t, qk_rows, m, d, n, qp, src, s, ld_s);
+    FLAT_KV_SWITCH(src->t, qk_rows_t, m, d, n, qp, src, s, ld_s);
 }

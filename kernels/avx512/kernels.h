@@ -237,6 +237,24 @@ flat_chunk_group_map_avx512(int64_t group, int64_t k0, int n)
         else f(t, FLAT_SC_LANES, __VA_ARGS__);                                             \
     } while (0)
 
+/* FLAT_KV_TYPE_FNS (convert.h) for f(t, sm, ...): one function
+ * name_<T>_<SM>(params) per type and (quantized types) scale mode; a file
+ * defines `#define name(T, SM, ...) name##_##T##_##SM(__VA_ARGS__)` and
+ * passes `name` to FLAT_KV_SWITCH_MODE_AVX512. */
+#define FLAT_KV_MODE_FN_AVX512_(name, T, SM, f, params, ...)                               \
+    static __attribute__((noinline)) void name##_##T##_##SM params { f(T, SM, __VA_ARGS__); }
+#define FLAT_KV_MODES_FN_AVX512_(name, T, f, params, ...)                                  \
+    FLAT_KV_MODE_FN_AVX512_(name, T, FLAT_SC_COLS, f, params, __VA_ARGS__)                 \
+    FLAT_KV_MODE_FN_AVX512_(name, T, FLAT_SC_CHUNK, f, params, __VA_ARGS__)                \
+    FLAT_KV_MODE_FN_AVX512_(name, T, FLAT_SC_LANES, f, params, __VA_ARGS__)
+#define FLAT_KV_MODE_FNS_AVX512(name, f, params, ...)                                      \
+    FLAT_KV_MODE_FN_AVX512_(name, FLAT_F32, FLAT_SC_COLS, f, params, __VA_ARGS__)          \
+    FLAT_KV_MODE_FN_AVX512_(name, FLAT_F16, FLAT_SC_COLS, f, params, __VA_ARGS__)          \
+    FLAT_KV_MODE_FN_AVX512_(name, FLAT_BF16, FLAT_SC_COLS, f, params, __VA_ARGS__)         \
+    FLAT_KV_MODES_FN_AVX512_(name, FLAT_I8, f, params, __VA_ARGS__)                        \
+    FLAT_KV_MODES_FN_AVX512_(name, FLAT_F8E4M3, f, params, __VA_ARGS__)                    \
+    FLAT_KV_MODES_FN_AVX512_(name, FLAT_I4, f, params, __VA_ARGS__)
+
 /* The same with the chunk's scale map computed here: for callers that read
  * one row per chunk (the map is then no dearer to compute than to keep). */
 static inline __attribute__((always_inline)) __m512

@@ -208,13 +208,22 @@ pv(const flat_dtype t, const int sm, int m, int n, int dv, const float *restrict
     }
 }
 
+/* One function per V type and scale mode (convert.h's FLAT_KV_TYPE_FNS
+ * says why). */
+FLAT_KV_MODE_FNS_AVX512(pv_t, pv,
+                        (int m, int n, int dv, const float *restrict p, int64_t ld_p,
+                         const flat_kv_src *v, float *restrict o, int64_t ld_o,
+                         const float *restrict alpha),
+                        m, n, dv, p, ld_p, v, o, ld_o, alpha)
+#define pv_t(T, SM, ...) pv_t_##T##_##SM(__VA_ARGS__)
+
 void flat_pv_6__avx512(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                        const flat_kv_src *src, float *restrict o, int64_t ld_o,
                        const float *restrict alpha)
 {
     flat_kv_src unit;
     const flat_kv_src *v = flat_kv_scaled_avx512(src, &unit);
-    FLAT_KV_SWITCH_MODE_AVX512(v, pv, m, n, dv, p, ld_p, v, o, ld_o, alpha);
+    FLAT_KV_SWITCH_MODE_AVX512(v, pv_t, m, n, dv, p, ld_p, v, o, ld_o, alpha);
 }
 
 /*

@@ -164,20 +164,18 @@ typedef struct {
     flat_chunk_scales map[DOT_CHUNKS];
 } dot_call;
 
-/* Chunk c0 (16 columns, dims of them valid) of a K row as fp32. srow: the
- * row's scales (LANES); chunk: its scale per chunk, widened (CHUNK). */
+/* Chunk c0 (16 columns, dims of them valid) of a K row as fp32. chunk: the
+ * row's scale per chunk, widened (CHUNK); COLS scales are folded into Q. */
 static inline __attribute__((always_inline)) __m512
-key_chunk(const flat_dtype t, const int sm, const flat_kv_src *ks, const dot_call *dc,
-          const void *row, const void *srow, const float *chunk, int c0, int dims)
+key_chunk(const flat_dtype t, const int sm, const void *row, const float *chunk, int c0,
+          int dims)
 {
     if (!flat_dtype_quantized(t))
         return flat_kv_chunk16_avx512(t, FLAT_F32, row, NULL, NULL, c0, dims);
     const __m512 codes = flat_codes16_avx512(t, row, c0, dims);
-    if (sm == FLAT_SC_COLS) /* folded into Q (rows_dot) */
-        return codes;
     if (sm == FLAT_SC_CHUNK)
         return _mm512_mul_ps(codes, _mm512_set1_ps(chunk[c0 / 16]));
-    return _mm512_mul_ps(codes, flat_row_scales16_avx512(ks->scale_t, srow, &dc->map[c0 / 16]));
+    return codes;
 }
 
 /* Keys are taken kg at a time (a subgroup), all their dims, then the next:
@@ -190,12 +188,11 @@ key_chunk(const flat_dtype t, const int sm, const flat_kv_src *ks, const dot_cal
  * slower at 4 rows). */
 
 /* acc[i*kb + slot + u] += Q row i . K row u's chunk at c0: 16 dims (32 for bf16),
- * all valid when `fulld`; keys u < nk. */
+ * all valid when `fulld`. */
 static inline __attribute__((always_inline)) void
 sub_chunk(const flat_dtype t, const int sm, const int mb, const int kg, const int kb,
-          const int slot, const int fulld, int nk, int d, int c0, const flat_kv_src *ks,
-          const dot_call *dc, const void *const *row, const void *const *srow,
-          const float (*chunk)[DOT_CHUNKS_PAD], __m512 acc[16])
+          const int slot, const int fulld, int d, int c0, const dot_call *dc,
+          const void *const *row, const float (*chunk)[DOT_CHUNKS_PAD], __m512 acc[16])
 {
     const float *qr = dc->qr;
     const int ldq = dc->ldq;
@@ -204,8 +201,6 @@ sub_chunk(const flat_dtype t, const int sm, const int mb, const int kg, const in
         const __mmask32 lm = fulld ? 0xffffffffu : (__mmask32)((1ull << dims) - 1);
 #pragma GCC unroll 8
         for (int u = 0; u < kg; u++) {
-            if (u >= nk)
-                break;
             const uint16_t *r = (const uint16_t *)row[u] + c0;
             const __m512i x = fulld ? _mm512_loadu_si512(r) : _mm512_maskz_loadu_epi16(lm, r);
             const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
@@ -223,9 +218,7 @@ sub_chunk(const flat_dtype t, const int sm, const int mb, const int kg, const in
     const int dims = fulld ? 16 : d - c0;
 #pragma GCC unroll 8
     for (int u = 0; u < kg; u++) {
-        if (u >= nk)
-            break;
-        const __m512 kv = key_chunk(t, sm, ks, dc, row[u], srow[u], chunk[u], c0, dims);
+        const __m512 kv = key_chunk(t, sm, row[u], chunk[u], c0, dims);
 #pragma GCC unroll 8
         for (int i = 0; i < mb; i++)
             acc[i * kb + slot + u] = _mm512_fmadd_ps(_mm512_loadu_ps(qr + i * ldq + c0), kv,
@@ -233,7 +226,8 @@ sub_chunk(const flat_dtype t, const int sm, const int mb, const int kg, const in
     }
 }
 
-/* Keys j .. j+nk-1 (nk <= kg), all dims, into res[i*kb + slot + u]. Dims go
+/* Keys j .. j+kg-1 (those past j+nk-1 read row j again: the call's last
+ * block computes whole subgroups, the same arithmetic per key), all dims, into res[i*kb + slot + u]. Dims go
  * a 64-byte line of K at a time, one prefetch per row and line (the row
  * QK_ROWS_PREFETCH keys on, or, near the end of the call, the row itself:
  * past the call lies other data), the last partial chunk apart. */
@@ -251,7 +245,7 @@ dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int 
         const int64_t r = u < nk ? j + u : j; /* rows past the call: never read */
         row[u] = flat_kv_row(ks, r, t);
         srow[u] = flat_kv_scale_row(ks, r, t);
-        if (flat_dtype_quantized(t) && u < nk)
+        if (flat_dtype_quantized(t))
             _mm_prefetch(flat_kv_scale_row(ks, r + (pf ? QK_ROWS_PREFETCH : 0), t), _MM_HINT_T0);
     }
     if (flat_dtype_quantized(t) && sm == FLAT_SC_CHUNK) { /* each row's scale per chunk */
@@ -260,8 +254,6 @@ dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int 
         const int f16 = ks->scale_t == FLAT_F16;
 #pragma GCC unroll 8
         for (int u = 0; u < kg; u++) {
-            if (u >= nk)
-                break;
             _mm512_storeu_ps(chunk[u], f16 ? flat_row_scales16_avx512(FLAT_F16, srow[u], &map0)
                                            : flat_row_scales16_avx512(FLAT_F32, srow[u], &map0));
             for (int k0 = 16; k0 < chunks; k0 += 16)
@@ -285,47 +277,46 @@ dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int 
                 if (c0 % (line * step) == 0)
 #pragma GCC unroll 8
                     for (int u = 0; u < kg; u++)
-                        if (u < nk)
-                            flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
+                        flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
                 const __m512 q = _mm512_loadu_ps(dc->qr + c0);
 #pragma GCC unroll 8
                 for (int u = 0; u < kg; u++)
-                    if (u < nk)
-                        part[u] = _mm512_fmadd_ps(q, flat_codes16_avx512(t, row[u], c0, 16), part[u]);
+                    part[u] = _mm512_fmadd_ps(q, flat_codes16_avx512(t, row[u], c0, 16), part[u]);
             }
 #pragma GCC unroll 8
             for (int u = 0; u < kg; u++)
-                if (u < nk)
-                    res[slot + u] = _mm512_fmadd_ps(part[u], _mm512_set1_ps(chunk[u][cg / 16]),
-                                                    res[slot + u]);
+                res[slot + u] = _mm512_fmadd_ps(part[u], _mm512_set1_ps(chunk[u][cg / 16]),
+                                                res[slot + u]);
         }
         return;
     }
     for (; c0 + line * step <= d; c0 += line * step) {
 #pragma GCC unroll 8
         for (int u = 0; u < kg; u++)
-            if (u < nk)
-                flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
+            flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
 #pragma GCC unroll 8
         for (int v = 0; v < line; v++)
-            sub_chunk(t, sm, mb, kg, kb, slot, 1, nk, d, c0 + v * step, ks, dc, row, srow, chunk, res);
+            sub_chunk(t, sm, mb, kg, kb, slot, 1, d, c0 + v * step, dc, row, chunk, res);
     }
     if (c0 < d)
 #pragma GCC unroll 8
         for (int u = 0; u < kg; u++)
-            if (u < nk)
-                flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
+            flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
     for (; c0 + step <= d; c0 += step)
-        sub_chunk(t, sm, mb, kg, kb, slot, 1, nk, d, c0, ks, dc, row, srow, chunk, res);
+        sub_chunk(t, sm, mb, kg, kb, slot, 1, d, c0, dc, row, chunk, res);
     if (c0 < d)
-        sub_chunk(t, sm, mb, kg, kb, slot, 0, nk, d, c0, ks, dc, row, srow, chunk, res);
+        sub_chunk(t, sm, mb, kg, kb, slot, 0, d, c0, dc, row, chunk, res);
 }
 
-/* mb rows x kb keys from key j0 (keys of them valid), scores stored. */
+/* mb rows x kb keys from key j0 (keys of them valid), scores stored. One
+ * instance for whole and partial blocks: a partial block computes whole
+ * subgroups, its missing keys on a copy of its first row, and stores only
+ * its keys, so a key's score is the same bits wherever the call's blocks
+ * begin (paged calls are bitwise contiguous ones) and each subgroup's key
+ * count is a constant (no per-key tests in its loops). */
 static inline __attribute__((always_inline)) void
-dot_block(const flat_dtype t, const int sm, const int mb, const int full, int m, int keys,
-          int64_t j0, int n, int d, const flat_kv_src *ks, const dot_call *dc, float *restrict s,
-          int64_t ld_s)
+dot_block(const flat_dtype t, const int sm, const int mb, int m, int keys, int64_t j0, int n,
+          int d, const flat_kv_src *ks, const dot_call *dc, float *restrict s, int64_t ld_s)
 {
     const int kb = 16 / mb, kg = mb == 1 ? 8 : kb;
     float chunk[16][DOT_CHUNKS_PAD]; /* CHUNK: each row's scale per chunk */
@@ -335,11 +326,9 @@ dot_block(const flat_dtype t, const int sm, const int mb, const int full, int m,
         res[p] = _mm512_setzero_ps();
 #pragma GCC unroll 4
     for (int u0 = 0; u0 < kb; u0 += kg) {
-        const int nk = full ? kg : keys - u0 < kg ? keys - u0 : kg;
-        if (nk <= 0)
+        if (u0 >= keys)
             break;
-        dot_sub(t, sm, mb, kg, kb, u0, nk, j0 + u0, n, d, ks, dc,
-                &chunk[u0], res);
+        dot_sub(t, sm, mb, kg, kb, u0, keys - u0, j0 + u0, n, d, ks, dc, &chunk[u0], res);
     }
     flat_store_pair_sums_avx512(flat_reduce16_avx512(res), mb, m, keys, s + j0, ld_s);
 }
@@ -385,21 +374,23 @@ rows_dot(const flat_dtype t, const int sm, const int mb, int m, int d, int n,
                                                c0 < d ? _mm512_loadu_ps(dc.cols + c0)
                                                       : _mm512_setzero_ps()));
     int64_t j = 0;
-    for (; j + kb <= n; j += kb)
-        dot_block(t, sm, mb, 1, m, kb, j, n, d, k, &dc, s, ld_s);
-    if (j < n)
-        dot_block(t, sm, mb, 0, m, (int)(n - j), j, n, d, k, &dc, s, ld_s);
+    for (; j < n; j += kb)
+        dot_block(t, sm, mb, m, n - j < kb ? (int)(n - j) : kb, j, n, d, k, &dc, s, ld_s);
 }
 
 /* The dot-product kernels: 1-4 rows (the row count rounded up to 1, 2 or
  * 4: a few FMAs on zero rows cost nothing while K streams in). With 8 rows
  * (2 keys per block) they ran 20% slower than the transposing block, whose
- * shuffles are then shared by 8 rows. */
+ * shuffles are then shared by 8 rows. Quantized groups that split chunks
+ * (LANES: g8, g3; no format in use) take the transposing block: one more
+ * set of instances each cache type would compile for a rare layout. */
 static inline __attribute__((always_inline)) void
 qk_rows_dot(const flat_dtype t, const int sm, int m, int d, int n, const float *restrict qp,
             const flat_kv_src *k, float *restrict s, int64_t ld_s)
 {
-    if (m == 1)
+    if (sm == FLAT_SC_LANES)
+        rows_transposed(t, 4, m, d, n, qp, k, s, ld_s);
+    else if (m == 1)
         rows_dot(t, sm, 1, m, d, n, qp, k, s, ld_s);
     else if (m == 2)
         rows_dot(t, sm, 2, m, d, n, qp, k, s, ld_s);
@@ -421,6 +412,19 @@ qk_rows_transposed(const flat_dtype t, int m, int d, int n, const float *restric
         rows_transposed(t, 12, m, d, n, qp, k, s, ld_s);
 }
 
+/* One function per cache type (and scale mode), not one body with every
+ * instance inlined (convert.h's FLAT_KV_TYPE_FNS says why): 62 -> 25 s. */
+FLAT_KV_MODE_FNS_AVX512(qk_dot, qk_rows_dot,
+                        (int m, int d, int n, const float *restrict qp, const flat_kv_src *k,
+                         float *restrict s, int64_t ld_s),
+                        m, d, n, qp, k, s, ld_s)
+#define qk_dot(T, SM, ...) qk_dot_##T##_##SM(__VA_ARGS__)
+FLAT_KV_TYPE_FNS(qk_transposed, qk_rows_transposed,
+                 (int m, int d, int n, const float *restrict qp, const flat_kv_src *k,
+                  float *restrict s, int64_t ld_s),
+                 m, d, n, qp, k, s, ld_s)
+#define qk_transposed(T, ...) qk_transposed_##T(__VA_ARGS__)
+
 void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const flat_kv_src *src,
                           float *restrict s, int64_t ld_s)
 {
@@ -431,7 +435,7 @@ void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const f
     flat_kv_src unit;
     const flat_kv_src *k = flat_kv_scaled_avx512(src, &unit);
     if (m <= 4 && d <= DOT_MAX_D)
-        FLAT_KV_SWITCH_MODE_AVX512(k, qk_rows_dot, m, d, n, qp, k, s, ld_s);
+        FLAT_KV_SWITCH_MODE_AVX512(k, qk_dot, m, d, n, qp, k, s, ld_s);
     else
-        FLAT_KV_SWITCH(k->t, qk_rows_transposed, m, d, n, qp, k, s, ld_s);
+        FLAT_KV_SWITCH(k->t, qk_transposed, m, d, n, qp, k, s, ld_s);
 }

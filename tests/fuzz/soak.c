@@ -8,8 +8,13 @@
  * would add ~1 KiB x calls; the allocator keeps some slack per thread). Prints calls per
  * second; any failure with the seed that reproduces it alone:
  *
- *   soak [--threads T] [--calls N] [--seed S]     (CI: --calls 400)
- *   soak --replay S                                one call, seed S
+ *   soak [--threads T] [--calls N] [--seed S] [--rss off]   (CI: --calls 400)
+ *   soak --replay S                                          one call, seed S
+ *
+ * --rss off: the calls are checked, RSS is not judged. ctest passes it when
+ * the tests run under an emulator (qemu-user): there /proc/self/statm is the
+ * emulator's, whose translation cache grows each time the random calls reach
+ * code not yet translated (one CI run saw 8.6 MiB late in the run).
  */
 #include <malloc.h>
 #include <pthread.h>
@@ -36,6 +41,7 @@
 #endif
 
 static long threads = 8, calls = 400;
+static int rss_judged = RSS_JUDGED;
 static uint64_t base_seed = 0x5eed;
 static atomic_long done, failures, refused;
 
@@ -100,6 +106,7 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--threads")) threads = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--calls")) calls = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--seed")) base_seed = strtoull(argv[i + 1], NULL, 0);
+        else if (!strcmp(argv[i], "--rss")) rss_judged = rss_judged && strcmp(argv[i + 1], "off");
         else if (!strcmp(argv[i], "--replay")) return one_call(strtoull(argv[i + 1], NULL, 0), 1);
         else { fprintf(stderr, "soak: unknown option %s\n", argv[i]); return 2; }
     }
@@ -135,8 +142,9 @@ int main(int argc, char **argv)
            threads, calls, total, secs, total / secs, atomic_load(&refused),
            atomic_load(&failures), start_rss, warm, late, end_rss);
     free(tid);
-    if (!RSS_JUDGED) {
-        printf("soak: RSS not judged in a sanitizer build (shadow memory, quarantine)\n");
+    if (!rss_judged) {
+        printf("soak: RSS not judged (%s)\n", RSS_JUDGED ? "--rss off"
+                                                     : "a sanitizer build: shadow memory, quarantine");
         return atomic_load(&failures) != 0;
     }
     if (warm == 0 || late == 0) {

@@ -255,20 +255,6 @@ flat_chunk_group_map_avx512(int64_t group, int64_t k0, int n)
     FLAT_KV_MODES_FN_AVX512_(name, FLAT_F8E4M3, f, params, __VA_ARGS__)                    \
     FLAT_KV_MODES_FN_AVX512_(name, FLAT_I4, f, params, __VA_ARGS__)
 
-/* The same with the chunk's scale map computed here: for callers that read
- * one row per chunk (the map is then no dearer to compute than to keep). */
-static inline __attribute__((always_inline)) __m512
-flat_kv_load16_avx512(const flat_dtype t, const flat_kv_src *src, const void *row,
-                      const void *srow, int64_t c, int n)
-{
-    if (!flat_dtype_quantized(t))
-        return flat_kv_chunk16_avx512(t, FLAT_F32, row, NULL, NULL, c, n);
-    if (!srow)
-        return flat_codes16_avx512(t, row, c, n);
-    const flat_chunk_scales cs = flat_chunk_scales_avx512(src->group, c, n);
-    return flat_kv_chunk16_avx512(t, src->scale_t, row, srow, &cs, c, n);
-}
-
 /* The decode kernels' prefetch of K/V lines ahead: into L2 for float types,
  * whose decode is bound by memory: prefetches into L1 held its few miss
  * buffers, and one core read 55-63% of the read bandwidth (78-87% into L2,
@@ -295,6 +281,25 @@ flat_kv_scale_row(const flat_kv_src *s, int64_t j, const flat_dtype t)
 {
     return flat_dtype_quantized(t) && s->scale ? flat_elem_ptr(s->scale, j * s->ld_scale, s->scale_t)
                                                : NULL;
+}
+
+/* The dot kernels' subgroup of kg keys from j (qk_rows of this table and
+ * of avx512_bf16): row[u] and srow[u] of key j + u, those past j + nk - 1
+ * pointing at row j again (never past the call: its partial last block
+ * computes whole subgroups, on a copy); quantized scales of the rows
+ * `ahead` keys on (0: the rows themselves) prefetched into L1. */
+static inline __attribute__((always_inline)) void
+flat_dot_rows_avx512(const flat_dtype t, const int kg, const flat_kv_src *ks, int64_t j, int nk,
+                     int64_t ahead, const void **row, const void **srow)
+{
+#pragma GCC unroll 8
+    for (int u = 0; u < kg; u++) {
+        const int64_t r = u < nk ? j + u : j;
+        row[u] = flat_kv_row(ks, r, t);
+        srow[u] = flat_kv_scale_row(ks, r, t);
+        if (flat_dtype_quantized(t))
+            _mm_prefetch(flat_kv_scale_row(ks, r + ahead, t), _MM_HINT_T0);
+    }
 }
 
 /*

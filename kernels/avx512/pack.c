@@ -28,10 +28,15 @@ pack_block(const flat_dtype t, const flat_kv_src *ks, const void *const src[16],
 {
     const int dims = d - c0 < 16 ? d - c0 : 16;
     const __m512 vs = _mm512_set1_ps(scale);
+    /* quantized K: the chunk's scale map once for its 16 rows (its division
+     * by the group size cost more than a row's conversion) */
+    const flat_chunk_scales cs = flat_dtype_quantized(t) ? flat_chunk_scales_avx512(ks->group, c0, dims)
+                                                         : (flat_chunk_scales){0};
+    const flat_dtype st = flat_dtype_quantized(t) ? ks->scale_t : FLAT_F32;
     __m512 r[16];
 #pragma GCC unroll 16
     for (int i = 0; i < 16; i++)
-        r[i] = i < count ? _mm512_mul_ps(vs, flat_kv_load16_avx512(t, ks, src[i], srows[i], c0, dims))
+        r[i] = i < count ? _mm512_mul_ps(vs, flat_kv_chunk16_avx512(t, st, src[i], srows[i], &cs, c0, dims))
                          : _mm512_setzero_ps();
     flat_transpose16_avx512(r);
 #pragma GCC unroll 16
@@ -96,5 +101,7 @@ pack_k(const flat_dtype t, int n, int d, const flat_kv_src *k, float *restrict k
 
 void flat_pack_k__avx512(int n, int d, const flat_kv_src *src, float *restrict kp)
 {
-    FLAT_KV_SWITCH(src->t, pack_k, n, d, src, kp);
+    flat_kv_src unit;
+    const flat_kv_src *k = flat_kv_scaled_avx512(src, &unit); /* F8E4M3 without scales */
+    FLAT_KV_SWITCH(k->t, pack_k, n, d, k, kp);
 }

@@ -240,14 +240,7 @@ dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int 
     const int line = (int)(512 / flat_dtype_bits(t)) / step; /* chunks per line */
     const int64_t pf = j + kg - 1 + QK_ROWS_PREFETCH < n ? QK_ROWS_PREFETCH * ks->ld : 0;
     const void *row[16], *srow[16];
-#pragma GCC unroll 8
-    for (int u = 0; u < kg; u++) {
-        const int64_t r = u < nk ? j + u : j; /* rows past the call: never read */
-        row[u] = flat_kv_row(ks, r, t);
-        srow[u] = flat_kv_scale_row(ks, r, t);
-        if (flat_dtype_quantized(t))
-            _mm_prefetch(flat_kv_scale_row(ks, r + (pf ? QK_ROWS_PREFETCH : 0), t), _MM_HINT_T0);
-    }
+    flat_dot_rows_avx512(t, kg, ks, j, nk, pf ? QK_ROWS_PREFETCH : 0, row, srow);
     if (flat_dtype_quantized(t) && sm == FLAT_SC_CHUNK) { /* each row's scale per chunk */
         const int chunks = (d + 15) / 16;
         const flat_chunk_scales map0 = dc->map[0];

@@ -100,16 +100,22 @@ flat_pairs_avx512bf16(const flat_dtype t, const int scaled, const void *row, int
 }
 
 /* The same for K rows of any K/V type (unscaled): quantized ones dequantize
- * to fp32 in registers (avx512/kernels.h, flat_kv_load16_avx512, with srow
- * the row's scales) and round once to bf16 pairs. */
+ * to fp32 in registers (avx512/kernels.h's flat_kv_chunk16_avx512: srow the
+ * row's scales, never NULL: flat_kv_scaled_avx512) and round once to bf16
+ * pairs. cs[0], cs[1]: the scale maps of the two 16-column chunks at c, made
+ * once per chunk by the caller for all the rows it reads there (their
+ * division by the group size cost more than a row's conversion). */
 static inline __attribute__((always_inline)) __m512i
-flat_kv_pairs_avx512bf16(const flat_dtype t, const flat_kv_src *ks, const void *row,
-                         const void *srow, int64_t c, int count)
+flat_kv_pairs_mapped_avx512bf16(const flat_dtype t, flat_dtype scale_t, const void *row,
+                                const void *srow, const flat_chunk_scales *cs, int64_t c,
+                                int count)
 {
     if (!flat_dtype_quantized(t))
         return flat_pairs_avx512bf16(t, 0, row, c, count, _mm512_setzero_ps());
-    const __m512 lo = flat_kv_load16_avx512(t, ks, row, srow, c, count < 16 ? count : 16);
-    const __m512 hi = count > 16 ? flat_kv_load16_avx512(t, ks, row, srow, c + 16, count - 16)
+    const __m512 lo = flat_kv_chunk16_avx512(t, scale_t, row, srow, &cs[0], c,
+                                             count < 16 ? count : 16);
+    const __m512 hi = count > 16 ? flat_kv_chunk16_avx512(t, scale_t, row, srow, &cs[1], c + 16,
+                                                          count - 16)
                                  : _mm512_setzero_ps();
     return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
 }

@@ -32,12 +32,21 @@ pack_block(const flat_dtype t, const int scaled, const flat_kv_src *ks, const vo
            uint32_t *restrict dst, int ld_dst, __mmask16 lanes)
 {
     const int dims = d - c0 < 32 ? d - c0 : 32, pairs = (dims + 1) / 2;
+    /* quantized K: the chunks' scale maps once for their 16 rows (their
+     * division by the group size cost more than a row's conversion) */
+    flat_chunk_scales cs[2] = {{0}, {0}};
+    if (flat_dtype_quantized(t)) {
+        cs[0] = flat_chunk_scales_avx512(ks->group, c0, dims < 16 ? dims : 16);
+        cs[1] = flat_chunk_scales_avx512(ks->group, c0 + 16, dims > 16 ? dims - 16 : 1);
+    }
     __m512 r[16];
 #pragma GCC unroll 16
     for (int i = 0; i < 16; i++)
         r[i] = i < count ? _mm512_castsi512_ps(
                                scaled ? flat_pairs_avx512bf16(t, 1, src[i], c0, dims, scale)
-                                      : flat_kv_pairs_avx512bf16(t, ks, src[i], srows[i], c0, dims))
+                                      : flat_kv_pairs_mapped_avx512bf16(
+                                            t, flat_dtype_quantized(t) ? ks->scale_t : FLAT_F32,
+                                            src[i], srows[i], cs, c0, dims))
                          : _mm512_setzero_ps();
     flat_transpose16_avx512(r);
 #pragma GCC unroll 16
@@ -113,7 +122,9 @@ void flat_pack_k_pairs__avx512_bf16(int nr, int n, int d, const flat_kv_src *src
                                     float *restrict kp)
 {
     assert(nr >= 16 && nr % 16 == 0);
-    FLAT_KV_SWITCH(src->t, pack_k, nr, n, d, src, kp);
+    flat_kv_src unit;
+    const flat_kv_src *k = flat_kv_scaled_avx512(src, &unit); /* F8E4M3 without scales */
+    FLAT_KV_SWITCH(k->t, pack_k, nr, n, d, k, kp);
 }
 
 void flat_pack_k__avx512_bf16(int n, int d, const flat_kv_src *src, float *restrict kp)

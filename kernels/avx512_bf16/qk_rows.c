@@ -42,6 +42,11 @@ block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, in
             acc[u][i] = _mm512_setzero_ps();
     for (int c0 = 0; c0 < d; c0 += 32) {
         const int dims = d - c0 < 32 ? d - c0 : 32, pairs = (dims + 1) / 2;
+        flat_chunk_scales cs[2];
+        if (flat_dtype_quantized(t)) { /* once per chunk, not per row */
+            cs[0] = flat_chunk_scales_avx512(ks->group, c0, dims < 16 ? dims : 16);
+            cs[1] = flat_chunk_scales_avx512(ks->group, c0 + 16, dims > 16 ? dims - 16 : 1);
+        }
         __m512 r[16];
 #pragma GCC unroll 16
         for (int j = 0; j < 16; j++) {
@@ -59,7 +64,8 @@ block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, in
                     _mm_prefetch((const char *)flat_elem_ptr(sj, QK_ROWS_PREFETCH * ks->ld_scale,
                                                              ks->scale_t),
                                  _MM_HINT_T0);
-                r[j] = _mm512_castsi512_ps(flat_kv_pairs_avx512bf16(t, ks, kj, sj, c0, dims));
+                r[j] = _mm512_castsi512_ps(
+                    flat_kv_pairs_mapped_avx512bf16(t, ks->scale_t, kj, sj, cs, c0, dims));
             } else {
                 r[j] = _mm512_setzero_ps();
             }
@@ -109,7 +115,7 @@ rows_blocked(const flat_dtype t, const int m_blk, int m, int d, int n, const uin
         block16(t, m_blk, 0, m, n - j, n - j, d, qp, k, j, s + j, ld_s);
 }
 
-/* ---- bf16 K, 1-4 rows: dot products, no transposes ----
+/* ---- 1-4 rows: dot products, no transposes ----
  *
  * A bf16 K row is already pairs: one 64-byte load is 16 pairs (32 dims),
  * and one vdpbf16ps against the row's Q pairs adds them to that (row, key)
@@ -117,30 +123,37 @@ rows_blocked(const flat_dtype t, const int m_blk, int m, int d, int n, const uin
  * scores (the AVX-512 table's dot kernels, kernels/avx512/qk_rows.c, whose
  * structure this follows: one row takes keys 8 at a time, 2-4 rows the
  * block's 16 / mb keys at once). The 16x16 transposes of block16 cost 4x
- * the multiplies of one row. Q pairs are gathered from the panel once per
- * call. */
+ * the multiplies of one row. Other K types become the pairs block16 makes
+ * (the same bits: dequantized in fp32 with the call's scale maps, rounded
+ * once), so a key's score does not depend on the path. Q pairs are
+ * gathered from the panel once per call. A partial last block computes
+ * whole subgroups, its missing keys on a copy of its first row (the same
+ * arithmetic per key wherever blocks begin: paged calls stay bitwise
+ * contiguous ones). */
 #define DOT_MAX_PAIRS 288 /* d <= 576 */
+#define DOT_CHUNKS (2 * DOT_MAX_PAIRS / 16)
 
 static inline __attribute__((always_inline)) void
-dot_sub_bf16(const int mb, const int kg, const int kb, int slot, int nk, int64_t j, int n, int d,
-             const flat_kv_src *ks, const uint32_t *qr, int ldq, __m512 res[16])
+dot_sub(const flat_dtype t, const int mb, const int kg, const int kb, int slot, int nk, int64_t j,
+        int n, int d, const flat_kv_src *ks, const flat_chunk_scales *map, const uint32_t *qr,
+        int ldq, __m512 res[16])
 {
+    const int line = (int)(512 / flat_dtype_bits(t)); /* elements per 64-byte line */
     const int64_t pf = j + kg - 1 + QK_ROWS_PREFETCH < n ? QK_ROWS_PREFETCH * ks->ld : 0;
-    const uint16_t *row[16];
-#pragma GCC unroll 8
-    for (int u = 0; u < kg; u++)
-        row[u] = (const uint16_t *)flat_kv_row(ks, u < nk ? j + u : j, FLAT_BF16);
-    int c0 = 0;
-    for (; c0 < d; c0 += 32) {
-        const int full = d - c0 >= 32;
-        const __mmask32 lm = full ? 0xffffffffu : (__mmask32)((1ull << (d - c0)) - 1);
+    const void *row[16], *srow[16];
+    flat_dot_rows_avx512(t, kg, ks, j, nk, pf ? QK_ROWS_PREFETCH : 0, row, srow);
+    for (int c0 = 0; c0 < d; c0 += 32) {
+        const int dims = d - c0 < 32 ? d - c0 : 32;
+        const __mmask32 lm = dims == 32 ? 0xffffffffu : (__mmask32)((1ull << dims) - 1);
 #pragma GCC unroll 8
         for (int u = 0; u < kg; u++) {
-            if (u >= nk)
-                break;
-            _mm_prefetch((const char *)(row[u] + pf + c0), _MM_HINT_T0);
-            const __m512i x = full ? _mm512_loadu_si512(row[u] + c0)
-                                   : _mm512_maskz_loadu_epi16(lm, row[u] + c0);
+            if (c0 % line == 0)
+                _mm_prefetch(flat_elem_ptr(row[u], pf + c0, t), _MM_HINT_T0);
+            const __m512i x =
+                t != FLAT_BF16 ? flat_kv_pairs_mapped_avx512bf16(t, ks->scale_t, row[u], srow[u],
+                                                                 &map[c0 / 16], c0, dims)
+                : dims == 32   ? _mm512_loadu_si512((const uint16_t *)row[u] + c0)
+                               : _mm512_maskz_loadu_epi16(lm, (const uint16_t *)row[u] + c0);
 #pragma GCC unroll 4
             for (int i = 0; i < mb; i++)
                 res[i * kb + slot + u] = flat_dp_avx512bf16(
@@ -150,8 +163,8 @@ dot_sub_bf16(const int mb, const int kg, const int kb, int slot, int nk, int64_t
 }
 
 static inline __attribute__((always_inline)) void
-rows_dot_bf16(const int mb, int m, int d, int n, const uint32_t *restrict qp,
-              const flat_kv_src *k, float *restrict s, int64_t ld_s)
+rows_dot(const flat_dtype t, const int mb, int m, int d, int n, const uint32_t *restrict qp,
+         const flat_kv_src *k, float *restrict s, int64_t ld_s)
 {
     const int kb = 16 / mb, kg = mb == 1 ? 8 : kb;
     const int ldq = (d + 31) / 32 * 16; /* pairs, padded to whole vectors */
@@ -166,6 +179,10 @@ rows_dot_bf16(const int mb, int m, int d, int n, const uint32_t *restrict qp,
                                 _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lm, step,
                                                             qp + (int64_t)c2 * MR + i, 4));
         }
+    flat_chunk_scales map[DOT_CHUNKS]; /* each 16-column chunk's, once per call */
+    if (flat_dtype_quantized(t))
+        for (int c0 = 0; c0 < d; c0 += 16)
+            map[c0 / 16] = flat_chunk_scales_avx512(k->group, c0, d - c0 < 16 ? d - c0 : 16);
     for (int64_t j0 = 0; j0 < n; j0 += kb) {
         const int keys = n - j0 < kb ? (int)(n - j0) : kb;
         __m512 res[16];
@@ -174,10 +191,9 @@ rows_dot_bf16(const int mb, int m, int d, int n, const uint32_t *restrict qp,
             res[p] = _mm512_setzero_ps();
 #pragma GCC unroll 2
         for (int u0 = 0; u0 < kb; u0 += kg) {
-            const int nk = keys - u0 < kg ? keys - u0 : kg;
-            if (nk <= 0)
+            if (u0 >= keys)
                 break;
-            dot_sub_bf16(mb, kg, kb, u0, nk, j0 + u0, n, d, k, qr, ldq, res);
+            dot_sub(t, mb, kg, kb, u0, keys - u0, j0 + u0, n, d, k, map, qr, ldq, res);
         }
         flat_store_pair_sums_avx512(flat_reduce16_avx512(res), mb, m, keys, s + j0, ld_s);
     }
@@ -192,33 +208,21 @@ qk_rows(const flat_dtype t, int m, int d, int n, const float *restrict qp, const
     assert(m >= 1 && m <= MR && d >= 1 && n >= 0);
     assert(n == 0 || (k->data != NULL && ld_s >= n));
     const uint32_t *q = (const uint32_t *)qp;
-    if (t == FLAT_BF16 && m <= 4 && d <= 2 * DOT_MAX_PAIRS) {
-        if (n == 0)
-            return;
+    if (n == 0)
+        return;
+    if (m <= 4 && d <= 2 * DOT_MAX_PAIRS) {
         if (m == 1)
-            rows_dot_bf16(1, m, d, n, q, k, s, ld_s);
+            rows_dot(t, 1, m, d, n, q, k, s, ld_s);
         else if (m == 2)
-            rows_dot_bf16(2, m, d, n, q, k, s, ld_s);
+            rows_dot(t, 2, m, d, n, q, k, s, ld_s);
         else
-            rows_dot_bf16(4, m, d, n, q, k, s, ld_s);
+            rows_dot(t, 4, m, d, n, q, k, s, ld_s);
         return;
     }
-    if (flat_dtype_quantized(t)) { /* three instances: code size (and build time) */
-        if (m == 1)
-            rows_blocked(t, 1, m, d, n, q, k, s, ld_s);
-        else if (m <= 4)
-            rows_blocked(t, 4, m, d, n, q, k, s, ld_s);
-        else
-            rows_blocked(t, 12, m, d, n, q, k, s, ld_s);
-        return;
-    }
-    if (m == 1)
-        rows_blocked(t, 1, m, d, n, q, k, s, ld_s);
-    else if (m == 2)
-        rows_blocked(t, 2, m, d, n, q, k, s, ld_s);
-    else if (m <= 4)
+    /* the transposing block: 5-12 rows, or dims past DOT_MAX_PAIRS pairs */
+    if (m <= 4)
         rows_blocked(t, 4, m, d, n, q, k, s, ld_s);
-    else if (m <= 6)
+    else if (m <= 6 && !flat_dtype_quantized(t)) /* quantized: fewer instances (build time) */
         rows_blocked(t, 6, m, d, n, q, k, s, ld_s);
     else if (m <= 8)
         rows_blocked(t, 8, m, d, n, q, k, s, ld_s);
@@ -236,5 +240,7 @@ FLAT_KV_TYPE_FNS(qk_rows_t, qk_rows,
 void flat_qk_rows__avx512_bf16(int m, int d, int n, const float *restrict qp,
                                const flat_kv_src *src, float *restrict s, int64_t ld_s)
 {
-    FLAT_KV_SWITCH(src->t, qk_rows_t, m, d, n, qp, src, s, ld_s);
+    flat_kv_src unit;
+    const flat_kv_src *k = flat_kv_scaled_avx512(src, &unit);
+    FLAT_KV_SWITCH(k->t, qk_rows_t, m, d, n, qp, k, s, ld_s);
 }

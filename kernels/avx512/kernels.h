@@ -285,9 +285,10 @@ flat_kv_scale_row(const flat_kv_src *s, int64_t j, const flat_dtype t)
 
 /* The dot kernels' subgroup of kg keys from j (qk_rows of this table and
  * of avx512_bf16): row[u] and srow[u] of key j + u, those past j + nk - 1
- * pointing at row j again (never past the call: its partial last block
- * computes whole subgroups, on a copy); quantized scales of the rows
- * `ahead` keys on (0: the rows themselves) prefetched into L1. */
+ * pointing at row j again (rows past the call are never read: a kernel
+ * skips those keys or computes them on that copy and drops the scores);
+ * quantized scales of the call's rows `ahead` keys on (0: the rows
+ * themselves) prefetched into L1. */
 static inline __attribute__((always_inline)) void
 flat_dot_rows_avx512(const flat_dtype t, const int kg, const flat_kv_src *ks, int64_t j, int nk,
                      int64_t ahead, const void **row, const void **srow)
@@ -297,7 +298,7 @@ flat_dot_rows_avx512(const flat_dtype t, const int kg, const flat_kv_src *ks, in
         const int64_t r = u < nk ? j + u : j;
         row[u] = flat_kv_row(ks, r, t);
         srow[u] = flat_kv_scale_row(ks, r, t);
-        if (flat_dtype_quantized(t))
+        if (flat_dtype_quantized(t) && u < nk)
             _mm_prefetch(flat_kv_scale_row(ks, r + ahead, t), _MM_HINT_T0);
     }
 }

@@ -164,18 +164,20 @@ typedef struct {
     flat_chunk_scales map[DOT_CHUNKS];
 } dot_call;
 
-/* Chunk c0 (16 columns, dims of them valid) of a K row as fp32. chunk: the
- * row's scale per chunk, widened (CHUNK); COLS scales are folded into Q. */
+/* Chunk c0 (16 columns, dims of them valid) of a K row as fp32. srow: the
+ * row's scales (LANES); chunk: its scale per chunk, widened (CHUNK). */
 static inline __attribute__((always_inline)) __m512
-key_chunk(const flat_dtype t, const int sm, const void *row, const float *chunk, int c0,
-          int dims)
+key_chunk(const flat_dtype t, const int sm, const flat_kv_src *ks, const dot_call *dc,
+          const void *row, const void *srow, const float *chunk, int c0, int dims)
 {
     if (!flat_dtype_quantized(t))
         return flat_kv_chunk16_avx512(t, FLAT_F32, row, NULL, NULL, c0, dims);
     const __m512 codes = flat_codes16_avx512(t, row, c0, dims);
+    if (sm == FLAT_SC_COLS) /* folded into Q (rows_dot) */
+        return codes;
     if (sm == FLAT_SC_CHUNK)
         return _mm512_mul_ps(codes, _mm512_set1_ps(chunk[c0 / 16]));
-    return codes;
+    return _mm512_mul_ps(codes, flat_row_scales16_avx512(ks->scale_t, srow, &dc->map[c0 / 16]));
 }
 
 /* Keys are taken kg at a time (a subgroup), all their dims, then the next:
@@ -188,11 +190,12 @@ key_chunk(const flat_dtype t, const int sm, const void *row, const float *chunk,
  * slower at 4 rows). */
 
 /* acc[i*kb + slot + u] += Q row i . K row u's chunk at c0: 16 dims (32 for bf16),
- * all valid when `fulld`. */
+ * all valid when `fulld`; keys u < nk. */
 static inline __attribute__((always_inline)) void
 sub_chunk(const flat_dtype t, const int sm, const int mb, const int kg, const int kb,
-          const int slot, const int fulld, int d, int c0, const dot_call *dc,
-          const void *const *row, const float (*chunk)[DOT_CHUNKS_PAD], __m512 acc[16])
+          const int slot, const int fulld, int nk, int d, int c0, const flat_kv_src *ks,
+          const dot_call *dc, const void *const *row, const void *const *srow,
+          const float (*chunk)[DOT_CHUNKS_PAD], __m512 acc[16])
 {
     const float *qr = dc->qr;
     const int ldq = dc->ldq;
@@ -201,6 +204,8 @@ sub_chunk(const flat_dtype t, const int sm, const int mb, const int kg, const in
         const __mmask32 lm = fulld ? 0xffffffffu : (__mmask32)((1ull << dims) - 1);
 #pragma GCC unroll 8
         for (int u = 0; u < kg; u++) {
+            if (u >= nk)
+                break;
             const uint16_t *r = (const uint16_t *)row[u] + c0;
             const __m512i x = fulld ? _mm512_loadu_si512(r) : _mm512_maskz_loadu_epi16(lm, r);
             const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
@@ -218,7 +223,9 @@ sub_chunk(const flat_dtype t, const int sm, const int mb, const int kg, const in
     const int dims = fulld ? 16 : d - c0;
 #pragma GCC unroll 8
     for (int u = 0; u < kg; u++) {
-        const __m512 kv = key_chunk(t, sm, row[u], chunk[u], c0, dims);
+        if (u >= nk)
+            break;
+        const __m512 kv = key_chunk(t, sm, ks, dc, row[u], srow[u], chunk[u], c0, dims);
 #pragma GCC unroll 8
         for (int i = 0; i < mb; i++)
             acc[i * kb + slot + u] = _mm512_fmadd_ps(_mm512_loadu_ps(qr + i * ldq + c0), kv,
@@ -226,8 +233,7 @@ sub_chunk(const flat_dtype t, const int sm, const int mb, const int kg, const in
     }
 }
 
-/* Keys j .. j+kg-1 (those past j+nk-1 read row j again: the call's last
- * block computes whole subgroups, the same arithmetic per key), all dims, into res[i*kb + slot + u]. Dims go
+/* Keys j .. j+nk-1 (nk <= kg), all dims, into res[i*kb + slot + u]. Dims go
  * a 64-byte line of K at a time, one prefetch per row and line (the row
  * QK_ROWS_PREFETCH keys on, or, near the end of the call, the row itself:
  * past the call lies other data), the last partial chunk apart. */
@@ -247,6 +253,8 @@ dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int 
         const int f16 = ks->scale_t == FLAT_F16;
 #pragma GCC unroll 8
         for (int u = 0; u < kg; u++) {
+            if (u >= nk)
+                break;
             _mm512_storeu_ps(chunk[u], f16 ? flat_row_scales16_avx512(FLAT_F16, srow[u], &map0)
                                            : flat_row_scales16_avx512(FLAT_F32, srow[u], &map0));
             for (int k0 = 16; k0 < chunks; k0 += 16)
@@ -270,46 +278,47 @@ dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int 
                 if (c0 % (line * step) == 0)
 #pragma GCC unroll 8
                     for (int u = 0; u < kg; u++)
-                        flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
+                        if (u < nk)
+                            flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
                 const __m512 q = _mm512_loadu_ps(dc->qr + c0);
 #pragma GCC unroll 8
                 for (int u = 0; u < kg; u++)
-                    part[u] = _mm512_fmadd_ps(q, flat_codes16_avx512(t, row[u], c0, 16), part[u]);
+                    if (u < nk)
+                        part[u] = _mm512_fmadd_ps(q, flat_codes16_avx512(t, row[u], c0, 16), part[u]);
             }
 #pragma GCC unroll 8
             for (int u = 0; u < kg; u++)
-                res[slot + u] = _mm512_fmadd_ps(part[u], _mm512_set1_ps(chunk[u][cg / 16]),
-                                                res[slot + u]);
+                if (u < nk)
+                    res[slot + u] = _mm512_fmadd_ps(part[u], _mm512_set1_ps(chunk[u][cg / 16]),
+                                                    res[slot + u]);
         }
         return;
     }
     for (; c0 + line * step <= d; c0 += line * step) {
 #pragma GCC unroll 8
         for (int u = 0; u < kg; u++)
-            flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
+            if (u < nk)
+                flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
 #pragma GCC unroll 8
         for (int v = 0; v < line; v++)
-            sub_chunk(t, sm, mb, kg, kb, slot, 1, d, c0 + v * step, dc, row, chunk, res);
+            sub_chunk(t, sm, mb, kg, kb, slot, 1, nk, d, c0 + v * step, ks, dc, row, srow, chunk, res);
     }
     if (c0 < d)
 #pragma GCC unroll 8
         for (int u = 0; u < kg; u++)
-            flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
+            if (u < nk)
+                flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
     for (; c0 + step <= d; c0 += step)
-        sub_chunk(t, sm, mb, kg, kb, slot, 1, d, c0, dc, row, chunk, res);
+        sub_chunk(t, sm, mb, kg, kb, slot, 1, nk, d, c0, ks, dc, row, srow, chunk, res);
     if (c0 < d)
-        sub_chunk(t, sm, mb, kg, kb, slot, 0, d, c0, dc, row, chunk, res);
+        sub_chunk(t, sm, mb, kg, kb, slot, 0, nk, d, c0, ks, dc, row, srow, chunk, res);
 }
 
-/* mb rows x kb keys from key j0 (keys of them valid), scores stored. One
- * instance for whole and partial blocks: a partial block computes whole
- * subgroups, its missing keys on a copy of its first row, and stores only
- * its keys, so a key's score is the same bits wherever the call's blocks
- * begin (paged calls are bitwise contiguous ones) and each subgroup's key
- * count is a constant (no per-key tests in its loops). */
+/* mb rows x kb keys from key j0 (keys of them valid), scores stored. */
 static inline __attribute__((always_inline)) void
-dot_block(const flat_dtype t, const int sm, const int mb, int m, int keys, int64_t j0, int n,
-          int d, const flat_kv_src *ks, const dot_call *dc, float *restrict s, int64_t ld_s)
+dot_block(const flat_dtype t, const int sm, const int mb, const int full, int m, int keys,
+          int64_t j0, int n, int d, const flat_kv_src *ks, const dot_call *dc, float *restrict s,
+          int64_t ld_s)
 {
     const int kb = 16 / mb, kg = mb == 1 ? 8 : kb;
     float chunk[16][DOT_CHUNKS_PAD]; /* CHUNK: each row's scale per chunk */
@@ -319,9 +328,11 @@ dot_block(const flat_dtype t, const int sm, const int mb, int m, int keys, int64
         res[p] = _mm512_setzero_ps();
 #pragma GCC unroll 4
     for (int u0 = 0; u0 < kb; u0 += kg) {
-        if (u0 >= keys)
+        const int nk = full ? kg : keys - u0 < kg ? keys - u0 : kg;
+        if (nk <= 0)
             break;
-        dot_sub(t, sm, mb, kg, kb, u0, keys - u0, j0 + u0, n, d, ks, dc, &chunk[u0], res);
+        dot_sub(t, sm, mb, kg, kb, u0, nk, j0 + u0, n, d, ks, dc,
+                &chunk[u0], res);
     }
     flat_store_pair_sums_avx512(flat_reduce16_avx512(res), mb, m, keys, s + j0, ld_s);
 }
@@ -367,8 +378,10 @@ rows_dot(const flat_dtype t, const int sm, const int mb, int m, int d, int n,
                                                c0 < d ? _mm512_loadu_ps(dc.cols + c0)
                                                       : _mm512_setzero_ps()));
     int64_t j = 0;
-    for (; j < n; j += kb)
-        dot_block(t, sm, mb, m, n - j < kb ? (int)(n - j) : kb, j, n, d, k, &dc, s, ld_s);
+    for (; j + kb <= n; j += kb)
+        dot_block(t, sm, mb, 1, m, kb, j, n, d, k, &dc, s, ld_s);
+    if (j < n)
+        dot_block(t, sm, mb, 0, m, (int)(n - j), j, n, d, k, &dc, s, ld_s);
 }
 
 /* The dot-product kernels: 1-4 rows (the row count rounded up to 1, 2 or
@@ -406,7 +419,7 @@ qk_rows_transposed(const flat_dtype t, int m, int d, int n, const float *restric
 }
 
 /* One function per cache type (and scale mode), not one body with every
- * instance inlined (convert.h's FLAT_KV_TYPE_FNS says why): 62 -> 25 s. */
+ * instance inlined (convert.h's FLAT_KV_TYPE_FNS says why): 62 -> 30 s. */
 FLAT_KV_MODE_FNS_AVX512(qk_dot, qk_rows_dot,
                         (int m, int d, int n, const float *restrict qp, const flat_kv_src *k,
                          float *restrict s, int64_t ld_s),

@@ -5,7 +5,8 @@
  *
  *   flat-bench-quant [reps] [threads...]     defaults: 15 reps, threads 1 and 2
  *
- * For decode_4k, gqa_decode_8k and batch_decode_2k (benchmarks/shapes.csv):
+ * For decode_4k, gqa_decode_8k and batch_decode_2k (benchmarks/shapes.csv),
+ * decode_4k at D 256 and one kv head of D 576 for 16 query heads (MLA-like):
  * ms per call, GB/s counting every byte the call must read (K and V codes,
  * their scales, q) and write (out), that as a % of the read bandwidth probe
  * (probes.c, same threads, same process), and the speed-up over the bf16
@@ -182,13 +183,18 @@ static void time_caches(const qshape *s, cache *caches, const int *kinds, int nk
 
 static void decode_table(int reps, const int *threads, int nthreads)
 {
-    const qshape shapes[3] = {{"decode_4k", 1, 32, 32, 1, 4096, 128, 0},
+    /* the shared decode shapes, then large head dims (issue 21: decode at D
+     * 256, and one kv head of 576 dims for 16 query heads, like DeepSeek's
+     * absorbed MLA, here with V of 576 dims too) */
+    const qshape shapes[5] = {{"decode_4k", 1, 32, 32, 1, 4096, 128, 0},
                               {"gqa_decode_8k", 4, 32, 8, 1, 8192, 128, 0},
-                              {"batch_decode_2k", 16, 32, 8, 1, 2048, 128, 0}};
+                              {"batch_decode_2k", 16, 32, 8, 1, 2048, 128, 0},
+                              {"decode_4k_d256", 1, 16, 16, 1, 4096, 256, 0},
+                              {"mla_decode_8k_d576", 1, 16, 1, 1, 8192, 576, 0}};
     const int kinds[NCACHE] = {C_F32, C_BF16, C_I8, C_F8, C_I4};
     printf("| shape | threads | cache | ms | GB/s | %% of read BW | x bf16 | spread |\n");
     printf("|---|---|---|---|---|---|---|---|\n");
-    for (int si = 0; si < 3; si++) {
+    for (int si = 0; si < 5; si++) {
         const qshape *s = &shapes[si];
         cache caches[NCACHE];
         for (int k = 0; k < NCACHE; k++)

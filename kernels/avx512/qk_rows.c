@@ -164,20 +164,16 @@ typedef struct {
     flat_chunk_scales map[DOT_CHUNKS];
 } dot_call;
 
-/* Chunk c0 (16 columns, dims of them valid) of a K row as fp32. srow: the
- * row's scales (LANES); chunk: its scale per chunk, widened (CHUNK). */
+/* Chunk c0 (16 columns, dims of them valid) of a K row as fp32. chunk: the
+ * row's scale per chunk, widened (CHUNK); COLS scales are folded into Q
+ * (rows_dot); LANES never reaches the dot kernels (qk_rows_dot). */
 static inline __attribute__((always_inline)) __m512
-key_chunk(const flat_dtype t, const int sm, const flat_kv_src *ks, const dot_call *dc,
-          const void *row, const void *srow, const float *chunk, int c0, int dims)
+key_chunk(const flat_dtype t, const int sm, const void *row, const float *chunk, int c0, int dims)
 {
     if (!flat_dtype_quantized(t))
         return flat_kv_chunk16_avx512(t, FLAT_F32, row, NULL, NULL, c0, dims);
     const __m512 codes = flat_codes16_avx512(t, row, c0, dims);
-    if (sm == FLAT_SC_COLS) /* folded into Q (rows_dot) */
-        return codes;
-    if (sm == FLAT_SC_CHUNK)
-        return _mm512_mul_ps(codes, _mm512_set1_ps(chunk[c0 / 16]));
-    return _mm512_mul_ps(codes, flat_row_scales16_avx512(ks->scale_t, srow, &dc->map[c0 / 16]));
+    return sm == FLAT_SC_CHUNK ? _mm512_mul_ps(codes, _mm512_set1_ps(chunk[c0 / 16])) : codes;
 }
 
 /* Keys are taken kg at a time (a subgroup), all their dims, then the next:
@@ -193,9 +189,8 @@ key_chunk(const flat_dtype t, const int sm, const flat_kv_src *ks, const dot_cal
  * all valid when `fulld`; keys u < nk. */
 static inline __attribute__((always_inline)) void
 sub_chunk(const flat_dtype t, const int sm, const int mb, const int kg, const int kb,
-          const int slot, const int fulld, int nk, int d, int c0, const flat_kv_src *ks,
-          const dot_call *dc, const void *const *row, const void *const *srow,
-          const float (*chunk)[DOT_CHUNKS_PAD], __m512 acc[16])
+          const int slot, const int fulld, int nk, int d, int c0, const dot_call *dc,
+          const void *const *row, const float (*chunk)[DOT_CHUNKS_PAD], __m512 acc[16])
 {
     const float *qr = dc->qr;
     const int ldq = dc->ldq;
@@ -225,7 +220,7 @@ sub_chunk(const flat_dtype t, const int sm, const int mb, const int kg, const in
     for (int u = 0; u < kg; u++) {
         if (u >= nk)
             break;
-        const __m512 kv = key_chunk(t, sm, ks, dc, row[u], srow[u], chunk[u], c0, dims);
+        const __m512 kv = key_chunk(t, sm, row[u], chunk[u], c0, dims);
 #pragma GCC unroll 8
         for (int i = 0; i < mb; i++)
             acc[i * kb + slot + u] = _mm512_fmadd_ps(_mm512_loadu_ps(qr + i * ldq + c0), kv,
@@ -301,7 +296,7 @@ dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int 
                 flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
 #pragma GCC unroll 8
         for (int v = 0; v < line; v++)
-            sub_chunk(t, sm, mb, kg, kb, slot, 1, nk, d, c0 + v * step, ks, dc, row, srow, chunk, res);
+            sub_chunk(t, sm, mb, kg, kb, slot, 1, nk, d, c0 + v * step, dc, row, chunk, res);
     }
     if (c0 < d)
 #pragma GCC unroll 8
@@ -309,9 +304,9 @@ dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int 
             if (u < nk)
                 flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
     for (; c0 + step <= d; c0 += step)
-        sub_chunk(t, sm, mb, kg, kb, slot, 1, nk, d, c0, ks, dc, row, srow, chunk, res);
+        sub_chunk(t, sm, mb, kg, kb, slot, 1, nk, d, c0, dc, row, chunk, res);
     if (c0 < d)
-        sub_chunk(t, sm, mb, kg, kb, slot, 0, nk, d, c0, ks, dc, row, srow, chunk, res);
+        sub_chunk(t, sm, mb, kg, kb, slot, 0, nk, d, c0, dc, row, chunk, res);
 }
 
 /* mb rows x kb keys from key j0 (keys of them valid), scores stored. */

@@ -116,6 +116,19 @@ static inline const void *flat_elem_ptr(const void *row, int64_t elems, flat_dty
     return (const char *)row + elems * flat_dtype_bits(t) / 8;
 }
 
+/* Whether rows of t, ld elements apart from `data`, start off a 64-byte line
+ * (a caller's buffer from malloc starts 16 bytes into one; a view's row
+ * stride need not be whole lines). Such a row spans one line more than its
+ * bytes fill, and the decode kernels' one prefetch per line from its first
+ * byte misses the line of its last: with heads interleaved per token (BSHD,
+ * NHD pages) no hardware prefetcher fetches that line either, and each row
+ * waited on memory once (gqa_decode_8k BSHD with a bf16 cache from malloc:
+ * 23 ms, 14.5 with the kernels' tail prefetch; 13 from aligned buffers). */
+static inline int flat_rows_unaligned(const void *data, int64_t ld, flat_dtype t)
+{
+    return (int)(((uintptr_t)data | (uintptr_t)flat_dtype_bytes(t, ld)) & 63);
+}
+
 /* ---- Quantized K/V (kernels/ukernel.h's flat_kv_src) ----
  * Every conversion below is exact except the one fp32 product code * scale
  * (round to nearest even), which every table computes the same way. */

@@ -30,10 +30,13 @@ static inline __attribute__((always_inline)) void
 flat_prefetch_run(const flat_problem *p, flat_run r, int64_t rows, int64_t dim)
 {
     const int64_t bytes = flat_dtype_bytes(p->kv_dtype, dim);
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t c = 0; c < bytes; c += 64)
-            __builtin_prefetch((const char *)flat_elem_ptr(r.src.data, i * r.src.ld, p->kv_dtype) + c,
-                               0, 1); /* to L2 */
+    for (int64_t i = 0; i < rows; i++) {
+        /* every line the row touches, from the one it starts in (a row
+         * off a line's start spans one more line than its bytes fill) */
+        const uintptr_t row = (uintptr_t)flat_elem_ptr(r.src.data, i * r.src.ld, p->kv_dtype);
+        for (uintptr_t a = row & ~(uintptr_t)63; a < row + (uintptr_t)bytes; a += 64)
+            __builtin_prefetch((const void *)a, 0, 1); /* to L2 */
+    }
 }
 
 /* S[:, k0 .. k0+width) of every Q panel that has a row seeing past k0: from

@@ -35,6 +35,8 @@ typedef struct {
     const float *alpha; /* first step: O = alpha * O, or 0 if NULL */
     int first;          /* later steps accumulate onto O as stored */
     int n;              /* keys in the whole call, the prefetch bound */
+    int tail;           /* rows lie off 64-byte lines: dv, whose last byte's
+                           line column 0 also prefetches; else 0 */
 } pv_step;
 
 static inline __attribute__((always_inline)) __m256
@@ -57,6 +59,10 @@ prefetch_ahead(const flat_dtype t, const int pf, const flat_kv_src *vs, int64_t 
         _mm_prefetch((const char *)flat_elem_ptr(flat_kv_row(vs, j0 + j + PV_PREFETCH, t), col, t),
                      _MM_HINT_T0);
         const void *sj = flat_kv_scale_row(vs, j0 + j + PV_PREFETCH, t);
+        if (st.tail && col == 0)
+            _mm_prefetch((const char *)flat_elem_ptr(flat_kv_row(vs, j0 + j + PV_PREFETCH, t),
+                                                     st.tail, t) - 1,
+                         _MM_HINT_T0);
         if (sj && col == 0)
             _mm_prefetch((const char *)sj, _MM_HINT_T0);
     }
@@ -129,10 +135,11 @@ pv_rows(const flat_dtype t, int R, int n, int dv, const float *restrict p, int64
         const flat_kv_src *v, float *restrict o, int64_t ld_o, const float *restrict alpha)
 {
     const int line = (int)(512 / flat_dtype_bits(t)); /* columns per 64-byte line */
+    const int tail = flat_rows_unaligned(v->data, v->ld, t) ? dv : 0;
     int j0 = 0;
     do {
         const int nk = n - j0 < PV_KEYS ? n - j0 : PV_KEYS;
-        const pv_step st = {alpha, j0 == 0, n};
+        const pv_step st = {alpha, j0 == 0, n, tail};
         const float *pj = p + j0;
         int c = 0;
         for (; c + 16 <= dv; c += 16)

@@ -73,6 +73,10 @@ block8(const flat_dtype t, const int m_blk, const int full, int m, int keys, int
                 if (c0 % (512 / flat_dtype_bits(t)) == 0 && j + QK_ROWS_PREFETCH < ahead)
                     _mm_prefetch((const char *)flat_elem_ptr(kj, QK_ROWS_PREFETCH * ld_k + c0, t),
                                  _MM_HINT_T0);
+                if (c0 == 0 && j + QK_ROWS_PREFETCH < ahead &&
+                    flat_rows_unaligned(ks->data, ld_k, t)) /* the line of its last byte */
+                    _mm_prefetch((const char *)flat_elem_ptr(kj, QK_ROWS_PREFETCH * ld_k + d, t) - 1,
+                                 _MM_HINT_T0);
                 if (sj && c0 == 0 && j + QK_ROWS_PREFETCH < ahead) /* the scales' line */
                     _mm_prefetch((const char *)flat_elem_ptr(sj, QK_ROWS_PREFETCH * ks->ld_scale,
                                                              ks->scale_t),

@@ -269,6 +269,15 @@ static inline __attribute__((always_inline)) void flat_prefetch_kv_avx512(const 
         _mm_prefetch((const char *)p, _MM_HINT_T1);
 }
 
+/* The line of the last element of row `row` (cols elements), where the
+ * per-line prefetches from its first byte do not reach it when the rows
+ * lie off lines (flat_rows_unaligned). */
+static inline __attribute__((always_inline)) void
+flat_prefetch_row_tail_avx512(const flat_dtype t, const void *row, int64_t cols)
+{
+    flat_prefetch_kv_avx512(t, (const char *)flat_elem_ptr(row, cols, t) - 1);
+}
+
 /* Row j's data and scales of a K/V source. */
 static inline __attribute__((always_inline)) const void *flat_kv_row(const flat_kv_src *s,
                                                                      int64_t j, const flat_dtype t)

@@ -74,6 +74,8 @@ pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int
     }
     if (flat_dtype_quantized(t) && sm == FLAT_SC_CHUNK)
         gm = flat_chunk_group_map_avx512(vs->group, col0 / 16, nv);
+    const int tail = flat_rows_unaligned(vs->data, vs->ld, t);
+    const int64_t cols = 16 * (nv - 1) + (masked ? lastn : 16);
 
     for (int j = 0; j < n; j++) {
         const void *vj = flat_kv_row(vs, j, t), *sj = flat_kv_scale_row(vs, j, t);
@@ -88,6 +90,9 @@ pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int
                 if ((16 * c) % (512 / flat_dtype_bits(t)) == 0)
                     flat_prefetch_kv_avx512(
                         t, flat_elem_ptr(vj, PV_PREFETCH * vs->ld + col0 + 16 * c, t));
+            if (tail)
+                flat_prefetch_row_tail_avx512(t, flat_elem_ptr(vj, PV_PREFETCH * vs->ld + col0, t),
+                                              cols);
             if (sj)
                 _mm_prefetch((const char *)flat_elem_ptr(sj, PV_PREFETCH * vs->ld_scale, vs->scale_t),
                              _MM_HINT_T0);

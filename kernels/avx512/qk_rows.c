@@ -26,12 +26,14 @@
  * runtime prefetches the next run itself. */
 static inline __attribute__((always_inline)) void
 prefetch_key(const flat_dtype t, const flat_kv_src *ks, const void *kj, const void *sj, int64_t j,
-             int n, int c0)
+             int n, int c0, int d)
 {
     if (j + QK_ROWS_PREFETCH >= n)
         return;
     if (c0 % (512 / flat_dtype_bits(t)) == 0)
         flat_prefetch_kv_avx512(t, flat_elem_ptr(kj, QK_ROWS_PREFETCH * ks->ld + c0, t));
+    if (c0 == 0 && flat_rows_unaligned(ks->data, ks->ld, t))
+        flat_prefetch_row_tail_avx512(t, flat_elem_ptr(kj, QK_ROWS_PREFETCH * ks->ld, t), d);
     if (sj && c0 == 0)
         _mm_prefetch((const char *)flat_elem_ptr(sj, QK_ROWS_PREFETCH * ks->ld_scale, ks->scale_t),
                      _MM_HINT_T0);
@@ -69,7 +71,7 @@ block16(const flat_dtype t, const int m_blk, const int full, int m, int keys,
         for (int j = 0; j < 16; j++) {
             const void *kj = flat_kv_row(ks, j0 + j, t), *sj = flat_kv_scale_row(ks, j0 + j, t);
             if (full || j < keys) {
-                prefetch_key(t, ks, kj, sj, j, ahead, c0);
+                prefetch_key(t, ks, kj, sj, j, ahead, c0, d);
                 r[j] = flat_kv_chunk16_avx512(t, ks->scale_t, kj, sj, &cs, c0, dims);
             } else {
                 r[j] = _mm512_setzero_ps();
@@ -242,6 +244,11 @@ dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int 
     const int64_t pf = j + kg - 1 + QK_ROWS_PREFETCH < n ? QK_ROWS_PREFETCH * ks->ld : 0;
     const void *row[16], *srow[16];
     flat_dot_rows_avx512(t, kg, ks, j, nk, pf ? QK_ROWS_PREFETCH : 0, row, srow);
+    if (pf && flat_rows_unaligned(ks->data, ks->ld, t))
+#pragma GCC unroll 8
+        for (int u = 0; u < kg; u++)
+            if (u < nk)
+                flat_prefetch_row_tail_avx512(t, flat_elem_ptr(row[u], pf, t), d);
     if (flat_dtype_quantized(t) && sm == FLAT_SC_CHUNK) { /* each row's scale per chunk */
         const int chunks = (d + 15) / 16;
         const flat_chunk_scales map0 = dc->map[0];

@@ -80,6 +80,7 @@ pv_chunk(const flat_dtype t, const int mb, const int masked, int cols, int rows,
 {
     const int width = masked ? cols : 32;
     const int line = t == FLAT_F32 ? 16 : 32; /* elements per 64-byte line */
+    const int tail = flat_rows_unaligned(v, ld_v, t);
     /* P lines to prefetch: mb rows x PV_KC/16, spread over the pairs */
     const int pf_lines = mb * (PV_KC / 16), pf_per = (pf_lines + PV_KC2 - 1) / PV_KC2;
     __m512 acc[PV_MR][2];
@@ -95,6 +96,10 @@ pv_chunk(const flat_dtype t, const int mb, const int masked, int cols, int rows,
         for (int c = 0; c < 32; c += line) {
             _mm_prefetch((const char *)flat_elem_ptr(va, PV_PREFETCH * ld_v + c, t), _MM_HINT_T0);
             _mm_prefetch((const char *)flat_elem_ptr(vb, PV_PREFETCH * ld_v + c, t), _MM_HINT_T0);
+        }
+        if (tail) { /* rows off lines: the line of the chunk's last byte too */
+            _mm_prefetch((const char *)flat_elem_ptr(va, PV_PREFETCH * ld_v + width, t) - 1, _MM_HINT_T0);
+            _mm_prefetch((const char *)flat_elem_ptr(vb, PV_PREFETCH * ld_v + width, t) - 1, _MM_HINT_T0);
         }
         if (pf)
 #pragma GCC unroll 2

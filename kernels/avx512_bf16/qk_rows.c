@@ -60,6 +60,9 @@ block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, in
                     _mm_prefetch((const char *)flat_elem_ptr(kj, QK_ROWS_PREFETCH * ld_k + c0 + c,
                                                              t),
                                  _MM_HINT_T0);
+                if (lines && c0 == 0 && flat_rows_unaligned(ks->data, ld_k, t))
+                    _mm_prefetch((const char *)flat_elem_ptr(kj, QK_ROWS_PREFETCH * ld_k + d, t) - 1,
+                                 _MM_HINT_T0); /* the line of its last byte */
                 if (sj && c0 == 0 && j + QK_ROWS_PREFETCH < ahead) /* the scales' line */
                     _mm_prefetch((const char *)flat_elem_ptr(sj, QK_ROWS_PREFETCH * ks->ld_scale,
                                                              ks->scale_t),
@@ -142,6 +145,10 @@ dot_sub(const flat_dtype t, const int mb, const int kg, const int kb, int slot, 
     const int64_t pf = j + kg - 1 + QK_ROWS_PREFETCH < n ? QK_ROWS_PREFETCH * ks->ld : 0;
     const void *row[16], *srow[16];
     flat_dot_rows_avx512(t, kg, ks, j, nk, pf ? QK_ROWS_PREFETCH : 0, row, srow);
+    if (pf && flat_rows_unaligned(ks->data, ks->ld, t)) /* the line of each row's last byte */
+#pragma GCC unroll 8
+        for (int u = 0; u < kg; u++)
+            _mm_prefetch((const char *)flat_elem_ptr(row[u], pf + d, t) - 1, _MM_HINT_T0);
     for (int c0 = 0; c0 < d; c0 += 32) {
         const int dims = d - c0 < 32 ? d - c0 : 32;
         const __mmask32 lm = dims == 32 ? 0xffffffffu : (__mmask32)((1ull << dims) - 1);

@@ -3,7 +3,8 @@
  * one process and interleaved (each repetition times every cache type once,
  * so drift from other load hits all alike), medians over the repetitions.
  *
- *   flat-bench-quant [reps] [threads...]     defaults: 15 reps, threads 1 and 2
+ *   flat-bench-quant [--only decode|prefill|quantize] [reps] [threads...]
+ *                                          defaults: every table, 15 reps, threads 1 and 2
  *
  * For decode_4k, gqa_decode_8k and batch_decode_2k (benchmarks/shapes.csv),
  * decode_4k at D 256 and one kv head of D 576 for 16 query heads (MLA-like):
@@ -281,6 +282,11 @@ static void quantize_table(int reps)
 
 int main(int argc, char **argv)
 {
+    const char *only = NULL; /* --only decode|prefill|quantize: one table */
+    if (argc > 2 && !strcmp(argv[1], "--only")) {
+        only = argv[2];
+        argc -= 2, argv += 2;
+    }
     int reps = argc > 1 ? atoi(argv[1]) : 15;
     int threads[8] = {1, 2}, nthreads = 2;
     if (argc > 2) {
@@ -292,8 +298,11 @@ int main(int argc, char **argv)
         reps = 3;
     printf("flat-bench-quant: %d interleaved repetitions, medians; spread = 10-90%% range / "
            "median; isa %s\n\n", reps, flat_isa_name(flat_isa_detect()));
-    decode_table(reps, threads, nthreads);
-    prefill_table(reps < 7 ? reps : 7, threads, nthreads);
-    quantize_table(reps < 7 ? reps : 7);
+    if (!only || !strcmp(only, "decode"))
+        decode_table(reps, threads, nthreads);
+    if (!only || !strcmp(only, "prefill"))
+        prefill_table(reps < 7 ? reps : 7, threads, nthreads);
+    if (!only || !strcmp(only, "quantize"))
+        quantize_table(reps < 7 ? reps : 7);
     return 0;
 }

@@ -189,6 +189,17 @@ static inline __attribute__((always_inline)) float flat_kv_load(const flat_kv_sr
     return code * flat_scale_f32(src->scale, j * src->ld_scale + c / src->group, src->scale_t);
 }
 
+/* widen_rows (ukernel.h) element by element: the scalar table's, and the
+ * NEON table's (only quantized V reaches it, which its pv reads this way). */
+static inline __attribute__((always_inline)) void
+flat_kv_widen_rows(const flat_dtype t, int n, int cols, const flat_kv_src *v, float *restrict y,
+                   int64_t ld_y)
+{
+    for (int j = 0; j < n; j++)
+        for (int c = 0; c < cols; c++)
+            y[j * ld_y + c] = flat_kv_load(v, j, c, t);
+}
+
 /* The source advanced by `rows` rows (codes and scales alike). */
 static inline flat_kv_src flat_kv_src_rows(const flat_kv_src *src, int64_t rows)
 {

@@ -210,6 +210,19 @@ typedef void (*flat_pv_fn)(int m, int n, int dv, const float *restrict p, int64_
                            const float *restrict alpha);
 
 /*
+ * widen_rows: y[j*ld_y + c] = V[j][c] for j < n, c < cols, as fp32: rows of
+ *   a K/V source, each element the value pv multiplies (float types widened
+ *   exactly; quantized types fl32(code * scale), as flat_kv_load). For a
+ *   table with compute == FLAT_F32, pv over y (FLAT_F32 rows, ld_y apart)
+ *   therefore gives the bits of pv over the source. The GEMM-shaped path
+ *   widens a quantized V chunk once for all its row groups, where each pv
+ *   call would convert every code again (runtime/dataflow.c).
+ *   n >= 0, cols >= 1, ld_y >= cols; reads rows j < n only, columns c < cols.
+ */
+typedef void (*flat_widen_rows_fn)(int n, int cols, const flat_kv_src *src, float *restrict y,
+                                   int64_t ld_y);
+
+/*
  * store_row: y[c] = scale * x[c] for c < n, rounded once to type t (round to
  *   nearest even; f32: the product as computed). x fp32 (a normalised or
  *   merged output row), y the caller's row. n >= 1.
@@ -328,6 +341,7 @@ typedef struct flat_ukernels {
     flat_row_max_fn row_max;
     flat_exp2_row_fn exp2_row;
     flat_pv_fn pv;
+    flat_widen_rows_fn widen_rows; /* 0.3: quantized V for the GEMM-shaped path */
     flat_store_row_fn store_row;
     flat_score_rules_fn score_rules;
     flat_vexp2_fn vexp2;

@@ -27,6 +27,7 @@ static int64_t scratch_layout(flat_scratch *ws, float *mem, const flat_problem *
     CARVE(qp, float *, rp * p->dim);
     CARVE(s, float *, rp * plan->s_cols);
     CARVE(o, float *, r * p->v_dim);
+    CARVE(vw, float *, plan->widen_v ? (int64_t)plan->pv_keys * p->v_dim : 0);
     CARVE(m, float *, r);
     CARVE(l, float *, r);
     CARVE(alpha, float *, r);
@@ -52,6 +53,7 @@ void flat_scratch_init(flat_scratch *ws, float *mem, const flat_problem *p,
 {
     scratch_layout(ws, mem, p, plan);
     ws->kp_pair = -1;
+    ws->vw_n = 0;
     for (int64_t i = 0; i < plan->rows; i++)
         ws->ones[i] = 1.0f;
 }

@@ -16,6 +16,9 @@ typedef struct {
     float *qp;     /* packed Q panels: rows_pad x dim */
     float *s;      /* scores / probabilities: rows_pad x s_cols */
     float *o;      /* unnormalised output rows: rows x v_dim */
+    float *vw;     /* a quantized V chunk widened to fp32: pv_keys x v_dim
+                      (plan->widen_v), rows vw_k0 .. vw_k0 + vw_n - 1 */
+    int64_t vw_k0, vw_n; /* vw_n 0: nothing widened */
     /* Where row r of the current task accumulates its unnormalised output:
      * o_base + (r / o_run) * o_ld_run + (r % o_run) * o_ld_row (see o_row). */
     float *o_base;

@@ -66,12 +66,38 @@ static void row_segment(const flat_scratch *ws, int r, int k0, int c0, int c1, i
     *e = (int)flat_min(ws->limit[r] - k0, c1);
 }
 
-/* pv over keys [j0, j0 + n) of m rows, run by run. */
+/* pv over keys [j0, j0 + n) of m rows: from the widened chunk when it
+ * holds them (one call: by pv's order rule the bits of the calls run by
+ * run), else run by run. */
 static void pv_keys(const flat_problem *p, const flat_ukernels *uk, const flat_task *t, int m,
                     int64_t j0, int64_t n, const float *s, int64_t ld_s, float *o, int64_t ld_o,
                     const float *alpha, flat_scratch *ws)
 {
+    if (ws->vw_n > 0 && j0 >= ws->vw_k0 && j0 + n <= ws->vw_k0 + ws->vw_n) {
+        const flat_kv_src wide =
+            flat_kv_src_plain(ws->vw + (j0 - ws->vw_k0) * p->v_dim, p->v_dim, FLAT_F32);
+        uk->pv(m, (int)n, (int)p->v_dim, s, ld_s, &wide, o, ld_o, alpha);
+        return;
+    }
     pv_range(p, uk, t, m, j0, n, s, ld_s, o, ld_o, alpha, ws->ones);
+}
+
+/* V rows of keys [j0, j0 + n) widened to fp32 into ws->vw, run by run. */
+static void widen_values(const flat_problem *p, const flat_ukernels *uk, const flat_task *t,
+                         int64_t j0, int64_t n, flat_scratch *ws)
+{
+    int64_t j = 0;
+    while (j < n) {
+        flat_run r = flat_value_run(p, t, j0 + j);
+        int64_t here = flat_min(r.count, n - j);
+        if (p->paged && j + here < n)
+            flat_prefetch_run(p, flat_value_run(p, t, j0 + j + here),
+                              flat_min(p->pages.page_size, n - j - here), p->v_dim);
+        uk->widen_rows((int)here, (int)p->v_dim, &r.src, ws->vw + j * p->v_dim, p->v_dim);
+        j += here;
+    }
+    ws->vw_k0 = j0;
+    ws->vw_n = n;
 }
 
 /* Keys of row group [r0, r1) inside chunk [c0, c1) that every row sees:
@@ -127,6 +153,8 @@ static void attend_values(const flat_problem *p, const flat_tiling *plan, const 
     const int group = pv_rows(plan, uk);
     for (int c0 = 0; c0 < width; c0 += plan->pv_keys) {
         int c1 = (int)flat_min(width, c0 + plan->pv_keys);
+        if (plan->widen_v && rows > group)
+            widen_values(p, uk, t, k0 + c0, c1 - c0, ws);
         for (int r0 = 0; r0 < rows; r0 += group) {
             int r1 = (int)flat_min(rows, r0 + group), cs, ce, pieces[2][2];
             shared_keys(ws, r0, r1, k0, c0, c1, &cs, &ce);
@@ -161,6 +189,7 @@ static void attend_values(const flat_problem *p, const flat_tiling *plan, const 
             }
         }
     }
+    ws->vw_n = 0;
 }
 
 /* A row whose block max is +-inf or NaN read an Inf or NaN input (or its dot

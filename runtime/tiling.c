@@ -226,6 +226,13 @@ static void choose_shape(const flat_problem *p, const flat_ukernels *uk,
          * 1024-key ones). */
         plan->qk_panels = (int)flat_max(1, l2_quarter / (p->dim * uk->nr * 4));
         plan->pv_keys = (int)flat_max(uk->nr, l2_quarter / (p->v_dim * 4) / uk->nr * uk->nr);
+        /* A quantized V chunk is widened once (into a chunk-sized fp32 copy
+         * in L2) for all the row groups, which would each convert every
+         * code again: pv was the whole difference between int8 and bf16
+         * prefill (+34% in pv). bf16-product tables take quantized V
+         * through their fp32 pv and keep doing so (ukernel.h, widen_rows). */
+        plan->widen_v = flat_dtype_quantized(p->kv_dtype) && uk->compute == FLAT_F32 &&
+                        plan->rows > uk->pv_mr;
         why = requested != FLAT_DATAFLOW_AUTO ? "requested by opt.dataflow"
               : flat_fits                     ? "FLAT row buffer fits L2"
                                               : "FLAT row buffer too big for L2";
@@ -377,6 +384,8 @@ void flat_tiling_bound(const flat_problem *p, const flat_ukernels *uk, flat_data
     worst->s_cols = (s_floats + rows_pad - 1) / rows_pad;
     worst->k_in_place = !gemm; /* no packed K, no spare panel */
     worst->k_floats = gemm ? kv_cols * p->dim : 0;
+    worst->widen_v = gemm; /* the dtype is not known here: a quantized V's chunk */
+    worst->pv_keys = (int)flat_max(uk->nr, cpu->l2_bytes / 4 / (p->v_dim * 4) / uk->nr * uk->nr);
     worst->splits = 1;
     if (p->batch_invariant) { /* fixed-grid blocks, and key ranges merged inside a task */
         flat_tiling grid = *worst;

@@ -27,6 +27,8 @@ typedef struct {
     int nr;                 /* the kernel table's K panel width */
     int qk_panels;          /* K panels per qk call, sized so they stay in L1 */
     int pv_keys;            /* keys per pv call, sized so V rows stay in L1 */
+    int widen_v;            /* GEMM-shaped path, quantized V, fp32 products: each
+                               pv chunk is widened once for all row groups */
     int64_t s_cols;         /* columns of the score buffer */
     int64_t k_panels;       /* K panels per (batch, kv head): ceil(kv_len / nr) */
     int64_t k_floats;       /* packed K a thread holds: one (batch, kv head), or one

@@ -16,7 +16,8 @@
  * code instead of q * (code * s), one more fp32 rounding per term than a
  * dot product of dequantized values: (terms + 4) u of the sum of |terms|.
  * bf16-product tables' pv (P rounded too) is held to its bound by test_quant
- * and test_dtypes.
+ * and test_dtypes. widen_rows is exact: its values, and pv over them, are
+ * compared bit for bit.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -166,6 +167,50 @@ static void check_pv(const flat_ukernels *k, flat_dtype t, const scale_case *sc,
     free(o0), free(o), free(p), free(v.codes), free(v.scales);
 }
 
+/* widen_rows: every element bitwise flat_kv_load's value, nothing written
+ * past `cols` in a row (the pad columns keep their canary) nor past row n;
+ * and, for an fp32-product table, pv over the widened rows the bits of pv
+ * over the codes (what lets the runtime widen a V chunk once: dataflow.c). */
+static void check_widen(const flat_ukernels *k, flat_dtype t, const scale_case *sc, int n, int dv,
+                        tu_rng *r)
+{
+    qrows v;
+    if (!make_rows(&v, r, t, sc, n, dv))
+        return;
+    const int64_t ld_y = dv + 3;
+    const float canary = -12345.0f;
+    float *y = malloc(sizeof(float) * (size_t)((n + 1) * ld_y));
+    for (int64_t i = 0; i < (n + 1) * ld_y; i++)
+        y[i] = canary;
+    k->widen_rows(n, dv, &v.src, y, ld_y);
+    for (int j = 0; j <= n; j++)
+        for (int c = 0; c < ld_y; c++) {
+            const float want = j < n && c < dv ? (float)value(&v, j, c) : canary;
+            if (memcmp(&y[j * ld_y + c], &want, sizeof want))
+                fail_msg("%s widen_rows %s %s n=%d dv=%d: y[%d][%d] = %.9g, want %.9g", k->name,
+                         qu_type_name(t), sc->name, n, dv, j, c, y[j * ld_y + c], want);
+        }
+    if (!bf16_products(k)) {
+        const int m = 7;
+        const int64_t ld_p = n + 1, ld_o = dv + 1;
+        float *p = malloc(sizeof(float) * (size_t)(m * ld_p));
+        float *o1 = malloc(sizeof(float) * (size_t)(m * ld_o)), *o2 = malloc(sizeof(float) * (size_t)(m * ld_o));
+        for (int i = 0; i < m * ld_p; i++)
+            p[i] = tu_uniform(r, 0.0f, 1.0f);
+        for (int i = 0; i < m * ld_o; i++)
+            o1[i] = o2[i] = tu_uniform(r, -1.0f, 1.0f);
+        const float alpha[7] = {0.5f, 1, 0.25f, 0.75f, 1, 0.125f, 0.9f};
+        const flat_kv_src wide = flat_kv_src_plain(y, ld_y, FLAT_F32);
+        k->pv(m, n, dv, p, ld_p, &v.src, o1, ld_o, alpha);
+        k->pv(m, n, dv, p, ld_p, &wide, o2, ld_o, alpha);
+        if (memcmp(o1, o2, sizeof(float) * (size_t)(m * ld_o)))
+            fail_msg("%s pv over widen_rows %s %s n=%d dv=%d: not the bits of pv over the codes",
+                     k->name, qu_type_name(t), sc->name, n, dv);
+        free(o2), free(o1), free(p);
+    }
+    free(y), free(v.codes), free(v.scales);
+}
+
 static const flat_dtype qtypes[] = {FLAT_I8, FLAT_F8E4M3, FLAT_I4};
 static const int ns[] = {1, 3, 8, 16, 17, 40};
 #define NNS ((int)(sizeof ns / sizeof ns[0]))
@@ -204,6 +249,20 @@ static void test_pv_quant(void **state)
                                          dims[di], (mi + ni) % 2, &r);
 }
 
+static void test_widen_rows(void **state)
+{
+    (void)state;
+    tu_rng r = {79};
+    static const int nw[] = {0, 1, 5, 40};
+    for (int ti = 0; ti < ntables; ti++)
+        for (int qt = 0; qt < 3; qt++)
+            for (int ci = 0; ci < NCASES; ci++)
+                for (int di = 0; di < NDIMS; di++)
+                    for (int ni = 0; ni < 4; ni++)
+                        if (!tu_quick() || (ci + di + ni) % 3 == 0)
+                            check_widen(tables[ti], qtypes[qt], &cases[ci], nw[ni], dims[di], &r);
+}
+
 int main(void)
 {
     ntables = tu_runnable_tables("test_quant_kernels", tables, 8);
@@ -212,6 +271,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_qk_rows_quant),
         cmocka_unit_test(test_pv_quant),
+        cmocka_unit_test(test_widen_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

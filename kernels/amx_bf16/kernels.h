@@ -48,6 +48,8 @@ void flat_vexp2__amx_bf16(int n, const float *x, float *y);
 void flat_pv_32__amx_bf16(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                           const flat_kv_src *v, float *restrict o, int64_t ld_o,
                           const float *restrict alpha);
+void flat_widen_rows__amx_bf16(int n, int cols, const flat_kv_src *src, float *restrict y,
+                          int64_t ld_y);
 void flat_store_row__amx_bf16(int n, const float *restrict x, float scale, flat_dtype t,
                               void *restrict y);
 float flat_score_rules__amx_bf16(int n, float *s, const flat_rules_row *r);

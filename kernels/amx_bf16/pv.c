@@ -276,3 +276,10 @@ void flat_store_row__amx_bf16(int n, const float *restrict x, float scale, flat_
 {
     flat_store_row__avx512(n, x, scale, t, y);
 }
+
+/* The AVX-512 table's (see avx512_bf16/pv.c). */
+void flat_widen_rows__amx_bf16(int n, int cols, const flat_kv_src *src, float *restrict y,
+                               int64_t ld_y)
+{
+    flat_widen_rows__avx512(n, cols, src, y, ld_y);
+}

@@ -37,6 +37,7 @@ const flat_ukernels flat_ukernels_amx_bf16 = {
     .row_max = flat_row_max__amx_bf16,
     .exp2_row = flat_exp2_row__amx_bf16,
     .pv = flat_pv_32__amx_bf16,
+    .widen_rows = flat_widen_rows__amx_bf16,
     .store_row = flat_store_row__amx_bf16,
     .score_rules = flat_score_rules__amx_bf16,
     .vexp2 = flat_vexp2__amx_bf16,

@@ -239,3 +239,27 @@ void flat_store_row__avx2(int n, const float *restrict x, float scale, flat_dtyp
     default: store_row(FLAT_F32, n, x, scale, y); break;
     }
 }
+
+/* The values pv_cols16 / pv_cols8 multiply, 8 columns at a time. */
+static inline __attribute__((always_inline)) void
+widen_rows(const flat_dtype t, int n, int cols, const flat_kv_src *v, float *restrict y,
+           int64_t ld_y)
+{
+    for (int j = 0; j < n; j++) {
+        const void *row = flat_kv_row(v, j, t), *srow = flat_kv_scale_row(v, j, t);
+        for (int c = 0; c < cols; c += 8) {
+            const int k = cols - c < 8 ? cols - c : 8;
+            const __m256 x = flat_kv_load8_avx2(t, v, row, srow, c, k);
+            if (k == 8)
+                _mm256_storeu_ps(y + j * ld_y + c, x);
+            else
+                _mm256_maskstore_ps(y + j * ld_y + c, flat_tail_mask_avx2(k), x);
+        }
+    }
+}
+
+void flat_widen_rows__avx2(int n, int cols, const flat_kv_src *src, float *restrict y,
+                           int64_t ld_y)
+{
+    FLAT_KV_SWITCH(src->t, widen_rows, n, cols, src, y, ld_y);
+}

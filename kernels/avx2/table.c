@@ -21,6 +21,7 @@ const flat_ukernels flat_ukernels_avx2 = {
     .row_max = flat_row_max__avx2,
     .exp2_row = flat_exp2_row__avx2,
     .pv = flat_pv_6__avx2,
+    .widen_rows = flat_widen_rows__avx2,
     .store_row = flat_store_row__avx2,
     .score_rules = flat_score_rules__avx2,
     .vexp2 = flat_vexp2__avx2,

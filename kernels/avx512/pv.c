@@ -284,3 +284,39 @@ void flat_store_row__avx512(int n, const float *restrict x, float scale, flat_dt
     default: store_row(FLAT_F32, n, x, scale, y); break;
     }
 }
+
+/* Columns in blocks of up to 8 chunks of 16, each chunk's scale map made
+ * once per block (not per row: the division by the group is dearer than a
+ * row's conversion), then every row of the block: the same
+ * flat_kv_chunk16_avx512 values the pv blocks multiply. */
+static inline __attribute__((always_inline)) void
+widen_rows(const flat_dtype t, int n, int cols, const flat_kv_src *v, float *restrict y,
+           int64_t ld_y)
+{
+    for (int c0 = 0; c0 < cols; c0 += 128) {
+        const int nv = cols - c0 >= 128 ? 8 : (cols - c0 + 15) / 16;
+        flat_chunk_scales cs[8];
+        for (int u = 0; u < nv; u++) {
+            const int dims = cols - c0 - 16 * u < 16 ? cols - c0 - 16 * u : 16;
+            cs[u] = flat_dtype_quantized(t) ? flat_chunk_scales_avx512(v->group, c0 + 16 * u, dims)
+                                            : (flat_chunk_scales){0};
+        }
+        for (int j = 0; j < n; j++) {
+            const void *row = flat_kv_row(v, j, t), *srow = flat_kv_scale_row(v, j, t);
+            for (int u = 0; u < nv; u++) {
+                const int dims = cols - c0 - 16 * u < 16 ? cols - c0 - 16 * u : 16;
+                _mm512_mask_storeu_ps(y + j * ld_y + c0 + 16 * u, flat_tail_mask_avx512(dims),
+                                      flat_kv_chunk16_avx512(t, v->scale_t, row, srow, &cs[u],
+                                                             c0 + 16 * u, dims));
+            }
+        }
+    }
+}
+
+void flat_widen_rows__avx512(int n, int cols, const flat_kv_src *src, float *restrict y,
+                             int64_t ld_y)
+{
+    flat_kv_src unit;
+    const flat_kv_src *v = flat_kv_scaled_avx512(src, &unit); /* F8E4M3 without scales */
+    FLAT_KV_SWITCH(v->t, widen_rows, n, cols, v, y, ld_y);
+}

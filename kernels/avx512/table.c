@@ -22,6 +22,7 @@ const flat_ukernels flat_ukernels_avx512 = {
     .row_max = flat_row_max__avx512,
     .exp2_row = flat_exp2_row__avx512,
     .pv = flat_pv_6__avx512,
+    .widen_rows = flat_widen_rows__avx512,
     .store_row = flat_store_row__avx512,
     .score_rules = flat_score_rules__avx512,
     .vexp2 = flat_vexp2__avx512,

@@ -67,6 +67,8 @@ void flat_vexp2__avx512_bf16(int n, const float *x, float *y);
 void flat_pv_12__avx512_bf16(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                  const flat_kv_src *src, float *restrict o, int64_t ld_o,
                  const float *restrict alpha);
+void flat_widen_rows__avx512_bf16(int n, int cols, const flat_kv_src *src, float *restrict y,
+                          int64_t ld_y);
 void flat_store_row__avx512_bf16(int n, const float *restrict x, float scale, flat_dtype t,
                                  void *restrict y);
 

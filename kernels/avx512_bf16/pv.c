@@ -250,3 +250,11 @@ void flat_store_row__avx512_bf16(int n, const float *restrict x, float scale, fl
 {
     flat_store_row__avx512(n, x, scale, t, y);
 }
+
+/* The AVX-512 table's: the runtime widens V only for fp32-product tables,
+ * so this is here for the contract's completeness (and the tests). */
+void flat_widen_rows__avx512_bf16(int n, int cols, const flat_kv_src *src, float *restrict y,
+                                  int64_t ld_y)
+{
+    flat_widen_rows__avx512(n, cols, src, y, ld_y);
+}

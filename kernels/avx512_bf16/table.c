@@ -25,6 +25,7 @@ const flat_ukernels flat_ukernels_avx512_bf16 = {
     .row_max = flat_row_max__avx512_bf16,
     .exp2_row = flat_exp2_row__avx512_bf16,
     .pv = flat_pv_12__avx512_bf16,
+    .widen_rows = flat_widen_rows__avx512_bf16,
     .store_row = flat_store_row__avx512_bf16,
     .score_rules = flat_score_rules__avx512_bf16,
     .vexp2 = flat_vexp2__avx512_bf16,

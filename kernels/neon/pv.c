@@ -202,3 +202,9 @@ void flat_store_row__neon(int n, const float *restrict x, float scale, flat_dtyp
     default: store_row(FLAT_F32, n, x, scale, y); break;
     }
 }
+
+void flat_widen_rows__neon(int n, int cols, const flat_kv_src *src, float *restrict y,
+                           int64_t ld_y)
+{
+    FLAT_KV_SWITCH(src->t, flat_kv_widen_rows, n, cols, src, y, ld_y);
+}

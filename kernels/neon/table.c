@@ -21,6 +21,7 @@ const flat_ukernels flat_ukernels_neon = {
     .row_max = flat_row_max__neon,
     .exp2_row = flat_exp2_row__neon,
     .pv = flat_pv_4x16__neon,
+    .widen_rows = flat_widen_rows__neon,
     .store_row = flat_store_row__neon,
     .score_rules = flat_score_rules__neon,
     .vexp2 = flat_vexp2__neon,

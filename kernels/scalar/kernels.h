@@ -21,6 +21,8 @@ void flat_qk_rows__scalar(int m, int d, int n, const float *restrict qp, const f
 void flat_pv_4__scalar(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                  const flat_kv_src *src, float *restrict o, int64_t ld_o,
                  const float *restrict alpha);
+void flat_widen_rows__scalar(int n, int cols, const flat_kv_src *src, float *restrict y,
+                          int64_t ld_y);
 void flat_store_row__scalar(int n, const float *restrict x, float scale, flat_dtype t,
                             void *restrict y);
 

@@ -51,3 +51,9 @@ void flat_store_row__scalar(int n, const float *restrict x, float scale, flat_dt
     for (int c = 0; c < n; c++)
         flat_store_elem(y, c, scale * x[c], t);
 }
+
+void flat_widen_rows__scalar(int n, int cols, const flat_kv_src *src, float *restrict y,
+                             int64_t ld_y)
+{
+    FLAT_KV_SWITCH(src->t, flat_kv_widen_rows, n, cols, src, y, ld_y);
+}

@@ -16,6 +16,7 @@ const flat_ukernels flat_ukernels_scalar = {
     .row_max = flat_row_max__scalar,
     .exp2_row = flat_exp2_row__scalar,
     .pv = flat_pv_4__scalar,
+    .widen_rows = flat_widen_rows__scalar,
     .store_row = flat_store_row__scalar,
     .score_rules = flat_score_rules__scalar,
     .vexp2 = flat_vexp2__scalar,

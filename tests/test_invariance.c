@@ -3,7 +3,9 @@
  * bits equal those of the same row computed alone (a decode step: q_len 1,
  * one sequence, one thread, contiguous K/V), whatever call it comes in.
  *
- * A "world" holds sequences with their own K/V (f32, f16 or bf16 cache) and a
+ * A "world" holds sequences with their own K/V (f32, f16 or bf16 cache, or a
+ * quantized one: int8 codes with per-token groups of 32 and f16 scales,
+ * fp8 e4m3 without scales, int4 with f32 scales per token) and a
  * query per position; only the last `tail` positions of each are queried.
  * Random calls then take random subsets of the sequences in random order,
  * each with a chunk of consecutive positions ending anywhere in its tail
@@ -34,6 +36,7 @@
 #include "convert.h"
 #include "dispatch.h"
 #include "problem.h"
+#include "quantutil.h"
 #include "testutil.h"
 
 #define MAX_SEQ 4
@@ -52,6 +55,10 @@ typedef struct {
     int rule;
     const flat_ukernels *uk;
     void *k, *v;        /* [S][Hkv][lmax][D or Dv] in type t */
+    void *ks, *vs;      /* quantized t: their scales, [S][Hkv][lmax][D or Dv / group] of
+                           type st (NULL: F8E4M3 without scales) */
+    flat_dtype st;
+    int64_t group;
     float *q;           /* [S][Hq][lmax][D] */
     float *ref, *ref_lse; /* [S][Hq][lmax][Dv], [S][Hq][lmax]: each row alone */
     float sinks[16], slopes[16];
@@ -112,6 +119,32 @@ static const void *kv_row(const world *w, const void *base, int64_t dim, int64_t
     return flat_elem_ptr(base, ((s * w->Hkv + h) * w->lmax + pos) * dim, w->t);
 }
 
+/* Bytes of n elements of K/V, and the scale groups of a row. */
+static size_t kv_bytes(const world *w, int64_t n) { return (size_t)flat_dtype_bytes(w->t, n); }
+static int64_t groups(const world *w, int64_t dim) { return w->group ? dim / w->group : 0; }
+
+static void *scale_row(const world *w, void *base, int64_t dim, int64_t s, int64_t h, int64_t pos)
+{
+    return (char *)base + ((s * w->Hkv + h) * w->lmax + pos) * groups(w, dim) * flat_dtype_size(w->st);
+}
+
+/* opt.kv_quant over scale tensors laid out like K and V with dims D / group
+ * and Dv / group (batch b, heads Hkv, seq n, strides sb, sh, ss per group
+ * count); NULL for a float cache or scale-free fp8. */
+static const flat_kv_quant *kv_quant(const world *w, flat_kv_quant *kq, void *ks, void *vs,
+                                     int64_t b, int64_t n, int64_t sb_rows, int64_t sh_rows,
+                                     int64_t ss_rows)
+{
+    if (!w->ks)
+        return NULL;
+    memset(kq, 0, sizeof *kq);
+    int64_t gk = groups(w, w->D), gv = groups(w, w->Dv);
+    kq->k_scale = (flat_tensor){ks, w->st, b, w->Hkv, n, gk, sb_rows * gk, sh_rows * gk, ss_rows * gk};
+    kq->v_scale = (flat_tensor){vs, w->st, b, w->Hkv, n, gv, sb_rows * gv, sh_rows * gv, ss_rows * gv};
+    kq->k_group = kq->v_group = (int32_t)w->group;
+    return kq;
+}
+
 /* Row (s, pos) of every head alone: one decode step on one thread. */
 static void compute_alone(world *w, int64_t s, int64_t pos)
 {
@@ -127,6 +160,10 @@ static void compute_alone(world *w, int64_t s, int64_t pos)
     flat_tensor v = {(void *)kv_row(w, w->v, w->Dv, s, 0, 0), w->t, 1, w->Hkv, pos + 1, w->Dv, 0,
                      w->lmax * w->Dv, w->Dv};
     flat_tensor out_t = flat_tensor_bhsd(out, FLAT_F32, 1, w->Hq, 1, w->Dv);
+    flat_kv_quant kq;
+    o.kv_quant = w->ks ? kv_quant(w, &kq, scale_row(w, w->ks, w->D, s, 0, 0),
+                                  scale_row(w, w->vs, w->Dv, s, 0, 0), 1, pos + 1, 0, w->lmax, 1)
+                       : NULL;
     flat_tensor m;
     float *mask = NULL;
     if (w->rule == RULE_MASK) {
@@ -142,18 +179,44 @@ static void compute_alone(world *w, int64_t s, int64_t pos)
     }
 }
 
+/* Random codes over each type's range and scales that keep values within a
+ * few units; F8E4M3 without scales (scale 1); int8 with f16, int4 with f32. */
+static void world_quantized(world *w, tu_rng *r)
+{
+    for (int64_t i = 0; i < w->S * w->Hkv * w->lmax * w->D; i++)
+        qu_set_code(w->k, w->t, i, qu_random_code(r, w->t));
+    for (int64_t i = 0; i < w->S * w->Hkv * w->lmax * w->Dv; i++)
+        qu_set_code(w->v, w->t, i, qu_random_code(r, w->t));
+    w->ks = w->vs = NULL;
+    if (w->t == FLAT_F8E4M3)
+        return;
+    w->group = 32;
+    w->st = w->t == FLAT_I8 ? FLAT_F16 : FLAT_F32;
+    int64_t rows = w->S * w->Hkv * w->lmax, nk = rows * groups(w, w->D), nv = rows * groups(w, w->Dv);
+    w->ks = malloc((size_t)(nk * 4));
+    w->vs = malloc((size_t)(nv * 4));
+    for (int64_t i = 0; i < nk; i++)
+        qu_set_scale(w->ks, w->st, i, qu_random_scale(r, w->t));
+    for (int64_t i = 0; i < nv; i++)
+        qu_set_scale(w->vs, w->st, i, qu_random_scale(r, w->t));
+}
+
 static void world_make(world *w, tu_rng *r)
 {
-    size_t es = (size_t)flat_dtype_size(w->t);
-    w->k = malloc(es * (size_t)(w->S * w->Hkv * w->lmax * w->D));
-    w->v = malloc(es * (size_t)(w->S * w->Hkv * w->lmax * w->Dv));
+    w->k = malloc(kv_bytes(w, w->S * w->Hkv * w->lmax * w->D));
+    w->v = malloc(kv_bytes(w, w->S * w->Hkv * w->lmax * w->Dv));
     w->q = malloc(sizeof(float) * (size_t)(w->S * w->Hq * w->lmax * w->D));
     w->ref = malloc(sizeof(float) * (size_t)(w->S * w->Hq * w->lmax * w->Dv));
     w->ref_lse = malloc(sizeof(float) * (size_t)(w->S * w->Hq * w->lmax));
-    for (int64_t i = 0; i < w->S * w->Hkv * w->lmax * w->D; i++)
-        flat_store_elem(w->k, i, tu_uniform(r, -1, 1), w->t);
-    for (int64_t i = 0; i < w->S * w->Hkv * w->lmax * w->Dv; i++)
-        flat_store_elem(w->v, i, tu_uniform(r, -1, 1), w->t);
+    w->ks = w->vs = NULL;
+    if (flat_dtype_quantized(w->t)) {
+        world_quantized(w, r);
+    } else {
+        for (int64_t i = 0; i < w->S * w->Hkv * w->lmax * w->D; i++)
+            flat_store_elem(w->k, i, tu_uniform(r, -1, 1), w->t);
+        for (int64_t i = 0; i < w->S * w->Hkv * w->lmax * w->Dv; i++)
+            flat_store_elem(w->v, i, tu_uniform(r, -1, 1), w->t);
+    }
     for (int64_t i = 0; i < w->S * w->Hq * w->lmax * w->D; i++)
         w->q[i] = tu_uniform(r, -1, 1);
     for (int h = 0; h < 16; h++) {
@@ -167,7 +230,7 @@ static void world_make(world *w, tu_rng *r)
 
 static void world_free(world *w)
 {
-    free(w->k), free(w->v), free(w->q), free(w->ref), free(w->ref_lse);
+    free(w->k), free(w->v), free(w->q), free(w->ref), free(w->ref_lse), free(w->ks), free(w->vs);
 }
 
 /* One call's composition: sequences, their chunks [p0, p1). */
@@ -278,8 +341,12 @@ static void ragged_paged_call(const world *w, tu_rng *r)
             page_v = ps * w->Hkv * w->Dv;
     while (pages % 3 == 0)
         pages++; /* the shuffle below steps by 3: keep it a permutation */
-    size_t es = (size_t)flat_dtype_size(w->t);
-    void *kpool = calloc((size_t)(pages * page_k), es), *vpool = calloc((size_t)(pages * page_v), es);
+    void *kpool = calloc(kv_bytes(w, pages * page_k), 1), *vpool = calloc(kv_bytes(w, pages * page_v), 1);
+    /* scale pools [page, head, token, group], laid out like the K/V pools */
+    const int64_t gk = groups(w, w->D), gv = groups(w, w->Dv), ssz = flat_dtype_size(w->st);
+    const int64_t s_sh = head_major ? ps : 1, s_st = head_major ? 1 : w->Hkv; /* in scale rows */
+    char *kspool = w->ks ? calloc((size_t)(pages * ps * w->Hkv * gk), (size_t)ssz) : NULL;
+    char *vspool = w->ks ? calloc((size_t)(pages * ps * w->Hkv * gv), (size_t)ssz) : NULL;
     int32_t *table = malloc(sizeof(int32_t) * (size_t)(c.n * per_seq));
     int64_t stk = head_major ? w->D : w->Hkv * w->D, shk = head_major ? ps * w->D : w->D;
     int64_t stv = head_major ? w->Dv : w->Hkv * w->Dv, shv = head_major ? ps * w->Dv : w->Dv;
@@ -296,9 +363,16 @@ static void ragged_paged_call(const world *w, tu_rng *r)
                 for (int64_t tk = 0; tk < ps && pg_i * ps + tk < c.p1[i]; tk++) {
                     int64_t pos = pg_i * ps + tk;
                     memcpy((void *)flat_elem_ptr(kpool, pg * page_k + tk * stk + h * shk, w->t),
-                           kv_row(w, w->k, w->D, c.seq[i], h, pos), es * (size_t)w->D);
+                           kv_row(w, w->k, w->D, c.seq[i], h, pos), kv_bytes(w, w->D));
                     memcpy((void *)flat_elem_ptr(vpool, pg * page_v + tk * stv + h * shv, w->t),
-                           kv_row(w, w->v, w->Dv, c.seq[i], h, pos), es * (size_t)w->Dv);
+                           kv_row(w, w->v, w->Dv, c.seq[i], h, pos), kv_bytes(w, w->Dv));
+                    if (!w->ks)
+                        continue;
+                    int64_t srow = pg * ps * w->Hkv + tk * s_st + h * s_sh;
+                    memcpy(kspool + srow * gk * ssz, scale_row(w, w->ks, w->D, c.seq[i], h, pos),
+                           (size_t)(gk * ssz));
+                    memcpy(vspool + srow * gv * ssz, scale_row(w, w->vs, w->Dv, c.seq[i], h, pos),
+                           (size_t)(gv * ssz));
                 }
         }
     float *q = malloc(sizeof(float) * (size_t)(w->Hq * nq * w->D));
@@ -324,6 +398,8 @@ static void ragged_paged_call(const world *w, tu_rng *r)
     int shuffled;
     call_options(w, r, &o, &shuffled);
     o.lse = lse;
+    flat_kv_quant kq;
+    o.kv_quant = kv_quant(w, &kq, kspool, vspool, pages, ps, ps * w->Hkv, s_sh, s_st);
     flat_tensor m;
     float *mask = NULL;
     if (w->rule == RULE_MASK) {
@@ -350,6 +426,7 @@ static void ragged_paged_call(const world *w, tu_rng *r)
             check_row(w, out + (h * nq + row) * w->Dv, lse[h * nq + row], seq_of[row], h,
                       pos_of[row], how);
     free(mask), free(q), free(out), free(lse), free(kpool), free(vpool), free(table);
+    free(kspool), free(vspool);
 }
 
 static void contiguous_call(const world *w, tu_rng *r)
@@ -362,15 +439,24 @@ static void contiguous_call(const world *w, tu_rng *r)
         kv_lens[i] = (int32_t)c.p1[i];
         kmax = flat_max(kmax, c.p1[i]);
     }
-    size_t es = (size_t)flat_dtype_size(w->t);
-    void *k = malloc(es * (size_t)(B * w->Hkv * kmax * w->D));
-    void *v = malloc(es * (size_t)(B * w->Hkv * kmax * w->Dv));
+    void *k = malloc(kv_bytes(w, B * w->Hkv * kmax * w->D));
+    void *v = malloc(kv_bytes(w, B * w->Hkv * kmax * w->Dv));
+    const int64_t gk = groups(w, w->D), gv = groups(w, w->Dv), ssz = flat_dtype_size(w->st);
+    char *ks = w->ks ? malloc((size_t)(B * w->Hkv * kmax * gk * ssz)) : NULL;
+    char *vs = w->ks ? malloc((size_t)(B * w->Hkv * kmax * gv * ssz)) : NULL;
     for (int i = 0; i < c.n; i++)
         for (int64_t h = 0; h < w->Hkv; h++) {
             memcpy((void *)flat_elem_ptr(k, ((i * w->Hkv + h) * kmax) * w->D, w->t),
-                   kv_row(w, w->k, w->D, c.seq[i], h, 0), es * (size_t)(c.p1[i] * w->D));
+                   kv_row(w, w->k, w->D, c.seq[i], h, 0), kv_bytes(w, c.p1[i] * w->D));
             memcpy((void *)flat_elem_ptr(v, ((i * w->Hkv + h) * kmax) * w->Dv, w->t),
-                   kv_row(w, w->v, w->Dv, c.seq[i], h, 0), es * (size_t)(c.p1[i] * w->Dv));
+                   kv_row(w, w->v, w->Dv, c.seq[i], h, 0), kv_bytes(w, c.p1[i] * w->Dv));
+            if (!w->ks)
+                continue;
+            int64_t srow = (i * w->Hkv + h) * kmax;
+            memcpy(ks + srow * gk * ssz, scale_row(w, w->ks, w->D, c.seq[i], h, 0),
+                   (size_t)(c.p1[i] * gk * ssz));
+            memcpy(vs + srow * gv * ssz, scale_row(w, w->vs, w->Dv, c.seq[i], h, 0),
+                   (size_t)(c.p1[i] * gv * ssz));
         }
     float *q = malloc(sizeof(float) * (size_t)(B * w->Hq * n * w->D));
     float *out = malloc(sizeof(float) * (size_t)(B * w->Hq * n * w->Dv));
@@ -393,6 +479,8 @@ static void contiguous_call(const world *w, tu_rng *r)
     call_options(w, r, &o, &shuffled);
     o.lse = lse;
     o.kv_lens = kv_lens;
+    flat_kv_quant kq;
+    o.kv_quant = kv_quant(w, &kq, ks, vs, B, kmax, w->Hkv * kmax, kmax, 1);
     flat_tensor m;
     float *mask = NULL;
     if (w->rule == RULE_MASK) {
@@ -419,7 +507,7 @@ static void contiguous_call(const world *w, tu_rng *r)
             for (int64_t j = 0; j < n; j++)
                 check_row(w, out + ((i * w->Hq + h) * n + j) * w->Dv, lse[(i * w->Hq + h) * n + j],
                           c.seq[i], h, c.p0[i] + j, how);
-    free(mask), free(q), free(out), free(lse), free(k), free(v);
+    free(mask), free(q), free(out), free(lse), free(k), free(v), free(ks), free(vs);
 }
 
 static void run_world(world *w, tu_rng *r, int calls)
@@ -434,7 +522,11 @@ static void run_world(world *w, tu_rng *r, int calls)
     world_free(w);
 }
 
-static const flat_dtype dtypes[3] = {FLAT_F32, FLAT_F16, FLAT_BF16};
+static const flat_dtype dtypes[] = {FLAT_F32, FLAT_F16, FLAT_BF16, FLAT_I8, FLAT_F8E4M3, FLAT_I4};
+#define NDTYPES ((int)(sizeof dtypes / sizeof dtypes[0]))
+
+/* The cache types a table takes (amx_bf16 no quantized ones: dispatch.c). */
+static int takes(const flat_ukernels *uk, flat_dtype t) { return (uk->dtypes & FLAT_DTYPE_BIT(t)) != 0; }
 
 /* Short and medium sequences (several fixed key blocks at D + Dv = 96: 1024
  * keys each), GQA 2, every table, cache type and rule. */
@@ -444,8 +536,8 @@ static void test_rows_alone(void **state)
     tu_rng r = {22};
     int calls = tu_quick() ? 2 : 5;
     for (int ti = 0; ti < ntables; ti++)
-        for (int di = 0; di < 3; di++)
-            for (int rule = 0; rule < NRULES; rule++) {
+        for (int di = 0; di < NDTYPES; di++)
+            for (int rule = 0; rule < NRULES && takes(tables[ti], dtypes[di]); rule++) {
                 world w = {.S = 3, .Hq = 4, .Hkv = 2, .D = 64, .Dv = 32, .t = dtypes[di],
                            .rule = rule, .uk = tables[ti]};
                 w.len[0] = 1 + (int64_t)(tu_next(&r) % 40);
@@ -471,7 +563,9 @@ static void test_split_ranges(void **state)
     tu_rng r = {2022};
     long before = rows_compared;
     for (int ti = 0; ti < ntables; ti++)
-        for (int di = 0; di < 3; di++) {
+        for (int di = 0; di < NDTYPES; di++) {
+            if (!takes(tables[ti], dtypes[di]))
+                continue;
             int rule = (int)(tu_next(&r) % NRULES);
             world w = {.S = 3, .Hq = 4, .Hkv = 2, .D = 256, .Dv = 256, .t = dtypes[di],
                        .rule = rule, .uk = tables[ti]};

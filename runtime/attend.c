@@ -28,6 +28,8 @@ static int64_t scratch_layout(flat_scratch *ws, float *mem, const flat_problem *
     CARVE(s, float *, rp * plan->s_cols);
     CARVE(o, float *, r * p->v_dim);
     CARVE(vw, float *, plan->widen_v ? (int64_t)plan->pv_keys * p->v_dim : 0);
+    CARVE(kg, float *, plan->gather ? flat_gather_floats(p, plan->bk, 0) : 0);
+    CARVE(vg, float *, plan->gather ? flat_gather_floats(p, plan->bk, 1) : 0);
     CARVE(m, float *, r);
     CARVE(l, float *, r);
     CARVE(alpha, float *, r);
@@ -53,7 +55,7 @@ void flat_scratch_init(flat_scratch *ws, float *mem, const flat_problem *p,
 {
     scratch_layout(ws, mem, p, plan);
     ws->kp_pair = -1;
-    ws->vw_n = 0;
+    ws->kblk.n = ws->vblk.n = 0;
     for (int64_t i = 0; i < plan->rows; i++)
         ws->ones[i] = 1.0f;
 }

@@ -8,6 +8,18 @@
 #include "problem.h"
 #include "ukernel.h"
 
+/* Rows of keys [k0, k0 + n) of K or V held in the scratch as one run
+ * (gathered from small pages, or V widened to fp32); n 0: none. */
+typedef struct {
+    flat_kv_src src;
+    int64_t k0, n;
+} flat_block;
+
+static inline int flat_block_holds(const flat_block *b, int64_t j0, int64_t n)
+{
+    return b->n > 0 && j0 >= b->k0 && j0 + n <= b->k0 + b->n;
+}
+
 /* Per-thread scratch, carved from one allocation (see flat_workspace_floats). */
 typedef struct {
     float *kp;     /* packed K of one (batch, kv head): k_floats */
@@ -17,8 +29,10 @@ typedef struct {
     float *s;      /* scores / probabilities: rows_pad x s_cols */
     float *o;      /* unnormalised output rows: rows x v_dim */
     float *vw;     /* a quantized V chunk widened to fp32: pv_keys x v_dim
-                      (plan->widen_v), rows vw_k0 .. vw_k0 + vw_n - 1 */
-    int64_t vw_k0, vw_n; /* vw_n 0: nothing widened */
+                      (plan->widen_v) */
+    float *kg, *vg; /* decode on small pages: a key block's K and V rows (codes
+                       and scales) gathered into one run (plan->gather) */
+    flat_block kblk, vblk; /* keys whose K (V) rows are in kg (vg, vw), if any */
     /* Where row r of the current task accumulates its unnormalised output:
      * o_base + (r / o_run) * o_ld_run + (r % o_run) * o_ld_row (see o_row). */
     float *o_base;

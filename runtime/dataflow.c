@@ -66,17 +66,16 @@ static void row_segment(const flat_scratch *ws, int r, int k0, int c0, int c1, i
     *e = (int)flat_min(ws->limit[r] - k0, c1);
 }
 
-/* pv over keys [j0, j0 + n) of m rows: from the widened chunk when it
- * holds them (one call: by pv's order rule the bits of the calls run by
- * run), else run by run. */
+/* pv over keys [j0, j0 + n) of m rows: from the widened or gathered block
+ * when it holds them (one call: by pv's order rule the bits of the calls run
+ * by run), else run by run. */
 static void pv_keys(const flat_problem *p, const flat_ukernels *uk, const flat_task *t, int m,
                     int64_t j0, int64_t n, const float *s, int64_t ld_s, float *o, int64_t ld_o,
                     const float *alpha, flat_scratch *ws)
 {
-    if (ws->vw_n > 0 && j0 >= ws->vw_k0 && j0 + n <= ws->vw_k0 + ws->vw_n) {
-        const flat_kv_src wide =
-            flat_kv_src_plain(ws->vw + (j0 - ws->vw_k0) * p->v_dim, p->v_dim, FLAT_F32);
-        uk->pv(m, (int)n, (int)p->v_dim, s, ld_s, &wide, o, ld_o, alpha);
+    if (flat_block_holds(&ws->vblk, j0, n)) {
+        const flat_kv_src rows = flat_kv_src_rows(&ws->vblk.src, j0 - ws->vblk.k0);
+        uk->pv(m, (int)n, (int)p->v_dim, s, ld_s, &rows, o, ld_o, alpha);
         return;
     }
     pv_range(p, uk, t, m, j0, n, s, ld_s, o, ld_o, alpha, ws->ones);
@@ -96,8 +95,7 @@ static void widen_values(const flat_problem *p, const flat_ukernels *uk, const f
         uk->widen_rows((int)here, (int)p->v_dim, &r.src, ws->vw + j * p->v_dim, p->v_dim);
         j += here;
     }
-    ws->vw_k0 = j0;
-    ws->vw_n = n;
+    ws->vblk = (flat_block){flat_kv_src_plain(ws->vw, p->v_dim, FLAT_F32), j0, n};
 }
 
 /* Keys of row group [r0, r1) inside chunk [c0, c1) that every row sees:
@@ -189,7 +187,7 @@ static void attend_values(const flat_problem *p, const flat_tiling *plan, const 
             }
         }
     }
-    ws->vw_n = 0;
+    ws->vblk.n = 0;
 }
 
 /* A row whose block max is +-inf or NaN read an Inf or NaN input (or its dot
@@ -246,6 +244,8 @@ void flat_rows_flash(const flat_problem *p, const flat_tiling *plan, const flat_
     int64_t ld_s = plan->s_cols;
     for (int k0 = kbeg; k0 < kend; k0 += plan->bk) {
         int width = (int)flat_min(plan->bk, kend - k0);
+        if (plan->gather)
+            flat_gather_block(p, t, k0, width, ws);
         block_scores(p, plan, uk, t, rows, k0, width, ws, ld_s);
         for (int r = 0; r < rows; r++) {
             int a, e;
@@ -272,4 +272,5 @@ void flat_rows_flash(const flat_problem *p, const flat_tiling *plan, const flat_
         attend_values(p, plan, uk, t, rows, k0, width, k0 == kbeg ? NULL : ws->alpha, ws, ld_s,
                       k0 + plan->bk >= kend);
     }
+    ws->kblk.n = ws->vblk.n = 0;
 }

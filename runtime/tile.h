@@ -22,6 +22,11 @@ typedef struct {
 flat_run flat_key_run(const flat_problem *p, const flat_task *t, int64_t j);
 flat_run flat_value_run(const flat_problem *p, const flat_task *t, int64_t j);
 
+/* Decode on small pages (tiling.h: plan->gather): keys [k0, k0 + n) of K
+ * and V gathered into ws->kblk and ws->vblk. */
+void flat_gather_block(const flat_problem *p, const flat_task *t, int64_t k0, int64_t n,
+                       flat_scratch *ws);
+
 /* Asks for rows [0, rows) of run r (dim elements each) ahead of use: a paged
  * cache's next page, which no hardware prefetcher predicts and the kernels
  * do not prefetch into (they stay within their call). always_inline: GCC

@@ -151,6 +151,41 @@ static int flash_block(const flat_ukernels *uk, const flat_tiling *plan, int64_t
     return (int)flat_max(uk->nr, flat_round_up((kv_pad + blocks - 1) / blocks, uk->nr));
 }
 
+/* Small pages (keys.c gathers): see tiling.h. */
+int64_t flat_gather_row_bytes(const flat_problem *p, int values, int64_t *scale_bytes)
+{
+    const flat_scales *sc = values ? &p->v_scales : &p->k_scales;
+    const int64_t dim = values ? p->v_dim : p->dim;
+    *scale_bytes = sc->data ? dim / sc->group * flat_dtype_size(sc->t) : 0;
+    return flat_dtype_bytes(p->kv_dtype, dim);
+}
+
+int flat_gather_pays(const flat_problem *p)
+{
+    if (!p->paged || p->pages.page_size >= FLAT_GATHER_PAGE)
+        return 0;
+    for (int values = 0; values < 2; values++) {
+        const flat_scales *sc = values ? &p->v_scales : &p->k_scales;
+        /* scales broadcast over a page's tokens (ss 0) select other kernel
+         * arithmetic (ukernel.h: a scale per column) than per-token ones:
+         * such pools keep their runs; so do rows whose scales would make
+         * them wider than an fp32 row (what flat_plan_workspace_bound has
+         * room for) */
+        if (sc->data && sc->ss == 0)
+            return 0;
+        int64_t sb, rb = flat_gather_row_bytes(p, values, &sb);
+        if (rb + sb > 4 * (values ? p->v_dim : p->dim))
+            return 0;
+    }
+    return 1;
+}
+
+int64_t flat_gather_floats(const flat_problem *p, int64_t bk, int values)
+{
+    int64_t dim = values ? p->v_dim : p->dim;
+    return bk * dim; /* 4 bytes per element: the rows' codes and scales (flat_gather_pays) */
+}
+
 static void plan_decode(const flat_problem *p, const flat_ukernels *uk, int64_t l2_bytes,
                         flat_tiling *plan)
 {
@@ -172,6 +207,7 @@ static void plan_decode(const flat_problem *p, const flat_ukernels *uk, int64_t 
     plan->s_cols = plan->bk;
     plan->qk_panels = 1;
     plan->pv_keys = plan->bk;
+    plan->gather = flat_gather_pays(p);
 }
 
 /* Everything but split-KV for the sequences of plan->part (p: the call as
@@ -373,9 +409,11 @@ void flat_tiling_bound(const flat_problem *p, const flat_ukernels *uk, flat_data
         int64_t flash_s = flat_min(whole, flat_max(rows_pad * uk->nr, cpu->l2_bytes / 4 / 4));
         s_floats = flat_max(flat_s, flash_s);
     }
+    int64_t decode_bk = 0;
     if (decode_rows > 0) {
         int64_t kv_block = cpu->l2_bytes / 4 / ((p->dim + p->v_dim) * 4) / uk->nr * uk->nr;
-        s_floats = flat_max(s_floats, rows_pad * flat_min(kv_cols, flat_max(uk->nr, kv_block)));
+        decode_bk = flat_min(kv_cols, flat_max(uk->nr, kv_block));
+        s_floats = flat_max(s_floats, rows_pad * decode_bk);
     }
     memset(worst, 0, sizeof *worst);
     worst->nr = uk->nr;
@@ -385,12 +423,16 @@ void flat_tiling_bound(const flat_problem *p, const flat_ukernels *uk, flat_data
     worst->k_in_place = !gemm; /* no packed K, no spare panel */
     worst->k_floats = gemm ? kv_cols * p->dim : 0;
     worst->widen_v = gemm; /* the dtype is not known here: a quantized V's chunk */
+    worst->gather = decode_bk > 0; /* nor whether pages are small: the blocks gathered */
+    worst->bk = (int)decode_bk;
     worst->pv_keys = (int)flat_max(uk->nr, cpu->l2_bytes / 4 / (p->v_dim * 4) / uk->nr * uk->nr);
     worst->splits = 1;
     if (p->batch_invariant) { /* fixed-grid blocks, and key ranges merged inside a task */
         flat_tiling grid = *worst;
         invariant_grid(p, uk, &grid);
         worst->s_cols = flat_max(worst->s_cols, grid.s_cols);
+        if (worst->gather)
+            worst->bk = (int)flat_max(worst->bk, flat_min(grid.bk, kv_cols));
         worst->ranges = (int)flat_max(1, (p->kv_visible + grid.split_keys - 1) / grid.split_keys);
     }
 }

@@ -27,6 +27,10 @@ typedef struct {
     int nr;                 /* the kernel table's K panel width */
     int qk_panels;          /* K panels per qk call, sized so they stay in L1 */
     int pv_keys;            /* keys per pv call, sized so V rows stay in L1 */
+    int gather;             /* the decode path on pages of under FLAT_GATHER_PAGE
+                               tokens: each key block's K and V rows are copied
+                               (as stored) into one run, so each kernel is called
+                               once per block instead of once per page */
     int widen_v;            /* GEMM-shaped path, quantized V, fp32 products: each
                                pv chunk is widened once for all row groups */
     int64_t s_cols;         /* columns of the score buffer */
@@ -111,5 +115,14 @@ void flat_tiling_size_k(const flat_problem *p, const flat_ukernels *uk, flat_til
  * packed K. Not a tiling to run. */
 void flat_tiling_bound(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,
                        flat_tiling *worst);
+
+/* Decode on pages of under FLAT_GATHER_PAGE tokens: whether this call's key
+ * blocks are gathered into one run each (plan->gather: keys.c), the bytes of
+ * a gathered K (values: V) row and of its scale row, and the scratch floats
+ * of a block of bk such rows. */
+#define FLAT_GATHER_PAGE 16
+int flat_gather_pays(const flat_problem *p);
+int64_t flat_gather_row_bytes(const flat_problem *p, int values, int64_t *scale_bytes);
+int64_t flat_gather_floats(const flat_problem *p, int64_t bk, int values);
 
 #endif

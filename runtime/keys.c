@@ -82,7 +82,7 @@ static flat_block gather_rows(const flat_problem *p, const flat_task *t, int64_t
     const flat_scales *sc = values ? &p->v_scales : &p->k_scales;
     int64_t sb;
     const int64_t dim = values ? p->v_dim : p->dim, rb = flat_gather_row_bytes(p, values, &sb);
-    char *rows = buf, *scales = rows + n * rb;
+    char *rows = buf, *scales = rows + flat_round_up(n * rb, 64); /* f16 / f32 scales aligned */
     for (int64_t j = 0; j < n;) {
         flat_run r = values ? flat_value_run(p, t, j0 + j) : flat_key_run(p, t, j0 + j);
         int64_t here = flat_min(r.count, n - j);

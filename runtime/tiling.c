@@ -183,7 +183,9 @@ int flat_gather_pays(const flat_problem *p)
 int64_t flat_gather_floats(const flat_problem *p, int64_t bk, int values)
 {
     int64_t dim = values ? p->v_dim : p->dim;
-    return bk * dim; /* 4 bytes per element: the rows' codes and scales (flat_gather_pays) */
+    /* 4 bytes per element: the rows' codes and scales (flat_gather_pays),
+     * and the scale rows' alignment (keys.c) */
+    return bk * dim + 16;
 }
 
 static void plan_decode(const flat_problem *p, const flat_ukernels *uk, int64_t l2_bytes,

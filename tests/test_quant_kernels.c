@@ -74,7 +74,8 @@ static int make_rows(qrows *q, tu_rng *r, flat_dtype t, const scale_case *sc, in
     if (d % group || (t == FLAT_I4 && d % 2) || (sc->none && t != FLAT_F8E4M3))
         return 0;
     const int64_t ld = d + 2; /* even: I4 rows start on bytes */
-    const int64_t bytes = flat_dtype_bytes(t, (n - 1) * ld + d);
+    const int64_t rows = n > 0 ? n : 1; /* n 0: one row allocated, none read */
+    const int64_t bytes = flat_dtype_bytes(t, (rows - 1) * ld + d);
     q->codes = malloc((size_t)bytes);
     memset(q->codes, 0, (size_t)bytes);
     for (int j = 0; j < n; j++)
@@ -85,7 +86,7 @@ static int make_rows(qrows *q, tu_rng *r, flat_dtype t, const scale_case *sc, in
     if (sc->none)
         return 1;
     const int64_t ng = d / group, ld_s = sc->per_row ? ng + 1 : 0;
-    const int64_t ns = (sc->per_row ? (n - 1) * ld_s : 0) + ng;
+    const int64_t ns = (sc->per_row ? (rows - 1) * ld_s : 0) + ng;
     q->scales = malloc((size_t)ns * 4);
     for (int64_t i = 0; i < ns; i++)
         qu_set_scale(q->scales, sc->st, i, qu_random_scale(r, t));

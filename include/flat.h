@@ -148,10 +148,8 @@ typedef enum {
                             (arch_prctl ARCH_REQ_XCOMP_PERM, asked once); where any is
                             missing, asking for it is FLAT_ERROR_UNSUPPORTED naming it.
                             Tile state is configured and released inside each kernel
-                            call, so no thread keeps any. Experimental in this build: its
-                            tile code has passed the test suites on a C model of the tiles
-                            only, not yet on an AMX CPU, so AUTO and FLAT_PRECISION_BF16
-                            do not choose it; opt.isa or FLAT_ISA=amx_bf16 does. */
+                            call, so no thread keeps any. Takes every K/V type (quantized
+                            rows dequantized, then rounded to bf16 for the tiles). */
 } flat_isa;
 
 /* (0.3) Which products a call uses (flat_options.precision). */
@@ -159,8 +157,7 @@ typedef enum {
     FLAT_PRECISION_AUTO = 0, /* fp32 products, except when q, k and v are all bf16 (then
                                 rounding P to bf16 is the only extra rounding): bf16
                                 products on the fastest table this CPU has for them:
-                                amx_bf16 where the CPU has AMX (once proven there:
-                                see FLAT_ISA_AMX_BF16), else avx512_bf16 where that
+                                amx_bf16 where the CPU has AMX, else avx512_bf16 where that
                                 beats the fp32 table (measured: on AMD Zen 4/5 it is
                                 1.6-1.75x avx512; on Intel cores vdpbf16ps issues on one
                                 port and it is slower than avx512, so not there), else fp32

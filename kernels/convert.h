@@ -239,6 +239,14 @@ static inline flat_kv_src flat_kv_src_rows(const flat_kv_src *src, int64_t rows)
     FLAT_KV_TYPE_FN_(name, FLAT_I8, f, params, __VA_ARGS__)                                 \
     FLAT_KV_TYPE_FN_(name, FLAT_F8E4M3, f, params, __VA_ARGS__)                             \
     FLAT_KV_TYPE_FN_(name, FLAT_I4, f, params, __VA_ARGS__)
+/* FLAT_KV_TYPE_FNS over a pv body f(T, m, n, dv, p, ld_p, v, o, ld_o, alpha)
+ * (ukernel.h's pv parameters). */
+#define FLAT_KV_PV_FNS(name, f)                                                             \
+    FLAT_KV_TYPE_FNS(name, f,                                                               \
+                     (int m, int n, int dv, const float *restrict p, int64_t ld_p,          \
+                      const flat_kv_src *v, float *restrict o, int64_t ld_o,                \
+                      const float *restrict alpha),                                         \
+                     m, n, dv, p, ld_p, v, o, ld_o, alpha)
 
 /* A plain (unquantized) source: `data` rows `ld` elements of t apart. */
 static inline flat_kv_src flat_kv_src_plain(const void *data, int64_t ld, flat_dtype t)

@@ -167,8 +167,8 @@ static const flat_ukernels *choose_precision(int32_t precision, flat_dtype q, fl
     const char *what = precision == FLAT_PRECISION_BF16 ? "precision bf16" : "precision auto, all bf16";
     const flat_ukernels *amx = runnable(FLAT_ISA_AMX_BF16), *vdp = runnable(FLAT_ISA_AVX512_BF16);
     const char *no_amx = table_for(FLAT_ISA_AMX_BF16) ? flat_cpu_amx_why() : "not built";
-    if (amx && !(amx->dtypes & FLAT_DTYPE_BIT(kv))) /* a quantized cache: not on tiles yet */
-        amx = NULL, no_amx = "its kernels take no quantized K/V";
+    if (amx && !(amx->dtypes & FLAT_DTYPE_BIT(kv))) /* every type today; kept for a new one */
+        amx = NULL, no_amx = "its kernels do not take this K/V type";
     if (amx && amx->unproven)
         amx = NULL, no_amx = "not yet run on an AMX CPU, so AUTO leaves it to opt.isa";
     if (amx) {

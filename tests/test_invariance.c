@@ -525,7 +525,7 @@ static void run_world(world *w, tu_rng *r, int calls)
 static const flat_dtype dtypes[] = {FLAT_F32, FLAT_F16, FLAT_BF16, FLAT_I8, FLAT_F8E4M3, FLAT_I4};
 #define NDTYPES ((int)(sizeof dtypes / sizeof dtypes[0]))
 
-/* The cache types a table takes (amx_bf16 no quantized ones: dispatch.c). */
+/* The cache types a table takes (ukernel.h's dtypes: every table takes all today). */
 static int takes(const flat_ukernels *uk, flat_dtype t) { return (uk->dtypes & FLAT_DTYPE_BIT(t)) != 0; }
 
 /* Short and medium sequences (several fixed key blocks at D + Dv = 96: 1024

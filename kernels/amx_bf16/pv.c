@@ -64,10 +64,12 @@ static void convert_p(int rows, int nk, const float *restrict p, int64_t ld_p,
     }
 }
 
-/* V keys [0, nk) (nk <= 32) x columns [c0, c0 + cols) (cols <= 64) as 16
- * pair rows of 64 words; pairs and columns past them 0. */
+/* V keys [j0, j0 + nk) of `vs` (nk <= 32) x columns [c0, c0 + cols)
+ * (cols <= 64) as 16 pair rows of 64 words; pairs and columns past them 0.
+ * Quantized rows are dequantized in fp32 and rounded once to bf16 (the
+ * scale maps made once per 32 columns for the 32 keys). */
 static inline __attribute__((always_inline)) void
-v_pairs(const flat_dtype t, int nk, int c0, int cols, const void *v, int64_t ld_v,
+v_pairs(const flat_dtype t, const flat_kv_src *vs, int64_t j0, int nk, int c0, int cols,
         uint32_t vb[16][NC])
 {
     const __m512i lo_idx = _mm512_setr_epi32(0x00200000, 0x00210001, 0x00220002, 0x00230003,
@@ -75,17 +77,26 @@ v_pairs(const flat_dtype t, int nk, int c0, int cols, const void *v, int64_t ld_
                                              0x00280008, 0x00290009, 0x002a000a, 0x002b000b,
                                              0x002c000c, 0x002d000d, 0x002e000e, 0x002f000f);
     const __m512i hi_idx = _mm512_add_epi16(lo_idx, _mm512_set1_epi16(16));
-    const __m512 none = _mm512_setzero_ps();
-    for (int q = 0; q < 16; q++) {
-        const int ka = 2 * q, kb = 2 * q + 1;
+    const flat_dtype st = flat_dtype_quantized(t) ? vs->scale_t : FLAT_F32;
 #pragma GCC unroll 2
-        for (int h = 0; h < NC; h += 32) {
-            const int count = cols - h < 0 ? 0 : cols - h < 32 ? cols - h : 32;
+    for (int h = 0; h < NC; h += 32) {
+        const int count = cols - h < 0 ? 0 : cols - h < 32 ? cols - h : 32;
+        flat_chunk_scales cs[2] = {{0}, {0}};
+        if (flat_dtype_quantized(t) && count > 0) {
+            cs[0] = flat_chunk_scales_avx512(vs->group, c0 + h, count < 16 ? count : 16);
+            cs[1] = flat_chunk_scales_avx512(vs->group, c0 + h + 16, count > 16 ? count - 16 : 1);
+        }
+        for (int q = 0; q < 16; q++) {
+            const int ka = 2 * q, kb = 2 * q + 1;
             __m512i x0 = _mm512_setzero_si512(), x1 = _mm512_setzero_si512();
             if (count > 0 && ka < nk)
-                x0 = flat_pairs_avx512bf16(t, 0, flat_elem_ptr(v, ka * ld_v, t), c0 + h, count, none);
+                x0 = flat_kv_pairs_mapped_avx512bf16(t, st, flat_kv_row(vs, j0 + ka, t),
+                                                     flat_kv_scale_row(vs, j0 + ka, t), cs,
+                                                     c0 + h, count);
             if (count > 0 && kb < nk)
-                x1 = flat_pairs_avx512bf16(t, 0, flat_elem_ptr(v, kb * ld_v, t), c0 + h, count, none);
+                x1 = flat_kv_pairs_mapped_avx512bf16(t, st, flat_kv_row(vs, j0 + kb, t),
+                                                     flat_kv_scale_row(vs, j0 + kb, t), cs,
+                                                     c0 + h, count);
             _mm512_store_si512(vb[q] + h, _mm512_permutex2var_epi16(x0, lo_idx, x1));
             _mm512_store_si512(vb[q] + h + 16, _mm512_permutex2var_epi16(x0, hi_idx, x1));
         }
@@ -128,7 +139,7 @@ static inline int tile_cols(int cols, int t) { return cols - 16 * t < 0 ? 0 : co
  */
 static inline __attribute__((always_inline)) void
 pv_block(const flat_dtype t, const int two, int n, int dv, const float *restrict p, int64_t ld_p,
-         const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o, int fresh)
+         const flat_kv_src *v, float *restrict o, int64_t ld_o, int fresh)
 {
     uint16_t p16[32][KC] __attribute__((aligned(64)));
     uint32_t vb[16][NC] __attribute__((aligned(64)));
@@ -161,8 +172,7 @@ pv_block(const flat_dtype t, const int two, int n, int dv, const float *restrict
                 if (w3) O_TILE_LOAD(T_C3, o0, ld_o, 48, w3, buf);
             }
             for (int k = 0; k < nk; k += 32) {
-                v_pairs(t, nk - k < 32 ? nk - k : 32, c0, cols,
-                        flat_elem_ptr(v, (int64_t)(j0 + k) * ld_v, t), ld_v, vb);
+                v_pairs(t, v, j0 + k, nk - k < 32 ? nk - k : 32, c0, cols, vb);
                 FLAT_TILE_LOAD(T_A0, p16[0] + k, KC * 2);
                 FLAT_TILE_LOAD(T_B0, vb[0], NC * 4);
                 FLAT_TILE_DP(T_C0, T_A0, T_B0);
@@ -225,8 +235,7 @@ static void scale_rows(int rows, int dv, float *restrict o, int64_t ld_o,
 
 static inline __attribute__((always_inline)) void
 pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld_p,
-   const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
-   const float *restrict alpha)
+   const flat_kv_src *v, float *restrict o, int64_t ld_o, const float *restrict alpha)
 {
     int r = 0;
     {
@@ -237,37 +246,35 @@ pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld
             if (alpha)
                 scale_rows(two ? 32 : 16, dv, ob, ld_o, alpha + r);
             if (two)
-                pv_block(t, 1, n, dv, p + r * ld_p, ld_p, v, ld_v, ob, ld_o, alpha == NULL);
+                pv_block(t, 1, n, dv, p + r * ld_p, ld_p, v, ob, ld_o, alpha == NULL);
             else
-                pv_block(t, 0, n, dv, p + r * ld_p, ld_p, v, ld_v, ob, ld_o, alpha == NULL);
+                pv_block(t, 0, n, dv, p + r * ld_p, ld_p, v, ob, ld_o, alpha == NULL);
         }
         flat_tile_release();
     }
-    if (r < m) { /* rows short of a tile: the vector kernels */
-        const flat_kv_src rest = {.data = v, .ld = ld_v, .t = t};
-        flat_pv_12__avx512_bf16(m - r, n, dv, p + r * ld_p, ld_p, &rest, o + r * ld_o, ld_o,
+    if (r < m) /* rows short of a tile: the vector kernels */
+        flat_pv_12__avx512_bf16(m - r, n, dv, p + r * ld_p, ld_p, v, o + r * ld_o, ld_o,
                                 alpha ? alpha + r : NULL);
-    }
 }
+
+/* One function per V type (convert.h's FLAT_KV_TYPE_FNS says why). */
+FLAT_KV_PV_FNS(pv_t, pv)
+#define pv_t(T, ...) pv_t_##T(__VA_ARGS__)
 
 void flat_pv_32__amx_bf16(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                           const flat_kv_src *src, float *restrict o, int64_t ld_o,
                           const float *restrict alpha)
 {
-    const void *v = src->data;
-    const int64_t ld_v = src->ld;
     assert(m >= 1 && n >= 0 && dv >= 1);
-    assert(n == 0 || (p != NULL && v != NULL));
+    assert(n == 0 || (p != NULL && src->data != NULL));
     assert(o != NULL);
     if (n < 32 || m < 16) { /* too few keys or rows for a tile: the vector kernels */
         flat_pv_12__avx512_bf16(m, n, dv, p, ld_p, src, o, ld_o, alpha);
         return;
     }
-    switch (src->t) {
-    case FLAT_F16: pv(FLAT_F16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    case FLAT_BF16: pv(FLAT_BF16, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    default: pv(FLAT_F32, m, n, dv, p, ld_p, v, ld_v, o, ld_o, alpha); break;
-    }
+    flat_kv_src unit;
+    const flat_kv_src *v = flat_kv_scaled_avx512(src, &unit); /* F8E4M3 without scales */
+    FLAT_KV_SWITCH(v->t, pv_t, m, n, dv, p, ld_p, v, o, ld_o, alpha);
 }
 
 /* The output row's rounding is the AVX-512 table's (bit for bit as convert.h). */

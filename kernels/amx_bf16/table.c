@@ -1,21 +1,18 @@
 /* The AMX-BF16 kernel table: Q K^T and P V on tdpbf16ps tiles, the softmax
  * between them on AVX-512; bf16 products, fp32 sums (kernels.h). AUTO takes
- * it for all-bf16 calls where the CPU has AMX (runtime/dispatch.c), once
- * proven there (AMX_UNPROVEN below). Built
- * with FLAT_AMX_EMULATE, the tiles are a C model (tiles.h) and the table
- * asks only for AVX-512 BF16: test builds on CPUs without AMX. */
+ * it for all-bf16 calls where the CPU has AMX (runtime/dispatch.c); the
+ * suites passed on a Sapphire-Rapids-class Xeon (issue 20's device runs).
+ * Built with FLAT_AMX_EMULATE, the tiles are a C model (tiles.h) and the
+ * table asks only for AVX-512 BF16: test builds on CPUs without AMX. Every
+ * K/V type: quantized rows are dequantized and rounded to bf16 where the
+ * tiles' operands are built (qk_rows' stage, pv's V pairs, pack_k). */
 #include "../ukernel.h"
 #include "kernels.h"
 
 #if defined(FLAT_AMX_EMULATE)
 #define AMX_BITS 0u
-#define AMX_UNPROVEN 0
 #else
 #define AMX_BITS (FLAT_CPU_AMX_TILE | FLAT_CPU_AMX_BF16)
-/* The tile instructions have run only on the C model (tests/run.sh's "amx
- * emulated" leg), never on an AMX CPU: until the suites pass there, AUTO and
- * PRECISION_BF16 leave this table alone (ukernel.h, unproven). */
-#define AMX_UNPROVEN 1
 #endif
 
 const flat_ukernels flat_ukernels_amx_bf16 = {
@@ -23,13 +20,12 @@ const flat_ukernels flat_ukernels_amx_bf16 = {
     .name = "amx_bf16",
     .required = FLAT_CPU_AVX512F | FLAT_CPU_AVX512BW | FLAT_CPU_AVX512VL | FLAT_CPU_AVX512DQ |
                 FLAT_CPU_FMA | FLAT_CPU_AVX2 | FLAT_CPU_AVX512BF16 | AMX_BITS,
-    .dtypes = FLAT_DTYPES_FLOAT,
+    .dtypes = FLAT_DTYPES_ALL,
     .compute = FLAT_BF16,
     .mr = FLAT_AMX_BF16_MR,
     .nr = FLAT_AMX_BF16_NR,
     .qk_min_panels = 8, /* per call: ldtilecfg, Q into A tiles, tilerelease */
     .pv_mr = FLAT_AMX_BF16_PV_MR,
-    .unproven = AMX_UNPROVEN,
     .pack_q = flat_pack_q__amx_bf16,
     .pack_k = flat_pack_k__amx_bf16,
     .qk = flat_qk_16x16__amx_bf16,

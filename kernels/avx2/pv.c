@@ -176,11 +176,7 @@ pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld
 }
 
 /* One function per V type (convert.h's FLAT_KV_TYPE_FNS says why). */
-FLAT_KV_TYPE_FNS(pv_t, pv,
-                 (int m, int n, int dv, const float *restrict p, int64_t ld_p,
-                  const flat_kv_src *v, float *restrict o, int64_t ld_o,
-                  const float *restrict alpha),
-                 m, n, dv, p, ld_p, v, o, ld_o, alpha)
+FLAT_KV_PV_FNS(pv_t, pv)
 #define pv_t(T, ...) pv_t_##T(__VA_ARGS__)
 
 void flat_pv_6__avx2(int m, int n, int dv, const float *restrict p, int64_t ld_p,

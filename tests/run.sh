@@ -163,13 +163,14 @@ build_and_test "no-openmp" build/no-openmp -DFLAT_OPENMP=OFF -DFLAT_TEST_QUICK=O
 # The amx_bf16 table on the C model of the tiles (-DFLAT_AMX_EMULATE=ON), so
 # CPUs without AMX hold it to its bound too: the suites that run bf16-product
 # tables (ukernels, dtypes, precision policy, FLAT_ISA, fuzz corpus, soak,
-# plans, threads, fork, quantized caches). It needs AVX512_BF16 for the rest of the table.
+# plans, threads, fork, quantized caches, batch invariance). It needs
+# AVX512_BF16 for the rest of the table.
 if [[ ",$require," == *",avx512_bf16,"* ]]; then
     emu_require=$require
     [[ ",$require," == *",amx_bf16,"* ]] || emu_require+=,amx_bf16
     # Only those suites' executables are built (the library takes most of the time).
-    FLAT_REQUIRE_ISAS=$emu_require FLAT_CTEST_REGEX='test_ukernels|test_dtypes|test_precision|test_isa_env|fuzz_corpus|soak|test_plan|test_threads|test_fork|test_quant' \
-        FLAT_BUILD_TARGETS='test_ukernels test_dtypes test_precision test_isa_env fuzz_replay soak test_plan test_threads test_fork test_quantize test_quantize_rows test_quant_kernels test_quant_accuracy test_quant_paged' \
+    FLAT_REQUIRE_ISAS=$emu_require FLAT_CTEST_REGEX='test_ukernels|test_dtypes|test_precision|test_isa_env|fuzz_corpus|soak|test_plan|test_threads|test_fork|test_quant|test_invariance' \
+        FLAT_BUILD_TARGETS='test_ukernels test_dtypes test_precision test_isa_env fuzz_replay soak test_plan test_threads test_fork test_quant test_quantize test_quantize_rows test_quant_kernels test_quant_accuracy test_quant_paged test_invariance' \
         build_and_test "amx emulated" build/amx-emu -DFLAT_AMX_EMULATE=ON
 fi
 

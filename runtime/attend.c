@@ -28,8 +28,10 @@ static int64_t scratch_layout(flat_scratch *ws, float *mem, const flat_problem *
     CARVE(s, float *, rp * plan->s_cols);
     CARVE(o, float *, r * p->v_dim);
     CARVE(vw, float *, plan->widen_v ? (int64_t)plan->pv_keys * p->v_dim : 0);
-    CARVE(kg, float *, plan->gather ? flat_gather_floats(p, plan->bk, 0) : 0);
-    CARVE(vg, float *, plan->gather ? flat_gather_floats(p, plan->bk, 1) : 0);
+    /* a gathered block holds at most bk keys, and no more than a sequence sees */
+    const int64_t gk = flat_min(plan->bk, flat_max(flat_round_up(p->kv_visible, plan->nr), plan->nr));
+    CARVE(kg, float *, plan->gather ? flat_gather_floats(p, gk, 0) : 0);
+    CARVE(vg, float *, plan->gather ? flat_gather_floats(p, gk, 1) : 0);
     CARVE(m, float *, r);
     CARVE(l, float *, r);
     CARVE(alpha, float *, r);

@@ -116,11 +116,18 @@ void flat_tiling_size_k(const flat_problem *p, const flat_ukernels *uk, flat_til
 void flat_tiling_bound(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,
                        flat_tiling *worst);
 
-/* Decode on pages of under FLAT_GATHER_PAGE tokens: whether this call's key
- * blocks are gathered into one run each (plan->gather: keys.c), the bytes of
- * a gathered K (values: V) row and of its scale row, and the scratch floats
- * of a block of bk such rows. */
+/* Decode on pages of under FLAT_GATHER_PAGE tokens (FLAT_GATHER_PAGE_GQA
+ * where several query heads share each kv head and K/V elements are under 4
+ * bytes): whether this call's key blocks are gathered into one run each
+ * (plan->gather: keys.c), the bytes of a gathered K (values: V) row and of
+ * its scale row, and the scratch floats of a block of bk such rows.
+ * Measured (flat-bench --page 16, 1 thread, Zen 4, alternating binaries):
+ * gathered 16-token bf16 pages ran batch_decode_2k 17.4-18.8 -> 13.4-14.2 ms
+ * and gqa_decode_8k 16.0-20.3 -> 14.3-15.1; but decode_4k (one query head per
+ * kv head) 5.0-5.4 -> 5.2-6.1 and f32 gqa_decode_8k 31.6-34.9 -> 34.0-39.3:
+ * there the copy costs more than the per-page kernel calls it saves. */
 #define FLAT_GATHER_PAGE 16
+#define FLAT_GATHER_PAGE_GQA 32
 int flat_gather_pays(const flat_problem *p);
 int64_t flat_gather_row_bytes(const flat_problem *p, int values, int64_t *scale_bytes);
 int64_t flat_gather_floats(const flat_problem *p, int64_t bk, int values);

@@ -166,11 +166,20 @@ typedef void (*flat_qk_fn)(int d, int n_panels, const float *restrict qp,
  *   one exception:
  *   called with m == mr (the whole panel), each S[i][j] is computed with the
  *   same operations in the same order as qk computes it, so the two paths
- *   give the same bits (FLAT_FLAG_BATCH_INVARIANT relies on it: tiling.h;
+ *   give the same bits (FLAT_FLAG_BATCH_INVARIANT relies on it where a table
+ *   has no qk_rows_exact: tiling.h;
  *   tests/test_invariance checks it through the API on every table).
  */
 typedef void (*flat_qk_rows_fn)(int m, int d, int n, const float *restrict qp,
                                 const flat_kv_src *k, float *restrict s, int64_t ld_s);
+
+/*
+ * qk_rows_exact (may be NULL): qk_rows whose every S[i][j] is computed with
+ *   qk's operations in qk's order for any m, not only m == mr: what the
+ *   batch-invariant decode path needs for 1-4 rows per kv head, where
+ *   qk_rows with m == mr would compute (and discard) a whole panel. A table
+ *   without it gets qk_rows at m == mr (runtime/keys.c).
+ */
 
 /*
  * row_max: max of s[0..n). Returns -inf when n == 0. NaN inputs may or may
@@ -338,6 +347,7 @@ typedef struct flat_ukernels {
     flat_pack_k_fn pack_k;
     flat_qk_fn qk;
     flat_qk_rows_fn qk_rows;
+    flat_qk_rows_fn qk_rows_exact;
     flat_row_max_fn row_max;
     flat_exp2_row_fn exp2_row;
     flat_pv_fn pv;

@@ -281,9 +281,12 @@ static void scores_in_place(const flat_problem *p, const flat_tiling *plan,
     for (int r0 = 0; r0 < rows; r0 += uk->mr) {
         int r1 = (int)flat_min(rows, r0 + uk->mr);
         int64_t n = flat_min(width, flat_max_limit(ws->limit, r0, r1) - k0);
-        /* Batch-invariant: a whole panel (zero rows past r1, scores unread),
-         * so each score is summed in qk's order whatever the row count. */
-        int m = plan->invariant ? uk->mr : r1 - r0;
+        /* Batch-invariant: each score summed in qk's order whatever the row
+         * count: qk_rows_exact on the rows, or else qk_rows on a whole panel
+         * (zero rows past r1, scores unread). */
+        const int exact = plan->invariant && uk->qk_rows_exact;
+        int m = plan->invariant && !exact ? uk->mr : r1 - r0;
+        flat_qk_rows_fn qk_rows = exact ? uk->qk_rows_exact : uk->qk_rows;
         for (int64_t j = 0; j < n;) {
             flat_run r = flat_block_holds(&ws->kblk, k0 + j, n - j)
                              ? (flat_run){flat_kv_src_rows(&ws->kblk.src, k0 + j - ws->kblk.k0), n - j}
@@ -292,8 +295,8 @@ static void scores_in_place(const flat_problem *p, const flat_tiling *plan,
             if (p->paged && j + here < n) /* the next page, while this one computes */
                 flat_prefetch_run(p, flat_key_run(p, t, k0 + j + here),
                                   flat_min(p->pages.page_size, n - j - here), p->dim);
-            uk->qk_rows(m, (int)p->dim, (int)here, ws->qp + (int64_t)r0 * p->dim, &r.src,
-                        ws->s + (int64_t)r0 * ld_s + j, ld_s);
+            qk_rows(m, (int)p->dim, (int)here, ws->qp + (int64_t)r0 * p->dim, &r.src,
+                    ws->s + (int64_t)r0 * ld_s + j, ld_s);
             j += here;
         }
     }

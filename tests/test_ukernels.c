@@ -329,6 +329,54 @@ static void test_qk(void **state)
     }
 }
 
+/* qk_rows_exact (where a table has it): for every row count m <= mr, every
+ * score bitwise what qk gives over the same K packed by pack_k (the
+ * batch-invariant decode relies on it: runtime/keys.c), every K type. */
+static void test_qk_rows_exact(void **state)
+{
+    (void)state;
+    tu_rng rng = {37};
+    static const int ns[] = {1, 5, 16, 17, 40};
+    int checked = 0;
+    for (int t = 0; t < ntables; t++) {
+        const flat_ukernels *k = tables[t];
+        if (!k->qk_rows_exact)
+            continue;
+        for (int dt = FLAT_F32; dt <= FLAT_BF16; dt++) if (takes(k, dt))
+        for (int ni = 0; ni < 5; ni++)
+            for (int di = 0; di < NDIMS; di++) {
+                const int n = ns[ni], d = dims[di], mr = k->mr;
+                const int npan = (n + k->nr - 1) / k->nr, ld_k = d + 1;
+                const int64_t ld_s = (int64_t)npan * k->nr;
+                float *qp = falloc((size_t)d * mr), *qv = falloc((size_t)d * mr);
+                fill_panel(k, &rng, d, mr, -1.0f, 1.0f, qv, qp);
+                float *kk = falloc((size_t)n * ld_k);
+                for (int i = 0; i < n * ld_k; i++)
+                    kk[i] = tu_uniform(&rng, -1.0f, 1.0f);
+                void *tk = typed(kk, (size_t)n * ld_k, (flat_dtype)dt);
+                const flat_kv_src src = flat_kv_src_plain(tk, ld_k, (flat_dtype)dt);
+                float *kp = falloc((size_t)npan * d * k->nr), *want = falloc((size_t)mr * ld_s);
+                float *got = falloc((size_t)mr * ld_s);
+                k->pack_k(n, d, &src, kp);
+                k->qk(d, npan, qp, kp, want, ld_s);
+                for (int m = 1; m <= mr; m++) {
+                    k->qk_rows_exact(m, d, n, qp, &src, got, ld_s);
+                    for (int i = 0; i < m; i++)
+                        for (int j = 0; j < n; j++)
+                            if (memcmp(&got[i * ld_s + j], &want[i * ld_s + j], sizeof(float)))
+                                fail_msg("%s qk_rows_exact %s m=%d d=%d n=%d: S[%d][%d] = %.9g, "
+                                         "qk %.9g", k->name, dt_name(dt), m, d, n, i, j,
+                                         got[i * ld_s + j], want[i * ld_s + j]);
+                    checked++;
+                }
+                free(got), free(want), free(kp);
+                typed_free(tk, kk);
+                free(kk), free(qv), free(qp);
+            }
+    }
+    printf("test_ukernels: qk_rows_exact: %d calls bitwise qk's\n", checked);
+}
+
 /* qk_rows: one Q panel against K rows in place, for every row count m <= mr
  * and key counts around every vector width (16, 8, 4 keys per block in the
  * SIMD tables); K rows past n are NaN and the buffer ends right after the
@@ -998,8 +1046,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tables_sane),  cmocka_unit_test(test_pack_q),
         cmocka_unit_test(test_pack_k),       cmocka_unit_test(test_qk),
-        cmocka_unit_test(test_qk_rows),      cmocka_unit_test(test_conversions),
-        cmocka_unit_test(test_store_row),
+        cmocka_unit_test(test_qk_rows),      cmocka_unit_test(test_qk_rows_exact),
+        cmocka_unit_test(test_conversions),  cmocka_unit_test(test_store_row),
         cmocka_unit_test(test_row_max),      cmocka_unit_test(test_exp2_row),
         cmocka_unit_test(test_vexp2_ulp),    cmocka_unit_test(test_vexp2_sleef),
         cmocka_unit_test(test_vexp2_edges),  cmocka_unit_test(test_pv),

@@ -30,6 +30,7 @@ const flat_ukernels flat_ukernels_amx_bf16 = {
     .pack_k = flat_pack_k__amx_bf16,
     .qk = flat_qk_16x16__amx_bf16,
     .qk_rows = flat_qk_rows__amx_bf16,
+    .qk_rows_exact = flat_qk_rows__amx_bf16, /* tiles: the same products for any m */
     .row_max = flat_row_max__amx_bf16,
     .exp2_row = flat_exp2_row__amx_bf16,
     .pv = flat_pv_32__amx_bf16,

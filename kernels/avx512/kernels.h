@@ -34,6 +34,8 @@ float flat_exp2_row__avx512(int n, int width, float *s, float m);
 void flat_vexp2__avx512(int n, const float *x, float *y);
 void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const flat_kv_src *src,
                  float *restrict s, int64_t ld_s);
+void flat_qk_rows_exact__avx512(int m, int d, int n, const float *restrict qp,
+                                const flat_kv_src *src, float *restrict s, int64_t ld_s);
 void flat_widen_rows__avx512(int n, int cols, const flat_kv_src *src, float *restrict y,
                           int64_t ld_y);
 void flat_store_row__avx512(int n, const float *restrict x, float scale, flat_dtype t,

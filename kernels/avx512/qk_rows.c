@@ -49,12 +49,13 @@ prefetch_key(const flat_dtype t, const flat_kv_src *ks, const void *kj, const vo
  * to separate accumulators so that 2 m_blk chains cover the FMA latency.
  * Rows m..m_blk-1 compute on the panel's zero padding and are not stored. */
 static inline __attribute__((always_inline)) void
-block16(const flat_dtype t, const int m_blk, const int full, int m, int keys,
+block16(const flat_dtype t, const int m_blk, const int exact, const int full, int m, int keys,
         int ahead, int d,
         const float *restrict qp, const flat_kv_src *ks, int64_t j0, float *restrict s,
         int64_t ld_s)
 {
-    const int split = m_blk <= 6 ? 2 : 1;
+    /* exact: one chain per score whatever m_blk (qk_rows_exact: qk's order) */
+    const int split = m_blk <= 6 && !exact ? 2 : 1;
     __m512 acc[2][MR];
 #pragma GCC unroll 2
     for (int u = 0; u < split; u++)
@@ -107,14 +108,14 @@ block16(const flat_dtype t, const int m_blk, const int full, int m, int keys,
 }
 
 static inline __attribute__((always_inline)) void
-rows_transposed(const flat_dtype t, const int m_blk, int m, int d, int n, const float *restrict qp,
-                const flat_kv_src *k, float *restrict s, int64_t ld_s)
+rows_transposed(const flat_dtype t, const int m_blk, const int exact, int m, int d, int n,
+                const float *restrict qp, const flat_kv_src *k, float *restrict s, int64_t ld_s)
 {
     int j = 0;
     for (; j + 16 <= n; j += 16)
-        block16(t, m_blk, 1, m, 16, n - j, d, qp, k, j, s + j, ld_s);
+        block16(t, m_blk, exact, 1, m, 16, n - j, d, qp, k, j, s + j, ld_s);
     if (j < n)
-        block16(t, m_blk, 0, m, n - j, n - j, d, qp, k, j, s + j, ld_s);
+        block16(t, m_blk, exact, 0, m, n - j, n - j, d, qp, k, j, s + j, ld_s);
 }
 
 /* ---- The dot-product kernels (1-4 rows: decode, GQA groups) ----
@@ -397,7 +398,7 @@ qk_rows_dot(const flat_dtype t, const int sm, int m, int d, int n, const float *
             const flat_kv_src *k, float *restrict s, int64_t ld_s)
 {
     if (sm == FLAT_SC_LANES)
-        rows_transposed(t, 4, m, d, n, qp, k, s, ld_s);
+        rows_transposed(t, 4, 0, m, d, n, qp, k, s, ld_s);
     else if (m == 1)
         rows_dot(t, sm, 1, m, d, n, qp, k, s, ld_s);
     else if (m == 2)
@@ -413,11 +414,24 @@ qk_rows_transposed(const flat_dtype t, int m, int d, int n, const float *restric
                    const flat_kv_src *k, float *restrict s, int64_t ld_s)
 {
     if (m <= 4)
-        rows_transposed(t, 4, m, d, n, qp, k, s, ld_s);
+        rows_transposed(t, 4, 0, m, d, n, qp, k, s, ld_s);
     else if (m <= 8)
-        rows_transposed(t, 8, m, d, n, qp, k, s, ld_s);
+        rows_transposed(t, 8, 0, m, d, n, qp, k, s, ld_s);
     else
-        rows_transposed(t, 12, m, d, n, qp, k, s, ld_s);
+        rows_transposed(t, 12, 0, m, d, n, qp, k, s, ld_s);
+}
+
+/* qk_rows_exact's 1-4 rows: the transposing block with one chain per score
+ * (its 8- and 12-row instances have one already). One row's chain of FMAs
+ * is latency-bound, but still under a memory-bound decode's time per key. */
+static inline __attribute__((always_inline)) void
+qk_rows_exact(const flat_dtype t, int m, int d, int n, const float *restrict qp,
+              const flat_kv_src *k, float *restrict s, int64_t ld_s)
+{
+    if (m == 1)
+        rows_transposed(t, 1, 1, m, d, n, qp, k, s, ld_s);
+    else
+        rows_transposed(t, 4, 1, m, d, n, qp, k, s, ld_s);
 }
 
 /* One function per cache type (and scale mode), not one body with every
@@ -432,6 +446,11 @@ FLAT_KV_TYPE_FNS(qk_transposed, qk_rows_transposed,
                   float *restrict s, int64_t ld_s),
                  m, d, n, qp, k, s, ld_s)
 #define qk_transposed(T, ...) qk_transposed_##T(__VA_ARGS__)
+FLAT_KV_TYPE_FNS(qk_exact, qk_rows_exact,
+                 (int m, int d, int n, const float *restrict qp, const flat_kv_src *k,
+                  float *restrict s, int64_t ld_s),
+                 m, d, n, qp, k, s, ld_s)
+#define qk_exact(T, ...) qk_exact_##T(__VA_ARGS__)
 
 void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const flat_kv_src *src,
                           float *restrict s, int64_t ld_s)
@@ -445,5 +464,20 @@ void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const f
     if (m <= 4 && d <= DOT_MAX_D)
         FLAT_KV_SWITCH_MODE_AVX512(k, qk_dot, m, d, n, qp, k, s, ld_s);
     else
+        FLAT_KV_SWITCH(k->t, qk_transposed, m, d, n, qp, k, s, ld_s);
+}
+
+void flat_qk_rows_exact__avx512(int m, int d, int n, const float *restrict qp,
+                                const flat_kv_src *src, float *restrict s, int64_t ld_s)
+{
+    assert(m >= 1 && m <= MR && d >= 1 && n >= 0);
+    assert(n == 0 || (src->data != NULL && ld_s >= n));
+    if (n == 0)
+        return;
+    flat_kv_src unit;
+    const flat_kv_src *k = flat_kv_scaled_avx512(src, &unit);
+    if (m <= 4)
+        FLAT_KV_SWITCH(k->t, qk_exact, m, d, n, qp, k, s, ld_s);
+    else /* its 8- and 12-row blocks: one chain per score */
         FLAT_KV_SWITCH(k->t, qk_transposed, m, d, n, qp, k, s, ld_s);
 }

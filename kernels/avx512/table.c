@@ -19,6 +19,7 @@ const flat_ukernels flat_ukernels_avx512 = {
     .pack_k = flat_pack_k__avx512,
     .qk = flat_qk_12x32__avx512,
     .qk_rows = flat_qk_rows__avx512,
+    .qk_rows_exact = flat_qk_rows_exact__avx512,
     .row_max = flat_row_max__avx512,
     .exp2_row = flat_exp2_row__avx512,
     .pv = flat_pv_6__avx512,

@@ -452,8 +452,9 @@ FLAT_KV_TYPE_FNS(qk_exact, qk_rows_exact,
                  m, d, n, qp, k, s, ld_s)
 #define qk_exact(T, ...) qk_exact_##T(__VA_ARGS__)
 
-void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const flat_kv_src *src,
-                          float *restrict s, int64_t ld_s)
+/* exact: qk_rows_exact (1-4 rows on the one-chain transposing block). */
+static void qk_rows_entry(const int exact, int m, int d, int n, const float *restrict qp,
+                          const flat_kv_src *src, float *restrict s, int64_t ld_s)
 {
     assert(m >= 1 && m <= MR && d >= 1 && n >= 0);
     assert(n == 0 || (src->data != NULL && ld_s >= n));
@@ -461,23 +462,22 @@ void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const f
         return;
     flat_kv_src unit;
     const flat_kv_src *k = flat_kv_scaled_avx512(src, &unit);
-    if (m <= 4 && d <= DOT_MAX_D)
+    if (m <= 4 && exact)
+        FLAT_KV_SWITCH(k->t, qk_exact, m, d, n, qp, k, s, ld_s);
+    else if (m <= 4 && d <= DOT_MAX_D)
         FLAT_KV_SWITCH_MODE_AVX512(k, qk_dot, m, d, n, qp, k, s, ld_s);
-    else
+    else /* 5-12 rows: the 8- and 12-row blocks have one chain per score */
         FLAT_KV_SWITCH(k->t, qk_transposed, m, d, n, qp, k, s, ld_s);
+}
+
+void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const flat_kv_src *src,
+                          float *restrict s, int64_t ld_s)
+{
+    qk_rows_entry(0, m, d, n, qp, src, s, ld_s);
 }
 
 void flat_qk_rows_exact__avx512(int m, int d, int n, const float *restrict qp,
                                 const flat_kv_src *src, float *restrict s, int64_t ld_s)
 {
-    assert(m >= 1 && m <= MR && d >= 1 && n >= 0);
-    assert(n == 0 || (src->data != NULL && ld_s >= n));
-    if (n == 0)
-        return;
-    flat_kv_src unit;
-    const flat_kv_src *k = flat_kv_scaled_avx512(src, &unit);
-    if (m <= 4)
-        FLAT_KV_SWITCH(k->t, qk_exact, m, d, n, qp, k, s, ld_s);
-    else /* its 8- and 12-row blocks: one chain per score */
-        FLAT_KV_SWITCH(k->t, qk_transposed, m, d, n, qp, k, s, ld_s);
+    qk_rows_entry(1, m, d, n, qp, src, s, ld_s);
 }

@@ -340,9 +340,6 @@ typedef struct flat_ukernels {
     int qk_min_panels; /* K panels per qk call below which the call's fixed cost
                           shows (amx_bf16 configures tiles and moves Q into
                           them per call); 0: none, a call may take one panel */
-    int unproven;      /* 1: the table has not yet run on the hardware it is
-                          written for (only on a model of it): the precision
-                          policy does not choose it; opt.isa and FLAT_ISA do */
     flat_pack_q_fn pack_q;
     flat_pack_k_fn pack_k;
     flat_qk_fn qk;

@@ -169,8 +169,6 @@ static const flat_ukernels *choose_precision(int32_t precision, flat_dtype q, fl
     const char *no_amx = table_for(FLAT_ISA_AMX_BF16) ? flat_cpu_amx_why() : "not built";
     if (amx && !(amx->dtypes & FLAT_DTYPE_BIT(kv))) /* every type today; kept for a new one */
         amx = NULL, no_amx = "its kernels do not take this K/V type";
-    if (amx && amx->unproven)
-        amx = NULL, no_amx = "not yet run on an AMX CPU, so AUTO leaves it to opt.isa";
     if (amx) {
         snprintf(why, n, "%s: bf16 products on AMX tiles", what);
         return amx;

@@ -214,7 +214,7 @@ static void plan_decode(const flat_problem *p, const flat_ukernels *uk, int64_t 
     /* Each Q panel past the first re-reads the key block, and pv's row groups
      * and column passes re-read the value block: both must stay in L2 next to
      * the scores. */
-    int64_t kv_block = decode_kv_block(p, uk, l2_quarter * 4);
+    int64_t kv_block = decode_kv_block(p, uk, l2_bytes);
     plan->bk = (int)flat_max(uk->nr, flat_min(flash_block(uk, plan, l2_quarter,
                                                           flat_round_up(p->kv_visible, uk->nr)),
                                               kv_block));

@@ -66,7 +66,7 @@ static const flat_ukernels *expected(int precision, flat_dtype qd, flat_dtype kd
         return first_fp32();
     const flat_ukernels *amx = runnable_table(FLAT_ISA_AMX_BF16);
     const flat_ukernels *vdp = runnable_table(FLAT_ISA_AVX512_BF16);
-    if (amx && !amx->unproven && (amx->dtypes & FLAT_DTYPE_BIT(kd)))
+    if (amx && (amx->dtypes & FLAT_DTYPE_BIT(kd)))
         return amx;
     if (vdp && (precision == FLAT_PRECISION_BF16 || flat_cpu()->amd))
         return vdp;

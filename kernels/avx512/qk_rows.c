@@ -46,7 +46,8 @@ prefetch_key(const flat_dtype t, const flat_kv_src *ks, const void *kj, const vo
  * lane j of r[c] is K[j][c0 + c]; broadcasting q[i][c0 + c] and one FMA adds
  * it to row i's 16 scores: per score the same products in the same order as
  * qk (the contract's m == mr promise). Up to 6 rows, even and odd dims go
- * to separate accumulators so that 2 m_blk chains cover the FMA latency.
+ * to separate accumulators so that 2 m_blk chains cover the FMA latency,
+ * unless `exact` (qk_rows_exact: one chain per score, qk's order).
  * Rows m..m_blk-1 compute on the panel's zero padding and are not stored. */
 static inline __attribute__((always_inline)) void
 block16(const flat_dtype t, const int m_blk, const int exact, const int full, int m, int keys,

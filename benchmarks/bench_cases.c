@@ -122,6 +122,10 @@ static int add_all_cases(const bench_config *cfg)
     for (int i = 0; i < n_tables; i++) {
         if (!flat_dispatch_runnable(tables[i]))
             continue;
+        /* avx512_vnni: on these f32 shapes its products are fp32, the avx512
+         * table's kernels and bits; its int8 products are flat-bench-quant's */
+        if (tables[i]->compute == FLAT_I8)
+            continue;
         for (int s = 0; s < n_table_shapes; s++) {
             if (bench_shape_is_variant(s)) { /* AUTO on the best table only */
                 if (first && add_flat_cases(s, tables[i], auto_only, 1, 1, cfg) != 0)

@@ -73,7 +73,7 @@ static int parse_int(const char *text, long min, long max, long *out)
 
 static int parse_isa(const char *name, flat_isa *isa)
 {
-    for (flat_isa i = FLAT_ISA_AUTO; i <= FLAT_ISA_AMX_BF16; i++)
+    for (flat_isa i = FLAT_ISA_AUTO; i <= FLAT_ISA_AVX512_VNNI; i++)
         if (strcmp(name, flat_isa_name(i)) == 0) {
             *isa = i;
             return 0;

@@ -90,7 +90,10 @@ typedef __m512 VEC;
 #define FLOPS_PER_LANE 4
 #define FN peak_fma_chains_avx512_bf16
 
-#elif defined(PEAK_FMA_AVX512)
+#elif defined(PEAK_FMA_AVX512) || defined(PEAK_FMA_AVX512_VNNI)
+/* avx512_vnni: its prefill (the roofline's compute side) is the fp32 FMA of
+ * the avx512 table; its int8 products are the decode path's, judged by
+ * bandwidth */
 #include <immintrin.h>
 typedef __m512 VEC;
 #define LANES 16
@@ -98,7 +101,11 @@ typedef __m512 VEC;
 #define SET1(x) _mm512_set1_ps(x)
 #define MADD(acc, a, b) _mm512_fmadd_ps(acc, a, b)
 #define STORE(p, v) _mm512_storeu_ps(p, v)
+#if defined(PEAK_FMA_AVX512_VNNI)
+#define FN peak_fma_chains_avx512_vnni
+#else
 #define FN peak_fma_chains_avx512
+#endif
 
 #elif defined(PEAK_FMA_AVX2)
 #include <immintrin.h>

@@ -130,7 +130,7 @@ static int run_shape(const cli *c, const bench_shape *s)
     qsort(t, (size_t)c->reps, sizeof t[0], cmp);
     const double sec = t[c->reps / 2], gflops = shape_flops(s) / sec * 1e-9;
     flat_isa chosen = FLAT_ISA_AUTO;
-    for (flat_isa i = FLAT_ISA_SCALAR; i <= FLAT_ISA_AMX_BF16; i++)
+    for (flat_isa i = FLAT_ISA_SCALAR; i <= FLAT_ISA_AVX512_VNNI; i++)
         if (strcmp(isa, flat_isa_name(i)) == 0)
             chosen = i;
     const probe_result *peak = probe_fma_peak(chosen, c->threads);
@@ -245,7 +245,7 @@ static int parse(int argc, char **argv, cli *c)
                                                              : FLAT_PRECISION_AUTO;
             break;
         case 'i':
-            for (flat_isa i = FLAT_ISA_AUTO; i <= FLAT_ISA_AMX_BF16; i++)
+            for (flat_isa i = FLAT_ISA_AUTO; i <= FLAT_ISA_AVX512_VNNI; i++)
                 if (strcmp(optarg, flat_isa_name(i)) == 0)
                     c->opt.isa = i;
             break;

@@ -17,6 +17,7 @@ double peak_fma_chains_avx512(int64_t iters);
 double peak_fma_chains_neon(int64_t iters);
 double peak_fma_chains_avx512_bf16(int64_t iters);
 double peak_fma_chains_amx_bf16(int64_t iters);
+double peak_fma_chains_avx512_vnni(int64_t iters);
 
 /* probe_read.c: the sum of a[0..n) and b[0..n), vectorised. */
 double probe_read_sum(const float *a, const float *b, int64_t n);
@@ -166,6 +167,9 @@ static fma_chain_fn chains_for(flat_isa isa)
 #endif
 #if defined(PEAK_HAVE_AMX_BF16)
     case FLAT_ISA_AMX_BF16: return peak_fma_chains_amx_bf16; /* tdpbf16ps */
+#endif
+#if defined(PEAK_HAVE_AVX512_VNNI)
+    case FLAT_ISA_AVX512_VNNI: return peak_fma_chains_avx512_vnni; /* fp32 FMA (prefill) */
 #endif
     default: return NULL;
     }

@@ -78,7 +78,7 @@ int main(int argc, char **argv)
     const char *isa_name = argc > 3 ? argv[3] : "auto";
     int per_head = argc > 4 ? atoi(argv[4]) : 0;
     flat_isa isa = FLAT_ISA_AUTO;
-    for (int i = FLAT_ISA_AUTO + 1; i <= FLAT_ISA_AMX_BF16; i++)
+    for (int i = FLAT_ISA_AUTO + 1; i <= FLAT_ISA_AVX512_VNNI; i++)
         if (flat_isa_name((flat_isa)i) && !strcmp(flat_isa_name((flat_isa)i), isa_name))
             isa = (flat_isa)i;
     if (isa == FLAT_ISA_AUTO && strcmp(isa_name, "auto")) {

@@ -76,7 +76,7 @@ build_suite() {
           -DFLAT_BUILD_BENCHMARKS=ON -DFLAT_BUILD_TESTS=OFF >/dev/null
     cmake --build "$build" -j "$(nproc)" --target flat_benchmarks flat-bench flat-bench-memory \
         flat-bench-engine flat-bench-extreme flat-bench-invariance flat-bench-mixed \
-        >/dev/null
+        flat-bench-quant >/dev/null
 }
 
 # Some machines set OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) on purpose: older
@@ -172,6 +172,15 @@ run_mixed() {
     local flags=()
     [ "$quick" = 1 ] && flags+=(--quick)
     "$build/benchmarks/flat-bench-mixed" "${flags[@]}" </dev/null | tee "$out/mixed.md"
+}
+
+# Decode on quantized caches (issue 23): f32, bf16, int8, fp8, int4 and int8
+# with int8 products (FLAT_PRECISION_INT8), interleaved, 1 and 2 threads.
+run_quant() {
+    log "quantized K/V caches: decode per cache type"
+    local reps=7
+    [ "$quick" = 1 ] && reps=1
+    "$build/benchmarks/flat-bench-quant" --only decode "$reps" 1 2 </dev/null | tee "$out/quant.md"
 }
 
 machine() {
@@ -348,6 +357,13 @@ write_results_md() {
              "ragged paged call against the two calls apart (issue 21: <= 1.05x)."
         sed 's/^## Mixed step//' "$out/mixed.md"
         echo
+        echo "## Quantized caches"
+        echo
+        echo "From \`flat-bench-quant --only decode 7 1 2\` in the same run: GB/s count codes and" \
+             "scales; the last row per shape is the int8 cache under FLAT_PRECISION_INT8" \
+             "(avx512_vnni; nan without AVX512_VNNI)."
+        sed 's/^flat-bench-quant:.*//' "$out/quant.md"
+        echo
         echo "## Memory"
         echo
         cat "$out/memory.md"
@@ -384,6 +400,7 @@ run_engine
 run_extreme
 run_invariance
 run_mixed
+run_quant
 plot
 numbers_status=0
 check_numbers || numbers_status=1

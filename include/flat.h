@@ -139,7 +139,7 @@ typedef enum {
                             and lse within 5e-3 for logits of O(1) (measured 4e-3 and
                             2.3e-3); each logit's error grows as 2^-8 scale sum|q k|.
                             AUTO takes it only under flat_precision's rule (below). */
-    FLAT_ISA_AMX_BF16 = 6 /* (0.3) x86-64 AMX-BF16 (Sapphire Rapids and later): Q.K^T and
+    FLAT_ISA_AMX_BF16 = 6, /* (0.3) x86-64 AMX-BF16 (Sapphire Rapids and later): Q.K^T and
                             P.V on tdpbf16ps tiles, the softmax between them on AVX-512
                             (AVX512_BF16 needed too). Rounds as FLAT_ISA_AVX512_BF16 and
                             has its bound: rows within 1e-2, lse within 5e-3 for logits of
@@ -150,6 +150,20 @@ typedef enum {
                             Tile state is configured and released inside each kernel
                             call, so no thread keeps any. Takes every K/V type (quantized
                             rows dequantized, then rounded to bf16 for the tiles). */
+    FLAT_ISA_AVX512_VNNI = 7 /* (0.3) x86-64 AVX-512 with AVX512_VNNI (Ice Lake, Zen 4 and
+                            later): int8 products on FLAT_I8 K/V (vpdpbusd). On an I8
+                            cache the decode path's Q.K^T rounds each query row's Q to
+                            int8 (one scale per row and call) and every P.V rounds
+                            P * (V group scale) to u8 (one scale per row, group and
+                            chunk of 128 keys); codes are multiplied as they lie,
+                            int32 sums. Bound: see FLAT_PRECISION_INT8. Every other
+                            K/V type, prefill's Q.K^T, and the layouts its integer
+                            kernels decline (kernels/avx512_vnni/kernels.h: V groups
+                            not a multiple of 32, K groups not a multiple of 16, head
+                            dims over 1024) run the AVX-512 table's fp32 kernels, with
+                            its bits. Not batch-invariant: FLAT_FLAG_BATCH_INVARIANT
+                            with int8 products on an I8 cache is FLAT_ERROR_UNSUPPORTED.
+                            AUTO never takes it; FLAT_PRECISION_INT8 or opt.isa does. */
 } flat_isa;
 
 /* (0.3) Which products a call uses (flat_options.precision). */
@@ -163,10 +177,20 @@ typedef enum {
                                 port and it is slower than avx512, so not there), else fp32
                                 products. Such calls have the bf16 tables' bound. */
     FLAT_PRECISION_FP32 = 1, /* fp32 products always (0.2's behaviour and bound) */
-    FLAT_PRECISION_BF16 = 2  /* bf16 products whatever the types (Q, K, V rounded): the
-                                fastest table with them (amx_bf16 once proven, else
-                                avx512_bf16);
+    FLAT_PRECISION_BF16 = 2, /* bf16 products whatever the types (Q, K, V rounded): the
+                                fastest table with them (amx_bf16, else avx512_bf16);
                                 FLAT_ERROR_UNSUPPORTED with a message where none runs */
+    FLAT_PRECISION_INT8 = 3  /* (0.3) int8 products on FLAT_I8 K/V caches: the
+                                avx512_vnni table (FLAT_ISA_AVX512_VNNI says what it
+                                rounds); FLAT_ERROR_UNSUPPORTED where the CPU or build
+                                lacks AVX512_VNNI. Other K/V types: FLAT_PRECISION_FP32.
+                                Bound (tests/test_quant*.c): on top of the cache's own
+                                quantization, out rows within 2e-2 relative L2 of the
+                                double reference on the dequantized cache, for logits
+                                of O(1) (measured 1.0e-2 worst); each logit is off by at
+                                most (max|q| / 254) sum|k| (Q's int8 step), each P.V
+                                term by half a u8 step of its chunk's largest p * s_v.
+                                Not with FLAT_FLAG_BATCH_INVARIANT (UNSUPPORTED). */
 } flat_precision;
 
 typedef enum {

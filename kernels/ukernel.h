@@ -81,6 +81,7 @@ enum {
      * 17-18 and (Linux) the process's permission for tile data, all checked */
     FLAT_CPU_AMX_TILE = 1u << 9,
     FLAT_CPU_AMX_BF16 = 1u << 10,
+    FLAT_CPU_AVX512VNNI = 1u << 11, /* CPUID 7 ECX bit 11 */
 };
 
 /* dtypes masks */
@@ -332,7 +333,10 @@ typedef struct flat_ukernels {
     uint32_t dtypes;   /* element types its kernels take: bit 1 << flat_dtype */
     flat_dtype compute; /* what qk and pv multiply: FLAT_F32 (fp32 operands, the
                            packing layouts drawn above; 0, the default) or
-                           FLAT_BF16 (operands rounded to bf16, bf16-pair panels) */
+                           FLAT_BF16 (operands rounded to bf16, bf16-pair panels)
+                           or FLAT_I8 (fp32 panels and kernels as FLAT_F32, but
+                           qk_rows and pv on FLAT_I8 K/V round Q and P to 8-bit
+                           integers: avx512_vnni; its pv is not split-invariant) */
     int mr;            /* query rows of a qk register block (Q panel height) */
     int nr;            /* keys of a qk register block (K panel width) */
     int pv_mr;         /* rows of a pv register block; the runtime groups
@@ -372,6 +376,9 @@ extern const flat_ukernels flat_ukernels_avx512_bf16;
 #endif
 #if defined(FLAT_HAVE_AMX_BF16)
 extern const flat_ukernels flat_ukernels_amx_bf16;
+#endif
+#if defined(FLAT_HAVE_AVX512_VNNI)
+extern const flat_ukernels flat_ukernels_avx512_vnni;
 #endif
 
 #endif /* FLAT_UKERNEL_H */

@@ -98,6 +98,7 @@ static uint32_t detect_features(void)
     if (zmm_ok && ((b >> 17) & 1)) f |= FLAT_CPU_AVX512DQ;
     if (zmm_ok && ((b >> 30) & 1)) f |= FLAT_CPU_AVX512BW;
     if (zmm_ok && ((b >> 31) & 1)) f |= FLAT_CPU_AVX512VL;
+    if (zmm_ok && ((c >> 11) & 1)) f |= FLAT_CPU_AVX512VNNI;
     f |= detect_amx(d, xcr0);
     /* AVX512_BF16 is in subleaf 1 (EAX bit 5), present when subleaf 0's EAX
      * (the highest subleaf) says so. */
@@ -275,7 +276,7 @@ void flat_cpu_feature_names(uint32_t features, char *buf, int n)
         {FLAT_CPU_AVX512BW, "avx512bw"}, {FLAT_CPU_AVX512VL, "avx512vl"},
         {FLAT_CPU_AVX512DQ, "avx512dq"}, {FLAT_CPU_NEON, "neon"},
         {FLAT_CPU_AVX512BF16, "avx512_bf16"}, {FLAT_CPU_AMX_TILE, "amx_tile"},
-        {FLAT_CPU_AMX_BF16, "amx_bf16"},
+        {FLAT_CPU_AMX_BF16, "amx_bf16"}, {FLAT_CPU_AVX512VNNI, "avx512_vnni"},
     };
     int used = 0;
     buf[0] = '\0';

@@ -22,6 +22,11 @@ static const flat_ukernels *const tables[] = {
 #if defined(FLAT_HAVE_AMX_BF16)
     &flat_ukernels_amx_bf16,
 #endif
+/* int8 products on int8 caches round Q and P: FLAT_PRECISION_INT8 or an
+ * explicit isa only. */
+#if defined(FLAT_HAVE_AVX512_VNNI)
+    &flat_ukernels_avx512_vnni,
+#endif
 #if defined(FLAT_HAVE_AVX2)
     &flat_ukernels_avx2,
 #endif
@@ -32,7 +37,7 @@ static const flat_ukernels *const tables[] = {
 };
 enum { N_TABLES = sizeof tables / sizeof tables[0] };
 /* The highest flat_isa value (flat.h appends new ones). */
-#define LAST_ISA FLAT_ISA_AMX_BF16
+#define LAST_ISA FLAT_ISA_AVX512_VNNI
 
 const flat_ukernels *const *flat_dispatch_tables(int *count)
 {
@@ -63,6 +68,7 @@ const char *flat_isa_name(flat_isa isa)
     case FLAT_ISA_NEON: return "neon";
     case FLAT_ISA_AVX512_BF16: return "avx512_bf16";
     case FLAT_ISA_AMX_BF16: return "amx_bf16";
+    case FLAT_ISA_AVX512_VNNI: return "avx512_vnni";
     }
     return "unknown";
 }
@@ -87,7 +93,7 @@ static const flat_ukernels *select_auto(flat_status *status)
             return flat_dispatch_select(isa, status);
     *status = flat_error(FLAT_ERROR_INVALID_ARGUMENT,
                          "FLAT_ISA (\"%.40s\") is not one of auto, scalar, avx2, avx512, neon, "
-                         "avx512_bf16, amx_bf16",
+                         "avx512_bf16, amx_bf16, avx512_vnni",
                          env);
     return NULL;
 }
@@ -149,9 +155,31 @@ static const char *dtype_name(flat_dtype t);
  * (Intel Sapphire Rapids: 0.69-0.86x the avx512 table on the shared shapes,
  * issue 20's table). So AUTO takes it on AMD CPUs only.
  */
+/* FLAT_PRECISION_INT8: int8 products where K/V are FLAT_I8, fp32 otherwise. */
+static const flat_ukernels *choose_int8(flat_dtype kv, flat_status *status, char *why, size_t n)
+{
+    if (kv != FLAT_I8) {
+        snprintf(why, n, "precision int8: fp32 products (k/v %s, not i8)", dtype_name(kv));
+        return best_fp32();
+    }
+    const flat_ukernels *vnni = runnable(FLAT_ISA_AVX512_VNNI);
+    if (!vnni) {
+        *status = flat_error(FLAT_ERROR_UNSUPPORTED,
+                             "opt.precision (3, int8): no table with int8 products runs here "
+                             "(avx512_vnni: %s)",
+                             table_for(FLAT_ISA_AVX512_VNNI) ? "the CPU lacks avx512_vnni"
+                                                             : "not built");
+        return NULL;
+    }
+    snprintf(why, n, "precision int8: int8 products on vpdpbusd");
+    return vnni;
+}
+
 static const flat_ukernels *choose_precision(int32_t precision, flat_dtype q, flat_dtype kv,
                                              flat_status *status, char *why, size_t n)
 {
+    if (precision == FLAT_PRECISION_INT8)
+        return choose_int8(kv, status, why, n);
     const int all_bf16 = q == FLAT_BF16 && kv == FLAT_BF16;
     if (precision == FLAT_PRECISION_FP32 || (precision == FLAT_PRECISION_AUTO && !all_bf16)) {
         snprintf(why, n, "precision %s: fp32 products%s%s%s%s",

@@ -58,8 +58,9 @@ flat_status flat_check_rules(const flat_options *o, const flat_tensor *q, int64_
                        (int)o->window_right);
     if (!isfinite(o->softcap) || o->softcap < 0)
         return INVALID("opt.softcap (%g) must be finite and >= 0", (double)o->softcap);
-    if (o->precision < FLAT_PRECISION_AUTO || o->precision > FLAT_PRECISION_BF16)
-        return INVALID("opt.precision (%d) is not a flat_precision value (0 auto, 1 fp32, 2 bf16)",
+    if (o->precision < FLAT_PRECISION_AUTO || o->precision > FLAT_PRECISION_INT8)
+        return INVALID("opt.precision (%d) is not a flat_precision value (0 auto, 1 fp32, 2 bf16, "
+                       "3 int8)",
                        (int)o->precision);
     flat_status s;
     if (o->sinks && (s = check_finite("opt.sinks", o->sinks, q->heads)) != FLAT_OK)

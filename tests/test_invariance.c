@@ -525,8 +525,13 @@ static void run_world(world *w, tu_rng *r, int calls)
 static const flat_dtype dtypes[] = {FLAT_F32, FLAT_F16, FLAT_BF16, FLAT_I8, FLAT_F8E4M3, FLAT_I4};
 #define NDTYPES ((int)(sizeof dtypes / sizeof dtypes[0]))
 
-/* The cache types a table takes (ukernel.h's dtypes: every table takes all today). */
-static int takes(const flat_ukernels *uk, flat_dtype t) { return (uk->dtypes & FLAT_DTYPE_BIT(t)) != 0; }
+/* The cache types a table runs batch-invariant calls on: those it takes
+ * (ukernel.h's dtypes: every table takes all today) but int8 products
+ * (avx512_vnni on I8), which the flag refuses: test_int8_products_refused. */
+static int takes(const flat_ukernels *uk, flat_dtype t)
+{
+    return (uk->dtypes & FLAT_DTYPE_BIT(t)) != 0 && tu_products(uk, t) != 2;
+}
 
 /* Short and medium sequences (several fixed key blocks at D + Dv = 96: 1024
  * keys each), GQA 2, every table, cache type and rule. */
@@ -580,6 +585,47 @@ static void test_split_ranges(void **state)
            rows_compared - before);
 }
 
+/* int8 products (their u8 P scale is per chunk of keys) with the flag: an
+ * error naming both, out untouched; by opt.isa and by FLAT_PRECISION_INT8. */
+static void test_int8_products_refused(void **state)
+{
+    (void)state;
+    int8_t k[64], v[64];
+    float q[64] = {0}, out[64], ks = 0.01f, vs = 0.02f;
+    for (int i = 0; i < 64; i++)
+        k[i] = (int8_t)(i - 32), v[i] = (int8_t)(31 - i);
+    flat_tensor qt = flat_tensor_bhsd(q, FLAT_F32, 1, 1, 1, 64);
+    flat_tensor kt = flat_tensor_bhsd(k, FLAT_I8, 1, 1, 1, 64);
+    flat_tensor vt = flat_tensor_bhsd(v, FLAT_I8, 1, 1, 1, 64);
+    flat_tensor ot = flat_tensor_bhsd(out, FLAT_F32, 1, 1, 1, 64);
+    flat_kv_quant kq = {0};
+    kq.k_scale = flat_tensor_bhsd(&ks, FLAT_F32, 1, 1, 1, 1);
+    kq.v_scale = flat_tensor_bhsd(&vs, FLAT_F32, 1, 1, 1, 1);
+    kq.k_group = kq.v_group = 64;
+    int ran = 0;
+    for (int ti = 0; ti < ntables; ti++) {
+        if (tu_products(tables[ti], FLAT_I8) != 2)
+            continue;
+        for (int how = 0; how < 2; how++) {
+            flat_options o = {0};
+            o.flags = FLAT_FLAG_BATCH_INVARIANT;
+            o.kv_quant = &kq;
+            if (how == 0)
+                o.isa = tables[ti]->isa;
+            else
+                o.precision = FLAT_PRECISION_INT8;
+            memset(out, 0x5a, sizeof out);
+            assert_int_equal(flat_attention(&qt, &kt, &vt, &ot, &o), FLAT_ERROR_UNSUPPORTED);
+            assert_non_null(strstr(flat_last_error(), "FLAT_FLAG_BATCH_INVARIANT"));
+            assert_int_equal(tu_bits(out[0]), 0x5a5a5a5au);
+            o.flags = 0; /* the same call without the flag runs */
+            assert_int_equal(flat_attention(&qt, &kt, &vt, &ot, &o), FLAT_OK);
+            ran++;
+        }
+    }
+    printf("test_invariance: int8 products refused with the flag in %d calls\n", ran);
+}
+
 /* Bits no FLAT_FLAG_* defines are an error naming opt.flags, out untouched. */
 static void test_unknown_flags(void **state)
 {
@@ -602,6 +648,7 @@ int main(void)
     ntables = tu_runnable_tables("test_invariance", tables, 8);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unknown_flags),
+        cmocka_unit_test(test_int8_products_refused),
         cmocka_unit_test(test_rows_alone),
         cmocka_unit_test(test_split_ranges),
     };

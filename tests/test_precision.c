@@ -60,6 +60,8 @@ static const flat_ukernels *first_fp32(void)
 /* The table the rule names, or NULL where the call must be UNSUPPORTED. */
 static const flat_ukernels *expected(int precision, flat_dtype qd, flat_dtype kd)
 {
+    if (precision == FLAT_PRECISION_INT8) /* int8 products on I8 caches only */
+        return kd == FLAT_I8 ? runnable_table(FLAT_ISA_AVX512_VNNI) : first_fp32();
     const int bf16 = precision == FLAT_PRECISION_BF16 ||
                      (precision == FLAT_PRECISION_AUTO && qd == FLAT_BF16 && kd == FLAT_BF16);
     if (!bf16)
@@ -140,7 +142,7 @@ static double worst_row(const tu_tensor *qf, const tu_tensor *kf, const tu_tenso
 static void test_policy(void **state)
 {
     (void)state;
-    static const char *pname[3] = {"auto", "fp32", "bf16"};
+    static const char *pname[4] = {"auto", "fp32", "bf16", "int8"};
     for (int qd = FLAT_F32; qd <= FLAT_BF16; qd++)
         for (int kd = FLAT_F32; kd <= FLAT_BF16; kd++) {
             tu_tensor qf, kf, vf, tq, tk, tv, to;
@@ -154,7 +156,7 @@ static void test_policy(void **state)
             tu_tensor_typed(&kf, (flat_dtype)kd, &tk);
             tu_tensor_typed(&vf, (flat_dtype)kd, &tv);
             tu_tensor_typed(&o, (flat_dtype)qd, &to);
-            for (int pr = FLAT_PRECISION_AUTO; pr <= FLAT_PRECISION_BF16; pr++) {
+            for (int pr = FLAT_PRECISION_AUTO; pr <= FLAT_PRECISION_INT8; pr++) {
                 flat_options opt = {0};
                 opt.causal = 1;
                 opt.precision = pr;
@@ -199,6 +201,48 @@ static void test_policy(void **state)
 }
 
 /* opt.isa wins over the precision: named tables run whatever it says. */
+/* FLAT_PRECISION_INT8 on an I8 cache: avx512_vnni where it runs (named in
+ * the plan's description), else UNSUPPORTED naming opt.precision. */
+static void test_int8_policy(void **state)
+{
+    (void)state;
+    int8_t k[4 * 64], v[4 * 64];
+    float q[64], out[64], ks = 0.01f, vs = 0.02f;
+    for (int i = 0; i < 4 * 64; i++)
+        k[i] = (int8_t)(i % 61 - 30), v[i] = (int8_t)(i % 53 - 26);
+    for (int i = 0; i < 64; i++)
+        q[i] = (float)(i % 7) / 7.0f;
+    flat_tensor qt = flat_tensor_bhsd(q, FLAT_F32, 1, 1, 1, 64);
+    flat_tensor kt = flat_tensor_bhsd(k, FLAT_I8, 1, 1, 4, 64);
+    flat_tensor vt = flat_tensor_bhsd(v, FLAT_I8, 1, 1, 4, 64);
+    flat_tensor ot = flat_tensor_bhsd(out, FLAT_F32, 1, 1, 1, 64);
+    flat_kv_quant kq = {0};
+    kq.k_scale = flat_tensor_bhsd(&ks, FLAT_F32, 1, 1, 4, 1);
+    kq.k_scale.stride_seq = 0;
+    kq.v_scale = flat_tensor_bhsd(&vs, FLAT_F32, 1, 1, 4, 1);
+    kq.v_scale.stride_seq = 0;
+    kq.k_group = kq.v_group = 64;
+    flat_options opt = {0};
+    opt.kv_quant = &kq;
+    opt.precision = FLAT_PRECISION_INT8;
+    flat_plan *plan = NULL;
+    const flat_status s = flat_plan_create(&qt, &kt, &vt, &ot, &opt, &plan);
+    const flat_ukernels *want = runnable_table(FLAT_ISA_AVX512_VNNI);
+    if (!want) {
+        assert_int_equal(s, FLAT_ERROR_UNSUPPORTED);
+        assert_non_null(strstr(flat_last_error(), "opt.precision"));
+        printf("  k/v i8 precision int8 -> UNSUPPORTED: %s\n", flat_last_error());
+        return;
+    }
+    assert_int_equal(s, FLAT_OK);
+    char got[32];
+    described_isa(plan, got, sizeof got);
+    printf("  k/v i8 precision int8 -> %s\n", got);
+    assert_string_equal(got, want->name);
+    assert_int_equal(flat_plan_execute(plan, NULL), FLAT_OK);
+    flat_plan_destroy(plan);
+}
+
 static void test_isa_wins(void **state)
 {
     (void)state;
@@ -322,6 +366,7 @@ int main(void)
     tu_runnable_tables("test_precision", tables, 8);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_policy),
+        cmocka_unit_test(test_int8_policy),
         cmocka_unit_test(test_isa_wins),
         cmocka_unit_test(test_amx_request),
         cmocka_unit_test(test_threads_and_fork),

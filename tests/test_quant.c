@@ -32,7 +32,7 @@
 
 static const flat_ukernels *tables[8];
 static int ntables;
-static double worst[2];
+static double worst[3]; /* fp32, bf16, int8 products (tu_products) */
 static long calls;
 
 enum { G32, GTOKEN, GCHANNEL, GTENSOR, GPAGE };
@@ -106,9 +106,7 @@ static void free_qkv(qkv *x)
 }
 
 /* ---- checking ---- */
-static double row_bound(const flat_ukernels *t) { return t->compute == FLAT_BF16 ? 1e-2 : 1e-5; }
-
-static void check_rows(const char *what, const flat_ukernels *t, const float *out,
+static void check_rows(const char *what, const flat_ukernels *t, flat_dtype kv, const float *out,
                        const double *ref, const int64_t *seen, int64_t rows, int64_t dv)
 {
     for (int64_t r = 0; r < rows; r++) {
@@ -123,11 +121,11 @@ static void check_rows(const char *what, const flat_ukernels *t, const float *ou
             continue;
         }
         double rel = sqrt(err / norm);
-        int bf = t->compute == FLAT_BF16;
-        worst[bf] = rel > worst[bf] ? rel : worst[bf];
-        if (!(rel <= row_bound(t)))
+        const int pr = tu_products(t, kv);
+        worst[pr] = rel > worst[pr] ? rel : worst[pr];
+        if (!(rel <= tu_row_bound(t, kv)))
             fail_msg("%s: row %lld relative error %.3g > %g", what, (long long)r, rel,
-                     row_bound(t));
+                     tu_row_bound(t, kv));
     }
     calls++;
 }
@@ -212,7 +210,7 @@ static void run_contiguous(const shape *c, flat_dtype t, int kg, int vg, flat_dt
             }
             if (s != FLAT_OK)
                 fail_msg("%s: %s: %s", what, flat_status_string(s), flat_last_error());
-            check_rows(what, tables[ti], ob, ref, seen, rows, c->Dv);
+            check_rows(what, tables[ti], t, ob, ref, seen, rows, c->Dv);
         }
     free(ref), free(seen), free(qb), free(ob), free(kd), free(vd);
     free_qkv(&k), free_qkv(&v);
@@ -238,8 +236,9 @@ static void test_contiguous(void **state)
             if (g == 0 || g == 2)
                 run_contiguous(&gqa, types[ti], grans[g][0], grans[g][1], st, (g + 2) % 3);
         }
-    printf("test_quant: %ld calls; worst row error %.3g (fp32 products), %.3g (bf16 products)\n",
-           calls, worst[0], worst[1]);
+    printf("test_quant: %ld calls; worst row error %.3g (fp32 products), %.3g (bf16 products), "
+           "%.3g (int8 products)\n",
+           calls, worst[0], worst[1], worst[2]);
 }
 
 /* Every rule of flat_kv_quant and the quantized types: the status, the

@@ -168,8 +168,11 @@ static void test_outlier_channels(void **state)
         printf("test_quant_accuracy [%s]: relative L2 vs the fp32 cache (worst row): int8 g32 "
                "%.2e (%.2e), fp8 g32 %.2e (%.2e), int4 k-channel/v-g32 %.2e (%.2e), int4 g32 "
                "%.2e (%.2e)\n", flat_isa_name(isa), e8, w8, e8f, w8f, e4c, w4c, e4g, w4g);
-        if (!(e8 <= 5e-3))
-            fail_msg("int8 per-token groups: %.3g > 5e-3", e8);
+        /* int8 products (FLAT_PRECISION_INT8, avx512_vnni) round Q and P too:
+         * flat.h's 2e-2 (measured 7.8e-3 here) */
+        const double b8 = tables[i]->compute == FLAT_I8 ? 2e-2 : 5e-3;
+        if (!(e8 <= b8))
+            fail_msg("int8 per-token groups: %.3g > %g", e8, b8);
         if (!(e4c <= INT4_BOUND))
             fail_msg("int4 per-channel keys: %.3g > %g", e4c, INT4_BOUND);
     }

@@ -102,6 +102,27 @@ static double value(const qrows *q, int64_t j, int64_t c)
     return flat_kv_load(&q->src, j, c, q->src.t);
 }
 
+/* |code| of element (j, c) and the largest |scale| of the rows' scales
+ * (int8 products' bounds: kernels/avx512_vnni/kernels.h). */
+static double code_mag(const qrows *q, int64_t j, int64_t c)
+{
+    flat_kv_src plain = q->src;
+    plain.scale = NULL;
+    return fabs(flat_kv_load(&plain, j, c, q->src.t));
+}
+
+static double max_scale(const qrows *q, int n, int d)
+{
+    double m = 0;
+    for (int j = 0; j < (n > 0 ? n : 1); j++)
+        for (int c = 0; c < d; c++) {
+            const double code = code_mag(q, j, c), v = fabs(value(q, j, c));
+            if (code > 0)
+                m = fmax(m, v / code);
+        }
+    return m;
+}
+
 static void check_qk_rows(const flat_ukernels *k, flat_dtype t, const scale_case *sc, int m,
                           int n, int d, tu_rng *r)
 {
@@ -121,15 +142,20 @@ static void check_qk_rows(const flat_ukernels *k, flat_dtype t, const scale_case
     const int64_t ld_s = n + 1;
     float *s = malloc(sizeof(float) * (size_t)(m * ld_s));
     k->qk_rows(m, d, n, qp, &q.src, s, ld_s);
+    /* int8 products: Q rounded to int8 per row, a step of max|q| max|s| / 127
+     * at most, half of it per code (kernels/avx512_vnni/kernels.h) */
+    const double smax = tu_products(k, t) == 2 ? max_scale(&q, n, d) : 0;
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
-            double ref = 0, mag = 0;
+            double ref = 0, mag = 0, qmax = 0, codes = 0;
             for (int c = 0; c < d; c++) {
                 const float qc = qv[i * d + c], kc = (float)value(&q, j, c);
                 double x = b16 ? (double)bf16_round(qc) * bf16_round(kc) : (double)qc * kc;
                 ref += x, mag += fabs(x);
+                qmax = fmax(qmax, fabs(qc)), codes += code_mag(&q, j, c);
             }
-            if (!(fabs(s[i * ld_s + j] - ref) <= (d + (b16 ? 1 : 4)) * U * mag))
+            const double i8 = qmax * smax / 254 * (1 + 1e-5) * codes;
+            if (!(fabs(s[i * ld_s + j] - ref) <= (d + (b16 ? 1 : 4)) * U * mag + i8))
                 fail_msg("%s qk_rows %s %s m=%d n=%d d=%d: S[%d][%d] = %.9g, want %.9g", k->name,
                          qu_type_name(t), sc->name, m, n, d, i, j, s[i * ld_s + j], ref);
         }
@@ -156,16 +182,21 @@ static void check_pv(const flat_ukernels *k, flat_dtype t, const scale_case *sc,
     for (int i = 0; i < m; i++)
         alpha[i] = tu_uniform(r, 0.0f, 1.0f);
     k->pv(m, n, dv, p, ld_p, &v.src, o, ld_o, with_alpha ? alpha : NULL);
+    /* int8 products: p * s rounded to u8 per chunk, a step of max p max s / 255
+     * at most, half of it per key (kernels/avx512_vnni/kernels.h) */
+    const double smax = tu_products(k, t) == 2 ? max_scale(&v, n, dv) : 0;
     for (int i = 0; i < m; i++)
         for (int c = 0; c < dv; c++) {
             double ref = with_alpha ? (double)alpha[i] * o0[i * ld_o + c] : 0;
             double mag = fabs(ref);
-            double pmag = 0;
+            double pmag = 0, pmax = 0, codes = 0;
             for (int j = 0; j < n; j++) {
                 double x = (double)p[i * ld_p + j] * value(&v, j, c);
                 ref += x, mag += fabs(x), pmag += fabs(x);
+                pmax = fmax(pmax, p[i * ld_p + j]), codes += code_mag(&v, j, c);
             }
-            if (!(fabs(o[i * ld_o + c] - ref) <= (n + 4) * U * mag + (2 * ub + ub * ub) * pmag))
+            const double i8 = pmax * smax / 510 * (1 + 1e-5) * codes;
+            if (!(fabs(o[i * ld_o + c] - ref) <= (n + 4) * U * mag + (2 * ub + ub * ub) * pmag + i8))
                 fail_msg("%s pv %s %s m=%d n=%d dv=%d: O[%d][%d] = %.9g, want %.9g", k->name,
                          qu_type_name(t), sc->name, m, n, dv, i, c, o[i * ld_o + c], ref);
         }
@@ -195,7 +226,7 @@ static void check_widen(const flat_ukernels *k, flat_dtype t, const scale_case *
                 fail_msg("%s widen_rows %s %s n=%d dv=%d: y[%d][%d] = %.9g, want %.9g", k->name,
                          qu_type_name(t), sc->name, n, dv, j, c, y[j * ld_y + c], want);
         }
-    if (!bf16_products(k)) {
+    if (tu_products(k, t) == 0) { /* ukernel.h's promise for fp32 products */
         const int m = 7;
         const int64_t ld_p = n + 1, ld_o = dv + 1;
         float *p = malloc(sizeof(float) * (size_t)(m * ld_p));

@@ -504,7 +504,7 @@ static void test_reserved_nonzero(void **state)
     (void)state;
     { FRESH(); opt.reserved[0] = 1; REJECT("opt.reserved[0]"); }
     { FRESH(); opt.flags = (uint64_t)1 << 63 | FLAT_FLAG_BATCH_INVARIANT; REJECT("opt.flags"); }
-    { FRESH(); opt.precision = 3; REJECT("opt.precision"); }
+    { FRESH(); opt.precision = 4; REJECT("opt.precision"); }
     { FRESH(); opt.precision = -1; REJECT("opt.precision"); }
     /* flags: bits no FLAT_FLAG_* names */
     { FRESH(); opt.flags = (uint64_t)1 << 40; REJECT("opt.flags"); }

@@ -232,3 +232,14 @@ int tu_quick(void)
     return e && *e && strcmp(e, "0") != 0 && strcmp(e, "OFF") != 0;
 #endif
 }
+
+int tu_products(const flat_ukernels *t, flat_dtype kv)
+{
+    return t->compute == FLAT_BF16 ? 1 : t->compute == FLAT_I8 && kv == FLAT_I8 ? 2 : 0;
+}
+
+double tu_row_bound(const flat_ukernels *t, flat_dtype kv)
+{
+    static const double bound[3] = {1e-5, 1e-2, 2e-2};
+    return bound[tu_products(t, kv)];
+}

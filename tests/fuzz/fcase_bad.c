@@ -40,7 +40,7 @@ static const char *bad_option(fc_case *c, unsigned how)
     case 3: o->num_threads = -1; return "num_threads -1";
     case 4: o->dataflow = (flat_dataflow)9; return "an unknown dataflow";
     case 5: o->isa = (flat_isa)42; return "an unknown isa";
-    case 6: o->precision = 3; return "precision out of range";
+    case 6: o->precision = 4; return "precision out of range";
     case 7: o->reserved[0] = 5; return "reserved[0] set";
     case 8: o->window_left = -1; return "window_left -1";
     case 9: o->window_right = -3; return "window_right -3";

@@ -85,7 +85,9 @@ static int make_rows(qrows *q, tu_rng *r, flat_dtype t, const scale_case *sc, in
     q->scales = NULL;
     if (sc->none)
         return 1;
-    const int64_t ng = d / group, ld_s = sc->per_row ? ng + 1 : 0;
+    /* rows of scales padded (odd n) or contiguous (even n): int8 products
+     * read the two differently (kernels/avx512_vnni/pv.c) */
+    const int64_t ng = d / group, ld_s = sc->per_row ? ng + (n % 2) : 0;
     const int64_t ns = (sc->per_row ? (rows - 1) * ld_s : 0) + ng;
     q->scales = malloc((size_t)ns * 4);
     for (int64_t i = 0; i < ns; i++)

@@ -7,6 +7,7 @@
 #include <assert.h>
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 #include "../ukernel.h"
 #include "kernels.h"
@@ -16,86 +17,155 @@
 #define MAX_DV 1024
 #define PREFETCH 32 /* V rows ahead, within the call */
 
-/* One chunk's P codes of up to 4 rows: pq[i][g][k] = u8 of row i, group g,
- * key k (4 keys a dword), and each (row, group)'s scale. */
+/* One chunk's P codes of up to 4 rows: byte (j4 * G + g) * 4 + t of pq[i]
+ * is row i's u8 for key 4 j4 + t and scale group g (so the four keys a
+ * vpdpbusd lane takes are one dword, and a 4-key step's dwords of every
+ * group one load), and each (row, group)'s scale. */
 typedef struct {
-    uint8_t pq[4][MAX_G][KC] __attribute__((aligned(64)));
+    uint8_t pq[4][KC * MAX_G + 64] __attribute__((aligned(64)));
     float sw[4][MAX_G];
 } p8_chunk;
 
-/* The chunk's V scales, transposed: sv[g][k] (CHUNK); 0 when one is
- * negative or not finite (the caller declines). */
-static inline __attribute__((always_inline)) int
-chunk_scales(const flat_dtype st, int groups, int keys, const flat_kv_src *v, int64_t k0,
-             float (*sv)[KC])
+/* w = p * s_v of the chunk's (key, group) pairs in key-major order, where a
+ * key's scales are contiguous and G (groups a row) is 1, 2, 4 or 8: 16
+ * pairs a vector, as they lie in the scale tensor. `unit`: per-column
+ * scales (COLS), w = p. Stores w in wbuf and returns the largest w of each
+ * group in lanes g (and g + G, ...); *bad when a p or s is negative or not
+ * finite (the caller declines). */
+static inline __attribute__((always_inline)) __m512
+pairs_w(const flat_dtype st, const int unit, int G, int keys, const float *restrict p,
+        const void *s0, float *restrict wbuf, int *bad)
 {
-    int ok = 1;
+    const int shift = G == 1 ? 0 : G == 2 ? 1 : G == 4 ? 2 : 3;
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i idx = _mm512_srli_epi32(lane, shift); /* pair -> its key */
+    const int pairs = (keys + 3) / 4 * 4 * G;
+    __m512 mx = _mm512_setzero_ps();
+    __mmask16 worse = 0;
+    for (int e = 0; e < pairs; e += 16) {
+        const int k = e >> shift, left = keys * G - e;
+        const __mmask16 m = left <= 0 ? 0 : flat_tail_mask_avx512(left < 16 ? left : 16);
+        const __m512 pk = _mm512_maskz_loadu_ps(
+            keys - k <= 0 ? 0 : flat_tail_mask_avx512(keys - k < 16 ? keys - k : 16), p + k);
+        __m512 w = _mm512_permutexvar_ps(idx, pk);
+        if (!unit) {
+            const __m512 sv = st == FLAT_F16
+                                  ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)s0 + e))
+                                  : _mm512_maskz_loadu_ps(m, (const float *)s0 + e);
+            worse |= _mm512_cmp_ps_mask(sv, _mm512_setzero_ps(), _CMP_NGE_UQ) |
+                     _mm512_cmp_ps_mask(sv, _mm512_set1_ps(3.0e38f), _CMP_NLE_UQ);
+            w = _mm512_mul_ps(w, sv);
+        }
+        worse |= _mm512_mask_cmp_ps_mask(m, w, _mm512_setzero_ps(), _CMP_NGE_UQ) |
+                 _mm512_mask_cmp_ps_mask(m, w, _mm512_set1_ps(3.0e38f), _CMP_NLE_UQ);
+        w = _mm512_maskz_mov_ps(m, w);
+        _mm512_storeu_ps(wbuf + e, w);
+        mx = _mm512_max_ps(mx, w);
+    }
+    for (int step = 8; step >= G; step /= 2) /* lanes l and l ^ step: one group */
+        mx = _mm512_max_ps(mx, _mm512_permutexvar_ps(
+                                   _mm512_xor_si512(lane, _mm512_set1_epi32(step)), mx));
+    *bad = worse != 0;
+    return mx;
+}
+
+/* The u8 codes of pairs_w's w, rearranged from key-major to pq's order:
+ * within each 4 keys, group-major (byte shuffles of 16 or 32 codes). */
+static inline __attribute__((always_inline)) void
+pairs_codes(int G, int keys, const float *restrict wbuf, __m512 top, uint8_t *restrict pq,
+            float *sw)
+{
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512 topl = _mm512_permutexvar_ps(_mm512_and_si512(lane, _mm512_set1_epi32(G - 1)), top);
+    const __mmask16 pos = _mm512_cmp_ps_mask(topl, _mm512_setzero_ps(), _CMP_GT_OQ);
+    const __m512 inv = _mm512_maskz_div_ps(pos, _mm512_set1_ps(255.0f), topl);
+    float t[16];
+    _mm512_storeu_ps(t, _mm512_mul_ps(topl, _mm512_set1_ps(1.0f / 255.0f)));
+    for (int g = 0; g < G; g++)
+        sw[g] = t[g];
+    /* out byte o <- in byte: G 2: (4 (o/8) + o%4) 2 + (o%8)/4; G 4: (o%4) 4 + o/4;
+     * G 8: (o%2) 8 + o/2, then 16-bit interleaves of two such vectors */
+    const __m128i s2 = _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
+    const __m128i s4 = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const __m128i s8 = _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    const int pairs = (keys + 3) / 4 * 4 * G;
+    for (int e = 0; e < pairs; e += 16) {
+        const __m512i c = _mm512_min_epi32(
+            _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(wbuf + e), inv)), _mm512_set1_epi32(255));
+        __m128i b = _mm512_cvtusepi32_epi8(c);
+        if (G == 8) {
+            const __m512i c2 = _mm512_min_epi32(
+                _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(wbuf + e + 16), inv)),
+                _mm512_set1_epi32(255));
+            const __m128i a = _mm_shuffle_epi8(b, s8);
+            const __m128i d = _mm_shuffle_epi8(_mm512_cvtusepi32_epi8(c2), s8);
+            _mm_storeu_si128((__m128i *)(pq + e), _mm_unpacklo_epi16(a, d));
+            _mm_storeu_si128((__m128i *)(pq + e + 16), _mm_unpackhi_epi16(a, d));
+            e += 16;
+            continue;
+        }
+        if (G == 2)
+            b = _mm_shuffle_epi8(b, s2);
+        else if (G == 4)
+            b = _mm_shuffle_epi8(b, s4);
+        _mm_storeu_si128((__m128i *)(pq + e), b);
+    }
+}
+
+/* Any other scale layout (groups up to 16, key rows apart): the scales of
+ * 16 keys transposed in registers, w per group over keys, codes scattered
+ * to pq's order a dword (4 keys) at a time. 0 when a p or s is negative or
+ * not finite. */
+static inline __attribute__((always_inline)) int
+strided_codes(const flat_dtype st, int G, int keys, const float *restrict p,
+              const flat_kv_src *v, int64_t k0, uint8_t *restrict pq, float *sw)
+{
+    float sv[MAX_G][KC];
+    __mmask16 worse = 0;
     for (int k = 0; k < keys; k += 16) {
         __m512 r[16];
 #pragma GCC unroll 16
         for (int u = 0; u < 16; u++) {
             const void *srow = flat_kv_scale_row(v, k0 + k + (k + u < keys ? u : 0), FLAT_I8);
-            const __mmask16 m = flat_tail_mask_avx512(groups);
+            const __mmask16 m = flat_tail_mask_avx512(G);
             r[u] = st == FLAT_F16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, srow))
                                   : _mm512_maskz_loadu_ps(m, srow);
-            /* negative, inf or NaN: not ordered-greater-or-equal 0 / finite */
-            ok &= _mm512_cmp_ps_mask(r[u], _mm512_setzero_ps(), _CMP_NGE_UQ) == 0 &&
-                  _mm512_cmp_ps_mask(r[u], _mm512_set1_ps(3.0e38f), _CMP_NLE_UQ) == 0;
+            worse |= _mm512_cmp_ps_mask(r[u], _mm512_setzero_ps(), _CMP_NGE_UQ) |
+                     _mm512_cmp_ps_mask(r[u], _mm512_set1_ps(3.0e38f), _CMP_NLE_UQ);
         }
         flat_transpose16_avx512(r);
-        for (int g = 0; g < groups; g++)
+        for (int g = 0; g < G; g++)
             _mm512_storeu_ps(sv[g] + k, r[g]);
     }
-    return ok;
-}
-
-/* P row's codes for the chunk: w = p * sv[g] * 255 / max_k w (COLS: w = p). */
-static inline __attribute__((always_inline)) void
-quantize_p(int groups, int keys, const float *restrict p, float pmax, const float (*sv)[KC],
-           int cols_mode, uint8_t (*pq)[KC], float *sw)
-{
-    for (int g = 0; g < groups; g++) {
-        /* the group's largest w: a finer step than max p * max s, which
-         * lost half the accuracy where scales vary by token */
-        float top = pmax;
-        if (!cols_mode) {
-            __m512 mx = _mm512_setzero_ps();
-            for (int k = 0; k < keys; k += 16) {
-                const __mmask16 m = flat_tail_mask_avx512(keys - k < 16 ? keys - k : 16);
-                mx = _mm512_max_ps(mx, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + k),
-                                                     _mm512_maskz_loadu_ps(m, sv[g] + k)));
-            }
-            top = _mm512_reduce_max_ps(mx);
+    for (int k = 0; k < keys; k += 16) {
+        const __m512 x = _mm512_maskz_loadu_ps(flat_tail_mask_avx512(keys - k < 16 ? keys - k : 16), p + k);
+        worse |= _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NGE_UQ) |
+                 _mm512_cmp_ps_mask(x, _mm512_set1_ps(3.0e38f), _CMP_NLE_UQ);
+    }
+    if (worse)
+        return 0;
+    for (int g = 0; g < G; g++) {
+        __m512 mx = _mm512_setzero_ps();
+        for (int k = 0; k < keys; k += 16) {
+            const __mmask16 m = flat_tail_mask_avx512(keys - k < 16 ? keys - k : 16);
+            mx = _mm512_max_ps(mx, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + k),
+                                                 _mm512_maskz_loadu_ps(m, sv[g] + k)));
         }
+        const float top = _mm512_reduce_max_ps(mx);
         sw[g] = top / 255.0f;
         const __m512 inv = _mm512_set1_ps(top > 0.0f ? 255.0f / top : 0.0f);
         for (int k = 0; k < keys; k += 16) {
             const __mmask16 m = flat_tail_mask_avx512(keys - k < 16 ? keys - k : 16);
-            __m512 w = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + k), inv);
-            if (!cols_mode)
-                w = _mm512_mul_ps(w, _mm512_maskz_loadu_ps(m, sv[g] + k));
-            const __m512i c = _mm512_min_epi32(_mm512_cvtps_epi32(w), _mm512_set1_epi32(255));
-            _mm_storeu_si128((__m128i *)(pq[g] + k), _mm512_cvtusepi32_epi8(c));
+            const __m512 w = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + k), inv),
+                                           _mm512_maskz_loadu_ps(m, sv[g] + k));
+            int32_t d[4];
+            _mm_storeu_si128((__m128i *)d, _mm512_cvtusepi32_epi8(_mm512_min_epi32(
+                                               _mm512_cvtps_epi32(w), _mm512_set1_epi32(255))));
+            for (int q = 0; q < 4 && k + 4 * q < keys; q++)
+                memcpy(pq + ((k / 4 + q) * G + g) * 4, &d[q], 4);
         }
-        for (int k = keys; k < (keys + 3) / 4 * 4; k++)
-            pq[g][k] = 0;
     }
-}
-
-/* The largest P of the row in the chunk; -1 when one is negative or not
- * finite (the caller declines). */
-static inline float chunk_pmax(int keys, const float *p)
-{
-    __m512 mx = _mm512_setzero_ps();
-    __mmask16 bad = 0;
-    for (int k = 0; k < keys; k += 16) {
-        const __mmask16 m = flat_tail_mask_avx512(keys - k < 16 ? keys - k : 16);
-        const __m512 x = _mm512_maskz_loadu_ps(m, p + k);
-        bad |= _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NGE_UQ) |
-               _mm512_cmp_ps_mask(x, _mm512_set1_ps(3.0e38f), _CMP_NLE_UQ);
-        mx = _mm512_max_ps(mx, x);
-    }
-    return bad ? -1.0f : _mm512_reduce_max_ps(mx);
+    return 1;
 }
 
 /* Four V rows' 64 columns interleaved: lane (L, t) of x[k] holds the four
@@ -129,12 +199,15 @@ static inline __attribute__((always_inline)) void lanes_to_columns(const __m512i
 static inline __attribute__((always_inline)) void
 chunk_block(const int mb, const int cols_mode, int rows, int keys, int64_t k0, int64_t n,
             const flat_kv_src *v, int dv, int col0, int cols, const p8_chunk *pc, const float *colsc,
-            int64_t group, float *restrict o, int64_t ld_o, const float *restrict alpha, int first)
+            int64_t group, int G, float *restrict o, int64_t ld_o, const float *restrict alpha,
+            int first)
 {
     const __mmask64 cm = cols >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << cols) - 1);
-    /* the P codes' groups of lanes 0-1 (columns col0 .. +31) and 2-3 */
+    /* the P codes' groups of lanes 0-1 (columns col0 .. +31) and 2-3: which
+     * dwords of a 4-key step's G each vector lane takes */
     const int ga = cols_mode ? 0 : (int)(col0 / group);
     const int gb = cols_mode ? 0 : (int)((col0 + 32 < col0 + cols ? col0 + 32 : col0) / group);
+    const __m512i gsel = _mm512_mask_set1_epi32(_mm512_set1_epi32(ga), 0xff00, gb);
     __m512i acc[4][4];
 #pragma GCC unroll 4
     for (int i = 0; i < mb; i++)
@@ -156,9 +229,8 @@ chunk_block(const int mb, const int cols_mode, int rows, int keys, int64_t k0, i
         interleave4(r, x);
 #pragma GCC unroll 4
         for (int i = 0; i < mb; i++) {
-            const int32_t *wa = (const int32_t *)pc->pq[i][ga] + k / 4;
-            const int32_t *wb = (const int32_t *)pc->pq[i][gb] + k / 4;
-            const __m512i w = _mm512_mask_set1_epi32(_mm512_set1_epi32(*wa), 0xff00, *wb);
+            const __m512i w = _mm512_permutexvar_epi32(
+                gsel, _mm512_loadu_si512(pc->pq[i] + (k / 4) * G * 4));
 #pragma GCC unroll 4
             for (int q = 0; q < 4; q++)
                 acc[i][q] = _mm512_dpbusd_epi32(acc[i][q], w, x[q]);
@@ -195,25 +267,30 @@ rows_i8(const flat_dtype st, const int mb, const int cols_mode, int rows, int n,
         const float *restrict p, int64_t ld_p, const flat_kv_src *v, const float *colsc,
         float *restrict o, int64_t ld_o, const float *restrict alpha)
 {
-    const int groups = cols_mode ? 1 : (int)(dv / v->group);
+    const int G = cols_mode ? 1 : (int)(dv / v->group);
+    /* key-major when a key's scales are contiguous and G a power of 2 <= 8 */
+    const int pairs = cols_mode || (v->ld_scale == G && (G == 1 || G == 2 || G == 4 || G == 8));
     p8_chunk pc;
-    float sv[MAX_G][KC];
+    float wbuf[KC * 8];
     for (int64_t k0 = 0; k0 < n; k0 += KC) {
         const int keys = n - k0 < KC ? (int)(n - k0) : KC;
-        if (!cols_mode && !chunk_scales(st, groups, keys, v, k0, sv))
-            return k0;
-        float pmax[4];
         for (int i = 0; i < mb; i++) {
-            pmax[i] = chunk_pmax(keys, p + (i < rows ? i : rows - 1) * ld_p + k0);
-            if (pmax[i] < 0.0f)
+            const float *pi = p + (i < rows ? i : rows - 1) * ld_p + k0;
+            if (pairs) {
+                int bad;
+                const __m512 top =
+                    pairs_w(st, cols_mode, G, keys, pi, cols_mode ? NULL : flat_kv_scale_row(v, k0, FLAT_I8),
+                            wbuf, &bad);
+                if (bad)
+                    return k0;
+                pairs_codes(G, keys, wbuf, top, pc.pq[i], pc.sw[i]);
+            } else if (!strided_codes(st, G, keys, pi, v, k0, pc.pq[i], pc.sw[i])) {
                 return k0;
+            }
         }
-        for (int i = 0; i < mb; i++)
-            quantize_p(groups, keys, p + (i < rows ? i : rows - 1) * ld_p + k0, pmax[i], sv,
-                       cols_mode, pc.pq[i], pc.sw[i]);
         for (int c0 = 0; c0 < dv; c0 += 64)
             chunk_block(mb, cols_mode, rows, keys, k0, n, v, dv, c0, dv - c0 < 64 ? dv - c0 : 64, &pc,
-                        colsc, v->group, o, ld_o, alpha, k0 == 0);
+                        colsc, v->group, G, o, ld_o, alpha, k0 == 0);
     }
     return n;
 }

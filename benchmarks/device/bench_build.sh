@@ -4,9 +4,9 @@
 set -e
 S=$1; B=$2; W=$B/benchgen; mkdir -p $W
 A512="-mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mavx2"
-declare -A FL=([baseline]="" [avx2]="-mavx2 -mfma -mf16c" [avx512]="$A512" [avx512_bf16]="$A512 -mavx512bf16" [amx_bf16]="$A512 -mavx512bf16 -mamx-tile -mamx-bf16 ${AMXEXTRA}")
+declare -A FL=([baseline]="" [avx2]="-mavx2 -mfma -mf16c" [avx512]="$A512" [avx512_bf16]="$A512 -mavx512bf16" [amx_bf16]="$A512 -mavx512bf16 -mamx-tile -mamx-bf16 ${AMXEXTRA}" [avx512_vnni]="$A512 -mavx512vnni")
 objs=""; defs=""
-for v in baseline avx2 avx512 avx512_bf16 amx_bf16; do
+for v in baseline avx2 avx512 avx512_bf16 amx_bf16 avx512_vnni; do
   V=${v^^}
   printf '#define PEAK_FMA_%s 1\n#include "peak_fma.c"\n' $V > $W/peak_$v.c
   gcc -O2 -std=c11 -D_GNU_SOURCE -I$S/benchmarks -I$S/include ${FL[$v]} -c $W/peak_$v.c -o $W/peak_$v.o

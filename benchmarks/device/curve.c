@@ -42,7 +42,12 @@ static void fill(void *p, size_t n, flat_dtype t) {
     for (size_t i = 0; i < n; i++) { float v = (float)((i * 2654435761u >> 8) & 1023) / 1024.0f - 0.5f;
         if (t == FLAT_F32) ((float *)p)[i] = v; else { uint32_t u; memcpy(&u, &v, 4); ((uint16_t *)p)[i] = (uint16_t)(u >> 16); } }
 }
-static const char *kname(flat_dtype t) { return t == FLAT_F32 ? "f32" : t == FLAT_BF16 ? "bf16" : "i8g32"; }
+/* i8 caches also under FLAT_PRECISION_INT8 (int8 products, avx512_vnni) */
+static int int8_products;
+static const char *kname(flat_dtype t)
+{
+    return t == FLAT_F32 ? "f32" : t == FLAT_BF16 ? "bf16" : int8_products ? "i8p" : "i8g32";
+}
 
 static void run(const shape *s, flat_dtype kt, int threads, double bw)
 {
@@ -57,6 +62,7 @@ static void run(const shape *s, flat_dtype kt, int threads, double bw)
     for (int c = 0; c < copies; c++) { fill(kv + c * kvbytes, kvn * 2, kt);
         for (size_t i = 0; i < 2 * sn; i++) ((uint16_t *)(kv + c * kvbytes + codes))[i] = 0x2400; }
     flat_options opt = {0}; opt.causal = s->causal; opt.num_threads = threads;
+    opt.precision = int8_products ? FLAT_PRECISION_INT8 : FLAT_PRECISION_AUTO;
     flat_tensor tq = flat_tensor_bhsd(q, FLAT_F32, s->B, s->Hq, s->Nq, s->D), to = flat_tensor_bhsd(o, FLAT_F32, s->B, s->Hq, s->Nq, s->D);
     int reps = s->Nq > 64 ? 5 : 21; double t[64];
     for (int r = -2; r < reps; r++) {
@@ -89,7 +95,8 @@ int main(void)
     printf("flat %s, isa %s, omp max threads %d\n\n| shape | K/V | threads | ms | GFLOP/s | K/V GB/s | read probe GB/s | %% of probe |\n|---|---|--:|--:|--:|--:|--:|--:|\n", flat_version(), flat_isa_name(flat_isa_detect()), omp_get_max_threads());
     for (int i = 0; i < 6; i++) {
         double bw = read_bw(th[i]);
-        for (int s = 0; s < 4; s++) { run(&decode[s], FLAT_F32, th[i], bw); run(&decode[s], FLAT_BF16, th[i], bw); run(&decode[s], FLAT_I8, th[i], bw); }
+        for (int s = 0; s < 4; s++) { run(&decode[s], FLAT_F32, th[i], bw); run(&decode[s], FLAT_BF16, th[i], bw); run(&decode[s], FLAT_I8, th[i], bw);
+            int8_products = 1; run(&decode[s], FLAT_I8, th[i], bw); int8_products = 0; }
         for (int s = 0; s < 2; s++) run(&prefill[s], FLAT_F32, th[i], bw);
         fflush(stdout);
     }

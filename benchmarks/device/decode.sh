@@ -16,7 +16,7 @@ step build
   gcc -O2 -std=c11 -fopenmp -D_GNU_SOURCE -I$S/include $S/benchmarks/mixed.c -o /tmp/t/flat-bench-mixed /tmp/t/libflat.a -lm; } > $OUT/build.log 2>&1
 tail -3 $OUT/build.log
 step ctest
-export FLAT_REQUIRE_ISAS=scalar,avx2,avx512,avx512_bf16,amx_bf16 OMP_WAIT_POLICY=passive
+export FLAT_REQUIRE_ISAS=scalar,avx2,avx512,avx512_bf16,amx_bf16,avx512_vnni OMP_WAIT_POLICY=passive
 ( cd /tmp/t && timeout 150 ctest -j14 --timeout 140 --output-on-failure ) > $OUT/ctest.log 2>&1
 grep -E "tests passed|Failed|Timeout|\*\*\*" $OUT/ctest.log | head -20
 ( cd /tmp/t && ./tests/test_precision 2>&1 | grep -E "auto|FAIL|PASSED"; ./tests/test_quant_accuracy 2>&1 | grep -E "amx|FAIL|PASSED"; ./tests/test_quant_paged 2>&1 | grep -E "calls|FAIL|PASSED"

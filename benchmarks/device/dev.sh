@@ -21,7 +21,7 @@ step build
   gcc -O3 -march=x86-64-v3 -fopenmp -I$S/include $D/curve.c -o /tmp/t/curve /tmp/t/libflat.a -lm; ls /tmp/t/curve /tmp/t/flat-bench-quant /tmp/t/flat-bench-mixed; } > $OUT/build.log 2>&1
 tail -5 $OUT/build.log
 step ctest
-export FLAT_REQUIRE_ISAS=scalar,avx2,avx512,avx512_bf16,amx_bf16 OMP_WAIT_POLICY=passive
+export FLAT_REQUIRE_ISAS=scalar,avx2,avx512,avx512_bf16,amx_bf16,avx512_vnni OMP_WAIT_POLICY=passive
 ( cd /tmp/t && timeout 150 ctest -j14 --timeout 140 --output-on-failure ) > $OUT/ctest.log 2>&1
 grep -E "tests passed|Failed|Timeout|\*\*\*" $OUT/ctest.log | head -20
 ( cd /tmp/t && for t in test_ukernels test_dtypes test_precision; do ./tests/$t 2>&1 | grep -E "amx|bf16 products|FAIL|PASSED|q/out bf16 k/v bf16"; done; FLAT_ISA=amx_bf16 timeout 60 ctest -R "fuzz|soak|isa_env|plan|paged|rules|quant|invariance" 2>&1 | grep -E "tests passed|Fail" ) > $OUT/amx_tests.log 2>&1

@@ -122,8 +122,8 @@ static void options(fc_source *src, fc_case *c, int64_t B, int64_t Hq, int64_t N
     o->causal = (int)fc_pick(src, 2);
     o->num_threads = (int)fc_pick(src, 3);
     o->dataflow = (flat_dataflow)fc_pick(src, 4);
-    static const flat_isa isas[] = {FLAT_ISA_AUTO,   FLAT_ISA_AUTO, FLAT_ISA_SCALAR,
-                                    FLAT_ISA_AVX2,   FLAT_ISA_AVX512, FLAT_ISA_NEON,
+    static const flat_isa isas[] = {FLAT_ISA_AUTO,   FLAT_ISA_AVX512_VNNI, FLAT_ISA_SCALAR,
+                                    FLAT_ISA_AVX2,   FLAT_ISA_AVX512,      FLAT_ISA_NEON,
                                     FLAT_ISA_AVX512_BF16};
     o->isa = isas[fc_pick(src, 7)];
     if (fc_pick(src, 3) == 0 && c->entry != 1 && c->entry != 3) {

@@ -13,8 +13,8 @@
  * (probes.c, same threads, same process), and the speed-up over the bf16
  * cache. Caches: f32, bf16, i8 (groups of 32, f16 scales), fp8 e4m3 (one f32
  * scale per tensor), i4 (keys per channel, values in groups of 32, f16
- * scales), and the i8 cache again under FLAT_PRECISION_INT8 (int8 products,
- * avx512_vnni; nan where the CPU lacks AVX512_VNNI). Then chunked prefill (512 queries, causal, against 4096 cached
+ * scales), and the i8 and i4 caches again under FLAT_PRECISION_INT8 (int8
+ * products, avx512_vnni; nan where the CPU lacks AVX512_VNNI). Then chunked prefill (512 queries, causal, against 4096 cached
  * keys) on i8/fp8/i4 against bf16 K/V, and flat_quantize's throughput.
  * Values are random: speed does not depend on them.
  */
@@ -33,9 +33,10 @@ typedef struct {
     int causal;
 } qshape;
 
-enum { C_F32, C_BF16, C_I8, C_F8, C_I4, C_I8P, NCACHE };
+enum { C_F32, C_BF16, C_I8, C_F8, C_I4, C_I8P, C_I4P, NCACHE };
 static const char *cache_name[NCACHE] = {"f32", "bf16", "i8 g32 f16-scale", "fp8 per-tensor",
-                                         "i4 k-chan v-g32", "i8 g32, int8 products"};
+                                         "i4 k-chan v-g32", "i8 g32, int8 products",
+                                         "i4 k-chan v-g32, int8 products"};
 
 typedef struct {
     void *k, *v, *ks, *vs;
@@ -90,8 +91,8 @@ static void *f16_scales(int64_t n)
 static void make_cache(cache *c, int kind, const qshape *s)
 {
     memset(c, 0, sizeof *c);
-    if (kind == C_I8P) {
-        make_cache(c, C_I8, s);
+    if (kind == C_I8P || kind == C_I4P) {
+        make_cache(c, kind == C_I8P ? C_I8 : C_I4, s);
         c->precision = FLAT_PRECISION_INT8;
         return;
     }
@@ -202,7 +203,7 @@ static void decode_table(int reps, const int *threads, int nthreads)
                               {"batch_decode_2k", 16, 32, 8, 1, 2048, 128, 0},
                               {"decode_4k_d256", 1, 16, 16, 1, 4096, 256, 0},
                               {"mla_decode_8k_d576", 1, 16, 1, 1, 8192, 576, 0}};
-    const int kinds[NCACHE] = {C_F32, C_BF16, C_I8, C_F8, C_I4, C_I8P};
+    const int kinds[NCACHE] = {C_F32, C_BF16, C_I8, C_F8, C_I4, C_I8P, C_I4P};
     printf("| shape | threads | cache | ms | GB/s | %% of read BW | x bf16 | spread |\n");
     printf("|---|---|---|---|---|---|---|---|\n");
     for (int si = 0; si < 5; si++) {

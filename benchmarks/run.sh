@@ -360,7 +360,7 @@ write_results_md() {
         echo "## Quantized caches"
         echo
         echo "From \`flat-bench-quant --only decode 7 1 2\` in the same run: GB/s count codes and" \
-             "scales; the last row per shape is the int8 cache under FLAT_PRECISION_INT8" \
+             "scales; the last two rows per shape are the int8 and int4 caches under FLAT_PRECISION_INT8" \
              "(avx512_vnni; nan without AVX512_VNNI)."
         sed 's/^flat-bench-quant:.*//' "$out/quant.md"
         echo

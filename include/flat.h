@@ -156,7 +156,9 @@ typedef enum {
                             int8 (one scale per row and call) and every P.V rounds
                             P * (V group scale) to u8 (one scale per row, group and
                             chunk of 128 keys); codes are multiplied as they lie,
-                            int32 sums. Bound: see FLAT_PRECISION_INT8. Every other
+                            int32 sums. On an I4 cache the decode Q.K^T likewise
+                            (nibbles split in registers), its P.V in fp32. Bound:
+                            see FLAT_PRECISION_INT8. Every other
                             K/V type, prefill's Q.K^T, and the layouts its integer
                             kernels decline (kernels/avx512_vnni/kernels.h: V groups
                             not a multiple of 32, K groups not a multiple of 16, head
@@ -180,8 +182,8 @@ typedef enum {
     FLAT_PRECISION_BF16 = 2, /* bf16 products whatever the types (Q, K, V rounded): the
                                 fastest table with them (amx_bf16, else avx512_bf16);
                                 FLAT_ERROR_UNSUPPORTED with a message where none runs */
-    FLAT_PRECISION_INT8 = 3  /* (0.3) int8 products on FLAT_I8 K/V caches: the
-                                avx512_vnni table (FLAT_ISA_AVX512_VNNI says what it
+    FLAT_PRECISION_INT8 = 3  /* (0.3) int8 products on FLAT_I8 and FLAT_I4 K/V caches:
+                                the avx512_vnni table (FLAT_ISA_AVX512_VNNI says what it
                                 rounds); FLAT_ERROR_UNSUPPORTED where the CPU or build
                                 lacks AVX512_VNNI. Other K/V types: FLAT_PRECISION_FP32.
                                 Bound (tests/test_quant*.c): on top of the cache's own

@@ -335,8 +335,9 @@ typedef struct flat_ukernels {
                            packing layouts drawn above; 0, the default) or
                            FLAT_BF16 (operands rounded to bf16, bf16-pair panels)
                            or FLAT_I8 (fp32 panels and kernels as FLAT_F32, but
-                           qk_rows and pv on FLAT_I8 K/V round Q and P to 8-bit
-                           integers: avx512_vnni; its pv is not split-invariant) */
+                           qk_rows on FLAT_I8 / FLAT_I4 K and pv on FLAT_I8 V
+                           round Q and P to 8-bit integers: avx512_vnni; its pv
+                           is not split-invariant) */
     int mr;            /* query rows of a qk register block (Q panel height) */
     int nr;            /* keys of a qk register block (K panel width) */
     int pv_mr;         /* rows of a pv register block; the runtime groups

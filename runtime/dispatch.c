@@ -155,11 +155,12 @@ static const char *dtype_name(flat_dtype t);
  * (Intel Sapphire Rapids: 0.69-0.86x the avx512 table on the shared shapes,
  * issue 20's table). So AUTO takes it on AMD CPUs only.
  */
-/* FLAT_PRECISION_INT8: int8 products where K/V are FLAT_I8, fp32 otherwise. */
+/* FLAT_PRECISION_INT8: int8 products where K/V are FLAT_I8 or FLAT_I4, fp32
+ * otherwise. */
 static const flat_ukernels *choose_int8(flat_dtype kv, flat_status *status, char *why, size_t n)
 {
-    if (kv != FLAT_I8) {
-        snprintf(why, n, "precision int8: fp32 products (k/v %s, not i8)", dtype_name(kv));
+    if (kv != FLAT_I8 && kv != FLAT_I4) {
+        snprintf(why, n, "precision int8: fp32 products (k/v %s, not i8 or i4)", dtype_name(kv));
         return best_fp32();
     }
     const flat_ukernels *vnni = runnable(FLAT_ISA_AVX512_VNNI);

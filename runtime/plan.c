@@ -194,11 +194,12 @@ static flat_status make_plan(const flat_problem *p, const flat_options *opt, fla
         flat_dispatch_choose(opt->isa, opt->precision, p->q_dtype, p->kv_dtype, &s, why, sizeof why);
     if (!uk || !flat_dispatch_takes(uk, p->q_dtype, p->kv_dtype, &s))
         return s;
-    if (p->batch_invariant && uk->compute == FLAT_I8 && p->kv_dtype == FLAT_I8)
+    if (p->batch_invariant && uk->compute == FLAT_I8 &&
+        (p->kv_dtype == FLAT_I8 || p->kv_dtype == FLAT_I4))
         /* its u8 P scales are per chunk of a pv call: the bits follow the splits */
         return flat_error(FLAT_ERROR_UNSUPPORTED,
                           "FLAT_FLAG_BATCH_INVARIANT with int8 products (isa %s on an i8 "
-                          "cache): their rounding depends on how keys are split; use "
+                          "or i4 cache): their rounding depends on how keys are split; use "
                           "FLAT_PRECISION_FP32 or AUTO for invariant calls", uk->name);
     s = flat_plan_build(p, uk, opt->dataflow, flat_parallel_threads(opt->num_threads), 0, plan);
     if (s != FLAT_OK)

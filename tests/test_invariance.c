@@ -595,22 +595,24 @@ static void test_int8_products_refused(void **state)
     for (int i = 0; i < 64; i++)
         k[i] = (int8_t)(i - 32), v[i] = (int8_t)(31 - i);
     flat_tensor qt = flat_tensor_bhsd(q, FLAT_F32, 1, 1, 1, 64);
-    flat_tensor kt = flat_tensor_bhsd(k, FLAT_I8, 1, 1, 1, 64);
-    flat_tensor vt = flat_tensor_bhsd(v, FLAT_I8, 1, 1, 1, 64);
     flat_tensor ot = flat_tensor_bhsd(out, FLAT_F32, 1, 1, 1, 64);
     flat_kv_quant kq = {0};
     kq.k_scale = flat_tensor_bhsd(&ks, FLAT_F32, 1, 1, 1, 1);
     kq.v_scale = flat_tensor_bhsd(&vs, FLAT_F32, 1, 1, 1, 1);
     kq.k_group = kq.v_group = 64;
     int ran = 0;
-    for (int ti = 0; ti < ntables; ti++) {
-        if (tu_products(tables[ti], FLAT_I8) != 2)
-            continue;
-        for (int how = 0; how < 2; how++) {
+    for (int ti = 0; ti < ntables; ti++)
+        for (int how = 0; how < 4; how++) {
+            /* i8 then i4 codes (the same bytes: 64 int8 or 128 int4 values) */
+            const flat_dtype t = how < 2 ? FLAT_I8 : FLAT_I4;
+            if (tu_products(tables[ti], t) != 2)
+                continue;
+            flat_tensor kt = flat_tensor_bhsd(k, t, 1, 1, 1, 64);
+            flat_tensor vt = flat_tensor_bhsd(v, t, 1, 1, 1, 64);
             flat_options o = {0};
             o.flags = FLAT_FLAG_BATCH_INVARIANT;
             o.kv_quant = &kq;
-            if (how == 0)
+            if (how % 2 == 0)
                 o.isa = tables[ti]->isa;
             else
                 o.precision = FLAT_PRECISION_INT8;
@@ -622,7 +624,6 @@ static void test_int8_products_refused(void **state)
             assert_int_equal(flat_attention(&qt, &kt, &vt, &ot, &o), FLAT_OK);
             ran++;
         }
-    }
     printf("test_invariance: int8 products refused with the flag in %d calls\n", ran);
 }
 

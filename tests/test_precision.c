@@ -61,7 +61,7 @@ static const flat_ukernels *first_fp32(void)
 static const flat_ukernels *expected(int precision, flat_dtype qd, flat_dtype kd)
 {
     if (precision == FLAT_PRECISION_INT8) /* int8 products on I8 caches only */
-        return kd == FLAT_I8 ? runnable_table(FLAT_ISA_AVX512_VNNI) : first_fp32();
+        return kd == FLAT_I8 || kd == FLAT_I4 ? runnable_table(FLAT_ISA_AVX512_VNNI) : first_fp32();
     const int bf16 = precision == FLAT_PRECISION_BF16 ||
                      (precision == FLAT_PRECISION_AUTO && qd == FLAT_BF16 && kd == FLAT_BF16);
     if (!bf16)

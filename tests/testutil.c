@@ -235,7 +235,9 @@ int tu_quick(void)
 
 int tu_products(const flat_ukernels *t, flat_dtype kv)
 {
-    return t->compute == FLAT_BF16 ? 1 : t->compute == FLAT_I8 && kv == FLAT_I8 ? 2 : 0;
+    return t->compute == FLAT_BF16                                       ? 1
+           : t->compute == FLAT_I8 && (kv == FLAT_I8 || kv == FLAT_I4) ? 2
+                                                                         : 0;
 }
 
 double tu_row_bound(const flat_ukernels *t, flat_dtype kv)

@@ -111,7 +111,8 @@ uint32_t tu_bits(float f);
 float tu_from_bits(uint32_t u);
 
 /* Which products a table computes a K/V type with: 0 fp32, 1 bf16 (compute
- * FLAT_BF16), 2 int8 (compute FLAT_I8 on FLAT_I8 K/V: avx512_vnni), and the
+ * FLAT_BF16), 2 int8 (compute FLAT_I8 on FLAT_I8 or FLAT_I4 K/V:
+ * avx512_vnni), and the
  * row bound flat.h states for each (relative L2 per output row against the
  * double reference): 1e-5, 1e-2 (FLAT_ISA_AVX512_BF16), 2e-2
  * (FLAT_PRECISION_INT8). */

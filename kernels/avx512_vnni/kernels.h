@@ -20,12 +20,14 @@
  * (flat-bench-quant: 36-64% of the read bandwidth on Zen 4). Here codes
  * are multiplied as they lie:
  *
- *   Q.K^T (qk_rows): each query row's Q (pack_q's panel: scale * log2 e
- *     folded) is rounded to int8 with one scale per row and call,
+ *   Q.K^T (qk_rows, int8 and int4 K): each query row's Q (pack_q's panel:
+ *     scale * log2 e folded) is rounded to int8 with one scale per row and call,
  *     sq = max|q| / 127 (per-column K scales folded into q first). K's
  *     codes, xor 0x80, are the unsigned operand (k + 128); -128 * (sum of
  *     each lane's four Q codes) starts each lane, so the int32 lane is the
- *     exact code dot product. Per 64 codes a lane's int32 is widened and
+ *     exact code dot product. Int4 K: each 64-byte line's nibbles, xor 8,
+ *     are split into its even and odd elements (an and, a shift), against
+ *     Q codes stored in that order; the offset is 8. Per line a lane's int32 is widened and
  *     multiplied by its K group's scale (groups of 16k columns: a vector
  *     of the row's scales) into one fp32 vector per (row, key); the
  *     reduction tree of the fp32 dot kernels sums it, times sq.
@@ -45,7 +47,8 @@
  * table's int8 products (runtime/plan.c).
  *
  * Declined (the fp32 AVX-512 kernels run instead, exactly as that table):
- * any K/V type but FLAT_I8; qk_rows with d > 1024 or a non-finite Q; K
+ * any K type but FLAT_I8 and FLAT_I4, any V type but FLAT_I8; qk_rows with
+ * d > 1024 or a non-finite Q; K
  * scale groups that are not a multiple of 16 (per-token groups of 8 ...);
  * pv with V groups not a multiple of 32 or more than 16 groups per row,
  * negative or non-finite P or V scales (from that chunk of keys on).

@@ -136,8 +136,8 @@ static int products(const fc_case *c, flat_dtype compute)
     char why[256];
     const flat_ukernels *uk =
         flat_dispatch_choose(o->isa, o->precision, c->out.t.dtype, kv, &st, why, sizeof why);
-    /* int8 products only on an int8 cache (avx512_vnni: fp32 otherwise) */
-    return uk && uk->compute == compute && (compute != FLAT_I8 || kv == FLAT_I8);
+    /* int8 products only on an int8 or int4 cache (avx512_vnni: fp32 otherwise) */
+    return uk && uk->compute == compute && (compute != FLAT_I8 || kv == FLAT_I8 || kv == FLAT_I4);
 }
 
 static int bf16_products(const fc_case *c) { return products(c, FLAT_BF16); }

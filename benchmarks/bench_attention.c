@@ -212,16 +212,24 @@ static int predicted_too_long(const bench_case *c, char *why, size_t why_len)
     return 1;
 }
 
+/* The case whose first repetition ran: Google Benchmark runs a case's
+ * repetitions back to back, and aborts (ComputeStats: iterations differ)
+ * when some of them ran and others were skipped, so the budget and the time
+ * guard judge a case once, at its first repetition. */
+static int started_case = -1;
+
 static bench_run *open_case(int index, char *why, size_t why_len)
 {
     const bench_config *cfg = suite_config();
-    if (cfg->time_budget > 0 && suite_elapsed() > cfg->time_budget) {
+    const int judged = index == started_case;
+    if (!judged && cfg->time_budget > 0 && suite_elapsed() > cfg->time_budget) {
         snprintf(why, why_len, "skipped: suite time budget of %g s of timed work used up",
                  cfg->time_budget);
         return NULL;
     }
-    if (predicted_too_long(bench_case_get(index), why, why_len))
+    if (!judged && predicted_too_long(bench_case_get(index), why, why_len))
         return NULL;
+    started_case = index;
     bench_run *r = calloc(1, sizeof *r);
     if (!r) {
         snprintf(why, why_len, "out of memory");

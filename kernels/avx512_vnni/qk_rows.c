@@ -32,6 +32,7 @@ typedef struct {
     int i4;                                                   /* K is FLAT_I4 */
     __mmask64 tail;                                           /* valid bytes of the last */
     __mmask16 gmask;                                          /* CHUNK: the row's groups */
+    int64_t scale_ahead;                                      /* bytes PREFETCH scale rows on */
     __m512i sidx[MAX_B];                                      /* lane -> its group */
 } q8_call;
 
@@ -164,6 +165,7 @@ block(const flat_dtype kt, const flat_dtype st, const int sm, const int mb, cons
       int64_t ld_s)
 {
     const int kb = 16 / mb, nb = NB ? NB : c->nb;
+    (void)st;
     __m512 acc[16];
     __m512i iacc[16];
 #pragma GCC unroll 16
@@ -177,14 +179,17 @@ block(const flat_dtype kt, const flat_dtype st, const int sm, const int mb, cons
                 _mm_prefetch((const char *)flat_elem_ptr(row, PREFETCH * k->ld, kt) + 64 * b,
                              _MM_HINT_T0);
             if (srow)
-                _mm_prefetch(flat_elem_ptr(srow, PREFETCH * k->ld_scale, st), _MM_HINT_T0);
+                _mm_prefetch((const char *)srow + c->scale_ahead, _MM_HINT_T0);
         }
 #pragma GCC unroll 4
         for (int i = 0; i < mb; i++) {
             acc[i * kb + u] = _mm512_setzero_ps();
             iacc[i * kb + u] = _mm512_load_si512(c->corr_all[i]);
         }
-        const __m512 sall = sm == FLAT_SC_CHUNK ? row_scales(st, srow, c->gmask) : _mm512_setzero_ps();
+        /* the scales' type is a branch per key, not compiled apart (a third
+         * of the instances: this file's build time) */
+        const __m512 sall =
+            sm == FLAT_SC_CHUNK ? row_scales(k->scale_t, srow, c->gmask) : _mm512_setzero_ps();
 #pragma GCC unroll 4
         for (int b = 0; b < nb; b++) {
             __m512i kx[2];
@@ -255,10 +260,9 @@ rows_mb(const flat_dtype kt, const flat_dtype st, const int sm, int mb, int m, i
     static void name(int sm, flat_dtype scale_t, int mb, int m, int n, const flat_kv_src *k,     \
                      const q8_call *c, float *restrict s, int64_t ld_s)                          \
     {                                                                                           \
+        (void)scale_t; /* block() reads k->scale_t */                                          \
         if (sm == FLAT_SC_COLS)                                                                 \
             rows_mb(kt, FLAT_F32, FLAT_SC_COLS, mb, m, n, k, c, s, ld_s);                       \
-        else if (scale_t == FLAT_F16)                                                           \
-            rows_mb(kt, FLAT_F16, FLAT_SC_CHUNK, mb, m, n, k, c, s, ld_s);                      \
         else                                                                                    \
             rows_mb(kt, FLAT_F32, FLAT_SC_CHUNK, mb, m, n, k, c, s, ld_s);                      \
     }
@@ -277,6 +281,7 @@ static int group_rows(int r0, int rows, int d, int n, const float *restrict qp,
     c.nb = (d + per - 1) / per;
     const int last = (int)flat_dtype_bytes(k->t, d) - 64 * (c.nb - 1); /* bytes of the last line */
     c.tail = last >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << last) - 1);
+    c.scale_ahead = PREFETCH * k->ld_scale * (k->scale_t == FLAT_F16 ? 2 : 4);
     float colsc[MAX_D];
     if (sm == FLAT_SC_COLS)
         column_scales(k, d, colsc);

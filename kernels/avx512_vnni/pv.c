@@ -6,7 +6,6 @@
 
 #include <assert.h>
 #include <immintrin.h>
-#include <math.h>
 #include <string.h>
 
 #include "../ukernel.h"

@@ -6,7 +6,6 @@
 
 #include <assert.h>
 #include <immintrin.h>
-#include <math.h>
 
 #include "../ukernel.h"
 #include "kernels.h"
@@ -160,12 +159,11 @@ dot_block(const flat_dtype kt, __m512i acc, const __m512i kx[2], const q8_call *
 /* mb rows x kb = 16 / mb keys from key j0 (keys of them valid): one int8 dot
  * per (row, key), fp32 vectors per pair, the reduction tree, times sq. */
 static inline __attribute__((always_inline)) void
-block(const flat_dtype kt, const flat_dtype st, const int sm, const int mb, const int NB, int m,
+block(const flat_dtype kt, const int sm, const int mb, const int NB, int m,
       int keys, int64_t j0, int64_t n, const flat_kv_src *k, const q8_call *c, float *restrict s,
       int64_t ld_s)
 {
     const int kb = 16 / mb, nb = NB ? NB : c->nb;
-    (void)st;
     __m512 acc[16];
     __m512i iacc[16];
 #pragma GCC unroll 16
@@ -217,54 +215,53 @@ block(const flat_dtype kt, const flat_dtype st, const int sm, const int mb, cons
 }
 
 static inline __attribute__((always_inline)) void
-rows_nb(const flat_dtype kt, const flat_dtype st, const int sm, const int mb, const int NB, int m,
+rows_nb(const flat_dtype kt, const int sm, const int mb, const int NB, int m,
         int n, const flat_kv_src *k, const q8_call *c, float *restrict s, int64_t ld_s)
 {
     const int kb = 16 / mb;
     int64_t j = 0;
     for (; j + kb <= n; j += kb)
-        block(kt, st, sm, mb, NB, m, kb, j, n, k, c, s, ld_s);
+        block(kt, sm, mb, NB, m, kb, j, n, k, c, s, ld_s);
     if (j < n)
-        block(kt, st, sm, mb, NB, m, (int)(n - j), j, n, k, c, s, ld_s);
+        block(kt, sm, mb, NB, m, (int)(n - j), j, n, k, c, s, ld_s);
 }
 
 /* The common block counts compile apart (the block loop unrolled): int8
  * head dims of 65-128 (two lines), int4 ones up to 128 (one). */
 static inline __attribute__((always_inline)) void
-rows_kt(const flat_dtype kt, const flat_dtype st, const int sm, const int mb, int m, int n,
+rows_kt(const flat_dtype kt, const int sm, const int mb, int m, int n,
         const flat_kv_src *k, const q8_call *c, float *restrict s, int64_t ld_s)
 {
     if (kt == FLAT_I8 && c->nb == 2)
-        rows_nb(kt, st, sm, mb, 2, m, n, k, c, s, ld_s);
+        rows_nb(kt, sm, mb, 2, m, n, k, c, s, ld_s);
     else if (c->nb == 1)
-        rows_nb(kt, st, sm, mb, 1, m, n, k, c, s, ld_s);
+        rows_nb(kt, sm, mb, 1, m, n, k, c, s, ld_s);
     else
-        rows_nb(kt, st, sm, mb, 0, m, n, k, c, s, ld_s);
+        rows_nb(kt, sm, mb, 0, m, n, k, c, s, ld_s);
 }
 
 static inline __attribute__((always_inline)) void
-rows_mb(const flat_dtype kt, const flat_dtype st, const int sm, int mb, int m, int n,
+rows_mb(const flat_dtype kt, const int sm, int mb, int m, int n,
         const flat_kv_src *k, const q8_call *c, float *restrict s, int64_t ld_s)
 {
     if (mb == 1)
-        rows_kt(kt, st, sm, 1, m, n, k, c, s, ld_s);
+        rows_kt(kt, sm, 1, m, n, k, c, s, ld_s);
     else if (mb == 2)
-        rows_kt(kt, st, sm, 2, m, n, k, c, s, ld_s);
+        rows_kt(kt, sm, 2, m, n, k, c, s, ld_s);
     else
-        rows_kt(kt, st, sm, 4, m, n, k, c, s, ld_s);
+        rows_kt(kt, sm, 4, m, n, k, c, s, ld_s);
 }
 
 /* One function per K type (their instances apart, as convert.h's
  * FLAT_KV_TYPE_FNS does for the other tables). */
 #define ROWS_FN(name, kt)                                                                       \
-    static void name(int sm, flat_dtype scale_t, int mb, int m, int n, const flat_kv_src *k,     \
-                     const q8_call *c, float *restrict s, int64_t ld_s)                          \
+    static void name(int sm, int mb, int m, int n, const flat_kv_src *k, const q8_call *c,      \
+                     float *restrict s, int64_t ld_s)                                            \
     {                                                                                           \
-        (void)scale_t; /* block() reads k->scale_t */                                          \
         if (sm == FLAT_SC_COLS)                                                                 \
-            rows_mb(kt, FLAT_F32, FLAT_SC_COLS, mb, m, n, k, c, s, ld_s);                       \
+            rows_mb(kt, FLAT_SC_COLS, mb, m, n, k, c, s, ld_s);                                 \
         else                                                                                    \
-            rows_mb(kt, FLAT_F32, FLAT_SC_CHUNK, mb, m, n, k, c, s, ld_s);                      \
+            rows_mb(kt, FLAT_SC_CHUNK, mb, m, n, k, c, s, ld_s);                                \
     }
 ROWS_FN(rows_i8, FLAT_I8)
 ROWS_FN(rows_i4, FLAT_I4)
@@ -294,9 +291,9 @@ static int group_rows(int r0, int rows, int d, int n, const float *restrict qp,
     for (int p = 0; p < 16; p++)
         c.sq[p] = sq[p / (16 / mb)];
     if (c.i4)
-        rows_i4(sm, k->scale_t, mb, rows, n, k, &c, s, ld_s);
+        rows_i4(sm, mb, rows, n, k, &c, s, ld_s);
     else
-        rows_i8(sm, k->scale_t, mb, rows, n, k, &c, s, ld_s);
+        rows_i8(sm, mb, rows, n, k, &c, s, ld_s);
     return 1;
 }
 

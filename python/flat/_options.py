@@ -87,7 +87,7 @@ def _window_side(x, what):
 
 
 def build(keep, *, q_heads, batch, causal, scale, kv_lens, window, softcap, sinks,
-          alibi_slopes, mask, lse, num_threads, isa, dataflow, dropout_p):
+          alibi_slopes, mask, lse, num_threads, isa, dataflow, dropout_p, precision):
     """flat_options for these keywords; the arrays it points to are appended to `keep`.
 
     `mask` is (view, flat_tensor) from mask_view or None; `lse` an array or None."""
@@ -125,5 +125,6 @@ def build(keep, *, q_heads, batch, causal, scale, kv_lens, window, softcap, sink
         o.lse = lse.ctypes.data
     o.num_threads = _int(num_threads, "num_threads")
     o.isa = enum_index(isa, _types.ISAS, "isa")
+    o.precision = enum_index(precision, _types.PRECISIONS, "precision")
     o.dataflow = enum_index(dataflow, _types.DATAFLOWS, "dataflow")
     return o

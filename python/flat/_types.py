@@ -1,4 +1,4 @@
-"""ctypes mirrors of the structures and enums of include/flat.h (flat 0.2).
+"""ctypes mirrors of the structures and enums of include/flat.h (flat 0.2 and 0.3's additions).
 
 Field order and widths follow the header exactly: C ``int`` and the enums
 are ``c_int``, ``int32_t`` is ``c_int32``, ``int64_t`` is ``c_int64``,
@@ -14,8 +14,11 @@ OK, INVALID_ARGUMENT, UNSUPPORTED, OUT_OF_MEMORY = 0, 1, 2, 3
 # flat_dtype (0.3: the quantized K/V types)
 F32, F16, BF16, I8, F8E4M3, I4 = 0, 1, 2, 3, 4, 5
 
-# flat_isa: the names flat_isa_name() gives, in enum order
-ISAS = ("auto", "scalar", "avx2", "avx512", "neon", "avx512_bf16")
+# flat_isa: the names flat_isa_name() gives, in enum order (0.3 appends amx_bf16 = 6,
+# avx512_vnni = 7; tests/test_precision.py checks each against the library)
+ISAS = ("auto", "scalar", "avx2", "avx512", "neon", "avx512_bf16", "amx_bf16", "avx512_vnni")
+# flat_precision (0.3): FLAT_PRECISION_AUTO, _FP32, _BF16, _INT8, in enum order
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
 # flat_dataflow
 DATAFLOWS = ("auto", "flat", "flash", "decode")
 
@@ -50,7 +53,7 @@ class FlatOptions(ctypes.Structure):
         ("window_left", ctypes.c_int32),
         ("window_right", ctypes.c_int32),
         ("softcap", ctypes.c_float),
-        ("precision", ctypes.c_int32),
+        ("precision", ctypes.c_int32),  # flat_precision (0.3, was reserved32)
         ("sinks", ctypes.c_void_p),  # const float *
         ("alibi_slopes", ctypes.c_void_p),  # const float *
         ("mask", ctypes.POINTER(FlatTensor)),

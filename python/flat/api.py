@@ -63,7 +63,8 @@ def _same_type(a, b, na, nb):
 def _prepare_dense(q, k, v, *, causal=False, scale=None, kv_lens=None, window=(0, 0),
                    softcap=0.0, sinks=None, alibi_slopes=None, mask=None, out=None,
                    return_lse=False, layout="bhsd", num_threads=0, isa="auto",
-                   dataflow="auto", dtype=None, dropout_p=0.0, kv_quant=None):
+                   dataflow="auto", dtype=None, dropout_p=0.0, kv_quant=None,
+                   precision="auto"):
     bf16 = _arrays.bf16_flag(dtype)
     layout = check_layout(layout)
     _same_type(k, v, "k", "v")
@@ -83,7 +84,8 @@ def _prepare_dense(q, k, v, *, causal=False, scale=None, kv_lens=None, window=(0
     opts = _options.build(keep, q_heads=q_t.heads, batch=q_t.batch, causal=causal, scale=scale,
                           kv_lens=kv_lens, window=window, softcap=softcap, sinks=sinks,
                           alibi_slopes=alibi_slopes, mask=m, lse=lse, num_threads=num_threads,
-                          isa=isa, dataflow=dataflow, dropout_p=dropout_p)
+                          isa=isa, dataflow=dataflow, dropout_p=dropout_p,
+                          precision=precision)
     _attach_kv_quant(opts, keep, kv_quant, lambda a, n: _quant.scale_tensor(a, n, layout))
     return _Call(q_t, out_t, opts, out, lse, keep, k_t=k_t, v_t=v_t)
 
@@ -126,7 +128,7 @@ def _prepare_paged(q, k_pages, v_pages, block_table, seq_lens, *, q_offsets=None
                    kv_layout="nhd", causal=False, scale=None, window=(0, 0), softcap=0.0,
                    sinks=None, alibi_slopes=None, mask=None, out=None, return_lse=False,
                    layout=None, num_threads=0, isa="auto", dataflow="auto", dtype=None,
-                   dropout_p=0.0, kv_quant=None):
+                   dropout_p=0.0, kv_quant=None, precision="auto"):
     bf16 = _arrays.bf16_flag(dtype)
     check_layout(kv_layout, KV_LAYOUTS, "kv_layout")
     note = ""
@@ -166,7 +168,8 @@ def _prepare_paged(q, k_pages, v_pages, block_table, seq_lens, *, q_offsets=None
     opts = _options.build(keep, q_heads=q_t.heads, batch=batch, causal=causal, scale=scale,
                           kv_lens=None, window=window, softcap=softcap, sinks=sinks,
                           alibi_slopes=alibi_slopes, mask=m, lse=lse, num_threads=num_threads,
-                          isa=isa, dataflow=dataflow, dropout_p=dropout_p)
+                          isa=isa, dataflow=dataflow, dropout_p=dropout_p,
+                          precision=precision)
     _attach_kv_quant(opts, keep, kv_quant,
                      lambda a, n: _quant.pool_scale_tensor(a, n, kv_layout))
     return _Call(q_t, out_t, opts, out, lse, keep, kv=kv)
@@ -175,7 +178,7 @@ def _prepare_paged(q, k_pages, v_pages, block_table, seq_lens, *, q_offsets=None
 def attention(q, k, v, *, causal=False, scale=None, kv_lens=None, window=(0, 0), softcap=0.0,
               sinks=None, alibi_slopes=None, mask=None, out=None, return_lse=False,
               layout="bhsd", num_threads=0, isa="auto", dataflow="auto", dtype=None,
-              dropout_p=0.0, kv_quant=None):
+              dropout_p=0.0, kv_quant=None, precision="auto"):
     """out = softmax(scale * q k^T + rules) v, per batch and query head (flat_attention).
 
     q [B, Hq, Sq, D], k [B, Hkv, Sk, D], v [B, Hkv, Sk, Dv] with layout="bhsd",
@@ -193,7 +196,16 @@ def attention(q, k, v, *, causal=False, scale=None, kv_lens=None, window=(0, 0),
     out: written in place (same shape and type as the result), else allocated.
     return_lse: also return the float32 log-sum-exp [B, Hq, Sq].
     num_threads (0: OpenMP default), isa ("auto", "scalar", "avx2", "avx512",
-    "neon", "avx512_bf16"), dataflow ("auto", "flat", "flash", "decode").
+    "neon", "avx512_bf16", "amx_bf16", "avx512_vnni"; a table this CPU or build
+    lacks raises flat.UnsupportedError), dataflow ("auto", "flat", "flash", "decode").
+    precision (flat_precision): the products a call with isa="auto" uses (an
+    explicit isa wins: its table's products). "auto": fp32, except bf16 on the
+    fastest bf16 table when q, k and v are all bfloat16; "fp32": fp32 always;
+    "bf16": bf16 whatever the types (rows within 1e-2 for logits of O(1));
+    "int8": int8 products on int8 and int4 caches (kv_quant) on the
+    avx512_vnni table, rows within 2e-2 of the reference on the dequantized
+    cache for logits of O(1), fp32 on other K/V types. "bf16" and "int8" raise
+    flat.UnsupportedError where no table with those products runs.
     dropout_p: only 0 (flat has no dropout). The GIL is released during the call.
     kv_quant: a flat.KVQuant when k and v hold quantized codes (int8, fp8_e4m3,
     int4; see flat.quantize): k and v are then the code arrays.
@@ -210,7 +222,7 @@ def attention_paged(q, k_pages, v_pages, block_table, seq_lens, *, q_offsets=Non
                     kv_layout="nhd", causal=False, scale=None, window=(0, 0), softcap=0.0,
                     sinks=None, alibi_slopes=None, mask=None, out=None, return_lse=False,
                     layout=None, num_threads=0, isa="auto", dataflow="auto", dtype=None,
-                    dropout_p=0.0, kv_quant=None):
+                    dropout_p=0.0, kv_quant=None, precision="auto"):
     """Attention over a paged KV cache (flat_attention_paged).
 
     k_pages, v_pages: the pools, kv_layout="nhd" [pages, page_size, Hkv, D]
@@ -222,10 +234,10 @@ def attention_paged(q, k_pages, v_pages, block_table, seq_lens, *, q_offsets=Non
     "hnd"; either may be passed with either pool. With q_offsets [batch + 1] q
     is ragged, [1, total, Hq, D] (or [1, Hq, total, D]), and rows
     q_offsets[b] .. q_offsets[b+1]-1 belong to sequence b. mask broadcasts to
-    [q batch, Hq, Sq, max(seq_lens)]. Other keywords as for flat.attention
-    (no kv_lens: seq_lens gives the lengths). Results are bitwise those of
-    flat.attention on the same data laid out contiguously (same options, ISA
-    and threads; see the README for the avx512_bf16 table).
+    [q batch, Hq, Sq, max(seq_lens)]. Other keywords (isa, precision, ...) as
+    for flat.attention (no kv_lens: seq_lens gives the lengths). Results are
+    bitwise those of flat.attention on the same data laid out contiguously
+    (same options, ISA and threads; see the README for the avx512_bf16 table).
     kv_quant: a flat.KVQuant for code pools; its scales are pools in
     kv_layout with dim D / group ([pages, page_size, Hkv, G] for "nhd").
     """

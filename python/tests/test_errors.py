@@ -105,6 +105,8 @@ PY_ERRORS = {
     "unknown causal": ({"causal": "diagonal"}, ValueError, "causal='diagonal'"),
     "unknown isa": ({"isa": "sse2"}, ValueError, "isa='sse2': must be one of 'auto', 'scalar'"),
     "unknown dataflow": ({"dataflow": "tiled"}, ValueError, "dataflow='tiled'"),
+    "unknown precision": ({"precision": "fp16"}, ValueError,
+                          "precision='fp16': must be one of 'auto', 'fp32', 'bf16', 'int8'"),
     "unknown layout": ({"layout": "sbhd"}, ValueError, "layout='sbhd'"),
     "window not a pair": ({"window": 4}, TypeError, "window must be a pair"),
     "window float": ({"window": (4.0, 0)}, TypeError, "window[0] (left) must be an int"),

@@ -7,7 +7,7 @@ import pytest
 
 import flat
 import reference
-from support import ISAS, as_f64, make, row_tol
+from support import BF16_ISAS, ISAS, as_f64, make, row_tol
 
 NAN = {np.dtype(np.float32): np.float32(np.nan), np.dtype(np.float16): np.float16(np.nan),
        np.dtype(np.uint16): np.uint16(0x7FC0)}
@@ -41,8 +41,9 @@ def build_pools(rng, k, v, seq_lens, page_size, kv_layout, spare=3):
 
 def same_rows(got, want, isa, what):
     """Bitwise for fp32-product tables; avx512_bf16's key pairs follow the
-    page boundaries, so its rows are held to its bound (1e-2) instead."""
-    if isa == "avx512_bf16":
+    page boundaries, so its rows (and amx_bf16's) are held to its bound (1e-2)
+    instead."""
+    if isa in BF16_ISAS:
         reference.check_rows(as_f64(got), as_f64(want), 1e-2, what)
     else:
         assert np.array_equal(got.view(np.uint8), want.view(np.uint8)), f"{what}: not bitwise"
@@ -71,7 +72,7 @@ def test_paged_equals_contiguous(rng, isa, kv_layout, page_size, kvdt):
             got = got.transpose(0, 2, 1, 3)
         what = f"{isa} {kv_layout} page {page_size} {kvdt} causal={causal}"
         same_rows(got, want, isa, what)
-        if isa != "avx512_bf16":
+        if isa not in BF16_ISAS:
             assert np.array_equal(lse, want_lse), what
         ref, ref_lse = reference.attention(as_f64(q), as_f64(k), as_f64(v), kv_lens=SEQS,
                                            causal=causal)

@@ -156,15 +156,16 @@ typedef enum {
                             int8 (one scale per row and call) and every P.V rounds
                             P * (V group scale) to u8 (one scale per row, group and
                             chunk of 128 keys); codes are multiplied as they lie,
-                            int32 sums. On an I4 cache the decode Q.K^T likewise
-                            (nibbles split in registers), its P.V in fp32. Bound:
+                            int32 sums. On an I4 cache likewise: the decode Q.K^T
+                            and every P.V on the nibbles (split in registers). Bound:
                             see FLAT_PRECISION_INT8. Every other
                             K/V type, prefill's Q.K^T, and the layouts its integer
                             kernels decline (kernels/avx512_vnni/kernels.h: V groups
                             not a multiple of 32, K groups not a multiple of 16, head
                             dims over 1024) run the AVX-512 table's fp32 kernels, with
                             its bits. Not batch-invariant: FLAT_FLAG_BATCH_INVARIANT
-                            with int8 products on an I8 cache is FLAT_ERROR_UNSUPPORTED.
+                            with int8 products on an I8 or I4 cache is
+                            FLAT_ERROR_UNSUPPORTED.
                             AUTO never takes it; FLAT_PRECISION_INT8 or opt.isa does. */
 } flat_isa;
 

@@ -29,7 +29,7 @@
 #      unless every shape of the quick set has a timed row in its summary;
 # and prints a summary. Exits non-zero if any step fails (every step runs).
 # FLAT_REQUIRE_ISAS is set to the kernel tables this CPU can run (scalar, plus
-# avx2 / avx512 / avx512_bf16 from /proc/cpuinfo), so a table that silently
+# avx2 / avx512 / avx512_bf16 / avx512_vnni / amx_bf16 from /proc/cpuinfo), so a table that silently
 # does not run fails the suites. Works non-interactively (CI=true, no stdin).
 #
 # Environment:
@@ -96,6 +96,7 @@ x86_64 | amd64)
     if has avx512f && has avx512bw && has avx512vl && has avx512dq; then
         require+=,avx512
         if has avx512_bf16; then require+=,avx512_bf16; fi
+        if has avx512_vnni; then require+=,avx512_vnni; fi
         # AMX (0.3): the flags appear only where the kernel supports tile state
         if has avx512_bf16 && has amx_tile && has amx_bf16; then require+=,amx_bf16; fi
     fi

@@ -37,7 +37,12 @@
  *     by token: test_quant_accuracy 1.1e-2 -> 7.8e-3); four V rows are
  *     interleaved in registers (two unpacks per 128-bit lane and pair) so
  *     that one vpdpbusd adds four keys' products to 16 columns; each chunk's
- *     int32 sums are widened, scaled and added to O.
+ *     int32 sums are widened, scaled and added to O. Int4 V: the rows'
+ *     bytes are paired by key first (one 8-bit unpack), then each word's
+ *     nibbles split with an and and a shift (no shuffle: & 0x0f0f is both
+ *     keys' even element, >> 4 their odd one), read + 8 (xor 0x88: 0..15,
+ *     a valid signed operand), and the sums corrected by 8 x the sum of
+ *     the (row, group)'s P codes over the chunk.
  *
  * Accuracy (stated in flat.h, held by tests/test_quant_kernels.c): a score
  * is off by at most sq/2 * sum_c |k_c| (Q's rounding) plus fp32 rounding;
@@ -47,7 +52,7 @@
  * table's int8 products (runtime/plan.c).
  *
  * Declined (the fp32 AVX-512 kernels run instead, exactly as that table):
- * any K type but FLAT_I8 and FLAT_I4, any V type but FLAT_I8; qk_rows with
+ * any K or V type but FLAT_I8 and FLAT_I4; qk_rows with
  * d > 1024 or a non-finite Q; K
  * scale groups that are not a multiple of 16 (per-token groups of 8 ...);
  * pv with V groups not a multiple of 32 or more than 16 groups per row,

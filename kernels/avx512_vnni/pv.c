@@ -1,5 +1,5 @@
-/* O = diag(alpha) O + P V on int8 V: P rounded to u8 per chunk, vpdpbusd on
- * four interleaved V rows (kernels.h). */
+/* O = diag(alpha) O + P V on int8 and int4 V: P rounded to u8 per chunk,
+ * vpdpbusd on four interleaved V rows (kernels.h). */
 #ifndef __AVX512VNNI__
 #error "kernels/avx512_vnni must be compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni"
 #endif
@@ -10,162 +10,10 @@
 
 #include "../ukernel.h"
 #include "kernels.h"
+#include "pcodes.h"
 
-#define KC 128     /* keys per chunk: int32 sums stay under 2^24 (exact in fp32) */
-#define MAX_G 16   /* V scale groups per row */
 #define MAX_DV 1024
-#define PREFETCH 32 /* V rows ahead, within the call */
-
-/* One chunk's P codes of up to 4 rows: byte (j4 * G + g) * 4 + t of pq[i]
- * is row i's u8 for key 4 j4 + t and scale group g (so the four keys a
- * vpdpbusd lane takes are one dword, and a 4-key step's dwords of every
- * group one load), and each (row, group)'s scale. */
-typedef struct {
-    uint8_t pq[4][KC * MAX_G + 64] __attribute__((aligned(64)));
-    float sw[4][MAX_G];
-} p8_chunk;
-
-/* w = p * s_v of the chunk's (key, group) pairs in key-major order, where a
- * key's scales are contiguous and G (groups a row) is 1, 2, 4 or 8: 16
- * pairs a vector, as they lie in the scale tensor. `unit`: per-column
- * scales (COLS), w = p. Stores w in wbuf and returns the largest w of each
- * group in lanes g (and g + G, ...); *bad when a p or s is negative or not
- * finite (the caller declines). */
-static inline __attribute__((always_inline)) __m512
-pairs_w(const flat_dtype st, const int unit, int G, int keys, const float *restrict p,
-        const void *s0, float *restrict wbuf, int *bad)
-{
-    const int shift = G == 1 ? 0 : G == 2 ? 1 : G == 4 ? 2 : 3;
-    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    const __m512i idx = _mm512_srli_epi32(lane, shift); /* pair -> its key */
-    const int pairs = (keys + 3) / 4 * 4 * G;
-    __m512 mx = _mm512_setzero_ps();
-    __mmask16 worse = 0;
-    for (int e = 0; e < pairs; e += 16) {
-        const int k = e >> shift, left = keys * G - e;
-        const __mmask16 m = left <= 0 ? 0 : flat_tail_mask_avx512(left < 16 ? left : 16);
-        const __m512 pk = _mm512_maskz_loadu_ps(
-            keys - k <= 0 ? 0 : flat_tail_mask_avx512(keys - k < 16 ? keys - k : 16), p + k);
-        __m512 w = _mm512_permutexvar_ps(idx, pk);
-        if (!unit) {
-            const __m512 sv = st == FLAT_F16
-                                  ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)s0 + e))
-                                  : _mm512_maskz_loadu_ps(m, (const float *)s0 + e);
-            worse |= _mm512_cmp_ps_mask(sv, _mm512_setzero_ps(), _CMP_NGE_UQ) |
-                     _mm512_cmp_ps_mask(sv, _mm512_set1_ps(3.0e38f), _CMP_NLE_UQ);
-            w = _mm512_mul_ps(w, sv);
-        }
-        worse |= _mm512_mask_cmp_ps_mask(m, w, _mm512_setzero_ps(), _CMP_NGE_UQ) |
-                 _mm512_mask_cmp_ps_mask(m, w, _mm512_set1_ps(3.0e38f), _CMP_NLE_UQ);
-        w = _mm512_maskz_mov_ps(m, w);
-        _mm512_storeu_ps(wbuf + e, w);
-        mx = _mm512_max_ps(mx, w);
-    }
-    for (int step = 8; step >= G; step /= 2) /* lanes l and l ^ step: one group */
-        mx = _mm512_max_ps(mx, _mm512_permutexvar_ps(
-                                   _mm512_xor_si512(lane, _mm512_set1_epi32(step)), mx));
-    *bad = worse != 0;
-    return mx;
-}
-
-/* The u8 codes of pairs_w's w, rearranged from key-major to pq's order:
- * within each 4 keys, group-major (byte shuffles of 16 or 32 codes). */
-static inline __attribute__((always_inline)) void
-pairs_codes(int G, int keys, const float *restrict wbuf, __m512 top, uint8_t *restrict pq,
-            float *sw)
-{
-    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    const __m512 topl = _mm512_permutexvar_ps(_mm512_and_si512(lane, _mm512_set1_epi32(G - 1)), top);
-    const __mmask16 pos = _mm512_cmp_ps_mask(topl, _mm512_setzero_ps(), _CMP_GT_OQ);
-    const __m512 inv = _mm512_maskz_div_ps(pos, _mm512_set1_ps(255.0f), topl);
-    float t[16];
-    _mm512_storeu_ps(t, _mm512_mul_ps(topl, _mm512_set1_ps(1.0f / 255.0f)));
-    for (int g = 0; g < G; g++)
-        sw[g] = t[g];
-    /* out byte o <- in byte: G 2: (4 (o/8) + o%4) 2 + (o%8)/4; G 4: (o%4) 4 + o/4;
-     * G 8: (o%2) 8 + o/2, then 16-bit interleaves of two such vectors */
-    const __m128i s2 = _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
-    const __m128i s4 = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    const __m128i s8 = _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
-    const int pairs = (keys + 3) / 4 * 4 * G;
-    for (int e = 0; e < pairs; e += 16) {
-        const __m512i c = _mm512_min_epi32(
-            _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(wbuf + e), inv)), _mm512_set1_epi32(255));
-        __m128i b = _mm512_cvtusepi32_epi8(c);
-        if (G == 8) {
-            const __m512i c2 = _mm512_min_epi32(
-                _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(wbuf + e + 16), inv)),
-                _mm512_set1_epi32(255));
-            const __m128i a = _mm_shuffle_epi8(b, s8);
-            const __m128i d = _mm_shuffle_epi8(_mm512_cvtusepi32_epi8(c2), s8);
-            _mm_storeu_si128((__m128i *)(pq + e), _mm_unpacklo_epi16(a, d));
-            _mm_storeu_si128((__m128i *)(pq + e + 16), _mm_unpackhi_epi16(a, d));
-            e += 16;
-            continue;
-        }
-        if (G == 2)
-            b = _mm_shuffle_epi8(b, s2);
-        else if (G == 4)
-            b = _mm_shuffle_epi8(b, s4);
-        _mm_storeu_si128((__m128i *)(pq + e), b);
-    }
-}
-
-/* Any other scale layout (groups up to 16, key rows apart): the scales of
- * 16 keys transposed in registers, w per group over keys, codes scattered
- * to pq's order a dword (4 keys) at a time. 0 when a p or s is negative or
- * not finite. */
-static inline __attribute__((always_inline)) int
-strided_codes(const flat_dtype st, int G, int keys, const float *restrict p,
-              const flat_kv_src *v, int64_t k0, uint8_t *restrict pq, float *sw)
-{
-    float sv[MAX_G][KC];
-    __mmask16 worse = 0;
-    for (int k = 0; k < keys; k += 16) {
-        __m512 r[16];
-#pragma GCC unroll 16
-        for (int u = 0; u < 16; u++) {
-            const void *srow = flat_kv_scale_row(v, k0 + k + (k + u < keys ? u : 0), FLAT_I8);
-            const __mmask16 m = flat_tail_mask_avx512(G);
-            r[u] = st == FLAT_F16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, srow))
-                                  : _mm512_maskz_loadu_ps(m, srow);
-            worse |= _mm512_cmp_ps_mask(r[u], _mm512_setzero_ps(), _CMP_NGE_UQ) |
-                     _mm512_cmp_ps_mask(r[u], _mm512_set1_ps(3.0e38f), _CMP_NLE_UQ);
-        }
-        flat_transpose16_avx512(r);
-        for (int g = 0; g < G; g++)
-            _mm512_storeu_ps(sv[g] + k, r[g]);
-    }
-    for (int k = 0; k < keys; k += 16) {
-        const __m512 x = _mm512_maskz_loadu_ps(flat_tail_mask_avx512(keys - k < 16 ? keys - k : 16), p + k);
-        worse |= _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NGE_UQ) |
-                 _mm512_cmp_ps_mask(x, _mm512_set1_ps(3.0e38f), _CMP_NLE_UQ);
-    }
-    if (worse)
-        return 0;
-    for (int g = 0; g < G; g++) {
-        __m512 mx = _mm512_setzero_ps();
-        for (int k = 0; k < keys; k += 16) {
-            const __mmask16 m = flat_tail_mask_avx512(keys - k < 16 ? keys - k : 16);
-            mx = _mm512_max_ps(mx, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + k),
-                                                 _mm512_maskz_loadu_ps(m, sv[g] + k)));
-        }
-        const float top = _mm512_reduce_max_ps(mx);
-        sw[g] = top / 255.0f;
-        const __m512 inv = _mm512_set1_ps(top > 0.0f ? 255.0f / top : 0.0f);
-        for (int k = 0; k < keys; k += 16) {
-            const __mmask16 m = flat_tail_mask_avx512(keys - k < 16 ? keys - k : 16);
-            const __m512 w = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + k), inv),
-                                           _mm512_maskz_loadu_ps(m, sv[g] + k));
-            int32_t d[4];
-            _mm_storeu_si128((__m128i *)d, _mm512_cvtusepi32_epi8(_mm512_min_epi32(
-                                               _mm512_cvtps_epi32(w), _mm512_set1_epi32(255))));
-            for (int q = 0; q < 4 && k + 4 * q < keys; q++)
-                memcpy(pq + ((k / 4 + q) * G + g) * 4, &d[q], 4);
-        }
-    }
-    return 1;
-}
+#define PREFETCH 64 /* V rows ahead, within the call */
 
 /* Four V rows' 64 columns interleaved: lane (L, t) of x[k] holds the four
  * keys' codes of column 16L + 4k + t. */
@@ -193,8 +41,65 @@ static inline __attribute__((always_inline)) void lanes_to_columns(const __m512i
     o[3] = _mm512_shuffle_i32x4(t1, t3, 0xdd);
 }
 
-/* Rows < mb (rows of them real) x one 64-column block at col0 (cols of them
- * valid) over the chunk's keys: int32 sums, then O += scale * sums. */
+/* O[i][c0 .. c0+15] (m: the valid ones) = base + scale * (sums - off), the
+ * scale that of the chunk's P codes for row i and the columns' V scales. */
+static inline __attribute__((always_inline)) void
+add_sums(const int cols_mode, const p8_chunk *pc, int i, const float *colsc, int64_t group,
+         int c0, __mmask16 m, __m512i sums, int32_t off, float *restrict o, int64_t ld_o,
+         const float *restrict alpha, int first)
+{
+    float *op = o + i * ld_o + c0;
+    const __m512 sc = cols_mode ? _mm512_mul_ps(_mm512_set1_ps(pc->sw[i][0]), _mm512_maskz_loadu_ps(m, colsc + c0))
+                                : _mm512_set1_ps(pc->sw[i][c0 / group]);
+    const __m512 base = !first ? _mm512_maskz_loadu_ps(m, op)
+                        : alpha ? _mm512_mul_ps(_mm512_set1_ps(alpha[i]), _mm512_maskz_loadu_ps(m, op))
+                                : _mm512_setzero_ps();
+    const __m512i net = off ? _mm512_sub_epi32(sums, _mm512_set1_epi32(off)) : sums;
+    _mm512_mask_storeu_ps(op, m, _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(net), base));
+}
+
+/* The P codes' dword of each 128-bit lane: lane L of a pass takes columns
+ * col0 + span L .. +span-1, one V group (groups are multiples of 32). */
+static inline __attribute__((always_inline)) __m512i
+group_lanes(int cols_mode, int col0, int span, int64_t group, int G)
+{
+    int gl[4];
+    for (int L = 0; L < 4; L++) {
+        const int g = cols_mode ? 0 : (int)((col0 + span * L) / group);
+        gl[L] = g < G ? g : G - 1;
+    }
+    return _mm512_set_epi32(gl[3], gl[3], gl[3], gl[3], gl[2], gl[2], gl[2], gl[2], gl[1], gl[1],
+                            gl[1], gl[1], gl[0], gl[0], gl[0], gl[0]);
+}
+
+/* The first pass over a chunk fetches whole rows (bytes long, ldb apart)
+ * PREFETCH keys ahead (the later passes find them in L1: a chunk is 128
+ * rows). */
+static inline __attribute__((always_inline)) void
+prefetch_row(const char *row, int64_t ldb, int bytes, int64_t j, int64_t n)
+{
+    if (j + PREFETCH < n)
+        for (int c = 0; c < bytes; c += 64)
+            _mm_prefetch(row + PREFETCH * ldb + c, _MM_HINT_T0);
+}
+
+/* acc[i] += the four keys' products from k of row i's P codes (each 128-bit
+ * lane its group's) and the interleaved V codes x. */
+static inline __attribute__((always_inline)) void
+add_products(const int mb, const p8_chunk *pc, __m512i gsel, int G, int k, const __m512i x[4],
+             __m512i acc[4][4])
+{
+#pragma GCC unroll 4
+    for (int i = 0; i < mb; i++) {
+        const __m512i w = _mm512_permutexvar_epi32(gsel, _mm512_loadu_si512(pc->pq[i] + (k / 4) * G * 4));
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++)
+            acc[i][q] = _mm512_dpbusd_epi32(acc[i][q], w, x[q]);
+    }
+}
+
+/* Rows < mb (rows of them real) x int8 columns col0 .. col0+cols-1 (cols
+ * <= 64) over the chunk's keys: int32 sums, then O += scale * sums. */
 static inline __attribute__((always_inline)) void
 chunk_block(const int mb, const int cols_mode, int rows, int keys, int64_t k0, int64_t n,
             const flat_kv_src *v, int dv, int col0, int cols, const p8_chunk *pc, const float *colsc,
@@ -202,38 +107,21 @@ chunk_block(const int mb, const int cols_mode, int rows, int keys, int64_t k0, i
             int first)
 {
     const __mmask64 cm = cols >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << cols) - 1);
-    /* the P codes' groups of lanes 0-1 (columns col0 .. +31) and 2-3: which
-     * dwords of a 4-key step's G each vector lane takes */
-    const int ga = cols_mode ? 0 : (int)(col0 / group);
-    const int gb = cols_mode ? 0 : (int)((col0 + 32 < col0 + cols ? col0 + 32 : col0) / group);
-    const __m512i gsel = _mm512_mask_set1_epi32(_mm512_set1_epi32(ga), 0xff00, gb);
-    __m512i acc[4][4];
-#pragma GCC unroll 4
-    for (int i = 0; i < mb; i++)
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; q++)
-            acc[i][q] = _mm512_setzero_si512();
+    const __m512i gsel = group_lanes(cols_mode, col0, 16, group, G);
+    __m512i acc[4][4] = {{_mm512_setzero_si512()}};
+    const char *rows0 = (const char *)flat_kv_row(v, k0, FLAT_I8);
+    const int64_t ldb = v->ld;
     for (int k = 0; k < keys; k += 4) {
         __m512i r[4], x[4];
 #pragma GCC unroll 4
         for (int t = 0; t < 4; t++) {
-            const int8_t *row = (const int8_t *)flat_kv_row(v, k0 + k + t, FLAT_I8) + col0;
-            /* the first block's pass fetches whole rows ahead (the later
-             * blocks find them in L1: a chunk is 128 rows) */
-            if (col0 == 0 && k0 + k + t + PREFETCH < n)
-                for (int c = 0; c < dv; c += 64)
-                    _mm_prefetch((const char *)(row + PREFETCH * v->ld + c), _MM_HINT_T0);
-            r[t] = k + t < keys ? _mm512_maskz_loadu_epi8(cm, row) : _mm512_setzero_si512();
+            const char *row = rows0 + (k + t) * ldb;
+            if (col0 == 0)
+                prefetch_row(row, ldb, dv, k0 + k + t, n);
+            r[t] = k + t < keys ? _mm512_maskz_loadu_epi8(cm, row + col0) : _mm512_setzero_si512();
         }
         interleave4(r, x);
-#pragma GCC unroll 4
-        for (int i = 0; i < mb; i++) {
-            const __m512i w = _mm512_permutexvar_epi32(
-                gsel, _mm512_loadu_si512(pc->pq[i] + (k / 4) * G * 4));
-#pragma GCC unroll 4
-            for (int q = 0; q < 4; q++)
-                acc[i][q] = _mm512_dpbusd_epi32(acc[i][q], w, x[q]);
-        }
+        add_products(mb, pc, gsel, G, k, x, acc);
     }
 #pragma GCC unroll 4
     for (int i = 0; i < mb; i++) {
@@ -241,30 +129,129 @@ chunk_block(const int mb, const int cols_mode, int rows, int keys, int64_t k0, i
             break;
         __m512i oc[4];
         lanes_to_columns(acc[i], oc);
+        for (int q = 0; q < 4 && 16 * q < cols; q++)
+            add_sums(cols_mode, pc, i, colsc, group, col0 + 16 * q,
+                     flat_tail_mask_avx512(cols - 16 * q < 16 ? cols - 16 * q : 16), oc[q], 0, o,
+                     ld_o, alpha, first);
+    }
+}
+
+/* Four int4 V rows' pass h of the 64 bytes from column col0: the low (h 0)
+ * or high 8 bytes of each 128-bit lane, paired by key (one 8-bit unpack),
+ * then split into nibbles, which need no shuffle: in a word (a byte, b
+ * byte), & 0x0f0f takes both even elements and >> 4 both odd ones. Codes
+ * are read + 8 (xor 0x88: 0 .. 15, a valid signed operand; the sums are
+ * corrected by 8 x the P codes' sum). x[2 h2 + p] lane (L, i) holds the
+ * four keys' codes of column col0 + 32 L + 16 h + 8 h2 + 2 i + p. */
+static inline __attribute__((always_inline)) void interleave4_i4(const __m512i r[4], int h,
+                                                                 __m512i x[4])
+{
+    const __m512i nib = _mm512_set1_epi8(0x0f), off = _mm512_set1_epi8((char)0x88);
+    const __m512i ab = _mm512_xor_si512(h ? _mm512_unpackhi_epi8(r[0], r[1]) : _mm512_unpacklo_epi8(r[0], r[1]), off);
+    const __m512i cd = _mm512_xor_si512(h ? _mm512_unpackhi_epi8(r[2], r[3]) : _mm512_unpacklo_epi8(r[2], r[3]), off);
+    const __m512i abe = _mm512_and_si512(ab, nib), abo = _mm512_and_si512(_mm512_srli_epi16(ab, 4), nib);
+    const __m512i cde = _mm512_and_si512(cd, nib), cdo = _mm512_and_si512(_mm512_srli_epi16(cd, 4), nib);
+    x[0] = _mm512_unpacklo_epi16(abe, cde);
+    x[1] = _mm512_unpacklo_epi16(abo, cdo);
+    x[2] = _mm512_unpackhi_epi16(abe, cde);
+    x[3] = _mm512_unpackhi_epi16(abo, cdo);
+}
+
+/* Rows < mb x int4 columns col0 .. col0+cols-1 (cols <= 128), pass h (see
+ * interleave4_i4) over the chunk's keys: int32 sums, then O += scale *
+ * (sums - 8 x the P codes' sum). */
+static inline __attribute__((always_inline)) void
+chunk_block_i4(const int mb, const int cols_mode, int h, int rows, int keys, int64_t k0, int64_t n,
+               const flat_kv_src *v, int dv, int col0, int cols, const p8_chunk *pc,
+               const float *colsc, int64_t group, int G, float *restrict o, int64_t ld_o,
+               const float *restrict alpha, int first)
+{
+    const int bytes = cols / 2;
+    const __mmask64 bm = bytes >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << bytes) - 1);
+    const __m512i gsel = group_lanes(cols_mode, col0, 32, group, G);
+    __m512i acc[4][4] = {{_mm512_setzero_si512()}};
+    const char *rows0 = (const char *)flat_kv_row(v, k0, FLAT_I4);
+    const int64_t ldb = v->ld / 2; /* even (ukernel.h) */
+    for (int k = 0; k < keys; k += 4) {
+        __m512i r[4], x[4];
 #pragma GCC unroll 4
-        for (int q = 0; q < 4; q++) {
-            const int c = 16 * q;
+        for (int t = 0; t < 4; t++) {
+            const char *row = rows0 + (k + t) * ldb;
+            if (col0 == 0 && h == 0)
+                prefetch_row(row, ldb, dv / 2, k0 + k + t, n);
+            r[t] = k + t < keys ? _mm512_maskz_loadu_epi8(bm, row + col0 / 2) : _mm512_setzero_si512();
+        }
+        interleave4_i4(r, h, x);
+        add_products(mb, pc, gsel, G, k, x, acc);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < mb; i++) {
+        if (i >= rows)
+            break;
+        /* lane L of u[q]: columns 4q .. 4q+3 of lane L's 16, in order */
+        const __m512i u[4] = {_mm512_unpacklo_epi32(acc[i][0], acc[i][1]),
+                              _mm512_unpackhi_epi32(acc[i][0], acc[i][1]),
+                              _mm512_unpacklo_epi32(acc[i][2], acc[i][3]),
+                              _mm512_unpackhi_epi32(acc[i][2], acc[i][3])};
+        __m512i oc[4];
+        lanes_to_columns(u, oc);
+#pragma GCC unroll 4
+        for (int L = 0; L < 4; L++) {
+            const int c = 32 * L + 16 * h;
             if (c >= cols)
                 break;
-            const __mmask16 m = flat_tail_mask_avx512(cols - c < 16 ? cols - c : 16);
-            float *op = o + i * ld_o + col0 + c;
-            const __m512 sc =
-                cols_mode ? _mm512_mul_ps(_mm512_set1_ps(pc->sw[i][0]), _mm512_maskz_loadu_ps(m, colsc + col0 + c))
-                          : _mm512_set1_ps(pc->sw[i][(col0 + c) / group]);
-            const __m512 base = !first ? _mm512_maskz_loadu_ps(m, op)
-                                : alpha ? _mm512_mul_ps(_mm512_set1_ps(alpha[i]), _mm512_maskz_loadu_ps(m, op))
-                                        : _mm512_setzero_ps();
-            _mm512_mask_storeu_ps(op, m, _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(oc[q]), base));
+            const int g = cols_mode ? 0 : (int)((col0 + c) / group);
+            add_sums(cols_mode, pc, i, colsc, group, col0 + c,
+                     flat_tail_mask_avx512(cols - c < 16 ? cols - c : 16), oc[L], 8 * pc->ps[i][g],
+                     o, ld_o, alpha, first);
         }
     }
 }
 
-/* Rows r .. r+rows-1 (rows <= 4) over all keys. Returns the first key not
- * done (n unless a chunk had a negative or non-finite P or V scale). */
-static inline __attribute__((always_inline)) int64_t
-rows_i8(const flat_dtype st, const int mb, const int cols_mode, int rows, int n, int dv,
-        const float *restrict p, int64_t ld_p, const flat_kv_src *v, const float *colsc,
-        float *restrict o, int64_t ld_o, const float *restrict alpha)
+/* Every block of the chunk over the row's columns. */
+static inline __attribute__((always_inline)) void
+chunk_passes_t(const int mb, const int i4, const int cols_mode, int rows, int keys, int64_t k0, int64_t n,
+               const flat_kv_src *v, int dv, const p8_chunk *pc, const float *colsc, int G,
+               float *restrict o, int64_t ld_o, const float *restrict alpha)
+{
+    const int width = i4 ? 128 : 64;
+    for (int c0 = 0; c0 < dv; c0 += width) {
+        const int cols = dv - c0 < width ? dv - c0 : width;
+        if (i4) {
+            chunk_block_i4(mb, cols_mode, 0, rows, keys, k0, n, v, dv, c0, cols, pc, colsc, v->group,
+                           G, o, ld_o, alpha, k0 == 0);
+            if (cols > 16)
+                chunk_block_i4(mb, cols_mode, 1, rows, keys, k0, n, v, dv, c0, cols, pc, colsc,
+                               v->group, G, o, ld_o, alpha, k0 == 0);
+        } else {
+            chunk_block(mb, cols_mode, rows, keys, k0, n, v, dv, c0, cols, pc, colsc, v->group, G, o,
+                        ld_o, alpha, k0 == 0);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void
+chunk_passes(int mb, int cols_mode, int rows, int keys, int64_t k0, int64_t n, const flat_kv_src *v,
+             int dv, const p8_chunk *pc, const float *colsc, int G, float *restrict o, int64_t ld_o,
+             const float *restrict alpha)
+{
+#define PASSES(mb_, i4_, cm_)                                                                     \
+    chunk_passes_t(mb_, i4_, cm_, rows, keys, k0, n, v, dv, pc, colsc, G, o, ld_o, alpha)
+#define PASSES_M(i4_, cm_) (mb == 1 ? PASSES(1, i4_, cm_) : mb == 2 ? PASSES(2, i4_, cm_) : PASSES(4, i4_, cm_))
+    if (v->t == FLAT_I4)
+        cols_mode ? PASSES_M(1, 1) : PASSES_M(1, 0);
+    else
+        cols_mode ? PASSES_M(0, 1) : PASSES_M(0, 0);
+#undef PASSES_M
+#undef PASSES
+}
+
+/* Rows r .. r+rows-1 (rows <= 4, in mb's block of 1, 2 or 4) over all keys.
+ * Returns the first key not done (n unless a chunk had a negative or
+ * non-finite P or V scale). */
+static int64_t rows_q(int mb, int cols_mode, int rows, int n, int dv, const float *restrict p,
+                      int64_t ld_p, const flat_kv_src *v, const float *colsc, float *restrict o,
+                      int64_t ld_o, const float *restrict alpha)
 {
     const int G = cols_mode ? 1 : (int)(dv / v->group);
     /* key-major when a key's scales are contiguous and G a power of 2 <= 8 */
@@ -273,38 +260,19 @@ rows_i8(const flat_dtype st, const int mb, const int cols_mode, int rows, int n,
     float wbuf[KC * 8];
     for (int64_t k0 = 0; k0 < n; k0 += KC) {
         const int keys = n - k0 < KC ? (int)(n - k0) : KC;
-        for (int i = 0; i < mb; i++) {
-            const float *pi = p + (i < rows ? i : rows - 1) * ld_p + k0;
-            if (pairs) {
-                int bad;
-                const __m512 top =
-                    pairs_w(st, cols_mode, G, keys, pi, cols_mode ? NULL : flat_kv_scale_row(v, k0, FLAT_I8),
-                            wbuf, &bad);
-                if (bad)
-                    return k0;
-                pairs_codes(G, keys, wbuf, top, pc.pq[i], pc.sw[i]);
-            } else if (!strided_codes(st, G, keys, pi, v, k0, pc.pq[i], pc.sw[i])) {
-                return k0;
-            }
-        }
-        for (int c0 = 0; c0 < dv; c0 += 64)
-            chunk_block(mb, cols_mode, rows, keys, k0, n, v, dv, c0, dv - c0 < 64 ? dv - c0 : 64, &pc,
-                        colsc, v->group, G, o, ld_o, alpha, k0 == 0);
+        if (!chunk_codes(cols_mode, v->t == FLAT_I4, mb, rows, keys, k0, G, pairs, p, ld_p, v, &pc, wbuf))
+            return k0;
+        chunk_passes(mb, cols_mode, rows, keys, k0, n, v, dv, &pc, colsc, G, o, ld_o, alpha);
     }
     return n;
 }
-
-#define ROWS(st, cm)                                                                          \
-    (mb == 1   ? rows_i8(st, 1, cm, rows, n, dv, pr, ld_p, v, colsc, orow, ld_o, ar)          \
-     : mb == 2 ? rows_i8(st, 2, cm, rows, n, dv, pr, ld_p, v, colsc, orow, ld_o, ar)          \
-               : rows_i8(st, 4, cm, rows, n, dv, pr, ld_p, v, colsc, orow, ld_o, ar))
 
 void flat_pv__avx512_vnni(int m, int n, int dv, const float *restrict p, int64_t ld_p,
                           const flat_kv_src *v, float *restrict o, int64_t ld_o,
                           const float *restrict alpha)
 {
     assert(m >= 1 && n >= 0 && dv >= 1);
-    const int sm = v->t == FLAT_I8 ? flat_scale_mode_avx512(v) : FLAT_SC_LANES;
+    const int sm = v->t == FLAT_I8 || v->t == FLAT_I4 ? flat_scale_mode_avx512(v) : FLAT_SC_LANES;
     const int cols_mode = sm == FLAT_SC_COLS;
     if (sm == FLAT_SC_LANES || n == 0 || dv > MAX_DV || !v->scale ||
         (!cols_mode && (v->group % 32 != 0 || dv / v->group > MAX_G))) {
@@ -321,9 +289,7 @@ void flat_pv__avx512_vnni(int m, int n, int dv, const float *restrict p, int64_t
         const int rows = m - r < 4 ? m - r : 4, mb = rows == 1 ? 1 : rows == 2 ? 2 : 4;
         const float *pr = p + r * ld_p, *ar = alpha ? alpha + r : NULL;
         float *orow = o + r * ld_o;
-        const int64_t done = cols_mode ? ROWS(FLAT_F32, 1)
-                             : v->scale_t == FLAT_F16 ? ROWS(FLAT_F16, 0)
-                                                      : ROWS(FLAT_F32, 0);
+        const int64_t done = rows_q(mb, cols_mode, rows, n, dv, pr, ld_p, v, colsc, orow, ld_o, ar);
         if (done < n) { /* the rest on fp32 products: O so far, then keys done.. */
             const flat_kv_src rest = flat_kv_src_rows(v, done);
             flat_pv_6__avx512(rows, (int)(n - done), dv, pr + done, ld_p, &rest, orow, ld_o,

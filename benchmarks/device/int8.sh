@@ -22,6 +22,6 @@ export FLAT_REQUIRE_ISAS=scalar,avx2,avx512,avx512_bf16,amx_bf16,avx512_vnni OMP
 grep -E "tests passed|Failed|Timeout|\*\*\*" $OUT/ctest.log | head -20
 ( cd /tmp/t && ./tests/test_quant_accuracy 2>&1 | grep -E "vnni|FAIL|PASSED"; ./tests/test_quant 2>&1 | grep -E "calls|FAIL"; ./tests/test_quant_paged 2>&1 | grep -E "calls|FAIL"; ./tests/test_precision 2>&1 | grep -E "int8|FAIL" ) > $OUT/int8_tests.log 2>&1
 cut -c1-260 $OUT/int8_tests.log | head -20
-left 120 && { step quant decode; timeout 200 /tmp/t/flat-bench-quant --only decode 5 1 4 16 > $OUT/quant.log 2>&1; grep -E "bf16 \||i8 g32|probe" $OUT/quant.log; }
+left 120 && { step quant decode; timeout 200 /tmp/t/flat-bench-quant --only decode 5 1 2 4 16 > $OUT/quant.log 2>&1; grep -E "bf16 \||int8 products|probe" $OUT/quant.log; }
 left 60 && { step curve; timeout $((LIMIT - SECONDS - 10)) /tmp/t/curve > $OUT/curve.log 2>&1; cat $OUT/curve.log; }
 step end

@@ -165,7 +165,7 @@ static void check_qk_rows(const flat_ukernels *k, flat_dtype t, const scale_case
 }
 
 static void check_pv(const flat_ukernels *k, flat_dtype t, const scale_case *sc, int m, int n,
-                     int dv, int with_alpha, tu_rng *r)
+                     int dv, int with_alpha, int signed_p, tu_rng *r)
 {
     qrows v;
     if (!make_rows(&v, r, t, sc, n, dv))
@@ -177,8 +177,10 @@ static void check_pv(const flat_ukernels *k, flat_dtype t, const scale_case *sc,
     /* bf16 products (ukernel.h: rows of 3 or more): P and V, or V's codes with
      * the scale applied to the product, each rounded to bf16 once (u = 2^-8) */
     const double ub = bf16_products(k) && m > 2 ? 1.0 / 256 : 0;
+    /* signed_p: P of either sign from key 150 on, which the int8 table's
+     * u8 P cannot hold (it declines from that chunk of 128 keys on) */
     for (int i = 0; i < m * ld_p; i++)
-        p[i] = tu_uniform(r, 0.0f, 1.0f);
+        p[i] = tu_uniform(r, signed_p && i % ld_p >= 150 ? -1.0f : 0.0f, 1.0f);
     for (int i = 0; i < m * ld_o; i++)
         o0[i] = o[i] = tu_uniform(r, -1.0f, 1.0f);
     for (int i = 0; i < m; i++)
@@ -286,7 +288,22 @@ static void test_pv_quant(void **state)
                         for (int ni = 0; ni < NNS; ni++)
                             if (!tu_quick() || it++ % 5 == 0)
                                 check_pv(tables[ti], qtypes[qt], &cases[ci], ms[mi], ns[ni],
-                                         dims[di], (mi + ni) % 2, &r);
+                                         dims[di], (mi + ni) % 2, 0, &r);
+}
+
+/* P.V past a chunk whose P has negative values: the int8 table's kernel
+ * hands the rest to fp32 products, O so far kept (what a wrong split of
+ * that hand-over, or P rounded to u8 regardless, would break). */
+static void test_pv_signed_p(void **state)
+{
+    (void)state;
+    tu_rng r = {80};
+    static const int ms[] = {1, 2, 4, 5};
+    for (int ti = 0; ti < ntables; ti++)
+        for (int qt = 0; qt < 3; qt++)
+            for (int ci = 0; ci < NCASES; ci++)
+                for (int mi = 0; mi < 4; mi++)
+                    check_pv(tables[ti], qtypes[qt], &cases[ci], ms[mi], 300, 128, mi % 2, 1, &r);
 }
 
 static void test_widen_rows(void **state)
@@ -311,6 +328,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_qk_rows_quant),
         cmocka_unit_test(test_pv_quant),
+        cmocka_unit_test(test_pv_signed_p),
         cmocka_unit_test(test_widen_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,15 +23,35 @@ typedef struct {
     int32_t ps[4][MAX_G]; /* int4: each (row, group)'s sum of codes */
 } p8_chunk;
 
-/* w = p * s_v of the chunk's (key, group) pairs in key-major order, where a
- * key's scales are contiguous and G (groups a row) is 1, 2, 4 or 8: 16
- * pairs a vector, as they lie in the scale tensor. `unit`: per-column
- * scales (COLS), w = p. Stores w in wbuf and returns the largest w of each
- * group in lanes g (and g + G, ...); *bad when a p or s is negative or not
+/* The V scales of the chunk's (key, group) pairs in key-major order, where
+ * a key's scales are contiguous and G (groups a row) is 1, 2, 4 or 8: 16
+ * pairs a vector, as they lie in the scale tensor, as fp32 in sbuf (0 past
+ * the chunk's keys). Shared by the rows; 0 when one is negative or not
  * finite (the caller declines). */
+static inline __attribute__((always_inline)) int
+pairs_scales(const flat_dtype st, int G, int keys, const void *s0, float *restrict sbuf)
+{
+    const int pairs = (keys + 3) / 4 * 4 * G;
+    __mmask16 worse = 0;
+    for (int e = 0; e < pairs; e += 16) {
+        const int left = keys * G - e;
+        const __mmask16 m = left <= 0 ? 0 : flat_tail_mask_avx512(left < 16 ? left : 16);
+        const __m512 sv = st == FLAT_F16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)s0 + e))
+                                         : _mm512_maskz_loadu_ps(m, (const float *)s0 + e);
+        worse |= _mm512_cmp_ps_mask(sv, _mm512_setzero_ps(), _CMP_NGE_UQ) |
+                 _mm512_cmp_ps_mask(sv, _mm512_set1_ps(3.0e38f), _CMP_NLE_UQ);
+        _mm512_storeu_ps(sbuf + e, sv);
+    }
+    return worse == 0;
+}
+
+/* w = p * s_v of the chunk's pairs (sbuf: pairs_scales'; `unit`: per-column
+ * scales, COLS, w = p) in wbuf. Returns the largest w of each group in
+ * lanes g (and g + G, ...); *bad when a p is negative or not finite, or a
+ * w overflows (the caller declines). */
 static inline __attribute__((always_inline)) __m512
-pairs_w(const flat_dtype st, const int unit, int G, int keys, const float *restrict p,
-        const void *s0, float *restrict wbuf, int *bad)
+pairs_w(const int unit, int G, int keys, const float *restrict p, const float *restrict sbuf,
+        float *restrict wbuf, int *bad)
 {
     const int shift = G == 1 ? 0 : G == 2 ? 1 : G == 4 ? 2 : 3;
     const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
@@ -39,30 +59,26 @@ pairs_w(const flat_dtype st, const int unit, int G, int keys, const float *restr
     const int pairs = (keys + 3) / 4 * 4 * G;
     __m512 mx = _mm512_setzero_ps();
     __mmask16 worse = 0;
+    for (int k = 0; k < keys; k += 16) {
+        const __m512 x = _mm512_maskz_loadu_ps(flat_tail_mask_avx512(keys - k < 16 ? keys - k : 16), p + k);
+        worse |= _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NGE_UQ) |
+                 _mm512_cmp_ps_mask(x, _mm512_set1_ps(3.0e38f), _CMP_NLE_UQ);
+    }
     for (int e = 0; e < pairs; e += 16) {
-        const int k = e >> shift, left = keys * G - e;
-        const __mmask16 m = left <= 0 ? 0 : flat_tail_mask_avx512(left < 16 ? left : 16);
+        const int k = e >> shift;
         const __m512 pk = _mm512_maskz_loadu_ps(
             keys - k <= 0 ? 0 : flat_tail_mask_avx512(keys - k < 16 ? keys - k : 16), p + k);
-        __m512 w = _mm512_permutexvar_ps(idx, pk);
-        if (!unit) {
-            const __m512 sv = st == FLAT_F16
-                                  ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)s0 + e))
-                                  : _mm512_maskz_loadu_ps(m, (const float *)s0 + e);
-            worse |= _mm512_cmp_ps_mask(sv, _mm512_setzero_ps(), _CMP_NGE_UQ) |
-                     _mm512_cmp_ps_mask(sv, _mm512_set1_ps(3.0e38f), _CMP_NLE_UQ);
-            w = _mm512_mul_ps(w, sv);
-        }
-        worse |= _mm512_mask_cmp_ps_mask(m, w, _mm512_setzero_ps(), _CMP_NGE_UQ) |
-                 _mm512_mask_cmp_ps_mask(m, w, _mm512_set1_ps(3.0e38f), _CMP_NLE_UQ);
-        w = _mm512_maskz_mov_ps(m, w);
+        __m512 w = G == 1 ? pk : _mm512_permutexvar_ps(idx, pk);
+        if (!unit)
+            w = _mm512_mul_ps(w, _mm512_loadu_ps(sbuf + e));
         _mm512_storeu_ps(wbuf + e, w);
         mx = _mm512_max_ps(mx, w);
     }
     for (int step = 8; step >= G; step /= 2) /* lanes l and l ^ step: one group */
         mx = _mm512_max_ps(mx, _mm512_permutexvar_ps(
                                    _mm512_xor_si512(lane, _mm512_set1_epi32(step)), mx));
-    *bad = worse != 0;
+    /* p and s finite and >= 0: w too, unless the product overflowed */
+    *bad = worse || _mm512_cmp_ps_mask(mx, _mm512_set1_ps(3.0e38f), _CMP_NLE_UQ);
     return mx;
 }
 
@@ -87,13 +103,12 @@ pairs_codes(int G, int keys, const float *restrict wbuf, __m512 top, uint8_t *re
     const __m128i s8 = _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
     const int pairs = (keys + 3) / 4 * 4 * G;
     for (int e = 0; e < pairs; e += 16) {
-        const __m512i c = _mm512_min_epi32(
-            _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(wbuf + e), inv)), _mm512_set1_epi32(255));
+        /* w <= its group's top, so w * inv rounds to 255 at most; the
+         * unsigned saturating narrowing would clamp it anyway */
+        const __m512i c = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(wbuf + e), inv));
         __m128i b = _mm512_cvtusepi32_epi8(c);
         if (G == 8) {
-            const __m512i c2 = _mm512_min_epi32(
-                _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(wbuf + e + 16), inv)),
-                _mm512_set1_epi32(255));
+            const __m512i c2 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(wbuf + e + 16), inv));
             const __m128i a = _mm_shuffle_epi8(b, s8);
             const __m128i d = _mm_shuffle_epi8(_mm512_cvtusepi32_epi8(c2), s8);
             _mm_storeu_si128((__m128i *)(pq + e), _mm_unpacklo_epi16(a, d));
@@ -189,18 +204,21 @@ static inline void p_sums(int G, int keys, const uint8_t *restrict pq, int32_t *
 }
 
 /* The chunk's P codes of rows < mb (those past `rows` repeat the last
- * row): 0 when a p or scale is negative or not finite. */
+ * row): 0 when a p or scale is negative or not finite. wbuf: 2 KC * 8
+ * floats. */
 static inline __attribute__((always_inline)) int
 chunk_codes_t(const flat_dtype st, const int cols_mode, int i4, int mb, int rows, int keys, int64_t k0,
               int G, int pairs, const float *restrict p, int64_t ld_p, const flat_kv_src *v,
               p8_chunk *pc, float *restrict wbuf)
 {
+    float *sbuf = wbuf + KC * 8; /* the pairs' V scales, shared by the rows */
+    if (pairs && !cols_mode && !pairs_scales(st, G, keys, flat_kv_scale_row(v, k0, FLAT_I8), sbuf))
+        return 0;
     for (int i = 0; i < mb; i++) {
         const float *pi = p + (i < rows ? i : rows - 1) * ld_p + k0;
         if (pairs) {
             int bad;
-            const __m512 top = pairs_w(st, cols_mode, G, keys, pi,
-                                       cols_mode ? NULL : flat_kv_scale_row(v, k0, FLAT_I8), wbuf, &bad);
+            const __m512 top = pairs_w(cols_mode, G, keys, pi, sbuf, wbuf, &bad);
             if (bad)
                 return 0;
             pairs_codes(G, keys, wbuf, top, pc->pq[i], pc->sw[i]);

@@ -257,7 +257,7 @@ static int64_t rows_q(int mb, int cols_mode, int rows, int n, int dv, const floa
     /* key-major when a key's scales are contiguous and G a power of 2 <= 8 */
     const int pairs = cols_mode || (v->ld_scale == G && (G == 1 || G == 2 || G == 4 || G == 8));
     p8_chunk pc;
-    float wbuf[KC * 8];
+    float wbuf[2 * KC * 8]; /* w, then the pairs' scales */
     for (int64_t k0 = 0; k0 < n; k0 += KC) {
         const int keys = n - k0 < KC ? (int)(n - k0) : KC;
         if (!chunk_codes(cols_mode, v->t == FLAT_I4, mb, rows, keys, k0, G, pairs, p, ld_p, v, &pc, wbuf))

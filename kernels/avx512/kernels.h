@@ -355,22 +355,36 @@ static inline __attribute__((always_inline)) void flat_transpose16_avx512(__m512
 
 /* Lane p of the result = the sum of the lanes of v[p], p < 16: the decode
  * kernels' reduction tree (45 shuffles and adds for 16 sums). */
-static inline __attribute__((always_inline)) __m512 flat_reduce16_avx512(const __m512 v[16])
+static inline __attribute__((always_inline)) __m512 flat_add16_avx512(const int ints, __m512 a, __m512 b)
+{
+    return ints ? _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(a), _mm512_castps_si512(b)))
+                : _mm512_add_ps(a, b);
+}
+
+/* The tree on int32 lanes when `ints` (their bits carried in __m512: the
+ * shuffles move bits, only the adds differ), fp32 otherwise. */
+static inline __attribute__((always_inline)) __m512 flat_reduce16_any_avx512(const int ints,
+                                                                           const __m512 v[16])
 {
     __m512 t[8], u[4];
 #pragma GCC unroll 8
     for (int p = 0; p < 8; p++) /* lane L: v[2p] 0+2, v[2p+1] 0+2, v[2p] 1+3, v[2p+1] 1+3 */
-        t[p] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * p], v[2 * p + 1]),
-                             _mm512_unpackhi_ps(v[2 * p], v[2 * p + 1]));
+        t[p] = flat_add16_avx512(ints, _mm512_unpacklo_ps(v[2 * p], v[2 * p + 1]),
+                                 _mm512_unpackhi_ps(v[2 * p], v[2 * p + 1]));
 #pragma GCC unroll 4
     for (int p = 0; p < 4; p++) /* lane L: the sums of v[4p .. 4p+3] over its 4 floats */
-        u[p] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * p], t[2 * p + 1], 0x44),
-                             _mm512_shuffle_ps(t[2 * p], t[2 * p + 1], 0xee));
-    const __m512 w0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44),
-                                    _mm512_shuffle_f32x4(u[0], u[1], 0xee));
-    const __m512 w1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44),
-                                    _mm512_shuffle_f32x4(u[2], u[3], 0xee));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(w0, w1, 0x88), _mm512_shuffle_f32x4(w0, w1, 0xdd));
+        u[p] = flat_add16_avx512(ints, _mm512_shuffle_ps(t[2 * p], t[2 * p + 1], 0x44),
+                                 _mm512_shuffle_ps(t[2 * p], t[2 * p + 1], 0xee));
+    const __m512 w0 = flat_add16_avx512(ints, _mm512_shuffle_f32x4(u[0], u[1], 0x44),
+                                        _mm512_shuffle_f32x4(u[0], u[1], 0xee));
+    const __m512 w1 = flat_add16_avx512(ints, _mm512_shuffle_f32x4(u[2], u[3], 0x44),
+                                        _mm512_shuffle_f32x4(u[2], u[3], 0xee));
+    return flat_add16_avx512(ints, _mm512_shuffle_f32x4(w0, w1, 0x88), _mm512_shuffle_f32x4(w0, w1, 0xdd));
+}
+
+static inline __attribute__((always_inline)) __m512 flat_reduce16_avx512(const __m512 v[16])
+{
+    return flat_reduce16_any_avx512(0, v);
 }
 
 /* Scores of a dot-product block from its reduced sums (lane i*kb + j: row

@@ -205,12 +205,14 @@ block(const flat_dtype kt, const int sm, const int mb, const int NB, int m,
                 acc[i * kb + u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sk, acc[i * kb + u]);
             }
         }
-        if (sm == FLAT_SC_COLS)
+        if (sm == FLAT_SC_COLS) /* reduced as int32, widened once per 16 */
 #pragma GCC unroll 4
             for (int i = 0; i < mb; i++)
-                acc[i * kb + u] = _mm512_cvtepi32_ps(iacc[i * kb + u]);
+                acc[i * kb + u] = _mm512_castsi512_ps(iacc[i * kb + u]);
     }
-    const __m512 sums = _mm512_mul_ps(flat_reduce16_avx512(acc), _mm512_loadu_ps(c->sq));
+    const __m512 red = flat_reduce16_any_avx512(sm == FLAT_SC_COLS, acc);
+    const __m512 sums = _mm512_mul_ps(
+        sm == FLAT_SC_COLS ? _mm512_cvtepi32_ps(_mm512_castps_si512(red)) : red, _mm512_loadu_ps(c->sq));
     flat_store_pair_sums_avx512(sums, mb, m, keys, s + j0, ld_s);
 }
 

@@ -30,6 +30,14 @@
  * A call with one worker (num_threads = 1, or a plan with one task) runs on
  * the calling thread alone and touches neither OpenMP nor the pool.
  *
+ * Stack: a call (or flat_plan_run_task) takes up to about 40 KiB of the
+ * stack of each thread it runs on; workspaces are on the heap. The deepest
+ * frames are kernels' (gcc -fstack-usage, 0.3: 27-31 KiB in avx512's
+ * quantized Q.K^T and avx512_vnni's P.V; the runtime's are under 2 KiB). A
+ * thread of 42 KiB (glibc, x86-64) ran every table, K/V type and precision
+ * at decode, spec-decode and prefill shapes; 40 KiB did not. Give threads
+ * that run flat at least 64 KiB.
+ *
  * fork(): with OpenMP, the thread pool does not survive fork() (GCC bug
  * 60035): a child entering OpenMP after its parent ran threaded calls would
  * hang. So in a child forked after its parent ran a call on more than one

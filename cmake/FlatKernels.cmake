@@ -11,6 +11,13 @@ function(flat_add_isa isa)
        OUTPUT_VARIABLE sources)
   add_library(flat_kernels_${isa} OBJECT ${sources})
   target_compile_options(flat_kernels_${isa} PRIVATE ${A_FLAGS})
+  if(FLAT_CC_NO_VAR_TRACKING)
+    # Debug builds (-g) keep line tables but not variable locations in the
+    # kernels: gcc's variable tracking over their unrolled, inlined bodies
+    # doubled their compile (avx512/qk_rows.c at -O2 -g: 82 -> 43 s), in
+    # every CI leg.
+    target_compile_options(flat_kernels_${isa} PRIVATE -fno-var-tracking)
+  endif()
   if(FLAT_BUILD_FUZZ)
     # The fuzz build instruments the runtime and the harness with ASan and
     # UBSan, the kernels with coverage only: clang 14's ASan takes 200-340 s

@@ -36,7 +36,8 @@
  * quantized Q.K^T and avx512_vnni's P.V; the runtime's are under 2 KiB). A
  * thread of 42 KiB (glibc, x86-64) ran every table, K/V type and precision
  * at decode, spec-decode and prefill shapes; 40 KiB did not. Give threads
- * that run flat at least 64 KiB.
+ * that run flat at least 64 KiB (or the platform's PTHREAD_STACK_MIN where
+ * larger: 128 KiB on AArch64 Linux). tests/test_stack.c holds it.
  *
  * fork(): with OpenMP, the thread pool does not survive fork() (GCC bug
  * 60035): a child entering OpenMP after its parent ran threaded calls would

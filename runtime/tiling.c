@@ -130,6 +130,21 @@ static int64_t decode_kv_block(const flat_problem *p, const flat_ukernels *uk, i
     return l2_bytes / 2 / ((p->dim + p->v_dim) * 4) / uk->nr * uk->nr;
 }
 
+/* Int8 products (compute FLAT_I8) on an int8 or int4 cache read about a
+ * byte an element or less, where decode_kv_block sizes for 4, and pay per
+ * block for Q's rounding to int8 and pv's prefetch ramp: 4x the keys per
+ * block took 12-18% off their decode (1 thread, Zen 4, min of alternating
+ * runs: decode_4k i8 2.2-2.3 -> 1.9-2.0 ms, i4 1.37-1.53 -> 1.15-1.22,
+ * gqa_decode_8k i8 7.0-7.4 -> 6.0-6.5; 8x no better). Not for gathered
+ * small pages, whose scratch holds a block as floats. */
+#define FLAT_INT8_DECODE_BLOCKS 4
+
+static int64_t decode_block_factor(const flat_problem *p, const flat_ukernels *uk, int gather)
+{
+    const int int8 = uk->compute == FLAT_I8 && (p->kv_dtype == FLAT_I8 || p->kv_dtype == FLAT_I4);
+    return int8 && !gather ? FLAT_INT8_DECODE_BLOCKS : 1;
+}
+
 /* FLAT_FLAG_BATCH_INVARIANT: a key grid that depends on the table and head
  * dims only (tiling.h), FLASH (FLAT's exact softmax is another reduction
  * order), and splits at every split_keys keys whatever the threads: a row's
@@ -214,14 +229,14 @@ static void plan_decode(const flat_problem *p, const flat_ukernels *uk, int64_t 
     /* Each Q panel past the first re-reads the key block, and pv's row groups
      * and column passes re-read the value block: both must stay in L2 next to
      * the scores. */
-    int64_t kv_block = decode_kv_block(p, uk, l2_bytes);
+    plan->gather = flat_gather_pays(p);
+    int64_t kv_block = decode_kv_block(p, uk, l2_bytes) * decode_block_factor(p, uk, plan->gather);
     plan->bk = (int)flat_max(uk->nr, flat_min(flash_block(uk, plan, l2_quarter,
                                                           flat_round_up(p->kv_visible, uk->nr)),
                                               kv_block));
     plan->s_cols = plan->bk;
     plan->qk_panels = 1;
     plan->pv_keys = plan->bk;
-    plan->gather = flat_gather_pays(p);
 }
 
 /* Everything but split-KV for the sequences of plan->part (p: the call as
@@ -427,7 +442,9 @@ void flat_tiling_bound(const flat_problem *p, const flat_ukernels *uk, flat_data
     if (decode_rows > 0) {
         int64_t kv_block = decode_kv_block(p, uk, cpu->l2_bytes);
         decode_bk = flat_min(kv_cols, flat_max(uk->nr, kv_block));
-        s_floats = flat_max(s_floats, rows_pad * decode_bk);
+        /* the cache type and the precision's table are not known here:
+         * int8 products' longer blocks (not gathered) for the scores */
+        s_floats = flat_max(s_floats, rows_pad * flat_min(kv_cols, flat_max(uk->nr, kv_block * FLAT_INT8_DECODE_BLOCKS)));
     }
     memset(worst, 0, sizeof *worst);
     worst->nr = uk->nr;

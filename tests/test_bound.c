@@ -48,11 +48,22 @@ static int64_t plan_size(const sizes *s, flat_options o, int paged, int mask16, 
     for (int64_t b = 0; b < s->B; b++)
         lens[b] = (int32_t)(tu_next(r) % (uint64_t)(s->Nk + 1));
     if (!paged) {
+        /* an int8 cache a third of the time (int8 products on avx512_vnni:
+         * its decode blocks are longer, tiling.c), not under the batch-
+         * invariant flag, which refuses int8 products */
+        const flat_dtype kt =
+            tu_next(r) % 3 == 0 && !(o.flags & FLAT_FLAG_BATCH_INVARIANT) ? FLAT_I8 : FLAT_F32;
         flat_tensor q = fake(&at, FLAT_F32, s->B, s->Hq, nq, s->D);
         flat_tensor out = fake(&at, FLAT_F32, s->B, s->Hq, nq, s->Dv);
-        flat_tensor k = fake(&at, FLAT_F32, s->B, s->Hkv, s->Nk, s->D);
-        flat_tensor v = fake(&at, FLAT_F32, s->B, s->Hkv, s->Nk, s->Dv);
+        flat_tensor k = fake(&at, kt, s->B, s->Hkv, s->Nk, s->D);
+        flat_tensor v = fake(&at, kt, s->B, s->Hkv, s->Nk, s->Dv);
         flat_tensor mask = fake(&at, FLAT_F16, s->B, s->Hq, nq, s->Nk);
+        flat_kv_quant kq = {0};
+        kq.k_scale = fake(&at, FLAT_F16, s->B, s->Hkv, s->Nk, s->D / 16);
+        kq.v_scale = fake(&at, FLAT_F16, s->B, s->Hkv, s->Nk, s->Dv / 16);
+        kq.k_group = kq.v_group = 16;
+        if (kt == FLAT_I8)
+            o.kv_quant = &kq, o.precision = FLAT_PRECISION_INT8;
         if (mask16)
             o.mask = &mask;
         if (tu_next(r) % 2)

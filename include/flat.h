@@ -646,7 +646,8 @@ FLAT_API flat_status flat_quantize(const flat_tensor *src, const flat_tensor *ds
 /* Best ISA of this CPU and build, ignoring FLAT_ISA. */
 FLAT_API flat_isa flat_isa_detect(void);
 
-/* "auto", "scalar", "avx2", "avx512", "neon", "avx512_bf16"; "unknown" for other values. */
+/* "auto", "scalar", "avx2", "avx512", "neon", "avx512_bf16", "amx_bf16" (0.3),
+ * "avx512_vnni" (0.3); "unknown" for other values. */
 FLAT_API const char *flat_isa_name(flat_isa isa);
 
 #ifdef __cplusplus

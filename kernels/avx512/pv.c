@@ -20,6 +20,32 @@
  * key of a 6 x 64 block (48 measured 6% slower end to end). */
 #define PV_PREFETCH 16
 
+/* Codes of a quantized V row as the blocks multiply them: F8E4M3 as
+ * code / 256 (its 2^8 is in the scales, FLAT_F8_UNIT), its NaN codes recorded
+ * apart and their columns set by nan_columns. */
+static inline __attribute__((always_inline)) __m512 pv_codes(const flat_dtype t, const void *row,
+                                                             int64_t c, int n)
+{
+    return t == FLAT_F8E4M3 ? flat_f8_codes16_div256_avx512(row, c, n)
+                            : flat_codes16_avx512(t, row, c, n);
+}
+
+/* O columns (of col0 .. col0+cols-1) where some F8E4M3 V row j < n holds a
+ * NaN code become NaN in rows < rows, as the FMA chain through that code
+ * would leave them: pv_codes read it as finite, and a block that saw one
+ * (flat_quantize makes none) pays for this scan. */
+static __attribute__((noinline, cold)) void nan_columns(const flat_kv_src *vs, int n, int64_t col0,
+                                                        int cols, int rows, float *o, int64_t ld_o)
+{
+    for (int c = 0; c < cols; c++)
+        for (int j = 0; j < n; j++)
+            if (flat_f8_is_nan(flat_kv_row(vs, j, FLAT_F8E4M3), col0 + c)) {
+                for (int i = 0; i < rows; i++)
+                    o[i * ld_o + c] = __builtin_nanf("");
+                break;
+            }
+}
+
 /*
  * One block: rows < mb (6, or 1-2 for the narrow decode blocks) of O, columns
  * [0, 16*nv) where the last vector keeps only the lanes of `last` when
@@ -69,13 +95,15 @@ pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int
                     ? flat_chunk_scales_avx512(vs->group, col0 + 16 * c, cols)
                     : (flat_chunk_scales){0};
         colsc[c] = flat_dtype_quantized(t) && sm == FLAT_SC_COLS
-                       ? flat_row_scales16_avx512(vs->scale_t, vs->scale, &cs[c])
+                       ? _mm512_mul_ps(_mm512_set1_ps(FLAT_F8_UNIT(t)),
+                                       flat_row_scales16_avx512(vs->scale_t, vs->scale, &cs[c]))
                        : _mm512_setzero_ps();
     }
     if (flat_dtype_quantized(t) && sm == FLAT_SC_CHUNK)
         gm = flat_chunk_group_map_avx512(vs->group, col0 / 16, nv);
     const int tail = flat_rows_unaligned(vs->data, vs->ld, t);
     const int64_t cols = 16 * (nv - 1) + (masked ? lastn : 16);
+    __m512i nan_seen = _mm512_setzero_si512(); /* F8E4M3: flat_f8_nan_track_avx512 */
 
     for (int j = 0; j < n; j++) {
         const void *vj = flat_kv_row(vs, j, t), *sj = flat_kv_scale_row(vs, j, t);
@@ -99,17 +127,22 @@ pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int
         }
         float rs[16]; /* CHUNK: this row's scale per chunk */
         if (flat_dtype_quantized(t) && sm == FLAT_SC_CHUNK)
-            _mm512_storeu_ps(rs, flat_row_scales16_avx512(vs->scale_t, sj, &gm));
+            _mm512_storeu_ps(rs, _mm512_mul_ps(_mm512_set1_ps(FLAT_F8_UNIT(t)),
+                                               flat_row_scales16_avx512(vs->scale_t, sj, &gm)));
+        if (t == FLAT_F8E4M3 && sm != FLAT_SC_LANES)
+#pragma GCC unroll 2
+            for (int64_t b = 0; b < cols; b += 64)
+                nan_seen = flat_f8_nan_track_avx512(nan_seen, flat_elem_ptr(vj, col0 + b, t),
+                                                    cols - b < 64 ? (int)(cols - b) : 64);
 #pragma GCC unroll 8
         for (int c = 0; c < nv; c++) {
             const int cols = masked && c == nv - 1 ? lastn : 16;
             if (!flat_dtype_quantized(t))
                 vv[c] = flat_kv_chunk16_avx512(t, FLAT_F32, vj, NULL, NULL, col0 + 16 * c, cols);
             else if (sm == FLAT_SC_COLS)
-                vv[c] = _mm512_mul_ps(flat_codes16_avx512(t, vj, col0 + 16 * c, cols), colsc[c]);
+                vv[c] = _mm512_mul_ps(pv_codes(t, vj, col0 + 16 * c, cols), colsc[c]);
             else if (sm == FLAT_SC_CHUNK)
-                vv[c] = _mm512_mul_ps(flat_codes16_avx512(t, vj, col0 + 16 * c, cols),
-                                      _mm512_set1_ps(rs[c]));
+                vv[c] = _mm512_mul_ps(pv_codes(t, vj, col0 + 16 * c, cols), _mm512_set1_ps(rs[c]));
             else
                 vv[c] = flat_kv_chunk16_avx512(t, vs->scale_t, vj, sj, &cs[c], col0 + 16 * c, cols);
         }
@@ -131,6 +164,8 @@ pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int
             _mm512_mask_storeu_ps(o + i * ld_o + 16 * c, masked && c == nv - 1 ? last : 0xffff,
                                   acc[i][c]);
     }
+    if (t == FLAT_F8E4M3 && flat_f8_nan_seen_avx512(nan_seen))
+        nan_columns(vs, n, col0, (int)cols, rows, o, ld_o);
 }
 
 /* Columns [0, cols) of every row block, cols <= 64. */

@@ -168,6 +168,16 @@ typedef struct {
     flat_chunk_scales map[DOT_CHUNKS];
 } dot_call;
 
+/* Codes of a quantized K row as the dot kernels multiply them: F8E4M3 as
+ * code / 256 (its 2^8 is in the scales: FLAT_F8_UNIT), its NaN codes recorded by
+ * dot_sub and their scores set by dot_block. */
+static inline __attribute__((always_inline)) __m512
+dot_codes(const flat_dtype t, const void *row, int c0, int dims)
+{
+    return t == FLAT_F8E4M3 ? flat_f8_codes16_div256_avx512(row, c0, dims)
+                            : flat_codes16_avx512(t, row, c0, dims);
+}
+
 /* Chunk c0 (16 columns, dims of them valid) of a K row as fp32. chunk: the
  * row's scale per chunk, widened (CHUNK); COLS scales are folded into Q
  * (rows_dot); LANES never reaches the dot kernels (qk_rows_dot). */
@@ -176,7 +186,7 @@ key_chunk(const flat_dtype t, const int sm, const void *row, const float *chunk,
 {
     if (!flat_dtype_quantized(t))
         return flat_kv_chunk16_avx512(t, FLAT_F32, row, NULL, NULL, c0, dims);
-    const __m512 codes = flat_codes16_avx512(t, row, c0, dims);
+    const __m512 codes = dot_codes(t, row, c0, dims);
     return sm == FLAT_SC_CHUNK ? _mm512_mul_ps(codes, _mm512_set1_ps(chunk[c0 / 16])) : codes;
 }
 
@@ -239,7 +249,7 @@ sub_chunk(const flat_dtype t, const int sm, const int mb, const int kg, const in
 static inline __attribute__((always_inline)) void
 dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int kb, int slot,
         int nk, int64_t j, int n, int d, const flat_kv_src *ks, const dot_call *dc,
-        float (*chunk)[DOT_CHUNKS_PAD], __m512 res[16])
+        float (*chunk)[DOT_CHUNKS_PAD], __m512 res[16], __m512i *nan_seen)
 {
     const int step = t == FLAT_BF16 ? 32 : 16;               /* dims per chunk */
     const int line = (int)(512 / flat_dtype_bits(t)) / step; /* chunks per line */
@@ -255,15 +265,18 @@ dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int 
         const int chunks = (d + 15) / 16;
         const flat_chunk_scales map0 = dc->map[0];
         const int f16 = ks->scale_t == FLAT_F16;
+        const __m512 unit = _mm512_set1_ps(FLAT_F8_UNIT(t));
 #pragma GCC unroll 8
         for (int u = 0; u < kg; u++) {
             if (u >= nk)
                 break;
-            _mm512_storeu_ps(chunk[u], f16 ? flat_row_scales16_avx512(FLAT_F16, srow[u], &map0)
-                                           : flat_row_scales16_avx512(FLAT_F32, srow[u], &map0));
+            const __m512 s0 = f16 ? flat_row_scales16_avx512(FLAT_F16, srow[u], &map0)
+                                  : flat_row_scales16_avx512(FLAT_F32, srow[u], &map0);
+            _mm512_storeu_ps(chunk[u], t == FLAT_F8E4M3 ? _mm512_mul_ps(s0, unit) : s0);
             for (int k0 = 16; k0 < chunks; k0 += 16)
                 _mm512_storeu_ps((float *)chunk[u] + k0,
-                                 flat_row_scales16_avx512(ks->scale_t, srow[u], &dc->map[k0 / 16]));
+                                 _mm512_mul_ps(unit, flat_row_scales16_avx512(
+                                                         ks->scale_t, srow[u], &dc->map[k0 / 16])));
         }
     }
     int c0 = 0;
@@ -282,13 +295,17 @@ dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int 
                 if (c0 % (line * step) == 0)
 #pragma GCC unroll 8
                     for (int u = 0; u < kg; u++)
-                        if (u < nk)
+                        if (u < nk) {
                             flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
+                            if (t == FLAT_F8E4M3)
+                                *nan_seen = flat_f8_nan_track_avx512(
+                                    *nan_seen, flat_elem_ptr(row[u], c0, t), d - c0 < 64 ? d - c0 : 64);
+                        }
                 const __m512 q = _mm512_loadu_ps(dc->qr + c0);
 #pragma GCC unroll 8
                 for (int u = 0; u < kg; u++)
                     if (u < nk)
-                        part[u] = _mm512_fmadd_ps(q, flat_codes16_avx512(t, row[u], c0, 16), part[u]);
+                        part[u] = _mm512_fmadd_ps(q, dot_codes(t, row[u], c0, 16), part[u]);
             }
 #pragma GCC unroll 8
             for (int u = 0; u < kg; u++)
@@ -301,8 +318,11 @@ dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int 
     for (; c0 + line * step <= d; c0 += line * step) {
 #pragma GCC unroll 8
         for (int u = 0; u < kg; u++)
-            if (u < nk)
+            if (u < nk) {
                 flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
+                if (t == FLAT_F8E4M3)
+                    *nan_seen = flat_f8_nan_track_avx512(*nan_seen, flat_elem_ptr(row[u], c0, t), 64);
+            }
 #pragma GCC unroll 8
         for (int v = 0; v < line; v++)
             sub_chunk(t, sm, mb, kg, kb, slot, 1, nk, d, c0 + v * step, dc, row, chunk, res);
@@ -310,12 +330,34 @@ dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int 
     if (c0 < d)
 #pragma GCC unroll 8
         for (int u = 0; u < kg; u++)
-            if (u < nk)
+            if (u < nk) {
                 flat_prefetch_kv_avx512(t, flat_elem_ptr(row[u], pf + c0, t));
+                if (t == FLAT_F8E4M3)
+                    *nan_seen = flat_f8_nan_track_avx512(*nan_seen, flat_elem_ptr(row[u], c0, t),
+                                                         d - c0);
+            }
     for (; c0 + step <= d; c0 += step)
         sub_chunk(t, sm, mb, kg, kb, slot, 1, nk, d, c0, dc, row, chunk, res);
     if (c0 < d)
         sub_chunk(t, sm, mb, kg, kb, slot, 0, nk, d, c0, dc, row, chunk, res);
+}
+
+/* F8E4M3 keys j0 .. j0+keys-1 holding a NaN code get a NaN score in every
+ * row, as the product with the code's NaN would give: dot_codes read those
+ * codes as finite, and a block that saw one (it should never: flat_quantize
+ * makes none) pays for this scan. */
+static __attribute__((noinline, cold)) void nan_scores(const flat_kv_src *ks, int64_t j0, int keys,
+                                                       int m, int d, float *s, int64_t ld_s)
+{
+    for (int u = 0; u < keys; u++) {
+        const void *row = flat_kv_row(ks, j0 + u, FLAT_F8E4M3);
+        for (int c = 0; c < d; c++)
+            if (flat_f8_is_nan(row, c)) {
+                for (int i = 0; i < m; i++)
+                    s[i * ld_s + u] = __builtin_nanf("");
+                break;
+            }
+    }
 }
 
 /* mb rows x kb keys from key j0 (keys of them valid), scores stored. */
@@ -326,6 +368,7 @@ dot_block(const flat_dtype t, const int sm, const int mb, const int full, int m,
 {
     const int kb = 16 / mb, kg = mb == 1 ? 8 : kb;
     float chunk[16][DOT_CHUNKS_PAD]; /* CHUNK: each row's scale per chunk */
+    __m512i nan_seen = _mm512_setzero_si512(); /* F8E4M3: flat_f8_nan_track_avx512 */
     __m512 res[16];
 #pragma GCC unroll 16
     for (int p = 0; p < 16; p++)
@@ -336,9 +379,11 @@ dot_block(const flat_dtype t, const int sm, const int mb, const int full, int m,
         if (nk <= 0)
             break;
         dot_sub(t, sm, mb, kg, kb, u0, nk, j0 + u0, n, d, ks, dc,
-                &chunk[u0], res);
+                &chunk[u0], res, &nan_seen);
     }
     flat_store_pair_sums_avx512(flat_reduce16_avx512(res), mb, m, keys, s + j0, ld_s);
+    if (t == FLAT_F8E4M3 && flat_f8_nan_seen_avx512(nan_seen))
+        nan_scores(ks, j0, keys, m, d, s + j0, ld_s);
 }
 
 /* The call's shared scales (quantized K; kernels.h's modes). */
@@ -379,7 +424,8 @@ rows_dot(const flat_dtype t, const int sm, const int mb, int m, int d, int n,
             for (int c0 = 0; c0 < dc.ldq; c0 += 16)
                 _mm512_storeu_ps(qr + i * dc.ldq + c0,
                                  _mm512_mul_ps(_mm512_loadu_ps(qr + i * dc.ldq + c0),
-                                               c0 < d ? _mm512_loadu_ps(dc.cols + c0)
+                                               c0 < d ? _mm512_mul_ps(_mm512_set1_ps(FLAT_F8_UNIT(t)),
+                                                                      _mm512_loadu_ps(dc.cols + c0))
                                                       : _mm512_setzero_ps()));
     int64_t j = 0;
     for (; j + kb <= n; j += kb)

@@ -46,6 +46,27 @@ static __attribute__((noinline, cold)) void nan_columns(const flat_kv_src *vs, i
             }
 }
 
+/* Int4 V in pairs (flat_i4_pairs32_avx512): O vectors 2p and 2p+1 of a block
+ * hold columns 32p .. 32p+31 as their even and odd columns while the keys
+ * run, made from O and put back once per call by these permutes. The
+ * values and each element's FMA chain are the in-order path's: the bits
+ * too. */
+static inline __attribute__((always_inline)) void split_pairs(__m512 *lo, __m512 *hi)
+{
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512 e = _mm512_permutex2var_ps(*lo, ev, *hi);
+    *hi = _mm512_permutex2var_ps(*lo, _mm512_add_epi32(ev, _mm512_set1_epi32(1)), *hi);
+    *lo = e;
+}
+
+static inline __attribute__((always_inline)) void join_pairs(__m512 *even, __m512 *odd)
+{
+    const __m512i il = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512 lo = _mm512_permutex2var_ps(*even, il, *odd);
+    *odd = _mm512_permutex2var_ps(*even, _mm512_add_epi32(il, _mm512_set1_epi32(8)), *odd);
+    *even = lo;
+}
+
 /*
  * One block: rows < mb (6, or 1-2 for the narrow decode blocks) of O, columns
  * [0, 16*nv) where the last vector keeps only the lanes of `last` when
@@ -101,6 +122,17 @@ pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int
     }
     if (flat_dtype_quantized(t) && sm == FLAT_SC_CHUNK)
         gm = flat_chunk_group_map_avx512(vs->group, col0 / 16, nv);
+    /* int4 in pairs: whole 32-column pairs, COLS or CHUNK scales (the entry
+     * sends groups that split a pair to LANES) */
+    const int pairs = t == FLAT_I4 && !masked && nv % 2 == 0 && sm != FLAT_SC_LANES;
+    if (pairs)
+#pragma GCC unroll 4
+        for (int c = 0; c < nv; c += 2) {
+#pragma GCC unroll 6
+            for (int i = 0; i < mb; i++)
+                split_pairs(&acc[i][c], &acc[i][c + 1]);
+            split_pairs(&colsc[c], &colsc[c + 1]);
+        }
     const int tail = flat_rows_unaligned(vs->data, vs->ld, t);
     const int64_t cols = 16 * (nv - 1) + (masked ? lastn : 16);
     __m512i nan_seen = _mm512_setzero_si512(); /* F8E4M3: flat_f8_nan_track_avx512 */
@@ -137,7 +169,14 @@ pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int
 #pragma GCC unroll 8
         for (int c = 0; c < nv; c++) {
             const int cols = masked && c == nv - 1 ? lastn : 16;
-            if (!flat_dtype_quantized(t))
+            if (pairs) {
+                if (c % 2)
+                    continue;
+                flat_i4_pairs32_avx512(vj, col0 + 16 * c, 32, &vv[c], &vv[c + 1]);
+                const __m512 s0 = sm == FLAT_SC_COLS ? colsc[c] : _mm512_set1_ps(rs[c]);
+                const __m512 s1 = sm == FLAT_SC_COLS ? colsc[c + 1] : s0;
+                vv[c] = _mm512_mul_ps(vv[c], s0), vv[c + 1] = _mm512_mul_ps(vv[c + 1], s1);
+            } else if (!flat_dtype_quantized(t))
                 vv[c] = flat_kv_chunk16_avx512(t, FLAT_F32, vj, NULL, NULL, col0 + 16 * c, cols);
             else if (sm == FLAT_SC_COLS)
                 vv[c] = _mm512_mul_ps(pv_codes(t, vj, col0 + 16 * c, cols), colsc[c]);
@@ -155,6 +194,12 @@ pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int
         }
     }
 
+    if (pairs)
+#pragma GCC unroll 4
+        for (int c = 0; c < nv; c += 2)
+#pragma GCC unroll 6
+            for (int i = 0; i < mb; i++)
+                join_pairs(&acc[i][c], &acc[i][c + 1]);
 #pragma GCC unroll 6
     for (int i = 0; i < mb; i++) {
         if (i >= rows)
@@ -263,7 +308,10 @@ void flat_pv_6__avx512(int m, int n, int dv, const float *restrict p, int64_t ld
 {
     flat_kv_src unit;
     const flat_kv_src *v = flat_kv_scaled_avx512(src, &unit);
-    FLAT_KV_SWITCH_MODE_AVX512(v, pv_t, m, n, dv, p, ld_p, v, o, ld_o, alpha);
+    if (v->t == FLAT_I4 && flat_scale_mode_avx512(v) == FLAT_SC_CHUNK && v->group % 32)
+        pv_t(FLAT_I4, FLAT_SC_LANES, m, n, dv, p, ld_p, v, o, ld_o, alpha); /* pv_block's pairs */
+    else
+        FLAT_KV_SWITCH_MODE_AVX512(v, pv_t, m, n, dv, p, ld_p, v, o, ld_o, alpha);
 }
 
 /*

@@ -176,19 +176,6 @@ typedef struct {
  * in-order widening took 5; qk_rows 13.4 -> 9.6 ns per key in L2). */
 #define PAIRS(t) ((t) == FLAT_BF16 || (t) == FLAT_I4)
 
-/* Int4 dims c0 .. c0+31 of a row (dims <= 32 of them valid, the rest 0) as
- * even and odd dims, exact. */
-static inline __attribute__((always_inline)) void
-i4_pairs(const void *row, int c0, int dims, __m512 *even, __m512 *odd)
-{
-    const int8_t *p = (const int8_t *)row + c0 / 2;
-    const __m128i b = dims >= 32 ? _mm_loadu_si128((const __m128i *)p)
-                                 : _mm_maskz_loadu_epi8(flat_tail_mask_avx512((dims + 1) / 2), p);
-    const __m512i x = _mm512_cvtepi8_epi32(b);
-    *even = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(x, 28), 28));
-    *odd = _mm512_cvtepi32_ps(_mm512_srai_epi32(x, 4));
-}
-
 /* Codes of a quantized K row as the dot kernels multiply them: F8E4M3 as
  * code / 256 (its 2^8 is in the scales: FLAT_F8_UNIT), its NaN codes recorded by
  * dot_sub and their scores set by dot_block. */
@@ -256,7 +243,7 @@ sub_chunk(const flat_dtype t, const int sm, const int mb, const int kg, const in
             if (u >= nk)
                 break;
             __m512 even, odd;
-            i4_pairs(row[u], c0, fulld ? 32 : d - c0, &even, &odd);
+            flat_i4_pairs32_avx512(row[u], c0, fulld ? 32 : d - c0, &even, &odd);
             if (sm == FLAT_SC_CHUNK) {
                 const __m512 sc = _mm512_set1_ps(chunk[u][c0 / 16]);
                 even = _mm512_mul_ps(even, sc), odd = _mm512_mul_ps(odd, sc);
@@ -350,7 +337,7 @@ dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int 
                     for (int u = 0; u < kg; u++)
                         if (u < nk) {
                             __m512 even, odd;
-                            i4_pairs(row[u], c0, 32, &even, &odd);
+                            flat_i4_pairs32_avx512(row[u], c0, 32, &even, &odd);
                             part[u] = _mm512_fmadd_ps(q1, odd, _mm512_fmadd_ps(q, even, part[u]));
                         }
                     continue;

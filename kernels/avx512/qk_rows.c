@@ -207,6 +207,29 @@ key_chunk(const flat_dtype t, const int sm, const void *row, const float *chunk,
  * row loaded once for all its keys (subgroups of 8 / mb keys measured 30%
  * slower at 4 rows). */
 
+/* Dims c0 .. c0+31 of a PAIRS K row (dims <= 32 of them valid) as its even
+ * and odd dims in fp32: bf16 by a shift and a mask, int4 by
+ * flat_i4_pairs32_avx512 (COLS scales are in Q; CHUNK groups span the 32
+ * dims: chunk holds the row's scale per 16-dim chunk). */
+static inline __attribute__((always_inline)) void
+key_pairs(const flat_dtype t, const int sm, const void *row, const float *chunk, int c0, int dims,
+          __m512 *even, __m512 *odd)
+{
+    if (t == FLAT_BF16) {
+        const uint16_t *r = (const uint16_t *)row + c0;
+        const __m512i x = dims >= 32 ? _mm512_loadu_si512(r)
+                                     : _mm512_maskz_loadu_epi16((__mmask32)((1ull << dims) - 1), r);
+        *even = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
+        *odd = _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32(-65536)));
+        return;
+    }
+    flat_i4_pairs32_avx512(row, c0, dims, even, odd);
+    if (sm == FLAT_SC_CHUNK) {
+        const __m512 sc = _mm512_set1_ps(chunk[c0 / 16]);
+        *even = _mm512_mul_ps(*even, sc), *odd = _mm512_mul_ps(*odd, sc);
+    }
+}
+
 /* acc[i*kb + slot + u] += Q row i . K row u's chunk at c0: 16 dims (32 for bf16),
  * all valid when `fulld`; keys u < nk. */
 static inline __attribute__((always_inline)) void
@@ -216,38 +239,13 @@ sub_chunk(const flat_dtype t, const int sm, const int mb, const int kg, const in
 {
     const float *qr = dc->qr;
     const int ldq = dc->ldq;
-    if (t == FLAT_BF16) {
-        const int dims = fulld ? 32 : d - c0;
-        const __mmask32 lm = fulld ? 0xffffffffu : (__mmask32)((1ull << dims) - 1);
-#pragma GCC unroll 8
-        for (int u = 0; u < kg; u++) {
-            if (u >= nk)
-                break;
-            const uint16_t *r = (const uint16_t *)row[u] + c0;
-            const __m512i x = fulld ? _mm512_loadu_si512(r) : _mm512_maskz_loadu_epi16(lm, r);
-            const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
-            const __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32(-65536)));
-#pragma GCC unroll 8
-            for (int i = 0; i < mb; i++) {
-                acc[i * kb + slot + u] = _mm512_fmadd_ps(_mm512_loadu_ps(qr + i * ldq + c0), even,
-                                                  acc[i * kb + slot + u]);
-                acc[i * kb + slot + u] = _mm512_fmadd_ps(_mm512_loadu_ps(qr + i * ldq + c0 + 16), odd,
-                                                  acc[i * kb + slot + u]);
-            }
-        }
-        return;
-    }
-    if (t == FLAT_I4) { /* COLS scales are in Q; CHUNK groups span the 32 dims */
+    if (PAIRS(t)) {
 #pragma GCC unroll 8
         for (int u = 0; u < kg; u++) {
             if (u >= nk)
                 break;
             __m512 even, odd;
-            flat_i4_pairs32_avx512(row[u], c0, fulld ? 32 : d - c0, &even, &odd);
-            if (sm == FLAT_SC_CHUNK) {
-                const __m512 sc = _mm512_set1_ps(chunk[u][c0 / 16]);
-                even = _mm512_mul_ps(even, sc), odd = _mm512_mul_ps(odd, sc);
-            }
+            key_pairs(t, sm, row[u], chunk[u], c0, fulld ? 32 : d - c0, &even, &odd);
 #pragma GCC unroll 8
             for (int i = 0; i < mb; i++) {
                 acc[i * kb + slot + u] = _mm512_fmadd_ps(_mm512_loadu_ps(qr + i * ldq + c0), even,

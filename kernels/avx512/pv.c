@@ -73,7 +73,7 @@ static inline __attribute__((always_inline)) void join_pairs(__m512 *even, __m51
 }
 
 /*
- * One block: rows < mb (6, or 1-2 for the narrow decode blocks) of O, columns
+ * One block: rows < mb (6, 1-2 for the narrow decode blocks, 1 for D 256) of O, columns
  * [0, 16*nv) where the last vector keeps only the lanes of `last` when
  * `masked`. Each key j broadcasts P[i][j] for the mb rows and FMAs it against
  * V row j held in nv registers, so V is read once per block and P once per

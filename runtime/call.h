@@ -70,7 +70,8 @@ int64_t flat_partition_fill(const flat_problem *p, const flat_tiling *const *til
                             int n_tilings, int workers, flat_unit *units, float *costs,
                             int64_t *order, int64_t *merge_units, int64_t *split_units);
 
-/* Phase 0: unit i as worker `worker`. Phase 1: merge of split block i. */
+/* Phase 0: unit i as worker `worker`. Phase 1: merge of split block i
+ * (task.c: parallel.c runs them all, plan.c one for the engine). */
 void flat_plan_run_unit(const flat_plan *plan, int64_t i, int worker, void *workspace);
 void flat_plan_run_merge(const flat_plan *plan, int64_t i, void *workspace);
 

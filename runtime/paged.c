@@ -6,7 +6,6 @@
 
 #include "error.h"
 #include "kvquant.h"
-#include "rules.h"
 #include "validate.h"
 
 #define INVALID(...) flat_error(FLAT_ERROR_INVALID_ARGUMENT, __VA_ARGS__)

@@ -260,28 +260,6 @@ const char *flat_plan_describe(const flat_plan *plan)
     return plan ? plan->describe : "(no plan)";
 }
 
-void flat_plan_run_unit(const flat_plan *plan, int64_t i, int worker, void *workspace)
-{
-    float *mem = (float *)workspace + plan->scratch_floats * worker;
-    float *parts = (float *)workspace + plan->scratch_floats * plan->workers;
-    const flat_unit *u = &plan->units[i];
-    const flat_tiling *t = flat_plan_tiling(plan, u);
-    flat_scratch ws;
-    flat_scratch_init(&ws, mem, &plan->p, t);
-    flat_attend_unit(&plan->p, t, plan->uk, u, &ws,
-                     t->splits > 1 ? parts + (u->block + u->split) * plan->split_floats : NULL);
-}
-
-void flat_plan_run_merge(const flat_plan *plan, int64_t i, void *workspace)
-{
-    int64_t first = plan->merge_units[i];
-    const flat_unit *u = &plan->units[first];
-    float *parts = (float *)workspace + plan->scratch_floats * plan->workers;
-    flat_task block = {u->b, u->kv_head, u->head0, u->pos0, u->heads, u->pos1 - u->pos0, 0};
-    flat_merge_splits(&plan->p, flat_plan_tiling(plan, u), plan->uk, &block,
-                      parts + u->block * plan->split_floats, plan->split_floats);
-}
-
 flat_status flat_plan_run_task(const flat_plan *plan, int phase, int64_t task, int worker,
                                void *workspace)
 {

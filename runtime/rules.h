@@ -7,12 +7,6 @@
 
 #include "attend.h"
 
-/* Checks the 0.2 option fields; kv_len is the mask's key extent. */
-flat_status flat_check_rules(const flat_options *o, const flat_tensor *q, int64_t kv_len,
-                             const flat_tensor *out, const float *lse);
-/* Copies the rules into the problem (pointers; plans copy the arrays). */
-void flat_fill_rules(const flat_options *o, flat_problem *p);
-
 /* Whether any rule changes visible scores (softcap, ALiBi, mask). */
 static inline int flat_has_score_rules(const flat_problem *p)
 {

@@ -22,5 +22,11 @@ int flat_ranges_overlap(const void *a, int64_t a_bytes, const void *b, int64_t b
 int64_t flat_view_bytes(const flat_tensor *t, int64_t last);
 /* reserved words, scale, num_threads, dataflow (and the 0.2 score rules). */
 flat_status flat_check_option_words(const flat_options *o);
+/* The score rules' option fields (window, softcap, precision, sinks, ALiBi,
+ * mask); kv_len is the mask's key extent. */
+flat_status flat_check_rules(const flat_options *o, const flat_tensor *q, int64_t kv_len,
+                             const flat_tensor *out, const float *lse);
+/* Copies the rules into the problem (pointers; plans copy the arrays). */
+void flat_fill_rules(const flat_options *o, flat_problem *p);
 
 #endif

@@ -249,9 +249,23 @@ static inline flat_kv_src flat_kv_src_rows(const flat_kv_src *src, int64_t rows)
                      m, n, dv, p, ld_p, v, o, ld_o, alpha)
 
 /* A plain (unquantized) source: `data` rows `ld` elements of t apart. */
+/* Where row i past a call's last row lies in src->next's chain: the run
+ * holding it, with *i made relative to that run; NULL past the chain. */
+static inline const flat_kv_src *flat_kv_ahead(const flat_kv_src *src, int64_t *i)
+{
+    const flat_kv_src *r = src->next;
+    int64_t rows = src->next_n;
+    while (r && *i >= rows) {
+        *i -= rows;
+        rows = r->next_n;
+        r = r->next;
+    }
+    return r;
+}
+
 static inline flat_kv_src flat_kv_src_plain(const void *data, int64_t ld, flat_dtype t)
 {
-    flat_kv_src r = {data, ld, t, FLAT_F32, NULL, 0, 1};
+    flat_kv_src r = {data, ld, t, FLAT_F32, NULL, 0, 1, NULL, 0};
     return r;
 }
 

@@ -133,6 +133,17 @@ typedef struct flat_kv_src {
     const void *scale;  /* row 0's first scale; NULL: scale 1 */
     int64_t ld_scale;   /* scale elements between rows; 0 broadcasts */
     int64_t group;      /* columns per scale (quantized t only) */
+    /* The rows the caller hands the kernel next, for prefetching only
+     * (NULL: none known): the run `next`, of which next_n rows count, then
+     * next->next, and so on. A kernel of a table with prefetch_next may
+     * prefetch rows of this chain past its own last row, spread over its
+     * keys as it prefetches its own rows (never reading them); any other
+     * kernel ignores it. A paged cache's next pages, which no hardware
+     * prefetcher predicts: asked for all at once before each call, a
+     * page's lines queued behind the miss buffers and stalled the core
+     * (runtime/keys.c). */
+    const struct flat_kv_src *next;
+    int64_t next_n;
 } flat_kv_src;
 
 /*
@@ -342,6 +353,9 @@ typedef struct flat_ukernels {
     int nr;            /* keys of a qk register block (K panel width) */
     int pv_mr;         /* rows of a pv register block; the runtime groups
                           rows with unequal masks by this */
+    int prefetch_next; /* 1: qk_rows, qk_rows_exact and pv prefetch the rows
+                          of flat_kv_src.next's chain; 0: the runtime asks for
+                          each next run itself before the call */
     int qk_min_panels; /* K panels per qk call below which the call's fixed cost
                           shows (amx_bf16 configures tiles and moves Q into
                           them per call); 0: none, a call may take one panel */

@@ -37,16 +37,12 @@ static void pv_range(const flat_problem *p, const flat_ukernels *uk, const flat_
                      int64_t j0, int64_t n, const float *s, int64_t ld_s, float *o,
                      int64_t ld_o, const float *alpha, const float *ones)
 {
-    int64_t j = 0;
-    do {
-        flat_run r = flat_value_run(p, t, j0 + j);
-        int64_t here = flat_min(r.count, n - j);
-        if (p->paged && j + here < n) /* the next page, while this one computes */
-            flat_prefetch_run(p, flat_value_run(p, t, j0 + j + here),
-                              flat_min(p->pages.page_size, n - j - here), p->v_dim);
-        uk->pv(m, (int)here, (int)p->v_dim, s + j, ld_s, &r.src, o, ld_o, j == 0 ? alpha : ones);
-        j += here;
-    } while (j < n);
+    flat_run_walk w;
+    flat_walk_start(&w, p, uk, t, 1, j0, n);
+    do
+        uk->pv(m, (int)w.run[0].count, (int)p->v_dim, s + w.at[0], ld_s, &w.run[0].src, o, ld_o,
+               w.at[0] == 0 ? alpha : ones);
+    while (flat_walk_next(&w));
 }
 
 /* Rows per pv call group. A table with bf16 products multiplies in key

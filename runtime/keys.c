@@ -62,6 +62,56 @@ flat_run flat_value_run(const flat_problem *p, const flat_task *t, int64_t j)
     return tensor_run(p, &p->v, &p->v_scales, t, j);
 }
 
+/* ---- Decode loops: runs chained for the kernels' prefetch ---- */
+
+static void walk_fill(flat_run_walk *w, int i, int64_t at)
+{
+    w->at[i] = at;
+    if (i > 0 && at >= w->n) { /* run[0] always names a run: pv applies alpha on 0 keys */
+        w->run[i].count = 0;
+        return;
+    }
+    w->run[i] = w->values ? flat_value_run(w->p, w->t, w->j0 + at)
+                          : flat_key_run(w->p, w->t, w->j0 + at);
+    w->run[i].count = flat_min(w->run[i].count, w->n - at);
+}
+
+/* run[i] -> run[i + 1] while there is one (pointers into the walk, which
+ * stays put while a kernel runs); the next run asked for here when the
+ * kernels do not follow the chain */
+static void walk_link(flat_run_walk *w)
+{
+    for (int i = 0; i < 3; i++) {
+        const int more = i < 2 && w->run[i + 1].count > 0;
+        w->run[i].src.next = more ? &w->run[i + 1].src : NULL;
+        w->run[i].src.next_n = more ? w->run[i + 1].count : 0;
+    }
+    if (w->ask && w->run[1].count)
+        flat_prefetch_run(w->p, w->run[1], w->run[1].count, w->values ? w->p->v_dim : w->p->dim);
+}
+
+void flat_walk_start(flat_run_walk *w, const flat_problem *p, const flat_ukernels *uk,
+                     const flat_task *t, int values, int64_t j0, int64_t n)
+{
+    *w = (flat_run_walk){
+        .p = p, .t = t, .values = values, .ask = p->paged && !uk->prefetch_next, .j0 = j0, .n = n};
+    walk_fill(w, 0, 0);
+    walk_fill(w, 1, w->at[0] + w->run[0].count);
+    walk_fill(w, 2, w->at[1] + w->run[1].count);
+    walk_link(w);
+}
+
+int flat_walk_next(flat_run_walk *w)
+{
+    if (w->run[1].count == 0)
+        return 0;
+    w->run[0] = w->run[1], w->at[0] = w->at[1];
+    w->run[1] = w->run[2], w->at[1] = w->at[2];
+    walk_fill(w, 2, w->at[1] + w->run[1].count);
+    walk_link(w);
+    return 1;
+}
+
 /* ---- Small pages: a block's rows gathered into one run ----
  *
  * A page of a few tokens (SGLang's token-level pool: 1) made each qk_rows
@@ -287,18 +337,20 @@ static void scores_in_place(const flat_problem *p, const flat_tiling *plan,
         const int exact = plan->invariant && uk->qk_rows_exact;
         int m = plan->invariant && !exact ? uk->mr : r1 - r0;
         flat_qk_rows_fn qk_rows = exact ? uk->qk_rows_exact : uk->qk_rows;
-        for (int64_t j = 0; j < n;) {
-            flat_run r = flat_block_holds(&ws->kblk, k0 + j, n - j)
-                             ? (flat_run){flat_kv_src_rows(&ws->kblk.src, k0 + j - ws->kblk.k0), n - j}
-                             : flat_key_run(p, t, k0 + j);
-            int64_t here = flat_min(r.count, n - j);
-            if (p->paged && j + here < n) /* the next page, while this one computes */
-                flat_prefetch_run(p, flat_key_run(p, t, k0 + j + here),
-                                  flat_min(p->pages.page_size, n - j - here), p->dim);
-            qk_rows(m, (int)p->dim, (int)here, ws->qp + (int64_t)r0 * p->dim, &r.src,
-                    ws->s + (int64_t)r0 * ld_s + j, ld_s);
-            j += here;
+        if (n <= 0)
+            continue;
+        if (flat_block_holds(&ws->kblk, k0, n)) {
+            const flat_kv_src rows = flat_kv_src_rows(&ws->kblk.src, k0 - ws->kblk.k0);
+            qk_rows(m, (int)p->dim, (int)n, ws->qp + (int64_t)r0 * p->dim, &rows,
+                    ws->s + (int64_t)r0 * ld_s, ld_s);
+            continue;
         }
+        flat_run_walk w;
+        flat_walk_start(&w, p, uk, t, 0, k0, n);
+        do
+            qk_rows(m, (int)p->dim, (int)w.run[0].count, ws->qp + (int64_t)r0 * p->dim,
+                    &w.run[0].src, ws->s + (int64_t)r0 * ld_s + w.at[0], ld_s);
+        while (flat_walk_next(&w));
     }
 }
 

@@ -22,14 +22,35 @@ typedef struct {
 flat_run flat_key_run(const flat_problem *p, const flat_task *t, int64_t j);
 flat_run flat_value_run(const flat_problem *p, const flat_task *t, int64_t j);
 
+/* A decode loop's walk over the runs of keys [j0, j0 + n) of K (values:
+ * V): the current run (run[0], from key j0 + at[0]) and the two after it,
+ * chained through flat_kv_src.next for the kernels' prefetch (ukernel.h),
+ * each page's run computed once; for a table whose kernels do not prefetch
+ * that chain, the walk asks for each next run itself as it moves. run[0]
+ * is clipped to the range. */
+typedef struct {
+    const flat_problem *p;
+    const flat_task *t;
+    int values, ask;
+    int64_t j0, n;
+    flat_run run[3];
+    int64_t at[3];
+} flat_run_walk;
+
+void flat_walk_start(flat_run_walk *w, const flat_problem *p, const flat_ukernels *uk,
+                     const flat_task *t, int values, int64_t j0, int64_t n);
+/* Moves to the next run; returns 0 past the range. */
+int flat_walk_next(flat_run_walk *w);
+
 /* Decode on small pages (tiling.h: plan->gather): keys [k0, k0 + n) of K
  * and V gathered into ws->kblk and ws->vblk. */
 void flat_gather_block(const flat_problem *p, const flat_task *t, int64_t k0, int64_t n,
                        flat_scratch *ws);
 
 /* Asks for rows [0, rows) of run r (dim elements each) ahead of use: a paged
- * cache's next page, which no hardware prefetcher predicts and the kernels
- * do not prefetch into (they stay within their call). always_inline: GCC
+ * cache's next page, which no hardware prefetcher predicts, for a table
+ * whose kernels do not prefetch the chain of runs they are handed
+ * (flat_ukernels.prefetch_next), and for the gathers. always_inline: GCC
  * deems a prefetch-only function const and deletes its calls. */
 static inline __attribute__((always_inline)) void
 flat_prefetch_run(const flat_problem *p, flat_run r, int64_t rows, int64_t dim)

@@ -360,6 +360,24 @@ flat_kv_scale_row(const flat_kv_src *s, int64_t j, const flat_dtype t)
                                                : NULL;
 }
 
+/* The row a decode kernel prefetches while it reads row j of its n rows:
+ * row j + ahead, of the call's rows or, past them, of the chain that
+ * ks->next starts (the caller's next runs: ukernel.h); NULL when neither
+ * holds it. *srow: that row's scales (NULL without). */
+static inline __attribute__((always_inline)) const void *
+flat_ahead_row_avx512(const flat_dtype t, const flat_kv_src *ks, int64_t j, int64_t n,
+                      int64_t ahead, const void **srow)
+{
+    int64_t i = j + ahead;
+    const flat_kv_src *r = ks;
+    if (i >= n) {
+        i -= n;
+        r = flat_kv_ahead(ks, &i);
+    }
+    *srow = r ? flat_kv_scale_row(r, i, t) : NULL;
+    return r ? flat_kv_row(r, i, t) : NULL;
+}
+
 /* The dot kernels' subgroup of kg keys from j (qk_rows of this table and
  * of avx512_bf16): row[u] and srow[u] of key j + u, those past j + nk - 1
  * pointing at row j again (rows past the call are never read: a kernel
@@ -378,6 +396,41 @@ flat_dot_rows_avx512(const flat_dtype t, const int kg, const flat_kv_src *ks, in
         if (flat_dtype_quantized(t) && u < nk)
             _mm_prefetch(flat_kv_scale_row(ks, r + ahead, t), _MM_HINT_T0);
     }
+}
+
+/* Near the end of a call of n keys, the rows `ahead` keys past keys j ..
+ * j + nk - 1 that lie in the runs the caller hands the kernel next
+ * (ks->next: a paged cache's next pages), every line of their elements
+ * col0 .. col0 + cols - 1 and their scales, at once: outside the kernels' line loops (a
+ * pointer per key there cost 1 ns per key at one row in L2), and a
+ * subgroup's rows at a time, which kept 90% of the per-line prefetch's
+ * bandwidth over shuffled 8 KiB pages where a whole page at a time lost
+ * a third of it (a probe on Zen 5). */
+static __attribute__((noinline, unused)) void
+flat_prefetch_chain_rows_avx512(const flat_kv_src *ks, int64_t j, int nk, int64_t n,
+                                int64_t ahead, int64_t col0, int64_t cols)
+{
+    const flat_dtype t = ks->t;
+    const int64_t bytes = flat_dtype_bytes(t, cols);
+    for (int u = 0; u < nk; u++) {
+        const void *ps, *p = flat_ahead_row_avx512(t, ks, j + u, n, ahead, &ps);
+        if (!p)
+            continue;
+        p = flat_elem_ptr(p, col0, t);
+        const uintptr_t a0 = (uintptr_t)p & ~(uintptr_t)63, end = (uintptr_t)p + bytes;
+        for (uintptr_t a = a0; a < end; a += 64)
+            flat_prefetch_kv_avx512(t, (const void *)a);
+        if (ps)
+            _mm_prefetch((const char *)ps, _MM_HINT_T0);
+    }
+}
+
+static inline __attribute__((always_inline)) void
+flat_prefetch_chain_avx512(const flat_kv_src *ks, int64_t j, int nk, int64_t n, int64_t ahead,
+                           int64_t col0, int64_t cols)
+{
+    if (__builtin_expect(ks->next != NULL, 0) && j + nk - 1 + ahead >= n)
+        flat_prefetch_chain_rows_avx512(ks, j, nk, n, ahead, col0, cols);
 }
 
 /*

@@ -147,8 +147,8 @@ pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int
         __m512 vv[PV_NV_WIDE];
         /* V rows come from L2/L3 on the first row block of a chunk: fetch
          * PV_PREFETCH keys ahead, one prefetch per 64-byte line (16 f32 or
-         * 32 16-bit columns), within the call (past it, in a paged cache,
-         * lies other data: the runtime prefetches the next page). */
+         * 32 16-bit columns), within the call and then in the runs the
+         * caller hands it next (a paged cache's next pages: ukernel.h). */
         if (j + PV_PREFETCH < n) {
 #pragma GCC unroll 16
             for (int c = 0; c < nv; c++)
@@ -161,6 +161,8 @@ pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int
             if (sj)
                 _mm_prefetch((const char *)flat_elem_ptr(sj, PV_PREFETCH * vs->ld_scale, vs->scale_t),
                              _MM_HINT_T0);
+        } else if ((j & 3) == 0) { /* the caller's next rows, 4 at a time */
+            flat_prefetch_chain_avx512(vs, j, n - j < 4 ? n - j : 4, n, PV_PREFETCH, col0, cols);
         }
         float rs[16]; /* CHUNK: this row's scale per chunk */
         if (flat_dtype_quantized(t) && sm == FLAT_SC_CHUNK)

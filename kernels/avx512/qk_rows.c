@@ -21,9 +21,9 @@
 #define DOT_MAX_D 576
 
 /* One prefetch per 64-byte line of K row j + QK_ROWS_PREFETCH (and of its
- * scales at column 0), only for rows of this call: past them (the next page
- * of a paged cache) lies other data whose lines would waste bandwidth; the
- * runtime prefetches the next run itself. */
+ * scales at column 0), only for rows of this call: the rows past it (the
+ * next page of a paged cache) block16 asks for apart
+ * (flat_prefetch_chain_avx512). */
 static inline __attribute__((always_inline)) void
 prefetch_key(const flat_dtype t, const flat_kv_src *ks, const void *kj, const void *sj, int64_t j,
              int n, int c0, int d)
@@ -113,10 +113,14 @@ rows_transposed(const flat_dtype t, const int m_blk, const int exact, int m, int
                 const float *restrict qp, const flat_kv_src *k, float *restrict s, int64_t ld_s)
 {
     int j = 0;
-    for (; j + 16 <= n; j += 16)
+    for (; j + 16 <= n; j += 16) {
+        flat_prefetch_chain_avx512(k, j, 16, n, QK_ROWS_PREFETCH, 0, d);
         block16(t, m_blk, exact, 1, m, 16, n - j, d, qp, k, j, s + j, ld_s);
-    if (j < n)
+    }
+    if (j < n) {
+        flat_prefetch_chain_avx512(k, j, n - j, n, QK_ROWS_PREFETCH, 0, d);
         block16(t, m_blk, exact, 0, m, n - j, n - j, d, qp, k, j, s + j, ld_s);
+    }
 }
 
 /* ---- The dot-product kernels (1-4 rows: decode, GQA groups) ----
@@ -133,26 +137,76 @@ rows_transposed(const flat_dtype t, const int m_blk, const int exact, int m, int
  * a shift, its odd dims by a mask; Q rows are stored the same way (even
  * dims, then odd dims, per 32), so the products pair up. */
 
+/* Rows 0-3 of the panel at dims c .. c+15 as four row vectors r[i] (rows
+ * >= m and dims >= d zero): each dim's 4 rows are one 16-byte load, four
+ * dims to a vector ([dim][row]), a permute makes it [row][dim], and a 4x4
+ * transpose of 128-bit lanes gives the rows. Per call these replaced one
+ * 16-lane gather per row and 16 dims, which cost ~200 ns of a 4-row call
+ * (a 16-key page's call took 2.8x the per-key time of a 256-key one). */
+static inline __attribute__((always_inline)) void
+q_rows4(int m, int d, int c, const float *restrict qp, __m512 r[4])
+{
+    const __mmask8 rows = (__mmask8)((1u << (m < 4 ? m : 4)) - 1);
+    const __m512i to_rows = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    __m512 w[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        __m512 z = _mm512_setzero_ps();
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) {
+            const int dim = c + 4 * k + u;
+            const __m128 x = _mm_maskz_loadu_ps(dim < d ? rows : 0, qp + (int64_t)(dim < d ? dim : 0) * MR);
+            z = _mm512_insertf32x4(z, x, u);
+        }
+        w[k] = _mm512_permutexvar_ps(to_rows, z);
+    }
+    const __m512 t0 = _mm512_shuffle_f32x4(w[0], w[1], 0x44), t1 = _mm512_shuffle_f32x4(w[0], w[1], 0xee);
+    const __m512 t2 = _mm512_shuffle_f32x4(w[2], w[3], 0x44), t3 = _mm512_shuffle_f32x4(w[2], w[3], 0xee);
+    r[0] = _mm512_shuffle_f32x4(t0, t2, 0x88);
+    r[1] = _mm512_shuffle_f32x4(t0, t2, 0xdd);
+    r[2] = _mm512_shuffle_f32x4(t1, t3, 0x88);
+    r[3] = _mm512_shuffle_f32x4(t1, t3, 0xdd);
+}
+
 /* Q rows i < m of the panel into rows of ldq floats (zero past d, and rows
- * m .. mb-1 zero); bf16 K (pairs = 1): each 32 dims as 16 even, 16 odd. */
+ * m .. mb-1 zero); bf16 and int4 K (pairs = 1): each 32 dims as 16 even,
+ * 16 odd. */
 static inline __attribute__((always_inline)) void
 gather_q(const int pairs, int m, int mb, int d, const float *restrict qp, float *restrict qr,
          int ldq)
 {
-    const __m512i step = _mm512_mullo_epi32(
-        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-        _mm512_set1_epi32(pairs ? 2 * MR : MR));
-    for (int i = 0; i < mb; i++)
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    if (mb == 1) { /* one row: a gather per 16 dims is cheaper */
+        const __m512i step = _mm512_mullo_epi32(
+            _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+            _mm512_set1_epi32(pairs ? 2 * MR : MR));
         for (int c0 = 0; c0 < ldq; c0 += 16) {
             /* dims of this vector: pairs -> c = 32*(c0/32) + 2l + (c0/16)%2 */
             const int base = pairs ? 32 * (c0 / 32) + (c0 / 16) % 2 : c0;
             const int stride = pairs ? 2 : 1;
             const int left = d - base <= 0 ? 0 : (d - base + stride - 1) / stride;
-            const __mmask16 k = i < m ? flat_tail_mask_avx512(left < 16 ? left : 16) : 0;
-            _mm512_storeu_ps(qr + i * ldq + c0,
-                             _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, step,
-                                                      qp + (int64_t)base * MR + i, 4));
+            const __mmask16 k = flat_tail_mask_avx512(left < 16 ? left : 16);
+            _mm512_storeu_ps(qr + c0, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, step,
+                                                               qp + (int64_t)base * MR, 4));
         }
+        return;
+    }
+    for (int c0 = 0; c0 < ldq; c0 += pairs ? 32 : 16) {
+        __m512 a[4], b[4];
+        q_rows4(m, d, c0, qp, a);
+        if (pairs)
+            q_rows4(m, d, c0 + 16, qp, b);
+#pragma GCC unroll 4
+        for (int i = 0; i < mb; i++) {
+            if (!pairs) {
+                _mm512_storeu_ps(qr + i * ldq + c0, a[i]);
+                continue;
+            }
+            _mm512_storeu_ps(qr + i * ldq + c0, _mm512_permutex2var_ps(a[i], even, b[i]));
+            _mm512_storeu_ps(qr + i * ldq + c0 + 16, _mm512_permutex2var_ps(a[i], odd, b[i]));
+        }
+    }
 }
 
 /* What a call's blocks share: Q rows, and the scales that are the same for
@@ -271,8 +325,9 @@ sub_chunk(const flat_dtype t, const int sm, const int mb, const int kg, const in
 
 /* Keys j .. j+nk-1 (nk <= kg), all dims, into res[i*kb + slot + u]. Dims go
  * a 64-byte line of K at a time, one prefetch per row and line (the row
- * QK_ROWS_PREFETCH keys on, or, near the end of the call, the row itself:
- * past the call lies other data), the last partial chunk apart. */
+ * QK_ROWS_PREFETCH keys on, or, near the end of the call, the row itself,
+ * and the caller's next rows apart: flat_prefetch_chain_avx512), the last
+ * partial chunk apart. */
 static inline __attribute__((always_inline)) void
 dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int kb, int slot,
         int nk, int64_t j, int n, int d, const flat_kv_src *ks, const dot_call *dc,
@@ -283,6 +338,7 @@ dot_sub(const flat_dtype t, const int sm, const int mb, const int kg, const int 
     const int64_t pf = j + kg - 1 + QK_ROWS_PREFETCH < n ? QK_ROWS_PREFETCH * ks->ld : 0;
     const void *row[16], *srow[16];
     flat_dot_rows_avx512(t, kg, ks, j, nk, pf ? QK_ROWS_PREFETCH : 0, row, srow);
+    flat_prefetch_chain_avx512(ks, j, nk, n, QK_ROWS_PREFETCH, 0, d);
     if (pf && flat_rows_unaligned(ks->data, ks->ld, t))
 #pragma GCC unroll 8
         for (int u = 0; u < kg; u++)

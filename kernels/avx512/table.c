@@ -15,6 +15,7 @@ const flat_ukernels flat_ukernels_avx512 = {
     .mr = FLAT_AVX512_MR,
     .nr = FLAT_AVX512_NR,
     .pv_mr = FLAT_AVX512_PV_MR,
+    .prefetch_next = 1, /* qk_rows.c, pv.c: flat_ahead_row_avx512 */
     .pack_q = flat_pack_q__avx512,
     .pack_k = flat_pack_k__avx512,
     .qk = flat_qk_12x32__avx512,

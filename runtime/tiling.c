@@ -188,8 +188,7 @@ int64_t flat_gather_row_bytes(const flat_problem *p, int values, int64_t *scale_
 
 int flat_gather_pays(const flat_problem *p)
 {
-    const int gqa = p->q_heads > p->kv_heads && flat_dtype_bits(p->kv_dtype) < 32;
-    if (!p->paged || p->pages.page_size >= (gqa ? FLAT_GATHER_PAGE_GQA : FLAT_GATHER_PAGE))
+    if (!p->paged || p->pages.page_size >= FLAT_GATHER_PAGE)
         return 0;
     for (int values = 0; values < 2; values++) {
         const flat_scales *sc = values ? &p->v_scales : &p->k_scales;

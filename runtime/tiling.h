@@ -116,18 +116,17 @@ void flat_tiling_size_k(const flat_problem *p, const flat_ukernels *uk, flat_til
 void flat_tiling_bound(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,
                        flat_tiling *worst);
 
-/* Decode on pages of under FLAT_GATHER_PAGE tokens (FLAT_GATHER_PAGE_GQA
- * where several query heads share each kv head and K/V elements are under 4
- * bytes): whether this call's key blocks are gathered into one run each
- * (plan->gather: keys.c), the bytes of a gathered K (values: V) row and of
- * its scale row, and the scratch floats of a block of bk such rows.
- * Measured (flat-bench --page 16, 1 thread, Zen 4, alternating binaries):
- * gathered 16-token bf16 pages ran batch_decode_2k 17.4-18.8 -> 13.4-14.2 ms
- * and gqa_decode_8k 16.0-20.3 -> 14.3-15.1; but decode_4k (one query head per
- * kv head) 5.0-5.4 -> 5.2-6.1 and f32 gqa_decode_8k 31.6-34.9 -> 34.0-39.3:
- * there the copy costs more than the per-page kernel calls it saves. */
+/* Decode on pages of under FLAT_GATHER_PAGE tokens: whether this call's key
+ * blocks are gathered into one run each (plan->gather: keys.c), the bytes
+ * of a gathered K (values: V) row and of its scale row, and the scratch
+ * floats of a block of bk such rows. Pages of 16-31 tokens of a GQA cache
+ * under 4 bytes an element were gathered too until the kernels prefetched
+ * the runs that follow their call (ukernel.h, flat_kv_src.next); since, runs
+ * beat the copy there (flat-bench --page 16, bf16, 1 thread, Zen 5,
+ * alternating: gqa_decode_8k 15.7-18.0 -> 10.4-16.0 ms, batch_decode_2k
+ * 14.3-19.7 -> 11.0-16.2), while under 16 tokens the copy still wins (pages
+ * of 4, decode_4k bf16: 5.8-8.9 gathered, 19.7-21.1 ms as runs). */
 #define FLAT_GATHER_PAGE 16
-#define FLAT_GATHER_PAGE_GQA 32
 int flat_gather_pays(const flat_problem *p);
 int64_t flat_gather_row_bytes(const flat_problem *p, int values, int64_t *scale_bytes);
 int64_t flat_gather_floats(const flat_problem *p, int64_t bk, int values);

@@ -16,6 +16,7 @@
 #include "dtypes.h"
 #include "explain.h"
 #include "figures.h"
+#include "probes.h"
 #include "refcheck.h"
 #include "workload.h"
 
@@ -53,7 +54,9 @@ static void usage(FILE *f)
             "  --dtype SPEC     element types: TYPE for q/out and k/v, or q=TYPE,kv=TYPE\n"
             "                   (either part; default f32); TYPE one of %s\n"
             "  --page N         K/V in head-major pages of N tokens (scrambled order), the\n"
-            "                   call flat_attention_paged (default: contiguous, flat_attention)\n"
+            "                   call flat_attention_paged (default: contiguous, flat_attention);\n"
+            "                   the report adds the paged read probe (the read probe's buffer\n"
+            "                   in pages of this size, scrambled, next page prefetched)\n"
             "  --json           one JSON object on stdout instead of the text report\n"
             "  --batch-invariant  opt.flags = FLAT_FLAG_BATCH_INVARIANT (its cost: run\n"
             "                   with and without)\n"
@@ -214,6 +217,22 @@ static double row_bound(const bench_shape *s)
     return s->q_dtype == FLAT_BF16 ? 8e-3 : s->q_dtype == FLAT_F16 ? 1e-3 : 1e-5;
 }
 
+/* A paged call against the paged read probe: its pages (one head's page_size
+ * rows, as the pool lays them out) read in a scrambled order with the next
+ * page prefetched, the ceiling no page walk can pass on this machine. */
+static void print_paged_ceiling(const cli_options *o, const bench_figures *f)
+{
+    const int64_t page_bytes = o->shape.page_size * o->shape.head_dim * shape_kv_elem_bytes(&o->shape);
+    const probe_result *p =
+        o->shape.page_size > 0 ? probe_paged_read_bandwidth(page_bytes, o->threads) : NULL;
+    if (!p || p->value <= 0)
+        return;
+    printf("paged:  %.1f%% of the paged read probe (%.1f GB/s: the read probe's buffer in %lld-byte "
+           "pages, scrambled, each next page prefetched; %.0f%% of the read bandwidth)\n",
+           100 * f->kv_gbs / p->value, p->value, (long long)page_bytes,
+           f->read_gbs > 0 ? 100 * p->value / f->read_gbs : 0.0);
+}
+
 static void print_rates(const cli_options *o, const bench_result *r)
 {
     const bench_figures *f = &r->fig;
@@ -230,6 +249,7 @@ static void print_rates(const cli_options *o, const bench_result *r)
                figures_bw_frac(f) > 1 ? " (over 100%: part of K/V served from L3/L2, or the "
                                         "probe measured low)" : "");
     printf("\n");
+    print_paged_ceiling(o, f);
     if (f->roof_gflops > 0)
         printf("roof:   %.1f FLOP/B; attainable min(peak, FLOP/B x read) = %.1f GFLOP/s (%s-bound); "
                "reached %.1f%%\n",

@@ -28,6 +28,8 @@
 enum { LANES = 64 };
 
 double probe_read_sum(const float *a, const float *b, int64_t n);
+double probe_read_pages(const float *x, const int64_t *order, int64_t pages, int64_t floats,
+                        int64_t ahead);
 
 /* The sum of a[0..n) and b[0..n). */
 READ_CLONES double probe_read_sum(const float *a, const float *b, int64_t n)
@@ -40,6 +42,31 @@ READ_CLONES double probe_read_sum(const float *a, const float *b, int64_t n)
     double sum = 0;
     for (; i < n; i++)
         sum += (double)a[i] + b[i];
+    for (int j = 0; j < LANES; j++)
+        sum += acc[j];
+    return sum;
+}
+
+/* The sum of `pages` pages of `floats` floats (a multiple of LANES), page i
+ * at x + order[i] * floats, each line of page i + ahead asked for (into L2)
+ * while the same line of page i is summed: the prefetch flat's decode
+ * kernels give a paged cache's next runs (kernels/ukernel.h), spread over
+ * the reads, since no hardware prefetcher predicts the next page. */
+READ_CLONES double probe_read_pages(const float *x, const int64_t *order, int64_t pages,
+                                    int64_t floats, int64_t ahead)
+{
+    float acc[LANES] = {0};
+    for (int64_t c = 0; c < pages; c++) {
+        const float *a = x + order[c] * floats;
+        const float *next = x + order[c + ahead < pages ? c + ahead : c] * floats;
+        for (int64_t i = 0; i < floats; i += LANES) {
+            for (int l = 0; l < LANES; l += 16)
+                __builtin_prefetch(next + i + l, 0, 1);
+            for (int j = 0; j < LANES; j++)
+                acc[j] += a[i + j];
+        }
+    }
+    double sum = 0;
     for (int j = 0; j < LANES; j++)
         sum += acc[j];
     return sum;

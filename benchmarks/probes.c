@@ -21,6 +21,8 @@ double peak_fma_chains_avx512_vnni(int64_t iters);
 
 /* probe_read.c: the sum of a[0..n) and b[0..n), vectorised. */
 double probe_read_sum(const float *a, const float *b, int64_t n);
+double probe_read_pages(const float *x, const int64_t *order, int64_t pages, int64_t floats,
+                        int64_t ahead);
 
 enum {
     RUNS_PER_ROUND = 7,
@@ -371,6 +373,44 @@ static int read_alloc(read_array *r, int threads)
     return 0;
 }
 
+/* ---- read-only sum over shuffled pages --------------------------------- */
+
+typedef struct {
+    read_array a;
+    int64_t *order; /* each thread's pages, scrambled within its part */
+    int64_t floats; /* per page */
+} paged_array;
+
+/* Thread t's pages [lo, hi) of the buffer, visited lo + (i * step) % count:
+ * a step coprime with the count, as benchmarks/workload.c scrambles a
+ * paged pool's block table. */
+static void scramble_part(int64_t *order, int64_t lo, int64_t hi)
+{
+    int64_t count = hi - lo, step = 7919;
+    while (count > 1 && (count % step == 0 || step % count == 0))
+        step += 2;
+    for (int64_t i = 0; i < count; i++)
+        order[lo + i] = lo + (i * step) % count;
+}
+
+static double paged_run(void *ctx, int threads)
+{
+    const paged_array *r = ctx;
+    const int64_t pages = r->a.n / r->floats;
+    /* the kernels' distance: about 8 KiB ahead, at least the next page */
+    const int64_t ahead = (8192 / 4 + r->floats - 1) / r->floats;
+    double sum = 0, t0 = now_seconds();
+#pragma omp parallel num_threads(threads) reduction(+ : sum)
+    {
+        int64_t lo, hi;
+        thread_part(pages, omp_get_thread_num(), threads, &lo, &hi);
+        sum += probe_read_pages(r->a.x, r->order + lo, hi - lo, r->floats, ahead);
+    }
+    double t = now_seconds() - t0;
+    read_sink = sum;
+    return sizeof(float) * (double)(pages * r->floats) / t * 1e-9;
+}
+
 /* ---- cache of results, one slot per (kind, isa, threads) ---------------- */
 
 typedef struct {
@@ -468,4 +508,35 @@ const probe_result *probe_triad_bandwidth(int threads)
 const probe_result *probe_read_bandwidth(int threads)
 {
     return cached(KIND_READ, FLAT_ISA_AUTO, threads, fresh_read);
+}
+
+const probe_result *probe_paged_read_bandwidth(int64_t page_bytes, int threads)
+{
+    static probe_result last;
+    static int64_t last_bytes;
+    static int last_threads;
+    if (page_bytes < 256 || page_bytes % 256)
+        return NULL;
+    if (last_bytes == page_bytes && last_threads == threads)
+        return &last;
+    paged_array p = {{NULL, 0}, NULL, page_bytes / (int64_t)sizeof(float)};
+    if (read_alloc(&p.a, threads) != 0)
+        return NULL;
+    const int64_t pages = p.a.n / p.floats;
+    p.order = malloc(sizeof(int64_t) * (size_t)pages);
+    if (!p.order) {
+        free(p.a.x);
+        return NULL;
+    }
+    for (int t = 0; t < threads; t++) {
+        int64_t lo, hi;
+        thread_part(pages, t, threads, &lo, &hi);
+        scramble_part(p.order, lo, hi);
+    }
+    paged_run(&p, threads); /* warm-up */
+    last = measure_best(paged_run, &p, threads, READ_PASSES);
+    last_bytes = page_bytes, last_threads = threads;
+    free(p.order);
+    free(p.a.x);
+    return &last;
 }

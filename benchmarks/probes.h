@@ -38,6 +38,14 @@ const probe_result *probe_triad_bandwidth(int threads);
  * roofline. Cached like the peak; value 0 when the array could not be had. */
 const probe_result *probe_read_bandwidth(int threads);
 
+/* Read-only bandwidth in GB/s over the read probe's buffer cut into pages of
+ * page_bytes (a multiple of 256) visited in a scrambled order, each page's
+ * successor prefetched while it is read, as flat's decode kernels do on a
+ * paged cache: the ceiling of a paged decode, which no hardware prefetcher
+ * helps across pages and which pays a TLB walk per 4 KiB page. NULL for an
+ * unusable size. Measured on first use for each (page_bytes, threads). */
+const probe_result *probe_paged_read_bandwidth(int64_t page_bytes, int threads);
+
 /* Bytes the read probe sums per pass. */
 int64_t probe_read_bytes(void);
 

@@ -81,8 +81,8 @@ static void walk_fill(flat_run_walk *w, int i, int64_t at)
  * kernels do not follow the chain */
 static void walk_link(flat_run_walk *w)
 {
-    for (int i = 0; i < 3; i++) {
-        const int more = i < 2 && w->run[i + 1].count > 0;
+    for (int i = 0; i <= FLAT_WALK_AHEAD; i++) {
+        const int more = i < FLAT_WALK_AHEAD && w->run[i + 1].count > 0;
         w->run[i].src.next = more ? &w->run[i + 1].src : NULL;
         w->run[i].src.next_n = more ? w->run[i + 1].count : 0;
     }
@@ -96,8 +96,8 @@ void flat_walk_start(flat_run_walk *w, const flat_problem *p, const flat_ukernel
     *w = (flat_run_walk){
         .p = p, .t = t, .values = values, .ask = p->paged && !uk->prefetch_next, .j0 = j0, .n = n};
     walk_fill(w, 0, 0);
-    walk_fill(w, 1, w->at[0] + w->run[0].count);
-    walk_fill(w, 2, w->at[1] + w->run[1].count);
+    for (int i = 1; i <= FLAT_WALK_AHEAD; i++)
+        walk_fill(w, i, w->at[i - 1] + w->run[i - 1].count);
     walk_link(w);
 }
 
@@ -105,9 +105,9 @@ int flat_walk_next(flat_run_walk *w)
 {
     if (w->run[1].count == 0)
         return 0;
-    w->run[0] = w->run[1], w->at[0] = w->at[1];
-    w->run[1] = w->run[2], w->at[1] = w->at[2];
-    walk_fill(w, 2, w->at[1] + w->run[1].count);
+    for (int i = 0; i < FLAT_WALK_AHEAD; i++)
+        w->run[i] = w->run[i + 1], w->at[i] = w->at[i + 1];
+    walk_fill(w, FLAT_WALK_AHEAD, w->at[FLAT_WALK_AHEAD - 1] + w->run[FLAT_WALK_AHEAD - 1].count);
     walk_link(w);
     return 1;
 }

@@ -23,18 +23,21 @@ flat_run flat_key_run(const flat_problem *p, const flat_task *t, int64_t j);
 flat_run flat_value_run(const flat_problem *p, const flat_task *t, int64_t j);
 
 /* A decode loop's walk over the runs of keys [j0, j0 + n) of K (values:
- * V): the current run (run[0], from key j0 + at[0]) and the two after it,
- * chained through flat_kv_src.next for the kernels' prefetch (ukernel.h),
+ * V): the current run (run[0], from key j0 + at[0]) and the FLAT_WALK_AHEAD
+ * after it, chained through flat_kv_src.next for the kernels' prefetch
+ * (ukernel.h: the kernels' distances, 16-32 keys, span two 16-token pages;
+ * 8 KiB ahead at any row size, four runs, measured no faster),
  * each page's run computed once; for a table whose kernels do not prefetch
  * that chain, the walk asks for each next run itself as it moves. run[0]
  * is clipped to the range. */
+#define FLAT_WALK_AHEAD 2
 typedef struct {
     const flat_problem *p;
     const flat_task *t;
     int values, ask;
     int64_t j0, n;
-    flat_run run[3];
-    int64_t at[3];
+    flat_run run[FLAT_WALK_AHEAD + 1];
+    int64_t at[FLAT_WALK_AHEAD + 1];
 } flat_run_walk;
 
 void flat_walk_start(flat_run_walk *w, const flat_problem *p, const flat_ukernels *uk,

@@ -161,9 +161,9 @@ pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int
             if (sj)
                 _mm_prefetch((const char *)flat_elem_ptr(sj, PV_PREFETCH * vs->ld_scale, vs->scale_t),
                              _MM_HINT_T0);
-        } else if ((j & 3) == 0) { /* the caller's next rows, 4 at a time */
-            flat_prefetch_chain_avx512(vs, j, n - j < 4 ? n - j : 4, n, PV_PREFETCH, col0, cols);
         }
+        if ((j & 3) == 0) /* the caller's next rows, 4 at a time */
+            flat_prefetch_chain_avx512(vs, j, n - j < 4 ? n - j : 4, n, PV_PREFETCH, col0, cols);
         float rs[16]; /* CHUNK: this row's scale per chunk */
         if (flat_dtype_quantized(t) && sm == FLAT_SC_CHUNK)
             _mm512_storeu_ps(rs, _mm512_mul_ps(_mm512_set1_ps(FLAT_F8_UNIT(t)),

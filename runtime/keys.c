@@ -141,13 +141,19 @@ static flat_block gather_rows(const flat_problem *p, const flat_task *t, int64_t
                                 : flat_key_run(p, t, j0 + j + GATHER_AHEAD);
             flat_prefetch_run(p, a, flat_min(a.count, n - j - GATHER_AHEAD), dim);
         }
-        for (int64_t i = 0; i < here; i++) {
-            memcpy(rows + (j + i) * rb, flat_elem_ptr(r.src.data, i * r.src.ld, p->kv_dtype),
-                   (size_t)rb);
-            if (sb)
+        /* rows back to back in the pool (head-major pages) copy as one */
+        if (flat_dtype_bytes(p->kv_dtype, r.src.ld) == rb)
+            memcpy(rows + j * rb, r.src.data, (size_t)(here * rb));
+        else
+            for (int64_t i = 0; i < here; i++)
+                memcpy(rows + (j + i) * rb, flat_elem_ptr(r.src.data, i * r.src.ld, p->kv_dtype),
+                       (size_t)rb);
+        if (sb && r.src.ld_scale * flat_dtype_size(r.src.scale_t) == sb)
+            memcpy(scales + j * sb, r.src.scale, (size_t)(here * sb));
+        else if (sb)
+            for (int64_t i = 0; i < here; i++)
                 memcpy(scales + (j + i) * sb,
                        flat_elem_ptr(r.src.scale, i * r.src.ld_scale, r.src.scale_t), (size_t)sb);
-        }
         j += here;
     }
     flat_kv_src src = flat_kv_src_plain(rows, dim, p->kv_dtype);

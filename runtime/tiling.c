@@ -188,7 +188,9 @@ int64_t flat_gather_row_bytes(const flat_problem *p, int values, int64_t *scale_
 
 int flat_gather_pays(const flat_problem *p)
 {
-    if (!p->paged || p->pages.page_size >= FLAT_GATHER_PAGE)
+    int64_t scale_bytes;
+    const int64_t page_bytes = p->paged ? p->pages.page_size * flat_gather_row_bytes(p, 0, &scale_bytes) : 0;
+    if (!p->paged || (p->pages.page_size >= FLAT_GATHER_PAGE && page_bytes >= FLAT_GATHER_PAGE_BYTES))
         return 0;
     for (int values = 0; values < 2; values++) {
         const flat_scales *sc = values ? &p->v_scales : &p->k_scales;

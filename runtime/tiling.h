@@ -116,7 +116,8 @@ void flat_tiling_size_k(const flat_problem *p, const flat_ukernels *uk, flat_til
 void flat_tiling_bound(const flat_problem *p, const flat_ukernels *uk, flat_dataflow requested,
                        flat_tiling *worst);
 
-/* Decode on pages of under FLAT_GATHER_PAGE tokens: whether this call's key
+/* Decode on pages of under FLAT_GATHER_PAGE tokens or FLAT_GATHER_PAGE_BYTES
+ * of K per head (int8 pages of 16 at 128 dims: 2 KiB): whether this call's key
  * blocks are gathered into one run each (plan->gather: keys.c), the bytes
  * of a gathered K (values: V) row and of its scale row, and the scratch
  * floats of a block of bk such rows. Pages of 16-31 tokens of a GQA cache
@@ -127,6 +128,13 @@ void flat_tiling_bound(const flat_problem *p, const flat_ukernels *uk, flat_data
  * 14.3-19.7 -> 11.0-16.2), while under 16 tokens the copy still wins (pages
  * of 4, decode_4k bf16: 5.8-8.9 gathered, 19.7-21.1 ms as runs). */
 #define FLAT_GATHER_PAGE 16
+/* int8 g32 pages of 16 tokens, gqa_decode_8k-like (8 sequences), 1 thread,
+ * paged / contiguous under FLAT_PRECISION_INT8: 0.31-0.44 as runs, 0.34-0.37
+ * gathered row by row, 0.46-0.48 gathered a run at a time (one memcpy per
+ * run where the pool's rows lie back to back); fp32 products 0.48-0.50 ->
+ * 0.52-0.54. Random 2 KiB pieces read ~40% of the sequential bandwidth here
+ * (Zen 5 VM, 4 KiB pages), so that is near the machine's ceiling. */
+#define FLAT_GATHER_PAGE_BYTES 4096
 int flat_gather_pays(const flat_problem *p);
 int64_t flat_gather_row_bytes(const flat_problem *p, int values, int64_t *scale_bytes);
 int64_t flat_gather_floats(const flat_problem *p, int64_t bk, int values);

@@ -14,6 +14,7 @@
 
 #define MAX_DV 1024
 #define PREFETCH 64 /* V rows ahead, within the call */
+#define CHAIN_AHEAD 32 /* the caller's next runs (ukernel.h): two 16-token pages */
 
 /* Four V rows' 64 columns interleaved: lane (L, t) of x[k] holds the four
  * keys' codes of column 16L + 4k + t. */
@@ -118,6 +119,8 @@ chunk_block(const int mb, const int cols_mode, int rows, int keys, int64_t k0, i
             const char *row = rows0 + (k + t) * ldb;
             if (col0 == 0)
                 prefetch_row(row, ldb, dv, k0 + k + t, n);
+            if (col0 == 0 && t == 0)
+                flat_prefetch_chain_avx512(v, k0 + k, 4, n, CHAIN_AHEAD, 0, dv);
             r[t] = k + t < keys ? _mm512_maskz_loadu_epi8(cm, row + col0) : _mm512_setzero_si512();
         }
         interleave4(r, x);
@@ -179,6 +182,8 @@ chunk_block_i4(const int mb, const int cols_mode, int h, int rows, int keys, int
             const char *row = rows0 + (k + t) * ldb;
             if (col0 == 0 && h == 0)
                 prefetch_row(row, ldb, dv / 2, k0 + k + t, n);
+            if (col0 == 0 && h == 0 && t == 0)
+                flat_prefetch_chain_avx512(v, k0 + k, 4, n, CHAIN_AHEAD, 0, dv);
             r[t] = k + t < keys ? _mm512_maskz_loadu_epi8(bm, row + col0 / 2) : _mm512_setzero_si512();
         }
         interleave4_i4(r, h, x);

@@ -16,6 +16,10 @@
 /* K rows are prefetched this many keys ahead: 8 KiB of int8 rows at d = 128
  * (32 and 128 measured no better, flat-bench-quant decode_4k). */
 #define PREFETCH 64
+/* Rows of the runs the caller hands over next (a paged cache's next pages:
+ * ukernel.h) are asked for this many keys ahead: the runtime chains two
+ * runs, 32 keys of 16-token pages. */
+#define CHAIN_AHEAD 32
 
 /* What every block of a call shares: up to 4 rows of Q as int8 codes and
  * their per-lane corrections, each block's K scale map. A block is one
@@ -28,6 +32,7 @@ typedef struct {
     int32_t corr_all[4][16] __attribute__((aligned(64)));    /* their sum over blocks */
     float sq[16];                                             /* row scale, per pair lane */
     int nb;                                                   /* blocks (64-byte lines) */
+    int d;                                                    /* dims of a row */
     int i4;                                                   /* K is FLAT_I4 */
     __mmask64 tail;                                           /* valid bytes of the last */
     __mmask16 gmask;                                          /* CHUNK: the row's groups */
@@ -166,6 +171,7 @@ block(const flat_dtype kt, const int sm, const int mb, const int NB, int m,
     const int kb = 16 / mb, nb = NB ? NB : c->nb;
     __m512 acc[16];
     __m512i iacc[16];
+    flat_prefetch_chain_avx512(k, j0, keys, n, CHAIN_AHEAD, 0, c->d);
 #pragma GCC unroll 16
     for (int u = 0; u < kb; u++) {
         const int64_t j = j0 + (u < keys ? u : 0); /* past the call: key j0 again, dropped */
@@ -276,6 +282,7 @@ static int group_rows(int r0, int rows, int d, int n, const float *restrict qp,
     const int mb = rows == 1 ? 1 : rows == 2 ? 2 : 4;
     q8_call c;
     c.i4 = k->t == FLAT_I4;
+    c.d = d;
     const int per = c.i4 ? 128 : 64; /* codes a line */
     c.nb = (d + per - 1) / per;
     const int last = (int)flat_dtype_bytes(k->t, d) - 64 * (c.nb - 1); /* bytes of the last line */

@@ -20,6 +20,7 @@ const flat_ukernels flat_ukernels_avx512_vnni = {
     .mr = FLAT_AVX512_MR,
     .nr = FLAT_AVX512_NR,
     .pv_mr = FLAT_AVX512_PV_MR,
+    .prefetch_next = 1, /* qk_rows.c, pv.c (and the avx512 kernels they hand other types to) */
     .pack_q = flat_pack_q__avx512_vnni,
     .pack_k = flat_pack_k__avx512_vnni,
     .qk = flat_qk_12x32__avx512_vnni,

@@ -175,8 +175,8 @@ static void convert_p(int rows, int nk, const float *restrict p, int64_t ld_p,
  * chunk of each key chunk prefetches the P that convert_p reads next. */
 static inline __attribute__((always_inline)) void
 pv_block(const flat_dtype t, const int mb, int rows, int n, int dv, const float *restrict p,
-         int64_t ld_p, const void *restrict v, int64_t ld_v, float *restrict o, int64_t ld_o,
-         const float *restrict alpha)
+         int64_t ld_p, const flat_kv_src *src, const void *restrict v, int64_t ld_v,
+         float *restrict o, int64_t ld_o, const float *restrict alpha)
 {
     uint32_t p16[PV_MR * PV_KC2] __attribute__((aligned(64)));
     /* rows past `rows` multiply zeros: computed, never stored */
@@ -188,6 +188,8 @@ pv_block(const flat_dtype t, const int mb, int rows, int n, int dv, const float 
         /* the next chunk's P, or after the last one the next row group's
          * (the runtime's next call, or this call's next block) */
         const float *pf = j0 + PV_KC < n ? p + j0 + PV_KC : p + rows * ld_p;
+        /* the caller's next runs (ukernel.h), a chunk's keys at a time */
+        flat_prefetch_chain_avx512(src, j0, nk, n, PV_PREFETCH, 0, dv);
         int c0 = 0;
         for (; c0 + 32 <= dv; c0 += 32)
             pv_chunk(t, mb, 0, 32, rows, nk, j0 == 0, p16, flat_elem_ptr(vj, c0, t), ld_v,
@@ -210,9 +212,9 @@ pv(const flat_dtype t, int m, int n, int dv, const float *restrict p, int64_t ld
         if (rows <= 2) /* too few rows to share a V pair vector: fp32 */
             flat_pv_6__avx512(rows, n, dv, pr, ld_p, src, ob, ld_o, ar);
         else if (rows <= 6)
-            pv_block(t, 6, rows, n, dv, pr, ld_p, v, ld_v, ob, ld_o, ar);
+            pv_block(t, 6, rows, n, dv, pr, ld_p, src, v, ld_v, ob, ld_o, ar);
         else
-            pv_block(t, 12, rows, n, dv, pr, ld_p, v, ld_v, ob, ld_o, ar);
+            pv_block(t, 12, rows, n, dv, pr, ld_p, src, v, ld_v, ob, ld_o, ar);
     }
 }
 

@@ -112,10 +112,14 @@ rows_blocked(const flat_dtype t, const int m_blk, int m, int d, int n, const uin
              const flat_kv_src *k, float *restrict s, int64_t ld_s)
 {
     int j = 0;
-    for (; j + 16 <= n; j += 16)
+    for (; j + 16 <= n; j += 16) {
+        flat_prefetch_chain_avx512(k, j, 16, n, QK_ROWS_PREFETCH, 0, d); /* the next runs */
         block16(t, m_blk, 1, m, 16, n - j, d, qp, k, j, s + j, ld_s);
-    if (j < n)
+    }
+    if (j < n) {
+        flat_prefetch_chain_avx512(k, j, n - j, n, QK_ROWS_PREFETCH, 0, d);
         block16(t, m_blk, 0, m, n - j, n - j, d, qp, k, j, s + j, ld_s);
+    }
 }
 
 /* ---- 1-4 rows: dot products, no transposes ----
@@ -145,6 +149,7 @@ dot_sub(const flat_dtype t, const int mb, const int kg, const int kb, int slot, 
     const int64_t pf = j + kg - 1 + QK_ROWS_PREFETCH < n ? QK_ROWS_PREFETCH * ks->ld : 0;
     const void *row[16], *srow[16];
     flat_dot_rows_avx512(t, kg, ks, j, nk, pf ? QK_ROWS_PREFETCH : 0, row, srow);
+    flat_prefetch_chain_avx512(ks, j, nk, n, QK_ROWS_PREFETCH, 0, d); /* the next runs */
     if (pf && flat_rows_unaligned(ks->data, ks->ld, t)) /* the line of each row's last byte */
 #pragma GCC unroll 8
         for (int u = 0; u < kg; u++)

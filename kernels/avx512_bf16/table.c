@@ -18,6 +18,7 @@ const flat_ukernels flat_ukernels_avx512_bf16 = {
     .mr = FLAT_AVX512_BF16_MR,
     .nr = FLAT_AVX512_BF16_NR,
     .pv_mr = FLAT_AVX512_BF16_PV_MR,
+    .prefetch_next = 1, /* qk_rows.c, pv.c (and the avx512 kernels they hand work to) */
     .pack_q = flat_pack_q__avx512_bf16,
     .pack_k = flat_pack_k__avx512_bf16,
     .qk = flat_qk_12x32__avx512_bf16,

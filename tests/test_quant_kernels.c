@@ -399,6 +399,87 @@ static void test_widen_rows(void **state)
                             check_widen(tables[ti], qtypes[qt], &cases[ci], nw[ni], dims[di], &r);
 }
 
+/* flat_kv_src.next (the runs a paged call hands over next, for prefetching
+ * only): qk_rows and pv give the bits of the same call without it, on
+ * every table (those that follow the chain and those that ignore it), and
+ * never read those rows (a kernel that did would change the scores). */
+/* make_rows for every type: float rows hold values in [-1, 1). */
+static int make_any_rows(qrows *q, tu_rng *r, flat_dtype t, const scale_case *sc, int n, int d)
+{
+    if (!make_rows(q, r, t, sc, n, d))
+        return 0;
+    if (!flat_dtype_quantized(t))
+        for (int64_t e = 0; e < (int64_t)((n > 0 ? n : 1) - 1) * (d + 2) + d; e++) {
+            const float x = tu_uniform(r, -1.0f, 1.0f);
+            uint32_t u;
+            memcpy(&u, &x, 4);
+            if (t == FLAT_F32)
+                ((float *)q->codes)[e] = x;
+            else
+                ((uint16_t *)q->codes)[e] = (uint16_t)(u >> 16); /* bf16 */
+        }
+    return 1;
+}
+
+static void check_next_runs(const flat_ukernels *k, flat_dtype t, const scale_case *sc, int m, int n,
+                            int d, tu_rng *r)
+{
+    qrows a, b, c;
+    if (!make_any_rows(&a, r, t, sc, n, d))
+        return;
+    make_any_rows(&b, r, t, sc, 16, d);
+    make_any_rows(&c, r, t, sc, 7, d);
+    float *qv = malloc(sizeof(float) * (size_t)m * d), *qp = malloc(sizeof(float) * (size_t)d * k->mr);
+    const void *rows[16];
+    for (int i = 0; i < m * d; i++)
+        qv[i] = tu_uniform(r, -1.0f, 1.0f);
+    for (int i = 0; i < m; i++)
+        rows[i] = qv + i * d;
+    k->pack_q(m, d, rows, FLAT_F32, 1.0f, qp);
+    const int64_t ld = n + 1;
+    float *s1 = calloc((size_t)(m * ld), sizeof(float)), *s2 = calloc((size_t)(m * ld), sizeof(float));
+    float *o1 = malloc(sizeof(float) * (size_t)(m * d)), *o2 = malloc(sizeof(float) * (size_t)(m * d));
+    for (int i = 0; i < m * ld; i++)
+        s1[i] = s2[i] = tu_uniform(r, 0.0f, 1.0f);
+    for (int i = 0; i < m * d; i++)
+        o1[i] = o2[i] = tu_uniform(r, -1.0f, 1.0f);
+    const float alpha[16] = {0.5f, 1, 0.25f, 0.75f, 1, 0.125f, 0.9f, 0.3f, 1, 1, 0.5f, 0.5f};
+    flat_kv_src chained = a.src;
+    b.src.next = &c.src, b.src.next_n = 7;
+    chained.next = &b.src, chained.next_n = 16;
+    k->pv(m, n, d, s1, ld, &a.src, o1, d, alpha);
+    k->pv(m, n, d, s1, ld, &chained, o2, d, alpha);
+    if (memcmp(o1, o2, sizeof(float) * (size_t)(m * d)))
+        fail_msg("%s pv %s %s m=%d n=%d d=%d: next runs changed O", k->name, qu_type_name(t),
+                 sc->name, m, n, d);
+    k->qk_rows(m, d, n, qp, &a.src, s1, ld);
+    k->qk_rows(m, d, n, qp, &chained, s2, ld);
+    if (memcmp(s1, s2, sizeof(float) * (size_t)(m * ld)))
+        fail_msg("%s qk_rows %s %s m=%d n=%d d=%d: next runs changed S", k->name,
+                 qu_type_name(t), sc->name, m, n, d);
+    free(o2), free(o1), free(s2), free(s1), free(qp), free(qv);
+    free(a.codes), free(a.scales), free(b.codes), free(b.scales), free(c.codes), free(c.scales);
+}
+
+static void test_next_runs(void **state)
+{
+    (void)state;
+    tu_rng r = {82};
+    static const flat_dtype types[] = {FLAT_F32, FLAT_BF16, FLAT_I8, FLAT_F8E4M3, FLAT_I4};
+    static const int ms[] = {1, 2, 4, 7}, nn[] = {3, 16, 40}, dd[] = {64, 128, 200};
+    int it = 0;
+    for (int ti = 0; ti < ntables; ti++)
+        for (int ty = 0; ty < 5; ty++)
+            for (int ci = 0; ci < NCASES; ci++)
+                for (int mi = 0; mi < 4; mi++)
+                    for (int ni = 0; ni < 3; ni++)
+                        for (int di = 0; di < 3; di++)
+                            if (ms[mi] <= tables[ti]->mr && (flat_dtype_quantized(types[ty]) || ci == 0))
+                                if ((mi + ni + di) % 2 == 0 && (!tu_quick() || it++ % 4 == 0))
+                                    check_next_runs(tables[ti], types[ty], &cases[ci], ms[mi],
+                                                    nn[ni], dd[di], &r);
+}
+
 int main(void)
 {
     ntables = tu_runnable_tables("test_quant_kernels", tables, 8);
@@ -410,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_pv_signed_p),
         cmocka_unit_test(test_widen_rows),
         cmocka_unit_test(test_f8_nan_codes),
+        cmocka_unit_test(test_next_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

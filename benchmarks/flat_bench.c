@@ -20,7 +20,7 @@
 #include "refcheck.h"
 #include "workload.h"
 
-enum { MAX_REPS = 1000, OPT_HELP = 1000, OPT_DTYPE, OPT_PAGE, OPT_JSON };
+enum { MAX_REPS = 1000, OPT_HELP = 1000, OPT_DTYPE, OPT_PAGE, OPT_JSON, OPT_NHD };
 
 /* Reference work (multiply-adds) the check may spend: about a second. */
 static const double REFERENCE_BUDGET = 1e9;
@@ -57,6 +57,8 @@ static void usage(FILE *f)
             "                   call flat_attention_paged (default: contiguous, flat_attention);\n"
             "                   the report adds the paged read probe (the read probe's buffer\n"
             "                   in pages of this size, scrambled, next page prefetched)\n"
+            "  --nhd            with --page: token-major pages [pages, page, heads, dim]\n"
+            "                   (vLLM's NHD) instead of head-major [pages, heads, page, dim]\n"
             "  --json           one JSON object on stdout instead of the text report\n"
             "  --batch-invariant  opt.flags = FLAT_FLAG_BATCH_INVARIANT (its cost: run\n"
             "                   with and without)\n"
@@ -144,6 +146,7 @@ static int parse_args(int argc, char **argv, cli_options *o)
         {"reps", required_argument, 0, 'r'},   {"help", no_argument, 0, OPT_HELP},
         {"dtype", required_argument, 0, OPT_DTYPE}, {"page", required_argument, 0, OPT_PAGE},
         {"json", no_argument, 0, OPT_JSON},    {"batch-invariant", no_argument, 0, 'B'},
+        {"nhd", no_argument, 0, OPT_NHD},
         {0, 0, 0, 0}};
     *o = (cli_options){.shape = {.name = "cli", .batch = 1, .q_heads = 8, .q_len = 1024,
                                  .head_dim = 64, .kv_dtype = FLAT_F32},
@@ -159,6 +162,8 @@ static int parse_args(int argc, char **argv, cli_options *o)
             o->json = 1;
         else if (id == 'B')
             o->flags |= FLAT_FLAG_BATCH_INVARIANT;
+        else if (id == OPT_NHD)
+            o->shape.page_nhd = 1;
         else if (id == '?' || (bad = apply_option(id, optarg, o)) != 0) {
             if (id != '?' && bad == -1)
                 fprintf(stderr, "flat-bench: invalid value \"%s\"\n", optarg);
@@ -224,7 +229,8 @@ static void print_paged_ceiling(const cli_options *o, const bench_figures *f)
 {
     const int64_t page_bytes = o->shape.page_size * o->shape.head_dim * shape_kv_elem_bytes(&o->shape);
     const probe_result *p =
-        o->shape.page_size > 0 ? probe_paged_read_bandwidth(page_bytes, o->threads) : NULL;
+        o->shape.page_size > 0 && !o->shape.page_nhd ? probe_paged_read_bandwidth(page_bytes, o->threads)
+                                                      : NULL;
     if (!p || p->value <= 0)
         return;
     printf("paged:  %.1f%% of the paged read probe (%.1f GB/s: the read probe's buffer in %lld-byte "
@@ -283,8 +289,9 @@ static void print_text(const cli_options *o, const bench_result *r)
     printf("types:  %s; K/V %s\n", r->types,
            s->page_size > 0 ? "paged (flat_attention_paged)" : "contiguous (flat_attention)");
     if (s->page_size > 0)
-        printf("pages:  %lld tokens each, head-major [pages, heads, page, dim], scrambled order\n",
-               (long long)s->page_size);
+        printf("pages:  %lld tokens each, %s, scrambled order\n", (long long)s->page_size,
+               s->page_nhd ? "token-major [pages, page, heads, dim]"
+                           : "head-major [pages, heads, page, dim]");
     printf("time:   %.3f ms (median of %d; min %.3f, max %.3f)\n", 1e3 * r->t[o->reps / 2],
            o->reps, 1e3 * r->t[0], 1e3 * r->t[o->reps - 1]);
     print_rates(o, r);
@@ -309,8 +316,8 @@ static void print_json(const cli_options *o, const bench_result *r)
            (long long)s->batch, (long long)s->q_heads, (long long)s->kv_heads,
            (long long)s->q_len, (long long)s->kv_len, (long long)s->head_dim,
            s->causal ? "true" : "false");
-    printf("  \"q_dtype\": \"%s\",\n  \"kv_dtype\": \"%s\",\n  \"page_size\": %lld,\n",
-           bench_dtype_of(s->q_dtype)->name, bench_dtype_of(s->kv_dtype)->name,
+    printf("  \"q_dtype\": \"%s\",\n  \"kv_dtype\": \"%s\",\n  \"page_nhd\": %d,\n  \"page_size\": %lld,\n",
+           bench_dtype_of(s->q_dtype)->name, bench_dtype_of(s->kv_dtype)->name, s->page_nhd,
            (long long)s->page_size);
     printf("  \"isa\": \"%s\",\n  \"dataflow\": \"%s\",\n  \"dataflow_requested\": \"%s\",\n"
            "  \"threads\": %d,\n  \"reps\": %d,\n",

@@ -20,6 +20,9 @@ typedef struct {
      * layout, pages in scrambled order) and calls go through
      * flat_attention_paged; 0: contiguous K/V, flat_attention. */
     int64_t page_size;
+    /* With page_size: token-major pages ([page, token, head, dim], vLLM's
+     * NHD) instead of head-major ones ([page, head, token, dim], HND). */
+    int page_nhd;
 } bench_shape;
 
 /*

@@ -165,7 +165,8 @@ static void scatter_pages(const workload *w, const float *x, unsigned char *pool
         for (int64_t h = 0; h < s->kv_heads; h++)
             for (int64_t j = 0; j < s->kv_len; j++) {
                 int64_t page = w->table[b * per + j / ps];
-                int64_t at = (page * s->kv_heads + h) * ps * d + (j % ps) * d;
+                int64_t at = s->page_nhd ? ((page * ps + j % ps) * s->kv_heads + h) * d
+                                         : (page * s->kv_heads + h) * ps * d + (j % ps) * d;
                 const float *row = x + ((b * s->kv_heads + h) * s->kv_len + j) * d;
                 if (s->kv_dtype == FLAT_F32) {
                     memcpy(pool + (size_t)at * e, row, (size_t)d * e);
@@ -208,10 +209,12 @@ static void set_paged_view(workload *w)
 {
     const bench_shape *s = &w->shape;
     int64_t ps = s->page_size, d = s->head_dim, page = s->kv_heads * ps * d;
+    /* HND: a head's page rows back to back; NHD: a token's heads */
+    int64_t st = s->page_nhd ? s->kv_heads * d : d, sh = s->page_nhd ? d : ps * d;
     w->kv = (flat_paged_kv){.dtype = s->kv_dtype, .pages = s->batch * pages_per_seq(s),
                             .page_size = ps, .heads = s->kv_heads, .dim = d, .v_dim = d,
-                            .k_stride_page = page, .k_stride_token = d, .k_stride_head = ps * d,
-                            .v_stride_page = page, .v_stride_token = d, .v_stride_head = ps * d,
+                            .k_stride_page = page, .k_stride_token = st, .k_stride_head = sh,
+                            .v_stride_page = page, .v_stride_token = st, .v_stride_head = sh,
                             .batch = s->batch, .seq_lens = w->lens, .block_table = w->table,
                             .block_table_stride = pages_per_seq(s)};
 }

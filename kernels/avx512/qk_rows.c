@@ -151,13 +151,17 @@ q_rows4(int m, int d, int c, const float *restrict qp, __m512 r[4])
     __m512 w[4];
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
-        __m512 z = _mm512_setzero_ps();
+        __m128 x[4];
 #pragma GCC unroll 4
         for (int u = 0; u < 4; u++) {
             const int dim = c + 4 * k + u;
-            const __m128 x = _mm_maskz_loadu_ps(dim < d ? rows : 0, qp + (int64_t)(dim < d ? dim : 0) * MR);
-            z = _mm512_insertf32x4(z, x, u);
+            x[u] = _mm_maskz_loadu_ps(dim < d ? rows : 0, qp + (int64_t)(dim < d ? dim : 0) * MR);
         }
+        /* lane indices are immediates: spelled out (unrolled loops are not
+         * constant at -O0/-O1, the sanitizer builds) */
+        const __m512 z = _mm512_insertf32x4(
+            _mm512_insertf32x4(_mm512_insertf32x4(_mm512_castps128_ps512(x[0]), x[1], 1), x[2], 2),
+            x[3], 3);
         w[k] = _mm512_permutexvar_ps(to_rows, z);
     }
     const __m512 t0 = _mm512_shuffle_f32x4(w[0], w[1], 0x44), t1 = _mm512_shuffle_f32x4(w[0], w[1], 0xee);

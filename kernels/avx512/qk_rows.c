@@ -174,8 +174,9 @@ q_rows4(int m, int d, int c, const float *restrict qp, __m512 r[4])
 
 /* Q rows i < m of the panel into rows of ldq floats (zero past d, and rows
  * m .. mb-1 zero); bf16 and int4 K (pairs = 1): each 32 dims as 16 even,
- * 16 odd. */
-static inline __attribute__((always_inline)) void
+ * 16 odd. Once per call: one function, not a copy in every kernel instance
+ * (the sanitizer builds' compile time). */
+static __attribute__((noinline)) void
 gather_q(const int pairs, int m, int mb, int d, const float *restrict qp, float *restrict qr,
          int ldq)
 {

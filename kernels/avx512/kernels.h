@@ -400,12 +400,12 @@ flat_dot_rows_avx512(const flat_dtype t, const int kg, const flat_kv_src *ks, in
 
 /* Near the end of a call of n keys, the rows `ahead` keys past keys j ..
  * j + nk - 1 that lie in the runs the caller hands the kernel next
- * (ks->next: a paged cache's next pages), every line of their elements
- * col0 .. col0 + cols - 1 and their scales, at once: outside the kernels' line loops (a
- * pointer per key there cost 1 ns per key at one row in L2), and a
- * subgroup's rows at a time, which kept 90% of the per-line prefetch's
- * bandwidth over shuffled 8 KiB pages where a whole page at a time lost
- * a third of it (a probe on Zen 5). */
+ * (ks->next: a paged cache's next pages): every line of their elements
+ * col0 .. col0 + cols - 1, and their scales, at once. Outside the kernels'
+ * line loops (a pointer per key there cost 1 ns per key at one row in L2),
+ * a few rows at a time: bursts of up to 64 lines read shuffled 8 KiB pages
+ * as fast as one prefetch per line did, a whole page at a time a fifth
+ * slower (a probe on Zen 5). */
 static __attribute__((noinline, unused)) void
 flat_prefetch_chain_rows_avx512(const flat_kv_src *ks, int64_t j, int nk, int64_t n,
                                 int64_t ahead, int64_t col0, int64_t cols)

@@ -77,7 +77,9 @@ static inline __attribute__((always_inline)) void join_pairs(__m512 *even, __m51
  * [0, 16*nv) where the last vector keeps only the lanes of `last` when
  * `masked`. Each key j broadcasts P[i][j] for the mb rows and FMAs it against
  * V row j held in nv registers, so V is read once per block and P once per
- * column chunk.
+ * column chunk. V rows are prefetched PV_PREFETCH keys ahead, columns col0 ..
+ * col0 + pf_cols - 1 of them: 0, the block's columns, or (pv) those and
+ * the next chunk's.
  *
  * A short block (rows < mb) reads row rows-1 of P in place of the missing
  * rows and never stores them: one code path, no out-of-bounds access.
@@ -88,7 +90,8 @@ static inline __attribute__((always_inline)) void join_pairs(__m512 *even, __m51
 static inline __attribute__((always_inline)) void
 pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int masked, int lastn,
          int rows, int n, const float *restrict p, int64_t ld_p, const flat_kv_src *vs,
-         int64_t col0, float *restrict o, int64_t ld_o, const float *restrict alpha)
+         int64_t col0, int64_t pf_cols, float *restrict o, int64_t ld_o,
+         const float *restrict alpha)
 {
     const __mmask16 last = flat_tail_mask_avx512(lastn);
     const float *pr[PV_MR];
@@ -149,21 +152,25 @@ pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int
          * PV_PREFETCH keys ahead, one prefetch per 64-byte line (16 f32 or
          * 32 16-bit columns), within the call and then in the runs the
          * caller hands it next (a paged cache's next pages: ukernel.h). */
-        if (j + PV_PREFETCH < n) {
+        if (pf_cols && j + PV_PREFETCH < n) {
 #pragma GCC unroll 16
             for (int c = 0; c < nv; c++)
-                if ((16 * c) % (512 / flat_dtype_bits(t)) == 0)
+                if ((16 * c) % (512 / flat_dtype_bits(t)) == 0) {
                     flat_prefetch_kv_avx512(
                         t, flat_elem_ptr(vj, PV_PREFETCH * vs->ld + col0 + 16 * c, t));
+                    if (pf_cols > 16 * nv) /* the next chunk's columns too (pv) */
+                        flat_prefetch_kv_avx512(
+                            t, flat_elem_ptr(vj, PV_PREFETCH * vs->ld + col0 + 16 * (nv + c), t));
+                }
             if (tail)
                 flat_prefetch_row_tail_avx512(t, flat_elem_ptr(vj, PV_PREFETCH * vs->ld + col0, t),
-                                              cols);
+                                              pf_cols);
             if (sj)
                 _mm_prefetch((const char *)flat_elem_ptr(sj, PV_PREFETCH * vs->ld_scale, vs->scale_t),
                              _MM_HINT_T0);
         }
-        if ((j & 3) == 0) /* the caller's next rows, 4 at a time */
-            flat_prefetch_chain_avx512(vs, j, n - j < 4 ? n - j : 4, n, PV_PREFETCH, col0, cols);
+        if (pf_cols && (j & 3) == 0) /* the caller's next rows, 4 at a time */
+            flat_prefetch_chain_avx512(vs, j, n - j < 4 ? n - j : 4, n, PV_PREFETCH, col0, pf_cols);
         float rs[16]; /* CHUNK: this row's scale per chunk */
         if (flat_dtype_quantized(t) && sm == FLAT_SC_CHUNK)
             _mm512_storeu_ps(rs, _mm512_mul_ps(_mm512_set1_ps(FLAT_F8_UNIT(t)),
@@ -220,12 +227,12 @@ pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int
         nan_columns(vs, n, col0, (int)cols, rows, o, ld_o);
 }
 
-/* Columns [0, cols) of every row block, cols <= 64. */
+/* Columns [0, cols) of every row block, cols <= 64, prefetching pf_cols
+ * columns (pv_block). */
 static inline __attribute__((always_inline)) void
 pv_columns(const flat_dtype t, const int sm, int cols, int m, int n, const float *restrict p,
-           int64_t ld_p,
-           const flat_kv_src *v, int64_t col0, float *restrict o, int64_t ld_o,
-           const float *restrict alpha)
+           int64_t ld_p, const flat_kv_src *v, int64_t col0, int64_t pf_cols,
+           float *restrict o, int64_t ld_o, const float *restrict alpha)
 {
     const int nv = (cols + 15) / 16;
     const int last = cols - 16 * (nv - 1);
@@ -238,19 +245,19 @@ pv_columns(const flat_dtype t, const int sm, int cols, int m, int n, const float
          * takes a block of its size: the 6-row one computed 6 rows' FMAs
          * for 4, 1.5x the work of a decode step's P V */
         if (cols == 16 * PV_NV && rows <= 2)
-            pv_block(t, sm, 2, 4, 0, 16, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
+            pv_block(t, sm, 2, 4, 0, 16, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab);
         else if (cols == 16 * PV_NV && rows <= 4)
-            pv_block(t, sm, 4, 4, 0, 16, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
+            pv_block(t, sm, 4, 4, 0, 16, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab);
         else if (cols == 16 * PV_NV)
-            pv_block(t, sm, PV_MR, 4, 0, 16, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
+            pv_block(t, sm, PV_MR, 4, 0, 16, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab);
         else if (nv == 4)
-            pv_block(t, sm, PV_MR, 4, 1, last, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
+            pv_block(t, sm, PV_MR, 4, 1, last, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab);
         else if (nv == 3)
-            pv_block(t, sm, PV_MR, 3, 1, last, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
+            pv_block(t, sm, PV_MR, 3, 1, last, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab);
         else if (nv == 2)
-            pv_block(t, sm, PV_MR, 2, 1, last, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
+            pv_block(t, sm, PV_MR, 2, 1, last, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab);
         else
-            pv_block(t, sm, PV_MR, 1, 1, last, rows, n, pb, ld_p, v, col0, ob, ld_o, ab);
+            pv_block(t, sm, PV_MR, 1, 1, last, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab);
     }
 }
 
@@ -269,7 +276,7 @@ pv_narrow(const flat_dtype t, const int sm, int cols, int m, int n, const float 
     const int nv = (cols + 15) / 16;
     const int last = cols - 16 * (nv - 1);
     const int masked = cols != 16 * nv;
-#define NARROW(mb, nvc) pv_block(t, sm, mb, nvc, masked, last, m, n, p, ld_p, v, col0, o, ld_o, alpha)
+#define NARROW(mb, nvc) pv_block(t, sm, mb, nvc, masked, last, m, n, p, ld_p, v, col0, cols, o, ld_o, alpha)
     switch (nv + 8 * (m - 1)) {
     case 5: NARROW(1, 5); break;
     case 6: NARROW(1, 6); break;
@@ -291,16 +298,27 @@ pv(const flat_dtype t, const int sm, int m, int n, int dv, const float *restrict
     assert(n == 0 || (p != NULL && v->data != NULL));
     assert(o != NULL);
     if (m == 1 && dv == 16 * PV_NV_WIDE) {
-        pv_block(t, sm, 1, PV_NV_WIDE, 0, 16, 1, n, p, ld_p, v, 0, o, ld_o, alpha);
+        pv_block(t, sm, 1, PV_NV_WIDE, 0, 16, 1, n, p, ld_p, v, 0, dv, o, ld_o, alpha);
         return;
     }
     if (m <= 2 && dv > 16 * PV_NV && dv <= 16 * PV_NV_NARROW) {
         pv_narrow(t, sm, dv, m, n, p, ld_p, v, 0, o, ld_o, alpha);
         return;
     }
+    /* Each even column chunk prefetches its columns and the next chunk's,
+     * the odd ones none: DRAM then serves V rows of dv <= 128 whole and in
+     * order, and the second chunk reads them from L2 (the runtime sizes the
+     * block for it). One prefetch stream per 64-column chunk read each
+     * 256-byte bf16 row as two strided streams, which DRAM served ~30%
+     * slower (a probe on one Zen 5 core); GQA decode (4 rows, dv 128) on a
+     * bf16 cache took 6.0 ms where it took 8.3 (batch_decode_2k, 1 thread,
+     * medians of alternating runs). */
     for (int c0 = 0; c0 < dv; c0 += 16 * PV_NV) {
         const int cols = dv - c0 < 16 * PV_NV ? dv - c0 : 16 * PV_NV;
-        pv_columns(t, sm, cols, m, n, p, ld_p, v, c0, o + c0, ld_o, alpha);
+        const int64_t pf = (c0 / (16 * PV_NV)) % 2 ? 0
+                           : dv - c0 < 2 * 16 * PV_NV ? dv - c0
+                                                      : 2 * 16 * PV_NV;
+        pv_columns(t, sm, cols, m, n, p, ld_p, v, c0, pf, o + c0, ld_o, alpha);
     }
 }
 

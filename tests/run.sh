@@ -45,7 +45,7 @@ start_all=$SECONDS
 
 # ---------------------------------------------------------------- packages
 pkgs=(cmake gcc g++ make pkg-config binutils libcmocka-dev libsleef-dev
-      clang libclang-rt-14-dev libomp-dev
+      clang libclang-rt-14-dev libomp-dev ccache
       python3-numpy python3-pytest python3-venv python3-pip python3-setuptools python3-wheel)
 
 installed() {
@@ -83,6 +83,22 @@ if command -v dpkg-query >/dev/null 2>&1; then
     fi
 else
     echo "note: no dpkg (not Debian?): assuming ${pkgs[*]} are installed"
+fi
+
+# ------------------------------------------------------------------ ccache
+# The legs compile the same kernel objects with the same flags (plain,
+# no-openmp and amx-emu share every table but amx_bf16; tsan's two builds
+# share all of theirs), and the kernels are most of the build time (gcc 12,
+# avx512/qk_rows.c alone ~50 s). One cache under build/ shares them within a
+# run: a clean clone starts it empty, so nothing outlives the clone. CMake
+# (>= 3.17) reads the launcher from the environment on first configure, so the
+# leg scripts (tsan.sh, aarch64.sh, benchmarks/run.sh) use it too.
+# CCACHE_NOHASHDIR: -g objects hash their directory by default, which would
+# make every build dir miss; their debug info then names the first build dir.
+if command -v ccache >/dev/null 2>&1; then
+    export CCACHE_DIR=${CCACHE_DIR:-$root/build/ccache} CCACHE_NOHASHDIR=1 CCACHE_BASEDIR=$root
+    export CMAKE_C_COMPILER_LAUNCHER=${CMAKE_C_COMPILER_LAUNCHER:-ccache}
+    export CMAKE_CXX_COMPILER_LAUNCHER=${CMAKE_CXX_COMPILER_LAUNCHER:-ccache}
 fi
 
 # ------------------------------------------------------------ required ISAs

@@ -19,6 +19,9 @@
 #define PV_KC2 (PV_KC / 2)
 /* V prefetch distance in keys, as the AVX-512 table's pv. */
 #define PV_PREFETCH 16
+/* 32-column chunks whose V lines the first of them prefetches (pv_block):
+ * 256 bytes of a row, 4 lines */
+#define PV_PF_CHUNKS(t) ((t) == FLAT_F32 ? 2 : 4)
 
 /*
  * vdpbf16ps wants V in key pairs: lane c of a B vector holds (V[j][c],
@@ -71,12 +74,15 @@ pv_pair(const flat_dtype t, const int mb, int width, const void *va, const void 
  * NULL: the P rows the next convert_p reads (mb rows of ld_p, PV_KC keys),
  * prefetched over the loop: P comes from L2 (written by exp2_row for all
  * the task's rows), and converting it cold cost a sixth of pv's time.
+ * V rows are prefetched PV_PREFETCH keys ahead: pf_chunks (a constant: 0, 1
+ * or PV_PF_CHUNKS(t)) chunks' columns from this chunk's first (pv_block says
+ * which).
  */
 static inline __attribute__((always_inline)) void
 pv_chunk(const flat_dtype t, const int mb, const int masked, int cols, int rows, int nk,
          int first, const uint32_t *p16, const void *restrict v, int64_t ld_v,
          float *restrict o, int64_t ld_o, const float *restrict alpha, const float *pf,
-         int64_t ld_p)
+         int64_t ld_p, const int pf_chunks)
 {
     const int width = masked ? cols : 32;
     const int line = t == FLAT_F32 ? 16 : 32; /* elements per 64-byte line */
@@ -92,14 +98,18 @@ pv_chunk(const flat_dtype t, const int mb, const int masked, int cols, int rows,
         const void *va = flat_elem_ptr(v, 2 * q * ld_v, t);
         const void *vb = flat_elem_ptr(va, ld_v, t);
         /* Past the chunk this only touches cache lines: prefetches do not fault. */
+#pragma GCC unroll 4
+        for (int k = 0; k < pf_chunks; k++) {
 #pragma GCC unroll 2
-        for (int c = 0; c < 32; c += line) {
-            _mm_prefetch((const char *)flat_elem_ptr(va, PV_PREFETCH * ld_v + c, t), _MM_HINT_T0);
-            _mm_prefetch((const char *)flat_elem_ptr(vb, PV_PREFETCH * ld_v + c, t), _MM_HINT_T0);
+            for (int c = 32 * k; c < 32 * k + 32; c += line) {
+                _mm_prefetch((const char *)flat_elem_ptr(va, PV_PREFETCH * ld_v + c, t), _MM_HINT_T0);
+                _mm_prefetch((const char *)flat_elem_ptr(vb, PV_PREFETCH * ld_v + c, t), _MM_HINT_T0);
+            }
         }
-        if (tail) { /* rows off lines: the line of the chunk's last byte too */
-            _mm_prefetch((const char *)flat_elem_ptr(va, PV_PREFETCH * ld_v + width, t) - 1, _MM_HINT_T0);
-            _mm_prefetch((const char *)flat_elem_ptr(vb, PV_PREFETCH * ld_v + width, t) - 1, _MM_HINT_T0);
+        if (tail && pf_chunks) { /* rows off lines: the line of the last byte prefetched too */
+            const int w = pf_chunks == 1 ? width : 32 * pf_chunks;
+            _mm_prefetch((const char *)flat_elem_ptr(va, PV_PREFETCH * ld_v + w, t) - 1, _MM_HINT_T0);
+            _mm_prefetch((const char *)flat_elem_ptr(vb, PV_PREFETCH * ld_v + w, t) - 1, _MM_HINT_T0);
         }
         if (pf)
 #pragma GCC unroll 2
@@ -190,13 +200,33 @@ pv_block(const flat_dtype t, const int mb, int rows, int n, int dv, const float 
         const float *pf = j0 + PV_KC < n ? p + j0 + PV_KC : p + rows * ld_p;
         /* the caller's next runs (ukernel.h), a chunk's keys at a time */
         flat_prefetch_chain_avx512(src, j0, nk, n, PV_PREFETCH, 0, dv);
+        /* V prefetches: in each group of PV_PF_CHUNKS(t) whole chunks (256
+         * bytes of a row) the first asks for the group's columns and the
+         * rest for none, so DRAM serves V rows in 256-byte pieces in order
+         * (one stream per chunk read a 256-byte bf16 row as four strided
+         * streams over the key chunk, which DRAM served ~30% slower:
+         * avx512's pv says more); chunks past the last whole group ask for
+         * their own. Only blocks of up to 6 rows (decode): the 12-row block
+         * (prefill, where V comes from L2 for most row blocks) ran 15%
+         * slower with the grouped variants beside it (s1k bf16, D 64). */
+        const int group = 32 * PV_PF_CHUNKS(t), grouped = mb <= 6 ? dv / group * group : 0;
         int c0 = 0;
-        for (; c0 + 32 <= dv; c0 += 32)
-            pv_chunk(t, mb, 0, 32, rows, nk, j0 == 0, p16, flat_elem_ptr(vj, c0, t), ld_v,
-                     o + c0, ld_o, alpha, c0 == 0 ? pf : NULL, ld_p);
+        for (; c0 + 32 <= dv; c0 += 32) {
+            const void *vc = flat_elem_ptr(vj, c0, t);
+            const float *pfc = c0 == 0 ? pf : NULL;
+            if (c0 >= grouped)
+                pv_chunk(t, mb, 0, 32, rows, nk, j0 == 0, p16, vc, ld_v, o + c0, ld_o, alpha, pfc,
+                         ld_p, 1);
+            else if (c0 % group == 0)
+                pv_chunk(t, mb, 0, 32, rows, nk, j0 == 0, p16, vc, ld_v, o + c0, ld_o, alpha, pfc,
+                         ld_p, PV_PF_CHUNKS(t));
+            else
+                pv_chunk(t, mb, 0, 32, rows, nk, j0 == 0, p16, vc, ld_v, o + c0, ld_o, alpha, pfc,
+                         ld_p, 0);
+        }
         if (c0 < dv)
             pv_chunk(t, mb, 1, dv - c0, rows, nk, j0 == 0, p16, flat_elem_ptr(vj, c0, t), ld_v,
-                     o + c0, ld_o, alpha, c0 == 0 ? pf : NULL, ld_p);
+                     o + c0, ld_o, alpha, c0 == 0 ? pf : NULL, ld_p, 1);
     }
 }
 

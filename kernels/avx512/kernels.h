@@ -23,6 +23,10 @@
 #define FLAT_AVX512_MR 12
 #define FLAT_AVX512_NR 32
 #define FLAT_AVX512_PV_MR 6
+/* qk_rows fetches K rows this many keys ahead (16 KiB at d = 128): decode
+ * streams K from DRAM, and rows strided by heads (BSHD) defeat the
+ * hardware stream prefetcher. */
+#define FLAT_AVX512_QK_ROWS_PREFETCH 32
 
 void flat_pack_q__avx512(int m, int d, const void *const *rows, flat_dtype t, float scale,
                          float *restrict qp);
@@ -36,6 +40,13 @@ void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const f
                  float *restrict s, int64_t ld_s);
 void flat_qk_rows_exact__avx512(int m, int d, int n, const float *restrict qp,
                                 const flat_kv_src *src, float *restrict s, int64_t ld_s);
+/* qk_rows' transposing block (qk.c): m <= 12 rows on a source already
+ * scaled (flat_kv_scaled_avx512); _exact with one FMA chain per score at
+ * 1-4 rows too (qk_rows_exact). */
+void flat_qk_transposing__avx512(int m, int d, int n, const float *restrict qp,
+                                 const flat_kv_src *k, float *restrict s, int64_t ld_s);
+void flat_qk_transposing_exact__avx512(int m, int d, int n, const float *restrict qp,
+                                       const flat_kv_src *k, float *restrict s, int64_t ld_s);
 void flat_widen_rows__avx512(int n, int cols, const flat_kv_src *src, float *restrict y,
                           int64_t ld_y);
 void flat_store_row__avx512(int n, const float *restrict x, float scale, flat_dtype t,

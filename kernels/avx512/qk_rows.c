@@ -1,4 +1,6 @@
-/* S = Q K^T for the decode path: one Q panel against K rows where they lie. */
+/* S = Q K^T for the decode path: one Q panel against K rows where they lie.
+ * 1-4 rows take the dot-product kernels here; 5-12 rows, dims past
+ * DOT_MAX_D and qk_rows_exact the transposing block (qk.c). */
 #ifndef __AVX512F__
 #error "kernels/avx512 must be compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq"
 #endif
@@ -11,117 +13,11 @@
 #include "kernels.h"
 
 #define MR FLAT_AVX512_MR
-/* K rows are fetched this many keys ahead (16 KiB at d = 128): decode streams
- * K from DRAM, and rows strided by heads (BSHD) defeat the hardware stream
- * prefetcher. */
-#define QK_ROWS_PREFETCH 32
+#define QK_ROWS_PREFETCH FLAT_AVX512_QK_ROWS_PREFETCH
 /* Head dims up to this take the dot-product kernels below (their Q rows sit
  * on the stack: 4 rows x 576 floats, 9 KiB); larger ones the transposing
- * block. 576 is DeepSeek's absorbed MLA key. */
+ * block (qk.c). 576 is DeepSeek's absorbed MLA key. */
 #define DOT_MAX_D 576
-
-/* One prefetch per 64-byte line of K row j + QK_ROWS_PREFETCH (and of its
- * scales at column 0), only for rows of this call: the rows past it (the
- * next page of a paged cache) block16 asks for apart
- * (flat_prefetch_chain_avx512). */
-static inline __attribute__((always_inline)) void
-prefetch_key(const flat_dtype t, const flat_kv_src *ks, const void *kj, const void *sj, int64_t j,
-             int n, int c0, int d)
-{
-    if (j + QK_ROWS_PREFETCH >= n)
-        return;
-    if (c0 % (512 / flat_dtype_bits(t)) == 0)
-        flat_prefetch_kv_avx512(t, flat_elem_ptr(kj, QK_ROWS_PREFETCH * ks->ld + c0, t));
-    if (c0 == 0 && flat_rows_unaligned(ks->data, ks->ld, t))
-        flat_prefetch_row_tail_avx512(t, flat_elem_ptr(kj, QK_ROWS_PREFETCH * ks->ld, t), d);
-    if (sj && c0 == 0)
-        _mm_prefetch((const char *)flat_elem_ptr(sj, QK_ROWS_PREFETCH * ks->ld_scale, ks->scale_t),
-                     _MM_HINT_T0);
-}
-
-/* ---- The transposing block (5-12 rows, dims > DOT_MAX_D) ----
- *
- * m_blk rows (a compile-time count >= m) against `keys` <= 16 keys. Each
- * 16-dim chunk of the 16 K rows is loaded and transposed in registers, so
- * lane j of r[c] is K[j][c0 + c]; broadcasting q[i][c0 + c] and one FMA adds
- * it to row i's 16 scores: per score the same products in the same order as
- * qk (the contract's m == mr promise). Up to 6 rows, even and odd dims go
- * to separate accumulators so that 2 m_blk chains cover the FMA latency,
- * unless `exact` (qk_rows_exact: one chain per score, qk's order).
- * Rows m..m_blk-1 compute on the panel's zero padding and are not stored. */
-static inline __attribute__((always_inline)) void
-block16(const flat_dtype t, const int m_blk, const int exact, const int full, int m, int keys,
-        int ahead, int d,
-        const float *restrict qp, const flat_kv_src *ks, int64_t j0, float *restrict s,
-        int64_t ld_s)
-{
-    /* exact: one chain per score whatever m_blk (qk_rows_exact: qk's order) */
-    const int split = m_blk <= 6 && !exact ? 2 : 1;
-    __m512 acc[2][MR];
-#pragma GCC unroll 2
-    for (int u = 0; u < split; u++)
-#pragma GCC unroll 12
-        for (int i = 0; i < m_blk; i++)
-            acc[u][i] = _mm512_setzero_ps();
-    for (int c0 = 0; c0 < d; c0 += 16) {
-        const int dims = d - c0 < 16 ? d - c0 : 16;
-        const flat_chunk_scales cs = flat_dtype_quantized(t)
-                                         ? flat_chunk_scales_avx512(ks->group, c0, dims)
-                                         : (flat_chunk_scales){0};
-        __m512 r[16];
-#pragma GCC unroll 16
-        for (int j = 0; j < 16; j++) {
-            const void *kj = flat_kv_row(ks, j0 + j, t), *sj = flat_kv_scale_row(ks, j0 + j, t);
-            if (full || j < keys) {
-                prefetch_key(t, ks, kj, sj, j, ahead, c0, d);
-                r[j] = flat_kv_chunk16_avx512(t, ks->scale_t, kj, sj, &cs, c0, dims);
-            } else {
-                r[j] = _mm512_setzero_ps();
-            }
-        }
-        flat_transpose16_avx512(r);
-        const float *q = qp + (int64_t)c0 * MR;
-        if (dims == 16) {
-#pragma GCC unroll 16
-            for (int c = 0; c < 16; c++)
-#pragma GCC unroll 12
-                for (int i = 0; i < m_blk; i++)
-                    acc[c % split][i] = _mm512_fmadd_ps(_mm512_set1_ps(q[c * MR + i]), r[c],
-                                                        acc[c % split][i]);
-        } else {
-            for (int c = 0; c < dims; c++)
-#pragma GCC unroll 12
-                for (int i = 0; i < m_blk; i++)
-                    acc[0][i] = _mm512_fmadd_ps(_mm512_set1_ps(q[c * MR + i]), r[c], acc[0][i]);
-        }
-    }
-    const __mmask16 kmask = flat_tail_mask_avx512(keys);
-#pragma GCC unroll 12
-    for (int i = 0; i < m_blk; i++) {
-        if (i >= m)
-            break;
-        const __m512 sum = split == 2 ? _mm512_add_ps(acc[0][i], acc[1][i]) : acc[0][i];
-        if (full)
-            _mm512_storeu_ps(s + i * ld_s, sum);
-        else
-            _mm512_mask_storeu_ps(s + i * ld_s, kmask, sum);
-    }
-}
-
-static inline __attribute__((always_inline)) void
-rows_transposed(const flat_dtype t, const int m_blk, const int exact, int m, int d, int n,
-                const float *restrict qp, const flat_kv_src *k, float *restrict s, int64_t ld_s)
-{
-    int j = 0;
-    for (; j + 16 <= n; j += 16) {
-        flat_prefetch_chain_avx512(k, j, 16, n, QK_ROWS_PREFETCH, 0, d);
-        block16(t, m_blk, exact, 1, m, 16, n - j, d, qp, k, j, s + j, ld_s);
-    }
-    if (j < n) {
-        flat_prefetch_chain_avx512(k, j, n - j, n, QK_ROWS_PREFETCH, 0, d);
-        block16(t, m_blk, exact, 0, m, n - j, n - j, d, qp, k, j, s + j, ld_s);
-    }
-}
 
 /* ---- The dot-product kernels (1-4 rows: decode, GQA groups) ----
  *
@@ -551,40 +447,13 @@ qk_rows_dot(const flat_dtype t, const int sm, int m, int d, int n, const float *
             const flat_kv_src *k, float *restrict s, int64_t ld_s)
 {
     if (sm == FLAT_SC_LANES || (t == FLAT_I4 && sm == FLAT_SC_CHUNK && k->group % 32))
-        rows_transposed(t, 4, 0, m, d, n, qp, k, s, ld_s);
+        flat_qk_transposing__avx512(m, d, n, qp, k, s, ld_s);
     else if (m == 1)
         rows_dot(t, sm, 1, m, d, n, qp, k, s, ld_s);
     else if (m == 2)
         rows_dot(t, sm, 2, m, d, n, qp, k, s, ld_s);
     else
         rows_dot(t, sm, 4, m, d, n, qp, k, s, ld_s);
-}
-
-/* The transposing block: 5-12 rows (the whole panel: the batch-invariant
- * promise), dims past DOT_MAX_D. */
-static inline __attribute__((always_inline)) void
-qk_rows_transposed(const flat_dtype t, int m, int d, int n, const float *restrict qp,
-                   const flat_kv_src *k, float *restrict s, int64_t ld_s)
-{
-    if (m <= 4)
-        rows_transposed(t, 4, 0, m, d, n, qp, k, s, ld_s);
-    else if (m <= 8)
-        rows_transposed(t, 8, 0, m, d, n, qp, k, s, ld_s);
-    else
-        rows_transposed(t, 12, 0, m, d, n, qp, k, s, ld_s);
-}
-
-/* qk_rows_exact's 1-4 rows: the transposing block with one chain per score
- * (its 8- and 12-row instances have one already). One row's chain of FMAs
- * is latency-bound, but still under a memory-bound decode's time per key. */
-static inline __attribute__((always_inline)) void
-qk_rows_exact(const flat_dtype t, int m, int d, int n, const float *restrict qp,
-              const flat_kv_src *k, float *restrict s, int64_t ld_s)
-{
-    if (m == 1)
-        rows_transposed(t, 1, 1, m, d, n, qp, k, s, ld_s);
-    else
-        rows_transposed(t, 4, 1, m, d, n, qp, k, s, ld_s);
 }
 
 /* One function per cache type (and scale mode), not one body with every
@@ -594,17 +463,6 @@ FLAT_KV_MODE_FNS_AVX512(qk_dot, qk_rows_dot,
                          float *restrict s, int64_t ld_s),
                         m, d, n, qp, k, s, ld_s)
 #define qk_dot(T, SM, ...) qk_dot_##T##_##SM(__VA_ARGS__)
-FLAT_KV_TYPE_FNS(qk_transposed, qk_rows_transposed,
-                 (int m, int d, int n, const float *restrict qp, const flat_kv_src *k,
-                  float *restrict s, int64_t ld_s),
-                 m, d, n, qp, k, s, ld_s)
-#define qk_transposed(T, ...) qk_transposed_##T(__VA_ARGS__)
-FLAT_KV_TYPE_FNS(qk_exact, qk_rows_exact,
-                 (int m, int d, int n, const float *restrict qp, const flat_kv_src *k,
-                  float *restrict s, int64_t ld_s),
-                 m, d, n, qp, k, s, ld_s)
-#define qk_exact(T, ...) qk_exact_##T(__VA_ARGS__)
-
 /* exact: qk_rows_exact (1-4 rows on the one-chain transposing block). */
 static void qk_rows_entry(const int exact, int m, int d, int n, const float *restrict qp,
                           const flat_kv_src *src, float *restrict s, int64_t ld_s)
@@ -616,11 +474,11 @@ static void qk_rows_entry(const int exact, int m, int d, int n, const float *res
     flat_kv_src unit;
     const flat_kv_src *k = flat_kv_scaled_avx512(src, &unit);
     if (m <= 4 && exact)
-        FLAT_KV_SWITCH(k->t, qk_exact, m, d, n, qp, k, s, ld_s);
+        flat_qk_transposing_exact__avx512(m, d, n, qp, k, s, ld_s);
     else if (m <= 4 && d <= DOT_MAX_D)
         FLAT_KV_SWITCH_MODE_AVX512(k, qk_dot, m, d, n, qp, k, s, ld_s);
     else /* 5-12 rows: the 8- and 12-row blocks have one chain per score */
-        FLAT_KV_SWITCH(k->t, qk_transposed, m, d, n, qp, k, s, ld_s);
+        flat_qk_transposing__avx512(m, d, n, qp, k, s, ld_s);
 }
 
 void flat_qk_rows__avx512(int m, int d, int n, const float *restrict qp, const flat_kv_src *src,

@@ -10,6 +10,11 @@
 #include "../avx512/kernels.h"
 #include "exp.h"
 
+/* Rows of the runs the caller hands over next (a paged cache's next pages:
+ * ukernel.h) are asked for this many keys ahead by qk_rows and pv: the
+ * runtime chains two runs, 32 keys of 16-token pages. */
+#define FLAT_AVX512_VNNI_CHAIN_AHEAD 32
+
 /*
  * vpdpbusd multiplies 64 unsigned by 64 signed bytes and adds each four
  * products to an int32 lane: 64 multiply-adds per instruction against

@@ -14,7 +14,7 @@
 
 #define MAX_DV 1024
 #define PREFETCH 64 /* V rows ahead, within the call */
-#define CHAIN_AHEAD 32 /* the caller's next runs (ukernel.h): two 16-token pages */
+#define CHAIN_AHEAD FLAT_AVX512_VNNI_CHAIN_AHEAD
 
 /* Four V rows' 64 columns interleaved: lane (L, t) of x[k] holds the four
  * keys' codes of column 16L + 4k + t. */

@@ -16,10 +16,7 @@
 /* K rows are prefetched this many keys ahead: 8 KiB of int8 rows at d = 128
  * (32 and 128 measured no better, flat-bench-quant decode_4k). */
 #define PREFETCH 64
-/* Rows of the runs the caller hands over next (a paged cache's next pages:
- * ukernel.h) are asked for this many keys ahead: the runtime chains two
- * runs, 32 keys of 16-token pages. */
-#define CHAIN_AHEAD 32
+#define CHAIN_AHEAD FLAT_AVX512_VNNI_CHAIN_AHEAD
 
 /* What every block of a call shares: up to 4 rows of Q as int8 codes and
  * their per-lane corrections, each block's K scale map. A block is one

@@ -311,7 +311,7 @@ pv(const flat_dtype t, const int sm, int m, int n, int dv, const float *restrict
      * block for it). One prefetch stream per 64-column chunk read each
      * 256-byte bf16 row as two strided streams, which DRAM served ~30%
      * slower (a probe on one Zen 5 core); GQA decode (4 rows, dv 128) on a
-     * bf16 cache took 6.0 ms where it took 8.3 (batch_decode_2k, 1 thread,
+     * bf16 cache took 6.0 ms where it took 7.7 (batch_decode_2k, 1 thread,
      * medians of alternating runs). */
     for (int c0 = 0; c0 < dv; c0 += 16 * PV_NV) {
         const int cols = dv - c0 < 16 * PV_NV ? dv - c0 : 16 * PV_NV;

@@ -204,6 +204,7 @@ flat_kv_widen_rows(const flat_dtype t, int n, int cols, const flat_kv_src *v, fl
 static inline flat_kv_src flat_kv_src_rows(const flat_kv_src *src, int64_t rows)
 {
     flat_kv_src r = *src;
+    r.along = NULL; /* rows of `along` are not offset with these */
     r.data = flat_elem_ptr(src->data, rows * src->ld, src->t);
     if (r.scale)
         r.scale = flat_elem_ptr(src->scale, rows * src->ld_scale, src->scale_t);
@@ -265,7 +266,7 @@ static inline const flat_kv_src *flat_kv_ahead(const flat_kv_src *src, int64_t *
 
 static inline flat_kv_src flat_kv_src_plain(const void *data, int64_t ld, flat_dtype t)
 {
-    flat_kv_src r = {data, ld, t, FLAT_F32, NULL, 0, 1, NULL, 0};
+    flat_kv_src r = {data, ld, t, FLAT_F32, NULL, 0, 1, NULL, 0, NULL, 0};
     return r;
 }
 

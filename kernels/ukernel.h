@@ -144,6 +144,13 @@ typedef struct flat_kv_src {
      * (runtime/keys.c). */
     const struct flat_kv_src *next;
     int64_t next_n;
+    /* Rows a later call reads, to fetch alongside (NULL: none): row j of
+     * `along`, its along_cols columns, may be prefetched into L2 as this
+     * call reads row j from memory (decode's V block while qk_rows streams
+     * the K block: runtime/keys.c). Rows 0 .. n-1 of `along` are valid
+     * whenever rows 0 .. n-1 of this source are. A kernel may ignore it. */
+    const struct flat_kv_src *along;
+    int64_t along_cols;
 } flat_kv_src;
 
 /*

@@ -32,17 +32,26 @@ static inline __attribute__((always_inline)) void prefetch_rows(const flat_probl
 }
 
 /* pv of m rows over keys [j0, j0 + n), V walked run by run: the first run
- * applies alpha, later ones accumulate. */
+ * applies alpha, later ones accumulate. `fetch`: K rows of the next `fetch`
+ * keys (from j0 + n) to prefetch beside V (plan->along; contiguous K only,
+ * where they lie in one run). */
 static void pv_range(const flat_problem *p, const flat_ukernels *uk, const flat_task *t, int m,
                      int64_t j0, int64_t n, const float *s, int64_t ld_s, float *o,
-                     int64_t ld_o, const float *alpha, const float *ones)
+                     int64_t ld_o, const float *alpha, const float *ones, int64_t fetch)
 {
     flat_run_walk w;
     flat_walk_start(&w, p, uk, t, 1, j0, n);
-    do
+    flat_run next = {0};
+    if (fetch > 0 && !p->paged)
+        next = flat_key_run(p, t, j0 + n);
+    do {
+        if (w.at[0] == 0 && next.count >= w.run[0].count) { /* one run: contiguous */
+            w.run[0].src.along = &next.src;
+            w.run[0].src.along_cols = p->dim;
+        }
         uk->pv(m, (int)w.run[0].count, (int)p->v_dim, s + w.at[0], ld_s, &w.run[0].src, o, ld_o,
                w.at[0] == 0 ? alpha : ones);
-    while (flat_walk_next(&w));
+    } while (flat_walk_next(&w));
 }
 
 /* Rows per pv call group. A table with bf16 products multiplies in key
@@ -67,14 +76,14 @@ static void row_segment(const flat_scratch *ws, int r, int k0, int c0, int c1, i
  * by run), else run by run. */
 static void pv_keys(const flat_problem *p, const flat_ukernels *uk, const flat_task *t, int m,
                     int64_t j0, int64_t n, const float *s, int64_t ld_s, float *o, int64_t ld_o,
-                    const float *alpha, flat_scratch *ws)
+                    const float *alpha, flat_scratch *ws, int64_t fetch)
 {
     if (flat_block_holds(&ws->vblk, j0, n)) {
         const flat_kv_src rows = flat_kv_src_rows(&ws->vblk.src, j0 - ws->vblk.k0);
         uk->pv(m, (int)n, (int)p->v_dim, s, ld_s, &rows, o, ld_o, alpha);
         return;
     }
-    pv_range(p, uk, t, m, j0, n, s, ld_s, o, ld_o, alpha, ws->ones);
+    pv_range(p, uk, t, m, j0, n, s, ld_s, o, ld_o, alpha, ws->ones, fetch);
 }
 
 /* V rows of keys [j0, j0 + n) widened to fp32 into ws->vw, run by run. */
@@ -123,7 +132,7 @@ static void row_piece(const flat_problem *p, const flat_ukernels *uk, const flat
 {
     if (piece[1] > piece[0])
         pv_keys(p, uk, t, 1, k0 + piece[0], piece[1] - piece[0],
-                ws->s + r * ld_s + piece[0], ld_s, flat_o_row(ws, r), ws->o_ld_row, ws->ones, ws);
+                ws->s + r * ld_s + piece[0], ld_s, flat_o_row(ws, r), ws->o_ld_row, ws->ones, ws, 0);
 }
 
 /* O += P[:, k0 .. k0+width) V, in chunks of pv_keys keys whose V rows stay in
@@ -139,10 +148,13 @@ static void row_piece(const flat_problem *p, const flat_ukernels *uk, const flat
  * alpha first (a call without keys), then the left pieces, the shared keys
  * and the right pieces, which by pv's order rule is the row's keys in one
  * call whatever rows it is grouped with.
- * `last`: the task's last pv pass, which prefetches the next block's Q rows. */
+ * `last`: the task's last pv pass, which prefetches the next block's Q rows;
+ * `fetch`: keys of the next block whose K rows the first row group's call
+ * over the block's last keys prefetches beside V (plan->along). */
 static void attend_values(const flat_problem *p, const flat_tiling *plan, const flat_ukernels *uk,
                           const flat_task *t, int rows, int k0, int width, const float *alpha,
-                          flat_scratch *ws, int64_t ld_s, int last)
+                          flat_scratch *ws, int64_t ld_s, int last,
+                          int64_t fetch)
 {
     const int group = pv_rows(plan, uk);
     for (int c0 = 0; c0 < width; c0 += plan->pv_keys) {
@@ -167,7 +179,7 @@ static void attend_values(const flat_problem *p, const flat_tiling *plan, const 
                 }
                 if (ce > cs)
                     pv_keys(p, uk, t, r1 - r0, k0 + cs, ce - cs, ws->s + r0 * ld_s + cs,
-                            ld_s, flat_o_row(ws, r0), ws->o_ld_row, ws->ones, ws);
+                            ld_s, flat_o_row(ws, r0), ws->o_ld_row, ws->ones, ws, 0);
                 for (int r = r0; r < r1; r++) {
                     row_pieces(ws, r, k0, c0, c1, cs, ce, pieces);
                     row_piece(p, uk, t, r, k0, pieces[1], ws, ld_s);
@@ -175,7 +187,8 @@ static void attend_values(const flat_problem *p, const flat_tiling *plan, const 
                 continue;
             }
             pv_keys(p, uk, t, r1 - r0, k0 + cs, ce - cs, ws->s + r0 * ld_s + cs, ld_s,
-                    flat_o_row(ws, r0), ws->o_ld_row, a, ws);
+                    flat_o_row(ws, r0), ws->o_ld_row, a, ws,
+                    r0 == 0 && c1 == width && ce == c1 ? fetch : 0);
             for (int r = r0; r < r1; r++) {
                 row_pieces(ws, r, k0, c0, c1, cs, ce, pieces);
                 row_piece(p, uk, t, r, k0, pieces[0], ws, ld_s);
@@ -228,7 +241,7 @@ void flat_rows_flat(const flat_problem *p, const flat_tiling *plan, const flat_u
         else
             ws->l[r] = uk->exp2_row(n, n, s, ws->m[r]);
     }
-    attend_values(p, plan, uk, t, rows, kbeg, kend - kbeg, NULL, ws, ld_s, 1);
+    attend_values(p, plan, uk, t, rows, kbeg, kend - kbeg, NULL, ws, ld_s, 1, 0);
 }
 
 /* FLASH (and the decode path, which differs only in flat_scores): key blocks
@@ -266,7 +279,8 @@ void flat_rows_flash(const flat_problem *p, const flat_tiling *plan, const flat_
             ws->m[r] = m_new;
         }
         attend_values(p, plan, uk, t, rows, k0, width, k0 == kbeg ? NULL : ws->alpha, ws, ld_s,
-                      k0 + plan->bk >= kend);
+                      k0 + plan->bk >= kend,
+                      plan->along ? flat_min(plan->bk, kend - (k0 + width)) : 0);
     }
     ws->kblk.n = ws->vblk.n = 0;
 }

@@ -351,12 +351,23 @@ static void scores_in_place(const flat_problem *p, const flat_tiling *plan,
                     ws->s + (int64_t)r0 * ld_s, ld_s);
             continue;
         }
-        flat_run_walk w;
+        /* The first panel reads K from memory; its kernel may fetch the
+         * block's V rows beside it (along), which pv then finds in L2. */
+        flat_run_walk w, wv;
+        int along = r0 == 0 && plan->along, more = 1;
         flat_walk_start(&w, p, uk, t, 0, k0, n);
-        do
+        if (along)
+            flat_walk_start(&wv, p, uk, t, 1, k0, n);
+        while (more) {
+            if (along && wv.run[0].count == w.run[0].count) { /* K and V share pages */
+                w.run[0].src.along = &wv.run[0].src;
+                w.run[0].src.along_cols = p->v_dim;
+            }
             qk_rows(m, (int)p->dim, (int)w.run[0].count, ws->qp + (int64_t)r0 * p->dim,
                     &w.run[0].src, ws->s + (int64_t)r0 * ld_s + w.at[0], ld_s);
-        while (flat_walk_next(&w));
+            more = flat_walk_next(&w);
+            along = along && flat_walk_next(&wv);
+        }
     }
 }
 

@@ -216,6 +216,14 @@ int64_t flat_gather_floats(const flat_problem *p, int64_t bk, int values)
     return bk * dim + 16;
 }
 
+/* Rows per kv head past which decode fetches K and V crosswise (plan->along).
+ * There compute per key outweighs its bytes: an MLA-like decode (16 query
+ * heads on one kv head of 576 dims, 8k keys, fp32) read V only in pv's first
+ * row group, ~20 GB/s demanded there and none while qk computed; crosswise
+ * it took 15-20% less time (1 and 2 threads, f32 and bf16 K/V, Zen 5). At 4
+ * rows or fewer (memory-bound GQA and MHA decode) it measured no better. */
+#define FLAT_ALONG_MIN_ROWS 4
+
 static void plan_decode(const flat_problem *p, const flat_ukernels *uk, int64_t l2_bytes,
                         flat_tiling *plan)
 {
@@ -238,6 +246,7 @@ static void plan_decode(const flat_problem *p, const flat_ukernels *uk, int64_t 
     plan->s_cols = plan->bk;
     plan->qk_panels = 1;
     plan->pv_keys = plan->bk;
+    plan->along = plan->rows > FLAT_ALONG_MIN_ROWS && uk->prefetch_next;
 }
 
 /* Everything but split-KV for the sequences of plan->part (p: the call as

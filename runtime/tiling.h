@@ -41,6 +41,11 @@ typedef struct {
                                chunk by chunk just before qk reads it */
     int k_in_place;         /* the decode path: no packing, qk_rows reads K rows
                                where they lie (dataflow is then FLASH) */
+    int along;              /* the decode path with more rows than the dot kernels
+                               take: the first Q panel's qk_rows fetches the block's
+                               V rows and its first pv call the next block's K rows
+                               (flat_kv_src.along), so each phase streams one
+                               matrix while it computes on the other from L2 */
     int64_t tasks;          /* query blocks (of bq positions, per head group) */
     int splits;             /* key ranges per task (split-KV, > 1 only when tasks
                                alone cannot occupy the threads); merged by lse */

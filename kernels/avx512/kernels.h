@@ -444,6 +444,39 @@ flat_prefetch_chain_avx512(const flat_kv_src *ks, int64_t j, int nk, int64_t n, 
         flat_prefetch_chain_rows_avx512(ks, j, nk, n, ahead, col0, cols);
 }
 
+/* Rows of ks->along (ukernel.h: the rows a later call reads) as a kernel
+ * that reads rows j0 .. j0 + keys - 1 line by line asks for them: line li
+ * of each of those rows into L2, so the partner rows stream beside its own
+ * at the same pace (one line per row per chunk it reads). */
+typedef struct {
+    const char *row0; /* row j0 of `along` (NULL: no partner) */
+    int64_t ld;       /* bytes between rows */
+    int lines;        /* 64-byte lines per row */
+} flat_along_avx512;
+
+static inline __attribute__((always_inline)) flat_along_avx512
+flat_along_rows_avx512(const flat_kv_src *ks, int64_t j0)
+{
+    const flat_kv_src *a = ks->along;
+    if (!a)
+        return (flat_along_avx512){NULL, 0, 0};
+    return (flat_along_avx512){(const char *)flat_elem_ptr(a->data, j0 * a->ld, a->t),
+                               (int64_t)flat_dtype_bytes(a->t, a->ld),
+                               (int)((flat_dtype_bytes(a->t, ks->along_cols) + 63) / 64)};
+}
+
+static inline __attribute__((always_inline)) void
+flat_prefetch_along_avx512(const flat_along_avx512 *a, int li, int keys)
+{
+    if (li >= a->lines)
+        return;
+    const char *p = a->row0 + 64 * (int64_t)li;
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++)
+        if (j < keys)
+            _mm_prefetch(p + j * a->ld, _MM_HINT_T1);
+}
+
 /*
  * 16x16 transpose in registers (pack_k, pack_q and qk_rows): r[i] holds row i
  * on entry and column i on return. Stage 1 transposes the 4x4 blocks inside

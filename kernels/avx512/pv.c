@@ -86,12 +86,20 @@ static inline __attribute__((always_inline)) void join_pairs(__m512 *even, __m51
  * Each O element is one FMA chain over the keys in order (no split sums),
  * the order the contract fixes; with nv = 1 its 6 chains fill 3/4 of the
  * 2 x 4-cycle FMA pipeline, a loss only for dv <= 16.
+ *
+ * along_dv (the call's dv; 0 for blocks that never see a partner): the
+ * 6-row blocks of the first row group fetch vs->along's rows into L2 (the
+ * next key block's K, runtime/dataflow.c), each key the lines of its row in
+ * proportion to this block's columns of dv, so every pass over the columns
+ * streams its share. Only these blocks: the 1-4-row ones (memory-bound
+ * decode) are never given a partner, and a runtime loop there costs
+ * registers their accumulators need.
  */
 static inline __attribute__((always_inline)) void
 pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int masked, int lastn,
          int rows, int n, const float *restrict p, int64_t ld_p, const flat_kv_src *vs,
          int64_t col0, int64_t pf_cols, float *restrict o, int64_t ld_o,
-         const float *restrict alpha)
+         const float *restrict alpha, int64_t along_dv)
 {
     const __mmask16 last = flat_tail_mask_avx512(lastn);
     const float *pr[PV_MR];
@@ -143,6 +151,11 @@ pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int
         }
     const int tail = flat_rows_unaligned(vs->data, vs->ld, t);
     const int64_t cols = 16 * (nv - 1) + (masked ? lastn : 16);
+    /* the partner rows' lines in proportion to this block's columns */
+    const flat_along_avx512 along =
+        along_dv ? flat_along_rows_avx512(vs, 0) : (flat_along_avx512){NULL, 0, 0};
+    const int al0 = along.row0 ? (int)(col0 * along.lines / along_dv) : 0;
+    const int al1 = along.row0 ? (int)((col0 + cols) * along.lines / along_dv) : 0;
     __m512i nan_seen = _mm512_setzero_si512(); /* F8E4M3: flat_f8_nan_track_avx512 */
 
     for (int j = 0; j < n; j++) {
@@ -168,6 +181,11 @@ pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int
             if (sj)
                 _mm_prefetch((const char *)flat_elem_ptr(sj, PV_PREFETCH * vs->ld_scale, vs->scale_t),
                              _MM_HINT_T0);
+        }
+        if (along.row0) {
+#pragma GCC unroll 8
+            for (int li = al0; li < al1; li++)
+                _mm_prefetch(along.row0 + j * along.ld + 64 * li, _MM_HINT_T1);
         }
         if (pf_cols && (j & 3) == 0) /* the caller's next rows, 4 at a time */
             flat_prefetch_chain_avx512(vs, j, n - j < 4 ? n - j : 4, n, PV_PREFETCH, col0, pf_cols);
@@ -232,7 +250,7 @@ pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int
 static inline __attribute__((always_inline)) void
 pv_columns(const flat_dtype t, const int sm, int cols, int m, int n, const float *restrict p,
            int64_t ld_p, const flat_kv_src *v, int64_t col0, int64_t pf_cols,
-           float *restrict o, int64_t ld_o, const float *restrict alpha)
+           float *restrict o, int64_t ld_o, const float *restrict alpha, int64_t dv)
 {
     const int nv = (cols + 15) / 16;
     const int last = cols - 16 * (nv - 1);
@@ -245,19 +263,24 @@ pv_columns(const flat_dtype t, const int sm, int cols, int m, int n, const float
          * takes a block of its size: the 6-row one computed 6 rows' FMAs
          * for 4, 1.5x the work of a decode step's P V */
         if (cols == 16 * PV_NV && rows <= 2)
-            pv_block(t, sm, 2, 4, 0, 16, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab);
+            pv_block(t, sm, 2, 4, 0, 16, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab, 0);
         else if (cols == 16 * PV_NV && rows <= 4)
-            pv_block(t, sm, 4, 4, 0, 16, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab);
+            pv_block(t, sm, 4, 4, 0, 16, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab, 0);
         else if (cols == 16 * PV_NV)
-            pv_block(t, sm, PV_MR, 4, 0, 16, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab);
+            pv_block(t, sm, PV_MR, 4, 0, 16, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab,
+                     r == 0 ? dv : 0);
         else if (nv == 4)
-            pv_block(t, sm, PV_MR, 4, 1, last, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab);
+            pv_block(t, sm, PV_MR, 4, 1, last, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab,
+                     r == 0 ? dv : 0);
         else if (nv == 3)
-            pv_block(t, sm, PV_MR, 3, 1, last, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab);
+            pv_block(t, sm, PV_MR, 3, 1, last, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab,
+                     r == 0 ? dv : 0);
         else if (nv == 2)
-            pv_block(t, sm, PV_MR, 2, 1, last, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab);
+            pv_block(t, sm, PV_MR, 2, 1, last, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab,
+                     r == 0 ? dv : 0);
         else
-            pv_block(t, sm, PV_MR, 1, 1, last, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab);
+            pv_block(t, sm, PV_MR, 1, 1, last, rows, n, pb, ld_p, v, col0, pf_cols, ob, ld_o, ab,
+                     r == 0 ? dv : 0);
     }
 }
 
@@ -276,7 +299,7 @@ pv_narrow(const flat_dtype t, const int sm, int cols, int m, int n, const float 
     const int nv = (cols + 15) / 16;
     const int last = cols - 16 * (nv - 1);
     const int masked = cols != 16 * nv;
-#define NARROW(mb, nvc) pv_block(t, sm, mb, nvc, masked, last, m, n, p, ld_p, v, col0, cols, o, ld_o, alpha)
+#define NARROW(mb, nvc) pv_block(t, sm, mb, nvc, masked, last, m, n, p, ld_p, v, col0, cols, o, ld_o, alpha, 0)
     switch (nv + 8 * (m - 1)) {
     case 5: NARROW(1, 5); break;
     case 6: NARROW(1, 6); break;
@@ -298,7 +321,7 @@ pv(const flat_dtype t, const int sm, int m, int n, int dv, const float *restrict
     assert(n == 0 || (p != NULL && v->data != NULL));
     assert(o != NULL);
     if (m == 1 && dv == 16 * PV_NV_WIDE) {
-        pv_block(t, sm, 1, PV_NV_WIDE, 0, 16, 1, n, p, ld_p, v, 0, dv, o, ld_o, alpha);
+        pv_block(t, sm, 1, PV_NV_WIDE, 0, 16, 1, n, p, ld_p, v, 0, dv, o, ld_o, alpha, 0);
         return;
     }
     if (m <= 2 && dv > 16 * PV_NV && dv <= 16 * PV_NV_NARROW) {
@@ -318,7 +341,7 @@ pv(const flat_dtype t, const int sm, int m, int n, int dv, const float *restrict
         const int64_t pf = (c0 / (16 * PV_NV)) % 2 ? 0
                            : dv - c0 < 2 * 16 * PV_NV ? dv - c0
                                                       : 2 * 16 * PV_NV;
-        pv_columns(t, sm, cols, m, n, p, ld_p, v, c0, pf, o + c0, ld_o, alpha);
+        pv_columns(t, sm, cols, m, n, p, ld_p, v, c0, pf, o + c0, ld_o, alpha, dv);
     }
 }
 

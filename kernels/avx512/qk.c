@@ -108,6 +108,7 @@ block16(const flat_dtype t, const int m_blk, const int exact, const int full, in
 #pragma GCC unroll 12
         for (int i = 0; i < m_blk; i++)
             acc[u][i] = _mm512_setzero_ps();
+    const flat_along_avx512 along = flat_along_rows_avx512(ks, j0);
     for (int c0 = 0; c0 < d; c0 += 16) {
         const int dims = d - c0 < 16 ? d - c0 : 16;
         const flat_chunk_scales cs = flat_dtype_quantized(t)
@@ -125,6 +126,8 @@ block16(const flat_dtype t, const int m_blk, const int exact, const int full, in
             }
         }
         flat_transpose16_avx512(r);
+        if (along.row0)
+            flat_prefetch_along_avx512(&along, c0 / 16, keys);
         const float *q = qp + (int64_t)c0 * MR;
         if (dims == 16) {
 #pragma GCC unroll 16
@@ -140,6 +143,8 @@ block16(const flat_dtype t, const int m_blk, const int exact, const int full, in
                     acc[0][i] = _mm512_fmadd_ps(_mm512_set1_ps(q[c * MR + i]), r[c], acc[0][i]);
         }
     }
+    for (int li = (d + 15) / 16; li < along.lines; li++) /* V rows longer than K's */
+        flat_prefetch_along_avx512(&along, li, keys);
     const __mmask16 kmask = flat_tail_mask_avx512(keys);
 #pragma GCC unroll 12
     for (int i = 0; i < m_blk; i++) {

@@ -40,6 +40,7 @@ block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, in
 #pragma GCC unroll 12
         for (int i = 0; i < m_blk; i++)
             acc[u][i] = _mm512_setzero_ps();
+    const flat_along_avx512 along = flat_along_rows_avx512(ks, j0); /* ukernel.h */
     for (int c0 = 0; c0 < d; c0 += 32) {
         const int dims = d - c0 < 32 ? d - c0 : 32, pairs = (dims + 1) / 2;
         flat_chunk_scales cs[2];
@@ -74,6 +75,8 @@ block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, in
             }
         }
         flat_transpose16_avx512(r);
+        if (along.row0)
+            flat_prefetch_along_avx512(&along, c0 / 32, keys);
         const uint32_t *q = qp + (int64_t)(c0 / 2) * MR;
         if (pairs == 16) {
 #pragma GCC unroll 16
@@ -91,6 +94,8 @@ block16(const flat_dtype t, const int m_blk, const int full, int m, int keys, in
                                                    _mm512_castps_si512(r[c2]));
         }
     }
+    for (int li = (d + 31) / 32; li < along.lines; li++) /* V rows longer than K's */
+        flat_prefetch_along_avx512(&along, li, keys);
     const __mmask16 kmask = flat_tail_mask_avx512(keys);
 #pragma GCC unroll 12
     for (int i = 0; i < m_blk; i++) {

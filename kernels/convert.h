@@ -113,7 +113,11 @@ static inline __attribute__((always_inline)) void flat_store_elem(void *row, int
 /* A row pointer advanced by `elems` elements of type t (I4: elems even). */
 static inline const void *flat_elem_ptr(const void *row, int64_t elems, flat_dtype t)
 {
-    return (const char *)row + elems * flat_dtype_bits(t) / 8;
+    /* bytes per element first where it is whole: elems * bits / 8 of a signed
+     * count cost every row address in the kernels' loops a rounding fix-up
+     * (lea, cmov, sar) */
+    const int bits = flat_dtype_bits(t);
+    return (const char *)row + (bits % 8 == 0 ? elems * (bits / 8) : elems * bits / 8);
 }
 
 /* Whether rows of t, ld elements apart from `data`, start off a 64-byte line

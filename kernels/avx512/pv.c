@@ -208,8 +208,9 @@ pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int
                 const __m512 s0 = sm == FLAT_SC_COLS ? colsc[c] : _mm512_set1_ps(rs[c]);
                 const __m512 s1 = sm == FLAT_SC_COLS ? colsc[c + 1] : s0;
                 vv[c] = _mm512_mul_ps(vv[c], s0), vv[c + 1] = _mm512_mul_ps(vv[c + 1], s1);
-            } else if (!flat_dtype_quantized(t))
-                vv[c] = flat_kv_chunk16_avx512(t, FLAT_F32, vj, NULL, NULL, col0 + 16 * c, cols);
+            } else if (!flat_dtype_quantized(t)) /* col0 in the row pointer: immediate offsets */
+                vv[c] = flat_kv_chunk16_avx512(t, FLAT_F32, flat_elem_ptr(vj, col0, t), NULL, NULL,
+                                               16 * c, cols);
             else if (sm == FLAT_SC_COLS)
                 vv[c] = _mm512_mul_ps(pv_codes(t, vj, col0 + 16 * c, cols), colsc[c]);
             else if (sm == FLAT_SC_CHUNK)

@@ -144,11 +144,16 @@ typedef struct flat_kv_src {
      * (runtime/keys.c). */
     const struct flat_kv_src *next;
     int64_t next_n;
-    /* Rows a later call reads, to fetch alongside (NULL: none): row j of
-     * `along`, its along_cols columns, may be prefetched into L2 as this
-     * call reads row j from memory (decode's V block while qk_rows streams
-     * the K block: runtime/keys.c). Rows 0 .. n-1 of `along` are valid
-     * whenever rows 0 .. n-1 of this source are. A kernel may ignore it. */
+    /* Rows a later call reads, to fetch alongside (NULL: none): while a
+     * kernel reads row j of this source it may prefetch row j of `along`
+     * (its first along_cols columns) into L2, spread over its own reads.
+     * The decode path with more rows than the dot kernels take hands
+     * qk_rows the key block's V rows and pv the next block's K rows
+     * (runtime/keys.c, runtime/dataflow.c), so each phase streams one
+     * matrix while it computes from the other. Rows 0 .. n-1 of `along`
+     * exist whenever this call's n rows do; prefetch only, never read. A
+     * kernel may ignore it (avx512 qk_rows' transposing block and pv's
+     * 6-row blocks, avx512_bf16 qk_rows' transposing block take it). */
     const struct flat_kv_src *along;
     int64_t along_cols;
 } flat_kv_src;

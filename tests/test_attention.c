@@ -534,6 +534,29 @@ static void test_head_dims(void **state)
         }
 }
 
+/* MLA-like decode (DeepSeek's absorbed attention: one kv head of 576 dims for
+ * all query heads, V of 512 or 576) and speculative rows on it: 16 and 32 rows
+ * per kv head, past the dot kernels' 4, where the decode path fetches K and V
+ * crosswise (plan->along), over enough keys for several key blocks and a
+ * partial last one. */
+static void test_mla_dims(void **state)
+{
+    (void)state;
+    static const int64_t dv[] = {512, 576};
+    char name[80];
+    for (int i = 0; i < 2; i++)
+        for (int spec = 0; spec < 2; spec++) {
+            snprintf(name, sizeof name, "MLA-like D=576 Dv=%lld rows=%d", (long long)dv[i],
+                     spec ? 32 : 16);
+            acase c = base_case(name, spec ? 2 : 1, 700, 576);
+            c.Dv = dv[i];
+            c.Hq = 16, c.Hkv = 1;
+            c.causal = spec;
+            c.threads_both = 1;
+            run_case(&c);
+        }
+}
+
 /* Strided views: BHSD, BSHD, padded, [S,B,H,D], batch-broadcast K/V, and mixes. */
 static void test_layouts(void **state)
 {
@@ -961,7 +984,7 @@ int main(void)
                "count per table and dataflow, half the size grid)\n");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_sanity), cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_head_dims),        cmocka_unit_test(test_layouts),
+        cmocka_unit_test(test_head_dims),        cmocka_unit_test(test_mla_dims),        cmocka_unit_test(test_layouts),
         cmocka_unit_test(test_gqa_mqa),          cmocka_unit_test(test_causal),
         cmocka_unit_test(test_kv_lens),          cmocka_unit_test(test_magnitudes),
         cmocka_unit_test(test_nonfinite_inputs), cmocka_unit_test(test_overflowing_logits),

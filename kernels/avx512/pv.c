@@ -198,23 +198,25 @@ pv_block(const flat_dtype t, const int sm, const int mb, const int nv, const int
             for (int64_t b = 0; b < cols; b += 64)
                 nan_seen = flat_f8_nan_track_avx512(nan_seen, flat_elem_ptr(vj, col0 + b, t),
                                                     cols - b < 64 ? (int)(cols - b) : 64);
+        /* col0 in the row pointer: the loads below take immediate offsets
+         * (offsets col0 + 16c were reloaded from the stack for each key) */
+        const void *vjc = flat_elem_ptr(vj, col0, t);
 #pragma GCC unroll 16
         for (int c = 0; c < nv; c++) {
             const int cols = masked && c == nv - 1 ? lastn : 16;
             if (pairs) {
                 if (c % 2)
                     continue;
-                flat_i4_pairs32_avx512(vj, col0 + 16 * c, 32, &vv[c], &vv[c + 1]);
+                flat_i4_pairs32_avx512(vjc, 16 * c, 32, &vv[c], &vv[c + 1]);
                 const __m512 s0 = sm == FLAT_SC_COLS ? colsc[c] : _mm512_set1_ps(rs[c]);
                 const __m512 s1 = sm == FLAT_SC_COLS ? colsc[c + 1] : s0;
                 vv[c] = _mm512_mul_ps(vv[c], s0), vv[c + 1] = _mm512_mul_ps(vv[c + 1], s1);
-            } else if (!flat_dtype_quantized(t)) /* col0 in the row pointer: immediate offsets */
-                vv[c] = flat_kv_chunk16_avx512(t, FLAT_F32, flat_elem_ptr(vj, col0, t), NULL, NULL,
-                                               16 * c, cols);
+            } else if (!flat_dtype_quantized(t))
+                vv[c] = flat_kv_chunk16_avx512(t, FLAT_F32, vjc, NULL, NULL, 16 * c, cols);
             else if (sm == FLAT_SC_COLS)
-                vv[c] = _mm512_mul_ps(pv_codes(t, vj, col0 + 16 * c, cols), colsc[c]);
+                vv[c] = _mm512_mul_ps(pv_codes(t, vjc, 16 * c, cols), colsc[c]);
             else if (sm == FLAT_SC_CHUNK)
-                vv[c] = _mm512_mul_ps(pv_codes(t, vj, col0 + 16 * c, cols), _mm512_set1_ps(rs[c]));
+                vv[c] = _mm512_mul_ps(pv_codes(t, vjc, 16 * c, cols), _mm512_set1_ps(rs[c]));
             else
                 vv[c] = flat_kv_chunk16_avx512(t, vs->scale_t, vj, sj, &cs[c], col0 + 16 * c, cols);
         }
